@@ -1,0 +1,1565 @@
+/*
+ * batch: one batch of the pipeline, start to end.
+ *
+ * The flow of a batch, each step a single statement whatever the batch size:
+ *   1. candidates: the users of the oldest due entries;
+ *   2. lock: a transaction-scoped advisory lock per user (skipping users another worker holds),
+ *      taking users in order of their oldest due entry until their due entries fill the batch;
+ *   3. claim: all due entries of the locked users, FOR UPDATE SKIP LOCKED, in (timestamp, id) order;
+ *   4. facts: the users' media_ids rows, the target vectors, the ledger correlation ids;
+ *   5. evaluate every entry in memory (pure code: payload, routing, DNA math);
+ *   6. write: coliseum rows, ledger links, dna_evolution rows, one UPDATE per batch for all DNA
+ *      rows, processed marks, failure records; then COMMIT.
+ *
+ * Why lock users and not only entries: the DNA rule is order dependent. If two workers could hold
+ * entries of one user at once, the later entries could be applied before the earlier ones, and
+ * the result would depend on scheduling. Holding the user for the whole transaction makes every
+ * DNA row's entries apply strictly in (timestamp, id) order, whatever the batch size or the
+ * number of workers.
+ *
+ * Bad entries: everything that can be wrong with one entry is found in step 5 and recorded for
+ * that entry alone. Should a write still fail (a constraint the upstream schema adds, a lock
+ * timeout), the transaction is rolled back and the batch is redone one entry per transaction, so
+ * the failing entry is recorded with the database's message and the others go through.
+ */
+#include "batch.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "db.h"
+#include "dna.h"
+#include "log.h"
+#include "payload.h"
+#include "tables.h"
+
+#define ERROR_TEXT_MAX 500
+#define ADVISORY_NAMESPACE "1346458451" /* 'PASS': the first key of the user locks */
+
+/* A condition on passport_entries e: the entry is due now. */
+#define DUE_CONDITION                                                                              \
+	"NOT e.processed AND e.dead_at IS NULL AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())"
+
+#define ENTRY_COLUMNS                                                                              \
+	"e.id::text, e.user_id::text, e.mediaid_id::text, e.event_type, e.payload::text, "              \
+	"array_to_json(e.affects_systems)::text, coalesce(e.processing_attempts, 0), "                  \
+	"floor(extract(epoch FROM e.\"timestamp\") * 1000000)::text"
+
+enum outcome {
+	OUTCOME_OK = 0,
+	OUTCOME_RETRY,
+	OUTCOME_PERMANENT,
+};
+
+struct entry {
+	const char *id;
+	const char *user_id;    /* "" when NULL */
+	const char *mediaid_id; /* "" when NULL */
+	const char *event_type;
+	const char *payload; /* NULL when SQL NULL */
+	size_t payload_len;
+	const char *systems_json; /* NULL when SQL NULL */
+	const char *correlation_column; /* treasury_correlation_id, NULL when absent */
+	int attempts;
+	bool has_time;
+	int64_t time_us;
+
+	unsigned systems;
+	struct payload_info info;
+	enum outcome outcome;
+	char error[ERROR_TEXT_MAX + 1];
+
+	int dna_row;      /* index into batch rows, or -1 */
+	int target;       /* index into batch targets, or -1 */
+	struct dna_step step;
+	double delta_norms[VEC_DOMAINS];
+};
+
+struct dna_row {
+	char id[UUID_TEXT_LEN + 1];
+	char user_id[UUID_TEXT_LEN + 1];
+	bool is_fan;
+	float *v;
+	bool valid;
+	char invalid_reason[200];
+	bool has_clock; /* false when dna_clock or the embedding is NULL */
+	int64_t clock_us;
+	struct dna_preferences prefs;
+	int clock_entry; /* entry whose timestamp is the new clock, or -1 */
+	bool dirty;
+};
+
+struct target {
+	enum target_type type;
+	char id[UUID_TEXT_LEN + 1];
+	float *x; /* NULL when no vector was found */
+	bool valid;
+	char invalid_reason[200];
+};
+
+struct batch {
+	PGresult *claimed; /* owns the strings the entries point to */
+	struct entry *entries;
+	int n_entries;
+	struct dna_row *rows;
+	int n_rows;
+	struct target *targets;
+	int n_targets;
+	char **correlations; /* ledger correlation ids that exist, sorted */
+	int n_correlations;
+};
+
+struct processor {
+	PGconn *conn;
+	struct batch_config config;
+	enum vec_format format;
+	bool has_ledger;
+	bool has_correlation_column;
+	char *claim_users_sql;
+	char *claim_null_user_sql;
+	char *claim_id_sql;
+	char *update_dna_sql;
+	float *scratch;
+	uint64_t random_state;
+};
+
+/* A growable string for array literals. */
+struct strbuf {
+	char *data;
+	size_t len, cap;
+	bool failed;
+};
+
+static void strbuf_add(struct strbuf *sb, const char *text, size_t n)
+{
+	if (sb->failed)
+		return;
+	if (sb->len + n + 1 > sb->cap) {
+		size_t cap = sb->cap ? sb->cap * 2 : 256;
+		char *data;
+		while (cap < sb->len + n + 1)
+			cap *= 2;
+		data = realloc(sb->data, cap);
+		if (!data) {
+			sb->failed = true;
+			return;
+		}
+		sb->data = data;
+		sb->cap = cap;
+	}
+	memcpy(sb->data + sb->len, text, n);
+	sb->len += n;
+	sb->data[sb->len] = '\0';
+}
+
+static void strbuf_add_str(struct strbuf *sb, const char *text)
+{
+	strbuf_add(sb, text, strlen(text));
+}
+
+static void strbuf_free(struct strbuf *sb)
+{
+	free(sb->data);
+	sb->data = NULL;
+	sb->len = sb->cap = 0;
+}
+
+void batch_config_default(struct batch_config *config)
+{
+	config->batch_size = 500;
+	config->enabled_systems = SYSTEM_ALL;
+	config->max_payload_bytes = PAYLOAD_DEFAULT_MAX_BYTES;
+	config->max_attempts = 5;
+	config->retry_base_seconds = 10.0;
+	config->retry_cap_seconds = 3600.0;
+}
+
+/* Cut s to at most max bytes without splitting a UTF-8 sequence. */
+static void utf8_truncate(char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	s[n] = '\0';
+}
+
+static void entry_fail(struct entry *entry, enum outcome outcome, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void entry_fail(struct entry *entry, enum outcome outcome, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (entry->outcome != OUTCOME_OK)
+		return; /* the first failure is the one recorded */
+	entry->outcome = outcome;
+	va_start(ap, fmt);
+	vsnprintf(entry->error, sizeof(entry->error), fmt, ap);
+	va_end(ap);
+	utf8_truncate(entry->error, ERROR_TEXT_MAX);
+}
+
+/*
+ * Parse the text of a whole number of microseconds (from floor(extract(epoch ...) * 1e6)).
+ * Returns 0, or -1 for NULL, infinity or a value out of range.
+ */
+static int parse_micros(const char *text, int64_t *out)
+{
+	char *end;
+	long long value;
+
+	if (!text || !*text)
+		return -1;
+	errno = 0;
+	value = strtoll(text, &end, 10);
+	if (errno || *end != '\0')
+		return -1;
+	*out = value;
+	return 0;
+}
+
+static uint64_t next_random(struct processor *p)
+{
+	/* xorshift64*: jitter only, not security. */
+	uint64_t x = p->random_state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	p->random_state = x;
+	return x * 2685821657736338717ULL;
+}
+
+static double retry_delay_seconds(struct processor *p, int attempts)
+{
+	double delay = p->config.retry_base_seconds;
+	double jitter;
+
+	for (int i = 1; i < attempts && delay < p->config.retry_cap_seconds; i++)
+		delay *= 2.0;
+	if (delay > p->config.retry_cap_seconds)
+		delay = p->config.retry_cap_seconds;
+	/* +-20 % so that entries failing together do not come back together. */
+	jitter = 0.8 + 0.4 * (double)(next_random(p) >> 11) / 9007199254740992.0;
+	return delay * jitter;
+}
+
+static PGresult *query(struct processor *p, const char *sql, int nparams, const char *const *values,
+		       const int *lengths, const int *formats, int result_format, char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(p->conn, sql, nparams, NULL, values, lengths, formats, result_format);
+
+	if (!res || (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
+		db_error_text(p->conn, res, err, errlen);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Like query but remembers the SQLSTATE of a failure. */
+static PGresult *query_state(struct processor *p, const char *sql, int nparams, const char *const *values,
+			     const int *lengths, const int *formats, int result_format, char *sqlstate,
+			     char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(p->conn, sql, nparams, NULL, values, lengths, formats, result_format);
+
+	if (!res || (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
+		db_error_text(p->conn, res, err, errlen);
+		snprintf(sqlstate, 6, "%s", db_sqlstate(res));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+static int query_bool(struct processor *p, const char *sql, bool *out, char *err, size_t errlen)
+{
+	PGresult *res = query(p, sql, 0, NULL, NULL, NULL, 0, err, errlen);
+
+	if (!res)
+		return -1;
+	*out = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return 0;
+}
+
+static char *sql_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *sql_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *out = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&out, fmt, ap) < 0)
+		out = NULL;
+	va_end(ap);
+	return out;
+}
+
+struct processor *processor_create(PGconn *conn, const struct batch_config *config, char *err,
+				   size_t errlen)
+{
+	struct processor *p = calloc(1, sizeof(*p));
+	PGresult *res;
+	const char *correlation;
+	bool schema_ready;
+
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->conn = conn;
+	p->config = *config;
+	p->random_state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
+
+	if (query_bool(p,
+		       "SELECT to_regclass('passport_entries') IS NOT NULL AND to_regclass('dna_evolution') IS NOT NULL"
+		       " AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('media_ids')"
+		       " AND attname = 'dna_clock' AND NOT attisdropped)",
+		       &schema_ready, err, errlen) < 0)
+		goto fail;
+	if (!schema_ready) {
+		snprintf(err, errlen, "the project's schema is missing: run `passport-migrate schema` first");
+		goto fail;
+	}
+
+	res = query(p,
+		    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+		    " WHERE attrelid = 'media_ids'::regclass AND attname = 'profile_embedding' AND NOT attisdropped",
+		    0, NULL, NULL, NULL, 0, err, errlen);
+	if (!res)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		snprintf(err, errlen, "media_ids.profile_embedding is missing");
+		PQclear(res);
+		goto fail;
+	}
+	if (strncmp(PQgetvalue(res, 0, 0), "vector", 6) == 0) {
+		p->format = VEC_FORMAT_PGVECTOR;
+	} else if (strcmp(PQgetvalue(res, 0, 0), "real[]") == 0) {
+		p->format = VEC_FORMAT_REAL_ARRAY;
+	} else {
+		snprintf(err, errlen, "media_ids.profile_embedding has type %s, expected vector(1536) or real[]",
+			 PQgetvalue(res, 0, 0));
+		PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
+
+	if (query_bool(p, "SELECT to_regclass('ledger_entries') IS NOT NULL", &p->has_ledger, err, errlen) < 0)
+		goto fail;
+	if (query_bool(p,
+		       "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'passport_entries'::regclass"
+		       " AND attname = 'treasury_correlation_id' AND NOT attisdropped)",
+		       &p->has_correlation_column, err, errlen) < 0)
+		goto fail;
+
+	correlation = p->has_correlation_column ? "e.treasury_correlation_id::text" : "NULL::text";
+	p->claim_users_sql = sql_printf(
+		"SELECT " ENTRY_COLUMNS ", %s FROM passport_entries e"
+		" WHERE e.user_id = ANY($1::uuid[]) AND " DUE_CONDITION
+		" ORDER BY e.\"timestamp\", e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED",
+		correlation);
+	p->claim_null_user_sql = sql_printf(
+		"SELECT " ENTRY_COLUMNS ", %s FROM passport_entries e"
+		" WHERE e.user_id IS NULL AND " DUE_CONDITION
+		" ORDER BY e.\"timestamp\", e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED",
+		correlation);
+	p->claim_id_sql = sql_printf(
+		"SELECT " ENTRY_COLUMNS ", %s FROM passport_entries e"
+		" WHERE e.id = $1::uuid AND " DUE_CONDITION
+		" AND (e.user_id IS NULL OR pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ", hashtext(e.user_id::text)))"
+		" FOR UPDATE OF e SKIP LOCKED",
+		correlation);
+	/*
+	 * All embeddings of a batch travel as one flat binary real[] parameter; row i takes the slice
+	 * [i*1536+1, (i+1)*1536]. real[] to vector is pgvector's own exact cast, so one statement
+	 * serves both column types.
+	 */
+	p->update_dna_sql = sql_printf(
+		"UPDATE media_ids m SET profile_embedding = ($2::real[])[(u.ord - 1) * %d + 1 : u.ord * %d]%s,"
+		" dna_clock = CASE WHEN u.clock_entry IS NULL THEN m.dna_clock"
+		" ELSE (SELECT c.\"timestamp\" FROM passport_entries c WHERE c.id = u.clock_entry) END,"
+		" version = m.version + 1, updated_at = now()"
+		" FROM unnest($1::uuid[], $3::uuid[]) WITH ORDINALITY AS u(id, clock_entry, ord)"
+		" WHERE m.id = u.id",
+		VEC_DIM, VEC_DIM, p->format == VEC_FORMAT_PGVECTOR ? "::vector" : "");
+	p->scratch = vec_create(VEC_DIM);
+	if (!p->claim_users_sql || !p->claim_null_user_sql || !p->claim_id_sql || !p->update_dna_sql ||
+	    !p->scratch) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	dna_init_blas();
+	return p;
+
+fail:
+	processor_destroy(p);
+	return NULL;
+}
+
+void processor_destroy(struct processor *p)
+{
+	if (!p)
+		return;
+	free(p->claim_users_sql);
+	free(p->claim_null_user_sql);
+	free(p->claim_id_sql);
+	free(p->update_dna_sql);
+	vec_free(p->scratch);
+	free(p);
+}
+
+void processor_set_config(struct processor *p, const struct batch_config *config)
+{
+	p->config = *config;
+}
+
+enum vec_format processor_vector_format(const struct processor *p)
+{
+	return p->format;
+}
+
+static void batch_clear(struct batch *b)
+{
+	PQclear(b->claimed);
+	free(b->entries);
+	for (int i = 0; i < b->n_rows; i++)
+		vec_free(b->rows[i].v);
+	free(b->rows);
+	for (int i = 0; i < b->n_targets; i++)
+		vec_free(b->targets[i].x);
+	free(b->targets);
+	for (int i = 0; i < b->n_correlations; i++)
+		free(b->correlations[i]);
+	free(b->correlations);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Append the rows of a claim result (all with ENTRY_COLUMNS + correlation) to the batch. */
+static int batch_take_claimed(struct batch *b, PGresult *res)
+{
+	int n = PQntuples(res);
+
+	b->claimed = res;
+	b->entries = calloc((size_t)(n > 0 ? n : 1), sizeof(*b->entries));
+	if (!b->entries)
+		return -1;
+	b->n_entries = n;
+	for (int i = 0; i < n; i++) {
+		struct entry *e = &b->entries[i];
+
+		e->id = PQgetvalue(res, i, 0);
+		e->user_id = PQgetvalue(res, i, 1);
+		e->mediaid_id = PQgetvalue(res, i, 2);
+		e->event_type = PQgetvalue(res, i, 3);
+		e->payload = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
+		e->payload_len = e->payload ? (size_t)PQgetlength(res, i, 4) : 0;
+		e->systems_json = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
+		e->attempts = atoi(PQgetvalue(res, i, 6));
+		e->has_time = parse_micros(PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7), &e->time_us) == 0;
+		e->correlation_column = PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8);
+		e->dna_row = -1;
+		e->target = -1;
+	}
+	return 0;
+}
+
+/* Resolve the entry's systems: its own list, else the default route; minus disabled systems. */
+static void entry_route(struct processor *p, struct entry *e, struct batch_totals *totals)
+{
+	unsigned systems = 0;
+	cJSON *list;
+
+	list = e->systems_json ? cJSON_Parse(e->systems_json) : NULL;
+	if (cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0) {
+		const cJSON *item;
+		cJSON_ArrayForEach(item, list) {
+			unsigned system = cJSON_IsString(item) ? system_from_name(item->valuestring) : 0;
+			if (!system) {
+				char name[80];
+				snprintf(name, sizeof(name), "%s", cJSON_IsString(item) ? item->valuestring : "null");
+				utf8_truncate(name, 64);
+				entry_fail(e, OUTCOME_PERMANENT, "route: unknown system '%s' in affects_systems", name);
+				break;
+			}
+			systems |= system;
+		}
+	} else {
+		systems = route_for_event(e->event_type)->systems;
+	}
+	cJSON_Delete(list);
+	for (unsigned bit = 1; bit <= SYSTEM_TREASURY; bit <<= 1)
+		if ((systems & bit) && !(p->config.enabled_systems & bit)) {
+			systems &= ~bit;
+			totals->skipped_systems++;
+		}
+	e->systems = systems;
+}
+
+static int compare_uuid_text(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Build "{a,b,c}" from the distinct non-empty uuid texts (already validated canonical). */
+static char *uuid_array_literal(const char **ids, int n)
+{
+	struct strbuf sb = {0};
+	const char **sorted = malloc(sizeof(*sorted) * (size_t)(n > 0 ? n : 1));
+	const char *last = NULL;
+	bool first = true;
+
+	if (!sorted)
+		return NULL;
+	memcpy(sorted, ids, sizeof(*sorted) * (size_t)n);
+	qsort(sorted, (size_t)n, sizeof(*sorted), compare_uuid_text);
+	strbuf_add_str(&sb, "{");
+	for (int i = 0; i < n; i++) {
+		if (!sorted[i][0] || (last && strcmp(last, sorted[i]) == 0))
+			continue;
+		if (!first)
+			strbuf_add_str(&sb, ",");
+		strbuf_add_str(&sb, sorted[i]);
+		first = false;
+		last = sorted[i];
+	}
+	strbuf_add_str(&sb, "}");
+	free(sorted);
+	if (sb.failed) {
+		strbuf_free(&sb);
+		return NULL;
+	}
+	return sb.data;
+}
+
+static int compare_rows(const void *a, const void *b)
+{
+	const struct dna_row *x = a, *y = b;
+	int c = strcmp(x->user_id, y->user_id);
+	return c ? c : strcmp(x->id, y->id);
+}
+
+/* Load the media_ids rows of every user with a mediaid entry, decoded, sorted by (user, id). */
+static int load_dna_rows(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+{
+	const char **users = malloc(sizeof(*users) * (size_t)(b->n_entries + 1));
+	int n_users = 0;
+	char *literal;
+	const char *values[1];
+	PGresult *res;
+
+	if (!users)
+		goto oom;
+	for (int i = 0; i < b->n_entries; i++) {
+		struct entry *e = &b->entries[i];
+		if (e->outcome == OUTCOME_OK && (e->systems & SYSTEM_MEDIAID) && e->user_id[0])
+			users[n_users++] = e->user_id;
+	}
+	if (n_users == 0) {
+		free(users);
+		return 0;
+	}
+	literal = uuid_array_literal(users, n_users);
+	free(users);
+	if (!literal)
+		goto oom;
+	values[0] = literal;
+	res = query_state(p,
+			  "SELECT m.id::text, m.user_uuid::text, m.role::text, m.profile_embedding,"
+			  " floor(extract(epoch FROM m.dna_clock) * 1000000)::text,"
+			  " (m.content_flags -> 'dna_preferences')::text"
+			  " FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
+			  " ORDER BY m.user_uuid, m.id FOR NO KEY UPDATE OF m",
+			  1, values, NULL, NULL, 1, sqlstate, err, errlen);
+	free(literal);
+	if (!res)
+		return -1;
+	b->n_rows = PQntuples(res);
+	b->rows = calloc((size_t)(b->n_rows > 0 ? b->n_rows : 1), sizeof(*b->rows));
+	if (!b->rows) {
+		PQclear(res);
+		goto oom;
+	}
+	for (int i = 0; i < b->n_rows; i++) {
+		struct dna_row *row = &b->rows[i];
+		char reason[160];
+
+		snprintf(row->id, sizeof(row->id), "%s", PQgetvalue(res, i, 0));
+		snprintf(row->user_id, sizeof(row->user_id), "%s", PQgetvalue(res, i, 1));
+		row->is_fan = strcmp(PQgetvalue(res, i, 2), "fan") == 0;
+		row->clock_entry = -1;
+		row->valid = true;
+		row->v = vec_create(VEC_DIM);
+		if (!row->v) {
+			PQclear(res);
+			goto oom;
+		}
+		if (!PQgetisnull(res, i, 3)) {
+			if (vec_decode(p->format, (const unsigned char *)PQgetvalue(res, i, 3),
+				       (size_t)PQgetlength(res, i, 3), row->v, VEC_DIM, reason, sizeof(reason)) < 0) {
+				row->valid = false;
+				snprintf(row->invalid_reason, sizeof(row->invalid_reason), "%s", reason);
+			}
+			row->has_clock = parse_micros(PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
+						      &row->clock_us) == 0;
+		}
+		dna_preferences_default(&row->prefs);
+		if (!PQgetisnull(res, i, 5)) {
+			cJSON *prefs = cJSON_ParseWithLength(PQgetvalue(res, i, 5), (size_t)PQgetlength(res, i, 5));
+			dna_preferences_from_json(prefs, &row->prefs);
+			cJSON_Delete(prefs);
+		}
+	}
+	PQclear(res);
+	qsort(b->rows, (size_t)b->n_rows, sizeof(*b->rows), compare_rows);
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+/* Which DNA row an entry applies to (SPEC 3), or a failure recorded on the entry. */
+static void entry_pick_row(struct batch *b, struct entry *e)
+{
+	int first = -1, count = 0, fan = -1;
+
+	if (!e->user_id[0]) {
+		entry_fail(e, OUTCOME_PERMANENT, "mediaid: entry has no user_id");
+		return;
+	}
+	for (int i = 0; i < b->n_rows; i++) {
+		int c = strcmp(b->rows[i].user_id, e->user_id);
+		if (c > 0)
+			break;
+		if (c < 0)
+			continue;
+		if (first < 0)
+			first = i;
+		count++;
+		if (b->rows[i].is_fan)
+			fan = i;
+		if (e->mediaid_id[0] && strcmp(b->rows[i].id, e->mediaid_id) == 0) {
+			e->dna_row = i;
+			return;
+		}
+	}
+	if (e->mediaid_id[0]) {
+		entry_fail(e, OUTCOME_PERMANENT, "mediaid: media_ids row %s does not belong to user %s",
+			   e->mediaid_id, e->user_id);
+		return;
+	}
+	if (count == 0) {
+		entry_fail(e, OUTCOME_RETRY, "mediaid: user %s has no media_ids row yet", e->user_id);
+		return;
+	}
+	if (count == 1) {
+		e->dna_row = first;
+		return;
+	}
+	if (fan < 0) {
+		entry_fail(e, OUTCOME_PERMANENT,
+			   "mediaid: user %s has %d media_ids rows and none with role fan; set mediaid_id",
+			   e->user_id, count);
+		return;
+	}
+	e->dna_row = fan;
+}
+
+static int find_target(const struct batch *b, enum target_type type, const char *id)
+{
+	for (int i = 0; i < b->n_targets; i++)
+		if (b->targets[i].type == type && strcmp(b->targets[i].id, id) == 0)
+			return i;
+	return -1;
+}
+
+/* Collect the distinct targets of mediaid entries and load their vectors from entity_dna. */
+static int load_targets(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+{
+	struct strbuf kinds = {0}, ids = {0};
+	const char *values[2];
+	PGresult *res;
+
+	b->targets = calloc((size_t)(b->n_entries > 0 ? b->n_entries : 1), sizeof(*b->targets));
+	if (!b->targets)
+		goto oom;
+	for (int i = 0; i < b->n_entries; i++) {
+		struct entry *e = &b->entries[i];
+		int t;
+
+		if (e->outcome != OUTCOME_OK || e->dna_row < 0 || e->info.target_type == TARGET_NONE)
+			continue;
+		/* A linear search is fine: a batch rarely holds more than a few hundred targets. */
+		t = find_target(b, e->info.target_type, e->info.target_id);
+		if (t < 0) {
+			t = b->n_targets++;
+			b->targets[t].type = e->info.target_type;
+			memcpy(b->targets[t].id, e->info.target_id, sizeof(b->targets[t].id));
+			b->targets[t].valid = true;
+		}
+		e->target = t;
+	}
+	if (b->n_targets == 0)
+		return 0;
+	strbuf_add_str(&kinds, "{");
+	strbuf_add_str(&ids, "{");
+	for (int i = 0; i < b->n_targets; i++) {
+		if (i) {
+			strbuf_add_str(&kinds, ",");
+			strbuf_add_str(&ids, ",");
+		}
+		strbuf_add_str(&kinds, target_type_name(b->targets[i].type));
+		strbuf_add_str(&ids, b->targets[i].id);
+	}
+	strbuf_add_str(&kinds, "}");
+	strbuf_add_str(&ids, "}");
+	if (kinds.failed || ids.failed) {
+		strbuf_free(&kinds);
+		strbuf_free(&ids);
+		goto oom;
+	}
+	values[0] = kinds.data;
+	values[1] = ids.data;
+	/* A track without a vector of its own falls back to its artist's (SPEC 3). */
+	res = query_state(p,
+			  "SELECT t.ord::text, coalesce(own.embedding, artist.embedding)"
+			  " FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS t(kind, id, ord)"
+			  " LEFT JOIN entity_dna own ON own.entity_type = t.kind AND own.entity_id = t.id"
+			  " LEFT JOIN content_items item ON t.kind = 'track' AND own.embedding IS NULL AND item.id = t.id"
+			  " LEFT JOIN entity_dna artist ON artist.entity_type = 'artist' AND artist.entity_id = item.artist_id",
+			  2, values, NULL, NULL, 1, sqlstate, err, errlen);
+	strbuf_free(&kinds);
+	strbuf_free(&ids);
+	if (!res)
+		return -1;
+	for (int r = 0; r < PQntuples(res); r++) {
+		long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
+		struct target *t;
+		char reason[160];
+
+		if (ord < 1 || ord > b->n_targets || PQgetisnull(res, r, 1))
+			continue;
+		t = &b->targets[ord - 1];
+		if (t->x)
+			continue; /* a track with several artist rows cannot happen; keep the first */
+		t->x = vec_create(VEC_DIM);
+		if (!t->x) {
+			PQclear(res);
+			goto oom;
+		}
+		if (vec_decode(p->format, (const unsigned char *)PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1),
+			       t->x, VEC_DIM, reason, sizeof(reason)) < 0) {
+			t->valid = false;
+			snprintf(t->invalid_reason, sizeof(t->invalid_reason), "%s", reason);
+		}
+	}
+	PQclear(res);
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+static const char *entry_correlation(const struct entry *e)
+{
+	if (e->info.correlation_id[0])
+		return e->info.correlation_id;
+	if (e->correlation_column && e->correlation_column[0])
+		return e->correlation_column;
+	return NULL;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Which correlation ids of treasury entries have ledger rows. */
+static int load_correlations(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+{
+	cJSON *list;
+	char *text;
+	const char *values[1];
+	PGresult *res;
+	int wanted = 0;
+
+	if (!p->has_ledger)
+		return 0;
+	list = cJSON_CreateArray();
+	if (!list)
+		goto oom;
+	for (int i = 0; i < b->n_entries; i++) {
+		struct entry *e = &b->entries[i];
+		const char *correlation = entry_correlation(e);
+		if (e->outcome == OUTCOME_OK && (e->systems & SYSTEM_TREASURY) && correlation) {
+			cJSON_AddItemToArray(list, cJSON_CreateString(correlation));
+			wanted++;
+		}
+	}
+	if (wanted == 0) {
+		cJSON_Delete(list);
+		return 0;
+	}
+	text = cJSON_PrintUnformatted(list);
+	cJSON_Delete(list);
+	if (!text)
+		goto oom;
+	values[0] = text;
+	res = query_state(p,
+			  "SELECT DISTINCT l.correlation_id FROM ledger_entries l"
+			  " WHERE l.correlation_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+			  1, values, NULL, NULL, 0, sqlstate, err, errlen);
+	cJSON_free(text);
+	if (!res)
+		return -1;
+	b->n_correlations = PQntuples(res);
+	b->correlations = calloc((size_t)(b->n_correlations + 1), sizeof(char *));
+	if (!b->correlations) {
+		PQclear(res);
+		goto oom;
+	}
+	for (int i = 0; i < b->n_correlations; i++)
+		b->correlations[i] = strdup(PQgetvalue(res, i, 0));
+	PQclear(res);
+	for (int i = 0; i < b->n_correlations; i++)
+		if (!b->correlations[i])
+			goto oom;
+	qsort(b->correlations, (size_t)b->n_correlations, sizeof(char *), compare_strings);
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+static bool ledger_has(const struct batch *b, const char *correlation)
+{
+	return bsearch(&correlation, b->correlations, (size_t)b->n_correlations, sizeof(char *),
+		       compare_strings) != NULL;
+}
+
+/* First pass: everything about an entry that needs no database facts. */
+static void entry_prepare(struct processor *p, struct entry *e, struct batch_totals *totals)
+{
+	char reason[200];
+
+	e->outcome = OUTCOME_OK;
+	if (payload_parse(e->payload, e->payload_len, p->config.max_payload_bytes, &e->info, reason,
+			  sizeof(reason)) < 0) {
+		entry_fail(e, OUTCOME_PERMANENT, "payload: %s", reason);
+		return;
+	}
+	if (!e->has_time) {
+		entry_fail(e, OUTCOME_PERMANENT, "entry: timestamp is NULL or out of range");
+		return;
+	}
+	entry_route(p, e, totals);
+}
+
+/*
+ * Second pass, in (timestamp, id) order: treasury checks, then the DNA update on the row's
+ * in-memory state. The DNA state only changes when the whole entry succeeds.
+ */
+static void entry_evaluate(struct processor *p, struct batch *b, int index)
+{
+	struct entry *e = &b->entries[index];
+	struct dna_row *row;
+	const float *x = NULL;
+
+	if (e->outcome != OUTCOME_OK)
+		return;
+	if (e->systems & SYSTEM_TREASURY) {
+		const char *correlation = entry_correlation(e);
+		if (e->info.amount_state == AMOUNT_INVALID) {
+			entry_fail(e, OUTCOME_PERMANENT, "treasury: amount_cents must be a non-negative integer");
+			return;
+		}
+		if (p->has_ledger && correlation && !ledger_has(b, correlation)) {
+			char shown[PAYLOAD_CORRELATION_MAX + 1];
+			snprintf(shown, sizeof(shown), "%s", correlation);
+			utf8_truncate(shown, 64);
+			entry_fail(e, OUTCOME_RETRY, "treasury: no ledger entry with correlation_id '%s' yet", shown);
+			return;
+		}
+	}
+	if (!(e->systems & SYSTEM_MEDIAID))
+		return;
+	if (e->dna_row < 0)
+		return; /* entry_pick_row recorded why */
+	row = &b->rows[e->dna_row];
+	if (!row->valid) {
+		entry_fail(e, OUTCOME_PERMANENT, "mediaid: profile_embedding of media_ids %s is invalid: %s", row->id,
+			   row->invalid_reason);
+		return;
+	}
+	if (e->target >= 0) {
+		const struct target *t = &b->targets[e->target];
+		if (!t->valid) {
+			entry_fail(e, OUTCOME_PERMANENT, "mediaid: entity_dna vector for %s %s is invalid: %s",
+				   target_type_name(t->type), t->id, t->invalid_reason);
+			return;
+		}
+		x = t->x; /* NULL when no vector: decay only */
+	}
+	dna_compute_step(row->has_clock, row->clock_us, e->time_us, influence_for_event(e->event_type), &row->prefs,
+			 &e->step);
+	memcpy(p->scratch, row->v, sizeof(float) * VEC_DIM);
+	dna_apply_step(p->scratch, x, &e->step, e->delta_norms);
+	if (!vec_all_finite(p->scratch, VEC_DIM)) {
+		entry_fail(e, OUTCOME_PERMANENT, "mediaid: the update would make media_ids %s non-finite", row->id);
+		return;
+	}
+	memcpy(row->v, p->scratch, sizeof(float) * VEC_DIM);
+	if (e->step.advances_clock) {
+		row->has_clock = true;
+		row->clock_us = e->time_us;
+		row->clock_entry = index;
+	}
+	row->dirty = true;
+	if (!x)
+		e->target = -1; /* recorded as no target */
+}
+
+static cJSON *json_uuid_or_null(const char *id)
+{
+	return id && id[0] ? cJSON_CreateString(id) : cJSON_CreateNull();
+}
+
+/* Run one write statement whose single parameter is a JSON array; skipped when it is empty. */
+static int write_json(struct processor *p, const char *sql, cJSON *rows, char *sqlstate, char *err, size_t errlen)
+{
+	char *text;
+	const char *values[1];
+	PGresult *res;
+
+	if (cJSON_GetArraySize(rows) == 0) {
+		cJSON_Delete(rows);
+		return 0;
+	}
+	text = cJSON_PrintUnformatted(rows);
+	cJSON_Delete(rows);
+	if (!text) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	values[0] = text;
+	res = query_state(p, sql, 1, values, NULL, NULL, 0, sqlstate, err, errlen);
+	cJSON_free(text);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+static void coliseum_metric(const struct entry *e, double *value, const char **unit)
+{
+	*unit = NULL;
+	if (e->info.amount_state == AMOUNT_VALID) {
+		*value = (double)e->info.amount_cents;
+		*unit = "cents";
+	} else if (e->info.has_weight && strstr(e->event_type, "vote") != NULL) {
+		*value = e->info.weight;
+	} else if (e->info.has_value) {
+		*value = e->info.value;
+	} else {
+		*value = 1.0;
+	}
+}
+
+static int write_coliseum(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+{
+	cJSON *rows = cJSON_CreateArray();
+
+	if (!rows)
+		goto oom;
+	for (int i = 0; i < b->n_entries; i++) {
+		const struct entry *e = &b->entries[i];
+		cJSON *row;
+		double value;
+		const char *unit;
+
+		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_COLISEUM))
+			continue;
+		coliseum_metric(e, &value, &unit);
+		row = cJSON_CreateObject();
+		cJSON_AddItemToArray(rows, row);
+		cJSON_AddStringToObject(row, "entry_id", e->id);
+		cJSON_AddItemToObject(row, "artist_id", json_uuid_or_null(e->info.artist_id));
+		cJSON_AddItemToObject(row, "event_id", json_uuid_or_null(e->info.event_id));
+		cJSON_AddItemToObject(row, "track_id", json_uuid_or_null(e->info.track_id));
+		cJSON_AddItemToObject(row, "brand_id", json_uuid_or_null(e->info.brand_id));
+		cJSON_AddNumberToObject(row, "metric_value", value);
+		cJSON_AddItemToObject(row, "metric_unit", unit ? cJSON_CreateString(unit) : cJSON_CreateNull());
+		if (e->info.has_dna_match_score)
+			cJSON_AddNumberToObject(row, "dna_match_score", e->info.dna_match_score);
+	}
+	/* Ids that reference no row become NULL rather than failing the insert. */
+	return write_json(p,
+			  "INSERT INTO coliseum_metrics (user_id, artist_id, event_id, track_id, brand_id, metric_type,"
+			  " metric_value, metric_unit, source, session_id, dna_match_score, metadata, \"timestamp\","
+			  " passport_entry_id)"
+			  " SELECT e.user_id, (SELECT a.id FROM artist_profiles a WHERE a.id = r.artist_id), r.event_id,"
+			  " (SELECT c.id FROM content_items c WHERE c.id = r.track_id), r.brand_id, e.event_type,"
+			  " r.metric_value, r.metric_unit,"
+			  " CASE WHEN e.source IN ('web', 'ios', 'android', 'api', 'system', 'admin') THEN e.source"
+			  " ELSE 'system' END, e.session_id, r.dna_match_score, e.payload, e.\"timestamp\", e.id"
+			  " FROM jsonb_to_recordset($1::jsonb) AS r(entry_id uuid, artist_id uuid, event_id uuid,"
+			  " track_id uuid, brand_id uuid, metric_value numeric, metric_unit text, dna_match_score numeric)"
+			  " JOIN passport_entries e ON e.id = r.entry_id",
+			  rows, sqlstate, err, errlen);
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+static int write_ledger_links(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+{
+	cJSON *rows;
+
+	if (!p->has_ledger)
+		return 0;
+	rows = cJSON_CreateArray();
+	if (!rows) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < b->n_entries; i++) {
+		const struct entry *e = &b->entries[i];
+		const char *correlation = entry_correlation(e);
+		cJSON *row;
+
+		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_TREASURY) || !correlation)
+			continue;
+		row = cJSON_CreateObject();
+		cJSON_AddItemToArray(rows, row);
+		cJSON_AddStringToObject(row, "entry_id", e->id);
+		cJSON_AddStringToObject(row, "correlation_id", correlation);
+	}
+	return write_json(p,
+			  "UPDATE ledger_entries l SET passport_entry_id = r.entry_id"
+			  " FROM jsonb_to_recordset($1::jsonb) AS r(entry_id uuid, correlation_id text)"
+			  " WHERE l.correlation_id = r.correlation_id",
+			  rows, sqlstate, err, errlen);
+}
+
+static int write_evolution(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+{
+	cJSON *rows = cJSON_CreateArray();
+
+	if (!rows) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < b->n_entries; i++) {
+		const struct entry *e = &b->entries[i];
+		const struct target *t = e->target >= 0 ? &b->targets[e->target] : NULL;
+		double decay[VEC_DOMAINS];
+		cJSON *row;
+
+		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_MEDIAID) || e->dna_row < 0)
+			continue;
+		for (int d = 0; d < VEC_DOMAINS; d++)
+			decay[d] = e->step.late ? (double)e->step.late_factor[d] : (double)e->step.keep[d];
+		row = cJSON_CreateObject();
+		cJSON_AddItemToArray(rows, row);
+		cJSON_AddStringToObject(row, "mediaid_id", b->rows[e->dna_row].id);
+		cJSON_AddStringToObject(row, "entry_id", e->id);
+		cJSON_AddItemToObject(row, "target_type", t ? cJSON_CreateString(target_type_name(t->type)) : cJSON_CreateNull());
+		cJSON_AddItemToObject(row, "target_id", json_uuid_or_null(t ? t->id : NULL));
+		cJSON_AddNumberToObject(row, "alpha", e->step.base_alpha);
+		cJSON_AddItemToObject(row, "decay", cJSON_CreateDoubleArray(decay, VEC_DOMAINS));
+		cJSON_AddItemToObject(row, "delta", cJSON_CreateDoubleArray(e->delta_norms, VEC_DOMAINS));
+		cJSON_AddBoolToObject(row, "late", e->step.late);
+	}
+	return write_json(p,
+			  "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, target_type,"
+			  " target_id, alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial,"
+			  " delta_cultural, delta_behavioral, delta_economic, delta_spatial, late)"
+			  " SELECT r.mediaid_id, r.entry_id, e.event_type, e.\"timestamp\", r.target_type, r.target_id,"
+			  " r.alpha, (r.decay->>0)::real, (r.decay->>1)::real, (r.decay->>2)::real, (r.decay->>3)::real,"
+			  " (r.delta->>0)::real, (r.delta->>1)::real, (r.delta->>2)::real, (r.delta->>3)::real, r.late"
+			  " FROM jsonb_to_recordset($1::jsonb) AS r(mediaid_id uuid, entry_id uuid, target_type text,"
+			  " target_id uuid, alpha real, decay jsonb, delta jsonb, late boolean)"
+			  " JOIN passport_entries e ON e.id = r.entry_id",
+			  rows, sqlstate, err, errlen);
+}
+
+static void put_be32(unsigned char *out, uint32_t v)
+{
+	out[0] = (unsigned char)(v >> 24);
+	out[1] = (unsigned char)(v >> 16);
+	out[2] = (unsigned char)(v >> 8);
+	out[3] = (unsigned char)v;
+}
+
+/* One UPDATE for every changed DNA row of the batch. */
+static int write_dna_rows(struct processor *p, struct batch *b, long *written, char *sqlstate, char *err,
+			  size_t errlen)
+{
+	struct strbuf ids = {0}, clocks = {0};
+	unsigned char *flat = NULL;
+	size_t flat_len;
+	int dirty = 0, k = 0;
+	const char *values[3];
+	int lengths[3] = {0, 0, 0};
+	int formats[3] = {0, 1, 0};
+	PGresult *res;
+
+	for (int i = 0; i < b->n_rows; i++)
+		dirty += b->rows[i].dirty;
+	if (dirty == 0)
+		return 0;
+	/* array_send layout of a one-dimensional real[]: header, then (length, float4) per element. */
+	flat_len = 20 + (size_t)dirty * VEC_DIM * 8;
+	flat = malloc(flat_len);
+	if (!flat)
+		goto oom;
+	put_be32(flat, 1);
+	put_be32(flat + 4, 0);
+	put_be32(flat + 8, VEC_FLOAT4_OID);
+	put_be32(flat + 12, (uint32_t)dirty * VEC_DIM);
+	put_be32(flat + 16, 1);
+	strbuf_add_str(&ids, "{");
+	strbuf_add_str(&clocks, "{");
+	for (int i = 0; i < b->n_rows; i++) {
+		const struct dna_row *row = &b->rows[i];
+		unsigned char *out;
+
+		if (!row->dirty)
+			continue;
+		out = flat + 20 + (size_t)k * VEC_DIM * 8;
+		for (int j = 0; j < VEC_DIM; j++) {
+			uint32_t bits;
+			memcpy(&bits, &row->v[j], 4);
+			put_be32(out + (size_t)j * 8, 4);
+			put_be32(out + (size_t)j * 8 + 4, bits);
+		}
+		if (k) {
+			strbuf_add_str(&ids, ",");
+			strbuf_add_str(&clocks, ",");
+		}
+		strbuf_add_str(&ids, row->id);
+		strbuf_add_str(&clocks, row->clock_entry >= 0 ? b->entries[row->clock_entry].id : "NULL");
+		k++;
+	}
+	strbuf_add_str(&ids, "}");
+	strbuf_add_str(&clocks, "}");
+	if (ids.failed || clocks.failed)
+		goto oom;
+	values[0] = ids.data;
+	values[1] = (const char *)flat;
+	lengths[1] = (int)flat_len;
+	values[2] = clocks.data;
+	res = query_state(p, p->update_dna_sql, 3, values, lengths, formats, 0, sqlstate, err, errlen);
+	free(flat);
+	strbuf_free(&ids);
+	strbuf_free(&clocks);
+	if (!res)
+		return -1;
+	PQclear(res);
+	*written += dirty;
+	return 0;
+oom:
+	free(flat);
+	strbuf_free(&ids);
+	strbuf_free(&clocks);
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+static int write_outcomes(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+{
+	const char **done = malloc(sizeof(*done) * (size_t)(b->n_entries + 1));
+	int n_done = 0;
+	cJSON *failures = cJSON_CreateArray();
+	char *literal = NULL;
+	char max_attempts[16];
+	const char *values[2];
+	PGresult *res;
+
+	if (!done || !failures)
+		goto oom;
+	for (int i = 0; i < b->n_entries; i++) {
+		struct entry *e = &b->entries[i];
+		if (e->outcome == OUTCOME_OK) {
+			done[n_done++] = e->id;
+		} else {
+			cJSON *row = cJSON_CreateObject();
+			cJSON_AddItemToArray(failures, row);
+			cJSON_AddStringToObject(row, "id", e->id);
+			cJSON_AddStringToObject(row, "error", e->error);
+			cJSON_AddBoolToObject(row, "permanent", e->outcome == OUTCOME_PERMANENT);
+			cJSON_AddNumberToObject(row, "delay", retry_delay_seconds(p, e->attempts + 1));
+		}
+	}
+	if (n_done > 0) {
+		literal = uuid_array_literal(done, n_done);
+		if (!literal)
+			goto oom;
+		values[0] = literal;
+		res = query_state(p,
+				  "UPDATE passport_entries SET processed = true, processed_at = now(),"
+				  " last_error = NULL, next_attempt_at = NULL WHERE id = ANY($1::uuid[])",
+				  1, values, NULL, NULL, 0, sqlstate, err, errlen);
+		free(literal);
+		if (!res)
+			goto fail;
+		PQclear(res);
+	}
+	free(done);
+	done = NULL;
+	if (cJSON_GetArraySize(failures) > 0) {
+		char *text = cJSON_PrintUnformatted(failures);
+		cJSON_Delete(failures);
+		failures = NULL;
+		if (!text)
+			goto oom;
+		snprintf(max_attempts, sizeof(max_attempts), "%d", p->config.max_attempts);
+		values[0] = text;
+		values[1] = max_attempts;
+		res = query_state(p,
+				  "UPDATE passport_entries e SET processing_attempts = coalesce(e.processing_attempts, 0) + 1,"
+				  " last_error = r.error,"
+				  " dead_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
+				  " THEN now() END,"
+				  " next_attempt_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
+				  " THEN NULL ELSE now() + make_interval(secs => r.delay) END"
+				  " FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, error text, permanent boolean, delay float8)"
+				  " WHERE e.id = r.id",
+				  2, values, NULL, NULL, 0, sqlstate, err, errlen);
+		cJSON_free(text);
+		if (!res)
+			goto fail;
+		PQclear(res);
+	}
+	cJSON_Delete(failures);
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	free(done);
+	cJSON_Delete(failures);
+	return -1;
+}
+
+static void count_outcomes(const struct processor *p, const struct batch *b, struct batch_totals *totals)
+{
+	for (int i = 0; i < b->n_entries; i++) {
+		const struct entry *e = &b->entries[i];
+		if (e->outcome == OUTCOME_OK)
+			totals->processed++;
+		else if (e->outcome == OUTCOME_PERMANENT || e->attempts + 1 >= p->config.max_attempts)
+			totals->dead++;
+		else
+			totals->retrying++;
+		if (e->outcome != OUTCOME_OK)
+			log_info("entry %s (%s) failed: %s", e->id, e->event_type, e->error);
+	}
+}
+
+/* Evaluate and write a claimed batch inside the open transaction. */
+static int process_claimed(struct processor *p, struct batch *b, struct batch_totals *totals, char *sqlstate,
+			   char *err, size_t errlen)
+{
+	long dna_rows = 0;
+	struct batch_totals local = {0};
+
+	for (int i = 0; i < b->n_entries; i++)
+		entry_prepare(p, &b->entries[i], &local);
+	if (load_dna_rows(p, b, sqlstate, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i < b->n_entries; i++) {
+		struct entry *e = &b->entries[i];
+		if (e->outcome == OUTCOME_OK && (e->systems & SYSTEM_MEDIAID))
+			entry_pick_row(b, e);
+	}
+	if (load_targets(p, b, sqlstate, err, errlen) < 0 || load_correlations(p, b, sqlstate, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i < b->n_entries; i++)
+		entry_evaluate(p, b, i);
+
+	if (write_coliseum(p, b, sqlstate, err, errlen) < 0 || write_ledger_links(p, b, sqlstate, err, errlen) < 0 ||
+	    write_evolution(p, b, sqlstate, err, errlen) < 0 ||
+	    write_dna_rows(p, b, &dna_rows, sqlstate, err, errlen) < 0 ||
+	    write_outcomes(p, b, sqlstate, err, errlen) < 0)
+		return -1;
+	if (db_command(p->conn, "COMMIT", err, errlen) < 0) {
+		snprintf(sqlstate, 6, "%s", "XX000");
+		return -1;
+	}
+	totals->batches++;
+	totals->claimed += b->n_entries;
+	totals->dna_rows += dna_rows;
+	totals->skipped_systems += local.skipped_systems;
+	count_outcomes(p, b, totals);
+	return 0;
+}
+
+static void rollback(struct processor *p)
+{
+	char ignored[256];
+
+	if (!db_connection_lost(p->conn))
+		(void)db_command(p->conn, "ROLLBACK", ignored, sizeof(ignored));
+}
+
+/* Record a failure that the database itself reported for one entry, in its own transaction. */
+static int record_database_failure(struct processor *p, const char *entry_id, const char *message,
+				   struct batch_totals *totals, char *err, size_t errlen)
+{
+	struct batch b = {0};
+	char sqlstate[6] = "";
+	const char *values[1] = {entry_id};
+	PGresult *res;
+	struct entry *e;
+
+	if (db_command(p->conn, "BEGIN", err, errlen) < 0)
+		return -1;
+	res = query_state(p, p->claim_id_sql, 1, values, NULL, NULL, 0, sqlstate, err, errlen);
+	if (!res)
+		goto fail;
+	if (batch_take_claimed(&b, res) < 0)
+		goto fail;
+	if (b.n_entries == 1) {
+		e = &b.entries[0];
+		e->outcome = OUTCOME_OK;
+		entry_fail(e, OUTCOME_RETRY, "database: %s", message);
+		if (write_outcomes(p, &b, sqlstate, err, errlen) < 0)
+			goto fail;
+		count_outcomes(p, &b, totals);
+		totals->claimed++;
+	}
+	batch_clear(&b);
+	return db_command(p->conn, "COMMIT", err, errlen);
+fail:
+	batch_clear(&b);
+	rollback(p);
+	return -1;
+}
+
+/* Process one entry in its own transaction (used to isolate a batch whose writes failed). */
+static int run_single(struct processor *p, const char *entry_id, struct batch_totals *totals, char *err,
+		      size_t errlen)
+{
+	struct batch b = {0};
+	char sqlstate[6] = "";
+	const char *values[1] = {entry_id};
+	PGresult *res;
+	char message[ERROR_TEXT_MAX + 1];
+	int status;
+
+	if (db_command(p->conn, "BEGIN", err, errlen) < 0)
+		return BATCH_ERROR;
+	res = query_state(p, p->claim_id_sql, 1, values, NULL, NULL, 0, sqlstate, err, errlen);
+	if (!res || batch_take_claimed(&b, res) < 0) {
+		batch_clear(&b);
+		rollback(p);
+		return BATCH_ERROR;
+	}
+	if (b.n_entries == 0) {
+		batch_clear(&b);
+		rollback(p);
+		return BATCH_EMPTY;
+	}
+	if (process_claimed(p, &b, totals, sqlstate, err, errlen) == 0) {
+		batch_clear(&b);
+		return BATCH_DONE;
+	}
+	batch_clear(&b);
+	rollback(p);
+	if (db_connection_lost(p->conn))
+		return BATCH_ERROR;
+	snprintf(message, sizeof(message), "%s", err);
+	utf8_truncate(message, ERROR_TEXT_MAX - 20);
+	log_warning("entry %s: the database refused its effects: %s", entry_id, message);
+	status = record_database_failure(p, entry_id, message, totals, err, errlen);
+	return status < 0 ? BATCH_ERROR : BATCH_DONE;
+}
+
+int processor_run_entry(struct processor *p, const char *entry_id, struct batch_totals *totals, char *err,
+			size_t errlen)
+{
+	uuid_text id;
+
+	if (uuid_canonical(entry_id, id) < 0) {
+		snprintf(err, errlen, "not a UUID: %.40s", entry_id);
+		return BATCH_ERROR;
+	}
+	return run_single(p, id, totals, err, errlen);
+}
+
+/* Users of the oldest due entries, in order, without repeats; sets *null_user if any entry has none. */
+static int find_candidate_users(struct processor *p, char **literal, bool *null_user, char *err, size_t errlen)
+{
+	char limit[16];
+	const char *values[1] = {limit};
+	PGresult *res;
+	struct strbuf sb = {0};
+	int n;
+
+	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
+	res = query(p,
+		    "SELECT e.user_id::text FROM passport_entries e WHERE " DUE_CONDITION
+		    " ORDER BY e.\"timestamp\", e.id LIMIT $1::int",
+		    1, values, NULL, NULL, 0, err, errlen);
+	if (!res)
+		return -1;
+	*null_user = false;
+	n = PQntuples(res);
+	strbuf_add_str(&sb, "{");
+	/* Keep first occurrences only; order matters (oldest first), so no sorting here. */
+	for (int i = 0, added = 0; i < n; i++) {
+		const char *user = PQgetvalue(res, i, 0);
+		bool seen = false;
+
+		if (PQgetisnull(res, i, 0)) {
+			*null_user = true;
+			continue;
+		}
+		for (int j = 0; j < i && !seen; j++)
+			seen = !PQgetisnull(res, j, 0) && strcmp(PQgetvalue(res, j, 0), user) == 0;
+		if (seen)
+			continue;
+		if (added++)
+			strbuf_add_str(&sb, ",");
+		strbuf_add_str(&sb, user);
+	}
+	strbuf_add_str(&sb, "}");
+	PQclear(res);
+	if (sb.failed) {
+		strbuf_free(&sb);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	*literal = sb.data;
+	return n;
+}
+
+int processor_run_batch(struct processor *p, struct batch_totals *totals, char *err, size_t errlen)
+{
+	char *candidates = NULL, *locked = NULL;
+	bool null_user;
+	char sqlstate[6] = "";
+	char limit[16];
+	struct batch b = {0};
+	PGresult *res;
+	int n;
+
+	n = find_candidate_users(p, &candidates, &null_user, err, errlen);
+	if (n < 0)
+		return BATCH_ERROR;
+	if (n == 0) {
+		free(candidates);
+		return BATCH_EMPTY;
+	}
+	if (db_command(p->conn, "BEGIN", err, errlen) < 0)
+		goto error;
+
+	/*
+	 * Lock users in order of their oldest due entry while their due entries fit in the batch (the
+	 * first user always). Users held by another worker are skipped, not waited for.
+	 */
+	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
+	{
+		const char *values[2] = {candidates, limit};
+		res = query_state(p,
+				  "WITH candidate AS ("
+				  "  SELECT u.id, u.ord, (SELECT count(*) FROM passport_entries e"
+				  "   WHERE e.user_id = u.id AND " DUE_CONDITION ") AS due"
+				  "  FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)),"
+				  " running AS (SELECT id, ord, sum(due) OVER (ORDER BY ord) - due AS before FROM candidate)"
+				  " SELECT id::text FROM running"
+				  " WHERE CASE WHEN before < $2::int"
+				  " THEN pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ", hashtext(id::text)) ELSE false END"
+				  " ORDER BY ord",
+				  2, values, NULL, NULL, 0, sqlstate, err, errlen);
+	}
+	free(candidates);
+	candidates = NULL;
+	if (!res)
+		goto error;
+	{
+		const char **users = malloc(sizeof(*users) * (size_t)(PQntuples(res) + 1));
+		if (!users) {
+			PQclear(res);
+			snprintf(err, errlen, "out of memory");
+			goto error;
+		}
+		for (int i = 0; i < PQntuples(res); i++)
+			users[i] = PQgetvalue(res, i, 0);
+		locked = PQntuples(res) > 0 ? uuid_array_literal(users, PQntuples(res)) : NULL;
+		free(users);
+		PQclear(res);
+	}
+
+	if (locked) {
+		const char *values[2] = {locked, limit};
+		res = query_state(p, p->claim_users_sql, 2, values, NULL, NULL, 0, sqlstate, err, errlen);
+		free(locked);
+		locked = NULL;
+		if (!res)
+			goto error;
+	} else if (null_user) {
+		const char *values[1] = {limit};
+		res = query_state(p, p->claim_null_user_sql, 1, values, NULL, NULL, 0, sqlstate, err, errlen);
+		if (!res)
+			goto error;
+	} else {
+		rollback(p);
+		return BATCH_BUSY;
+	}
+	if (batch_take_claimed(&b, res) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto error;
+	}
+	if (b.n_entries == 0) {
+		batch_clear(&b);
+		rollback(p);
+		return BATCH_BUSY;
+	}
+	log_debug("batch: claimed %d entries", b.n_entries);
+	if (process_claimed(p, &b, totals, sqlstate, err, errlen) == 0) {
+		batch_clear(&b);
+		return BATCH_DONE;
+	}
+
+	/* The batch failed as a whole. Roll back, then isolate the entry at fault. */
+	rollback(p);
+	if (db_connection_lost(p->conn)) {
+		batch_clear(&b);
+		return BATCH_ERROR;
+	}
+	log_warning("batch of %d entries failed (%s: %s); retrying them one at a time", b.n_entries, sqlstate, err);
+	{
+		int status = BATCH_DONE;
+		for (int i = 0; i < b.n_entries && status != BATCH_ERROR; i++) {
+			char id[UUID_TEXT_LEN + 1];
+			snprintf(id, sizeof(id), "%s", b.entries[i].id);
+			status = run_single(p, id, totals, err, errlen);
+		}
+		batch_clear(&b);
+		return status == BATCH_ERROR ? BATCH_ERROR : BATCH_DONE;
+	}
+
+error:
+	free(candidates);
+	free(locked);
+	batch_clear(&b);
+	rollback(p);
+	return BATCH_ERROR;
+}

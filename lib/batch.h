@@ -1,0 +1,77 @@
+/*
+ * batch: one batch of the pipeline, start to end: claim due entries (by user, with FOR UPDATE
+ * SKIP LOCKED), route each to its systems, apply the DNA rule per DNA row in (timestamp, id)
+ * order, and write every effect plus the processed marks in one transaction.
+ */
+#ifndef PASSPORT_BATCH_H
+#define PASSPORT_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "vec.h"
+
+struct batch_config {
+	int batch_size;              /* entries per batch (default 500) */
+	unsigned enabled_systems;    /* bitmask of enum passport_system (default all) */
+	size_t max_payload_bytes;    /* larger payloads are a permanent error (default 1 MiB) */
+	int max_attempts;            /* attempts before an entry is dead (default 5) */
+	double retry_base_seconds;   /* first retry delay (default 10 s) */
+	double retry_cap_seconds;    /* longest retry delay (default 1 h) */
+};
+
+void batch_config_default(struct batch_config *config);
+
+/* Running totals, added to by each batch. */
+struct batch_totals {
+	long batches;
+	long claimed;
+	long processed;        /* committed with all their effects */
+	long retrying;         /* failed, will be retried later */
+	long dead;             /* failed for good (permanent error or out of attempts) */
+	long dna_rows;         /* DNA rows written */
+	long skipped_systems;  /* system deliveries skipped because the system is disabled */
+};
+
+enum batch_status {
+	BATCH_ERROR = -1, /* database error; err says why; check db_connection_lost */
+	BATCH_EMPTY = 0,  /* nothing is due */
+	BATCH_DONE = 1,   /* a batch was processed */
+	BATCH_BUSY = 2,   /* entries are due but other workers hold all their users: try again soon */
+};
+
+/*
+ * The processor keeps what it learned about the database (vector column type, optional tables)
+ * and its query texts. It does not own the connection: the caller keeps it open while the
+ * processor is in use and destroys the processor before PQfinish-ing a connection it replaces.
+ */
+struct processor;
+
+/* Inspect the database behind conn. Returns NULL with a reason in err (e.g. schema missing). */
+struct processor *processor_create(PGconn *conn, const struct batch_config *config, char *err,
+				   size_t errlen);
+void processor_destroy(struct processor *processor);
+
+/* Replace the configuration (e.g. after a reload). */
+void processor_set_config(struct processor *processor, const struct batch_config *config);
+
+enum vec_format processor_vector_format(const struct processor *processor);
+
+/*
+ * Claim and process one batch. Failures of single entries are recorded on the entries and
+ * counted, never returned. Returns a batch_status.
+ */
+int processor_run_batch(struct processor *processor, struct batch_totals *totals, char *err,
+			size_t errlen);
+
+/*
+ * Process the entry with this id now, if it is due and nobody else holds it. Returns BATCH_DONE
+ * when it was processed (or recorded as failed; see totals), BATCH_EMPTY when it was not due or
+ * held elsewhere, BATCH_ERROR on a database error.
+ */
+int processor_run_entry(struct processor *processor, const char *entry_id, struct batch_totals *totals,
+			char *err, size_t errlen);
+
+#endif

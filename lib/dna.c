@@ -1,0 +1,185 @@
+/* dna: the carbon-decay and mirroring update of a 1536-float DNA (SPEC section 3). Pure, no I/O. */
+#include "dna.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+
+/* Cultural, behavioral, economic, spatial. */
+const double dna_half_life_days[VEC_DOMAINS] = {30.0, 15.0, 60.0, 90.0};
+
+#define DNA_MIN_LEARNING_RATE 0.01
+#define DNA_MAX_LEARNING_RATE 0.5
+#define DNA_MIN_MULTIPLIER 0.0
+#define DNA_MAX_MULTIPLIER 3.0
+#define DNA_US_PER_DAY 86400e6
+
+/* The dna_preferences keys of the domain multipliers, in domain order. */
+static const char *const multiplier_keys[VEC_DOMAINS] = {
+	"culturalMultiplier",
+	"behavioralMultiplier",
+	"economicMultiplier",
+	"spatialMultiplier",
+};
+
+void dna_init_blas(void)
+{
+	/* OpenBLAS's cblas.h includes openblas_config.h, which defines OPENBLAS_VERSION. */
+#ifdef OPENBLAS_VERSION
+	openblas_set_num_threads(1);
+#endif
+}
+
+void dna_preferences_default(struct dna_preferences *prefs)
+{
+	prefs->learning_rate = DNA_DEFAULT_LEARNING_RATE;
+	for (int d = 0; d < VEC_DOMAINS; d++)
+		prefs->multiplier[d] = 1.0;
+}
+
+/* Replace *value with the number under key when it is a finite number in [min, max]. */
+static void read_bounded_number(const cJSON *object, const char *key, double min, double max,
+				double *value)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
+
+	if (!cJSON_IsNumber(item))
+		return;
+	if (!isfinite(item->valuedouble) || item->valuedouble < min || item->valuedouble > max)
+		return;
+	*value = item->valuedouble;
+}
+
+void dna_preferences_from_json(const struct cJSON *dna_preferences, struct dna_preferences *prefs)
+{
+	dna_preferences_default(prefs);
+	if (!cJSON_IsObject(dna_preferences))
+		return;
+	read_bounded_number(dna_preferences, "learningRate", DNA_MIN_LEARNING_RATE,
+			    DNA_MAX_LEARNING_RATE, &prefs->learning_rate);
+	for (int d = 0; d < VEC_DOMAINS; d++)
+		read_bounded_number(dna_preferences, multiplier_keys[d], DNA_MIN_MULTIPLIER,
+				    DNA_MAX_MULTIPLIER, &prefs->multiplier[d]);
+}
+
+/*
+ * entry_us - clock_us in days. The subtraction is done in int64 where it cannot overflow (every
+ * real timestamp), else in double (PostgreSQL's +/-infinity timestamps are INT64_MAX/MIN).
+ */
+static double delta_days(int64_t clock_us, int64_t entry_us)
+{
+	int overflows = (clock_us < 0 && entry_us > INT64_MAX + clock_us) ||
+			(clock_us > 0 && entry_us < INT64_MIN + clock_us);
+
+	if (overflows)
+		return ((double)entry_us - (double)clock_us) / DNA_US_PER_DAY;
+	return (double)(entry_us - clock_us) / DNA_US_PER_DAY;
+}
+
+static double clamp(double x, double lo, double hi)
+{
+	/* fmax/fmin also turn a NaN into lo. */
+	return fmin(fmax(x, lo), hi);
+}
+
+void dna_compute_step(bool has_clock, int64_t clock_us, int64_t entry_us,
+		      const struct influence *influence, const struct dna_preferences *prefs,
+		      struct dna_step *step)
+{
+	struct dna_preferences defaults;
+	double delta;
+
+	if (prefs == NULL) {
+		dna_preferences_default(&defaults);
+		prefs = &defaults;
+	}
+	delta = has_clock ? delta_days(clock_us, entry_us) : 0.0;
+
+	memset(step, 0, sizeof(*step));
+	step->delta_days = delta;
+	step->late = delta < 0.0;
+	step->advances_clock = !step->late;
+	step->base_alpha = prefs->learning_rate * influence->base;
+
+	for (int d = 0; d < VEC_DOMAINS; d++) {
+		double keep = 1.0;
+		double late_factor = 1.0;
+		double weight;
+		double alpha;
+
+		if (delta >= 0.0)
+			keep = fmax(pow(0.5, delta / dna_half_life_days[d]), DNA_MIN_RETENTION);
+		else
+			late_factor = fmax(pow(0.5, -delta / dna_half_life_days[d]),
+					   DNA_MIN_RETENTION);
+		weight = clamp(influence->weight[d] * prefs->multiplier[d], 0.0, 1.0);
+		alpha = late_factor * prefs->learning_rate * influence->base * weight;
+
+		step->keep[d] = (float)keep;
+		step->late_factor[d] = (float)late_factor;
+		step->alpha[d] = (float)alpha;
+	}
+}
+
+/*
+ * Why the order of operations is fixed: SPEC section 3 demands that the final embeddings depend
+ * only on the set of entries, bit for bit, whatever the batch size, the number of daemons or the
+ * restarts in between. A row's vector is written back after every batch as float32, so every
+ * intermediate state must be exactly what a one-entry-at-a-time run would produce. Hence each
+ * entry is exactly this sequence of float32 roundings and nothing else:
+ *
+ *   c = (float)((1 - a_d) * k_d)      one rounding, computed in double
+ *   v_d = c * v_d                     cblas_sscal: one rounding per element
+ *   t = a_d * x_d                     cblas_scopy + cblas_sscal: one rounding per element
+ *   v_d = 1 * t + v_d                 cblas_saxpy with alpha 1: one rounding per element
+ *
+ * that is v_d = fl(fl(c * v_d) + fl(a_d * x_d)), the plain float32 reading of the rule.
+ * Folding two entries into one call, keeping v in double between entries, using sgemv over
+ * several entries, or rewriting this as v + a (x - v) would all round differently. The BLAS calls
+ * are element-wise (no reductions), so their results do not depend on how OpenBLAS splits the
+ * work.
+ *
+ * Why not one saxpy with alpha a_d: OpenBLAS picks its kernels by CPU when it loads, and its
+ * Haswell and later saxpy kernels use fused multiply-add (one rounding of a*x + y) while older
+ * ones do not (two roundings). Daemons on different machines would then disagree in the last
+ * bit. With alpha 1 the product 1 * t is exact, so fused or not, the sum rounds once and every
+ * kernel gives the same bits.
+ */
+void dna_apply_step(float *v, const float *x, const struct dna_step *step,
+		    double delta_norms[VEC_DOMAINS])
+{
+	for (int d = 0; d < VEC_DOMAINS; d++) {
+		float *v_d = v + (size_t)d * VEC_DOMAIN_DIM;
+		float old[VEC_DOMAIN_DIM];
+
+		if (delta_norms != NULL)
+			memcpy(old, v_d, sizeof(old));
+
+		if (x != NULL) {
+			const float *x_d = x + (size_t)d * VEC_DOMAIN_DIM;
+			float c = (float)((1.0 - (double)step->alpha[d]) * (double)step->keep[d]);
+
+			float t[VEC_DOMAIN_DIM];
+
+			cblas_sscal(VEC_DOMAIN_DIM, c, v_d, 1);
+			cblas_scopy(VEC_DOMAIN_DIM, x_d, 1, t, 1);
+			cblas_sscal(VEC_DOMAIN_DIM, step->alpha[d], t, 1);
+			cblas_saxpy(VEC_DOMAIN_DIM, 1.0f, t, 1, v_d, 1);
+		} else {
+			cblas_sscal(VEC_DOMAIN_DIM, step->keep[d], v_d, 1);
+		}
+
+		if (delta_norms != NULL) {
+			double sum = 0.0;
+
+			for (size_t i = 0; i < VEC_DOMAIN_DIM; i++) {
+				double diff = (double)v_d[i] - (double)old[i];
+
+				sum += diff * diff;
+			}
+			delta_norms[d] = sqrt(sum);
+		}
+	}
+}

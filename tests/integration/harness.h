@@ -1,0 +1,57 @@
+/* harness: helpers for integration tests against the private PostgreSQL that scripts/test starts. */
+#ifndef PASSPORT_TEST_HARNESS_H
+#define PASSPORT_TEST_HARNESS_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+/*
+ * Create a fresh database named "t_<name>" (dropped first if it exists) holding the upstream
+ * tables of tests/sql/upstream.sql and the media_engagement_log layout given by mel_layout
+ * ("canonical", "production" or NULL for none), then run `passport-migrate schema` against it.
+ * Writes the database's connection string into dsn (libpq keyword form). Returns an open
+ * connection (the caller PQfinish-es it). Exits 77 (meson's "skipped") when no test server is
+ * configured (PASSPORT_TEST_PGHOST unset), and fails the test on any error.
+ */
+PGconn *harness_create_database(const char *name, const char *mel_layout, char *dsn, size_t dsnlen);
+
+/* Connect to a connection string; fails the test on error. */
+PGconn *harness_connect(const char *dsn);
+
+/* Run SQL (several statements allowed); fail the test, printing the SQL and the error, on error. */
+void harness_exec(PGconn *conn, const char *sql);
+
+/* First column of the first row of a query as a long long / malloc'd string (NULL for SQL NULL). */
+long long harness_query_int(PGconn *conn, const char *sql);
+char *harness_query_text(PGconn *conn, const char *sql);
+
+/*
+ * Run a program (argv[0] is a path, argv NULL-terminated) with extra environment assignments
+ * env (NAME=VALUE strings, NULL-terminated, may be NULL), wait for it, and return its exit status
+ * (128 + signal when killed). Its stdout and stderr are captured together into *output (malloc'd,
+ * NUL-terminated) when output is not NULL, and echoed to the test log either way.
+ */
+int harness_run(const char *const argv[], const char *const env[], char **output);
+
+/* Paths of the built programs (from the PASSPORTD / PASSPORT_MIGRATE environment variables). */
+const char *harness_passportd(void);
+const char *harness_migrate(void);
+
+/* Print a failure message with file and line and exit 1. */
+#define HARNESS_FAIL(...) harness_fail(__FILE__, __LINE__, __VA_ARGS__)
+void harness_fail(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4), noreturn));
+
+#define CHECK(cond)                                                                  \
+	do {                                                                         \
+		if (!(cond))                                                         \
+			HARNESS_FAIL("check failed: %s", #cond);                     \
+	} while (0)
+#define CHECK_EQ_INT(a, b)                                                           \
+	do {                                                                         \
+		long long check_a_ = (long long)(a), check_b_ = (long long)(b);      \
+		if (check_a_ != check_b_)                                            \
+			HARNESS_FAIL("%s == %s: %lld != %lld", #a, #b, check_a_, check_b_); \
+	} while (0)
+
+#endif
