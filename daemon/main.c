@@ -1,4 +1,4 @@
-/* passportd: the command line and the drain subcommand (process everything due, then exit). */
+/* passportd: the command line, and the drain subcommand (process everything due, then exit). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -8,10 +8,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "batch.h"
+#include "build_config.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "service.h"
 #include "tables.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -26,10 +29,12 @@ static void on_stop_signal(int signo)
 }
 
 struct options {
-	const char *dsn;
-	struct batch_config batch;
-	enum log_level log_level;
-	enum log_format log_format;
+	struct config config;
+	struct config_sources sources;
+	const char *command;
+	bool print_config;
+	bool json;
+	struct reprocess_options reprocess;
 };
 
 static void usage(FILE *out)
@@ -41,105 +46,148 @@ static void usage(FILE *out)
 		"mediaid (DNA), coliseum (metrics) and treasury (ledger links), and marks them processed.\n"
 		"\n"
 		"Commands:\n"
-		"  run        the long-running service (default; not available in this build yet)\n"
-		"  drain      process every due entry in batches, print a summary, exit\n"
+		"  run         the service (default): wake on NOTIFY, poll for retries, process batches\n"
+		"              until SIGTERM; SIGHUP reloads the config file\n"
+		"  drain       process every due entry, print a summary, exit\n"
+		"  status      queue health: due, retrying, dead, throughput, oldest due, top errors\n"
+		"  reprocess   requeue dead entries (or those selected below); never processed ones\n"
 		"\n"
-		"Options:\n"
-		"  -d, --dsn DSN            connection string or URI; else $PASSPORT_DATABASE_URL,\n"
-		"                           else libpq's environment (PGHOST, PGDATABASE, PGSERVICE, ...)\n"
-		"  -b, --batch-size N       entries per batch, 1..100000 (default 500)\n"
+		"Options (command line > PASSPORTD_<NAME> environment > config file > defaults):\n"
+		"  -d, --dsn DSN            connection string or URI; else $PASSPORT_DATABASE_URL, else\n"
+		"                           libpq's environment (PGHOST, PGSERVICE, PGPASSFILE, ...)\n"
+		"  -c, --config FILE        config file (default " CONFIG_DEFAULT_PATH ", optional)\n"
+		"  -b, --batch-size N       entries per batch (default 500)\n"
+		"      --poll-interval SEC  poll for retries and missed notifications (default 5)\n"
+		"      --no-listen          poll only: for transaction poolers, where LISTEN does not work\n"
+		"      --systems LIST       enabled systems (default mediaid,coliseum,treasury)\n"
 		"      --max-attempts N     failed attempts before an entry is dead (default 5)\n"
-		"      --disable SYSTEM     skip a system (mediaid, coliseum or treasury); repeatable\n"
 		"      --log-level LEVEL    error, warning, notice, info (default) or debug\n"
 		"      --log-format FORMAT  auto (default), plain, journal or json\n"
+		"      --print-config       print the effective configuration (no password) and exit\n"
+		"      --json               status: print one JSON object\n"
 		"  -h, --help               show this help\n"
 		"  -V, --version            show the version\n"
+		"\n"
+		"Reprocess selection (default: all dead entries; filters combine):\n"
+		"      --id UUID            this entry (repeatable; any unprocessed state)\n"
+		"      --user UUID          entries of this user\n"
+		"      --event-type TYPE    entries of this event type\n"
+		"      --since TIME         entries at or after this timestamp\n"
+		"      --until TIME         entries before this timestamp\n"
+		"      --error-like PATTERN last_error ILIKE PATTERN (e.g. '%%ledger%%')\n"
+		"      --limit N            at most N entries\n"
+		"      --dry-run            list what would be requeued, change nothing\n"
+		"      --now                process them in this process and report each outcome\n"
 		"\n"
 		"Exit status: 0 when the command did its work (failed entries are recorded on the\n"
 		"entries, not an error), 1 when it could not run (bad options, database unreachable,\n"
 		"schema missing).\n");
 }
 
-static int parse_int(const char *text, int min, int max, int *out)
-{
-	char *end;
-	long value;
+enum {
+	OPT_POLL_INTERVAL = 1000,
+	OPT_NO_LISTEN,
+	OPT_SYSTEMS,
+	OPT_MAX_ATTEMPTS,
+	OPT_LOG_LEVEL,
+	OPT_LOG_FORMAT,
+	OPT_PRINT_CONFIG,
+	OPT_JSON,
+	OPT_ID,
+	OPT_USER,
+	OPT_EVENT_TYPE,
+	OPT_SINCE,
+	OPT_UNTIL,
+	OPT_ERROR_LIKE,
+	OPT_LIMIT,
+	OPT_DRY_RUN,
+	OPT_NOW,
+};
 
-	errno = 0;
-	value = strtol(text, &end, 10);
-	if (errno || end == text || *end != '\0' || value < min || value > max)
+static int add_override(struct options *opt, const char *name, const char *value)
+{
+	struct config_sources *src = &opt->sources;
+
+	if (src->n_overrides >= (int)(sizeof(src->override_names) / sizeof(src->override_names[0]))) {
+		fprintf(stderr, "passportd: too many options\n");
 		return -1;
-	*out = (int)value;
+	}
+	src->override_names[src->n_overrides] = name;
+	src->override_values[src->n_overrides] = value;
+	src->n_overrides++;
 	return 0;
 }
 
-enum {
-	OPT_MAX_ATTEMPTS = 1000,
-	OPT_DISABLE,
-	OPT_LOG_LEVEL,
-	OPT_LOG_FORMAT,
-};
-
-static int parse_options(int argc, char **argv, struct options *opt, const char **command)
+static int parse_options(int argc, char **argv, struct options *opt)
 {
 	static const struct option longopts[] = {
 		{"dsn", required_argument, NULL, 'd'},
+		{"config", required_argument, NULL, 'c'},
 		{"batch-size", required_argument, NULL, 'b'},
+		{"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
+		{"no-listen", no_argument, NULL, OPT_NO_LISTEN},
+		{"systems", required_argument, NULL, OPT_SYSTEMS},
 		{"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
-		{"disable", required_argument, NULL, OPT_DISABLE},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+		{"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"id", required_argument, NULL, OPT_ID},
+		{"user", required_argument, NULL, OPT_USER},
+		{"event-type", required_argument, NULL, OPT_EVENT_TYPE},
+		{"since", required_argument, NULL, OPT_SINCE},
+		{"until", required_argument, NULL, OPT_UNTIL},
+		{"error-like", required_argument, NULL, OPT_ERROR_LIKE},
+		{"limit", required_argument, NULL, OPT_LIMIT},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{"now", no_argument, NULL, OPT_NOW},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
+	struct reprocess_options *rp = &opt->reprocess;
+	int c, rc = 0;
 
-	while ((c = getopt_long(argc, argv, "d:b:hV", longopts, NULL)) != -1) {
+	opt->sources.path = CONFIG_DEFAULT_PATH;
+	while ((c = getopt_long(argc, argv, "d:c:b:hV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'd':
-			opt->dsn = optarg;
+		case 'd': rc = add_override(opt, "dsn", optarg); break;
+		case 'c':
+			opt->sources.path = optarg;
+			opt->sources.path_required = true;
 			break;
-		case 'b':
-			if (parse_int(optarg, 1, 100000, &opt->batch.batch_size) < 0) {
-				fprintf(stderr, "passportd: --batch-size must be a whole number from 1 to 100000\n");
+		case 'b': rc = add_override(opt, "batch_size", optarg); break;
+		case OPT_POLL_INTERVAL: rc = add_override(opt, "poll_interval", optarg); break;
+		case OPT_NO_LISTEN: rc = add_override(opt, "listen", "false"); break;
+		case OPT_SYSTEMS: rc = add_override(opt, "systems", optarg); break;
+		case OPT_MAX_ATTEMPTS: rc = add_override(opt, "max_attempts", optarg); break;
+		case OPT_LOG_LEVEL: rc = add_override(opt, "log_level", optarg); break;
+		case OPT_LOG_FORMAT: rc = add_override(opt, "log_format", optarg); break;
+		case OPT_PRINT_CONFIG: opt->print_config = true; break;
+		case OPT_JSON: opt->json = true; break;
+		case OPT_ID:
+			if (rp->n_ids >= (int)(sizeof(rp->ids) / sizeof(rp->ids[0]))) {
+				fprintf(stderr, "passportd: at most 64 --id options\n");
 				return -1;
 			}
+			rp->ids[rp->n_ids++] = optarg;
 			break;
-		case OPT_MAX_ATTEMPTS:
-			if (parse_int(optarg, 1, 1000, &opt->batch.max_attempts) < 0) {
-				fprintf(stderr, "passportd: --max-attempts must be a whole number from 1 to 1000\n");
+		case OPT_USER: rp->user = optarg; break;
+		case OPT_EVENT_TYPE: rp->event_type = optarg; break;
+		case OPT_SINCE: rp->since = optarg; break;
+		case OPT_UNTIL: rp->until = optarg; break;
+		case OPT_ERROR_LIKE: rp->error_like = optarg; break;
+		case OPT_LIMIT: {
+			char *end;
+			rp->limit = strtol(optarg, &end, 10);
+			if (*end || rp->limit < 1) {
+				fprintf(stderr, "passportd: --limit must be a positive whole number\n");
 				return -1;
 			}
-			break;
-		case OPT_DISABLE: {
-			unsigned system = system_from_name(optarg);
-			if (!system) {
-				fprintf(stderr, "passportd: --disable: unknown system '%s' (mediaid, coliseum, treasury)\n",
-					optarg);
-				return -1;
-			}
-			opt->batch.enabled_systems &= ~system;
 			break;
 		}
-		case OPT_LOG_LEVEL: {
-			int level = log_level_from_name(optarg);
-			if (level < 0) {
-				fprintf(stderr, "passportd: --log-level must be error, warning, notice, info or debug\n");
-				return -1;
-			}
-			opt->log_level = (enum log_level)level;
-			break;
-		}
-		case OPT_LOG_FORMAT: {
-			int format = log_format_from_name(optarg);
-			if (format < 0) {
-				fprintf(stderr, "passportd: --log-format must be auto, plain, journal or json\n");
-				return -1;
-			}
-			opt->log_format = (enum log_format)format;
-			break;
-		}
+		case OPT_DRY_RUN: rp->dry_run = true; break;
+		case OPT_NOW: rp->now = true; break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -150,13 +198,41 @@ static int parse_options(int argc, char **argv, struct options *opt, const char 
 			fprintf(stderr, "Try 'passportd --help'.\n");
 			return -1;
 		}
+		if (rc < 0)
+			return -1;
 	}
-	*command = optind < argc ? argv[optind++] : "run";
+	opt->command = optind < argc ? argv[optind++] : "run";
 	if (optind < argc) {
 		fprintf(stderr, "passportd: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
 	return 0;
+}
+
+int config_load(struct config *config, const struct config_sources *sources, char *err, size_t errlen)
+{
+	if (config_read_file(config, sources->path, sources->path_required, err, errlen) < 0 ||
+	    config_read_environment(config, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i < sources->n_overrides; i++) {
+		char reason[256];
+		if (config_set(config, sources->override_names[i], sources->override_values[i], reason, sizeof(reason)) < 0) {
+			snprintf(err, errlen, "%s", reason);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void batch_config_of(const struct config *config, struct batch_config *batch)
+{
+	batch_config_default(batch);
+	batch->batch_size = config->batch_size;
+	batch->enabled_systems = config->systems;
+	batch->max_payload_bytes = (size_t)config->max_payload_bytes;
+	batch->max_attempts = config->max_attempts;
+	batch->retry_base_seconds = config->retry_base;
+	batch->retry_cap_seconds = config->retry_cap;
 }
 
 static double now_seconds(void)
@@ -173,15 +249,17 @@ static void sleep_seconds(double seconds)
 }
 
 /* Connect and inspect the schema, retrying a lost server a few times with growing pauses. */
-static int drain_connect(const struct options *opt, PGconn **conn, struct processor **processor, int tries)
+static int drain_connect(const struct config *config, PGconn **conn, struct processor **processor, int tries)
 {
 	char err[512];
 	double pause = 0.5;
 
 	for (int attempt = 1;; attempt++) {
-		*conn = db_connect(opt->dsn, "passportd drain", err, sizeof(err));
+		*conn = db_connect(config->dsn, "passportd drain", err, sizeof(err));
 		if (*conn) {
-			*processor = processor_create(*conn, &opt->batch, err, sizeof(err));
+			struct batch_config batch;
+			batch_config_of(config, &batch);
+			*processor = processor_create(*conn, &batch, err, sizeof(err));
 			if (*processor)
 				return 0;
 			PQfinish(*conn);
@@ -199,7 +277,7 @@ static int drain_connect(const struct options *opt, PGconn **conn, struct proces
 	}
 }
 
-static int command_drain(const struct options *opt)
+static int command_drain(const struct config *config)
 {
 	PGconn *conn = NULL;
 	struct processor *processor = NULL;
@@ -208,9 +286,9 @@ static int command_drain(const struct options *opt)
 	char err[1024];
 	int status, reconnects = 0;
 
-	if (drain_connect(opt, &conn, &processor, 3) < 0)
+	if (drain_connect(config, &conn, &processor, 3) < 0)
 		return 1;
-	log_info("draining with batches of %d (%s columns)", opt->batch.batch_size,
+	log_info("draining with batches of %d (%s columns)", config->batch_size,
 		 processor_vector_format(processor) == VEC_FORMAT_PGVECTOR ? "vector" : "real[]");
 	while (!stop_requested) {
 		status = processor_run_batch(processor, &totals, err, sizeof(err));
@@ -230,7 +308,7 @@ static int command_drain(const struct options *opt)
 			log_warning("lost the database connection (%s); reconnecting", err);
 			processor_destroy(processor);
 			PQfinish(conn);
-			if (drain_connect(opt, &conn, &processor, 10) < 0)
+			if (drain_connect(config, &conn, &processor, 10) < 0)
 				return 1;
 			continue;
 		}
@@ -250,17 +328,31 @@ static int command_drain(const struct options *opt)
 
 int main(int argc, char **argv)
 {
-	struct options opt = {0};
-	const char *command;
+	struct options opt;
 	struct sigaction sa;
+	char err[512];
+	int rc;
 
-	batch_config_default(&opt.batch);
-	opt.log_level = LOG_LEVEL_INFO;
-	opt.log_format = LOG_FORMAT_AUTO;
-	if (parse_options(argc, argv, &opt, &command) < 0)
+	memset(&opt, 0, sizeof(opt));
+	config_init(&opt.config);
+	if (parse_options(argc, argv, &opt) < 0)
 		return 1;
-	log_setup("passportd", opt.log_level, opt.log_format);
+	if (config_load(&opt.config, &opt.sources, err, sizeof(err)) < 0) {
+		fprintf(stderr, "passportd: %s\n", err);
+		return 1;
+	}
+	if (opt.print_config) {
+		config_print(&opt.config, stdout);
+		config_finish(&opt.config);
+		return 0;
+	}
+	log_setup("passportd", (enum log_level)opt.config.log_level, (enum log_format)opt.config.log_format);
 
+	if (strcmp(opt.command, "run") == 0) {
+		rc = service_run(&opt.config, &opt.sources);
+		config_finish(&opt.config);
+		return rc;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop_signal;
 	sigemptyset(&sa.sa_mask);
@@ -268,12 +360,16 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (strcmp(command, "drain") == 0)
-		return command_drain(&opt);
-	if (strcmp(command, "run") == 0 || strcmp(command, "status") == 0 || strcmp(command, "reprocess") == 0) {
-		fprintf(stderr, "passportd: '%s' is not available in this build yet; use 'drain'\n", command);
-		return 2;
+	if (strcmp(opt.command, "drain") == 0)
+		rc = command_drain(&opt.config);
+	else if (strcmp(opt.command, "status") == 0)
+		rc = admin_status(&opt.config, opt.json);
+	else if (strcmp(opt.command, "reprocess") == 0)
+		rc = admin_reprocess(&opt.config, &opt.reprocess);
+	else {
+		fprintf(stderr, "passportd: unknown command '%s'. Try 'passportd --help'.\n", opt.command);
+		rc = 1;
 	}
-	fprintf(stderr, "passportd: unknown command '%s'. Try 'passportd --help'.\n", command);
-	return 1;
+	config_finish(&opt.config);
+	return rc;
 }

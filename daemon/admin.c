@@ -1,0 +1,298 @@
+/* admin: the operator subcommands `status` (queue health) and `reprocess` (requeue failed entries). */
+#include "admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "batch.h"
+#include "db.h"
+#include "log.h"
+#include "payload.h"
+
+static PGresult *run_query(PGconn *conn, const char *sql, int nparams, const char *const *values)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+	char err[512];
+
+	if (!res || (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
+		db_error_text(conn, res, err, sizeof(err));
+		fprintf(stderr, "passportd: %s\n", err);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+static PGconn *admin_connect(const struct config *config, const char *name)
+{
+	char err[512];
+	PGconn *conn = db_connect(config->dsn, name, err, sizeof(err));
+
+	if (!conn)
+		fprintf(stderr, "passportd: cannot connect to the database: %s\n", err);
+	return conn;
+}
+
+static double number(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0.0 : strtod(PQgetvalue(res, row, col), NULL);
+}
+
+int admin_status(const struct config *config, bool json)
+{
+	PGconn *conn = admin_connect(config, "passportd status");
+	PGresult *counts = NULL, *recent = NULL, *errors = NULL, *backlog = NULL;
+	int rc = 1;
+
+	if (!conn)
+		return 1;
+	counts = run_query(conn,
+			   "SELECT count(*) FILTER (WHERE dead_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= now())),"
+			   " count(*) FILTER (WHERE dead_at IS NULL AND next_attempt_at > now()),"
+			   " count(*) FILTER (WHERE dead_at IS NOT NULL),"
+			   " extract(epoch FROM now() - min(\"timestamp\") FILTER (WHERE dead_at IS NULL"
+			   "   AND (next_attempt_at IS NULL OR next_attempt_at <= now())))"
+			   " FROM passport_entries WHERE NOT processed",
+			   0, NULL);
+	recent = counts ? run_query(conn,
+				    "SELECT count(*) FILTER (WHERE processed_at > now() - interval '1 minute'), count(*)"
+				    " FROM passport_entries WHERE processed_at > now() - interval '1 hour'",
+				    0, NULL)
+			: NULL;
+	errors = recent ? run_query(conn,
+				    "SELECT left(last_error, 200), count(*) FROM passport_entries"
+				    " WHERE NOT processed AND last_error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+				    0, NULL)
+			: NULL;
+	backlog = errors ? run_query(conn,
+				     "SELECT event_type, count(*) FROM passport_entries"
+				     " WHERE NOT processed AND dead_at IS NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20",
+				     0, NULL)
+			 : NULL;
+	if (!backlog)
+		goto done;
+
+	if (json) {
+		cJSON *out = cJSON_CreateObject(), *list;
+		char *text;
+
+		cJSON_AddNumberToObject(out, "due", number(counts, 0, 0));
+		cJSON_AddNumberToObject(out, "retrying", number(counts, 0, 1));
+		cJSON_AddNumberToObject(out, "dead", number(counts, 0, 2));
+		cJSON_AddNumberToObject(out, "processed_last_minute", number(recent, 0, 0));
+		cJSON_AddNumberToObject(out, "processed_last_hour", number(recent, 0, 1));
+		if (PQgetisnull(counts, 0, 3))
+			cJSON_AddNullToObject(out, "oldest_due_age_seconds");
+		else
+			cJSON_AddNumberToObject(out, "oldest_due_age_seconds", number(counts, 0, 3));
+		list = cJSON_AddArrayToObject(out, "top_errors");
+		for (int i = 0; i < PQntuples(errors); i++) {
+			cJSON *item = cJSON_CreateObject();
+			cJSON_AddStringToObject(item, "error", PQgetvalue(errors, i, 0));
+			cJSON_AddNumberToObject(item, "count", number(errors, i, 1));
+			cJSON_AddItemToArray(list, item);
+		}
+		list = cJSON_AddArrayToObject(out, "backlog");
+		for (int i = 0; i < PQntuples(backlog); i++) {
+			cJSON *item = cJSON_CreateObject();
+			cJSON_AddStringToObject(item, "event_type", PQgetvalue(backlog, i, 0));
+			cJSON_AddNumberToObject(item, "count", number(backlog, i, 1));
+			cJSON_AddItemToArray(list, item);
+		}
+		text = cJSON_Print(out);
+		if (text)
+			printf("%s\n", text);
+		cJSON_free(text);
+		cJSON_Delete(out);
+	} else {
+		printf("due:                    %s\n", PQgetvalue(counts, 0, 0));
+		printf("retrying:               %s\n", PQgetvalue(counts, 0, 1));
+		printf("dead:                   %s\n", PQgetvalue(counts, 0, 2));
+		printf("processed last minute:  %s\n", PQgetvalue(recent, 0, 0));
+		printf("processed last hour:    %s\n", PQgetvalue(recent, 0, 1));
+		if (PQgetisnull(counts, 0, 3))
+			printf("oldest due entry:       none\n");
+		else
+			printf("oldest due entry:       %.0f s old\n", number(counts, 0, 3));
+		printf("top errors:%s\n", PQntuples(errors) ? "" : "             none");
+		for (int i = 0; i < PQntuples(errors); i++)
+			printf("  %8s  %s\n", PQgetvalue(errors, i, 1), PQgetvalue(errors, i, 0));
+		printf("backlog by event type:%s\n", PQntuples(backlog) ? "" : "  none");
+		for (int i = 0; i < PQntuples(backlog); i++)
+			printf("  %8s  %s\n", PQgetvalue(backlog, i, 1), PQgetvalue(backlog, i, 0));
+	}
+	rc = 0;
+done:
+	PQclear(counts);
+	PQclear(recent);
+	PQclear(errors);
+	PQclear(backlog);
+	PQfinish(conn);
+	return rc;
+}
+
+/*
+ * The entries a reprocess selects: dead ones by default; with --id, any unprocessed entry of those
+ * ids. Processed entries are never selected (they were applied; running them again would apply
+ * them twice). All filters are parameters.
+ */
+#define REPROCESS_FILTER                                                                             \
+	" FROM passport_entries e WHERE NOT e.processed"                                                \
+	" AND (CASE WHEN $1::uuid[] IS NULL THEN e.dead_at IS NOT NULL ELSE e.id = ANY($1::uuid[]) END)" \
+	" AND ($2::uuid IS NULL OR e.user_id = $2::uuid)"                                               \
+	" AND ($3::text IS NULL OR e.event_type = $3::text)"                                            \
+	" AND ($4::timestamptz IS NULL OR e.\"timestamp\" >= $4::timestamptz)"                          \
+	" AND ($5::timestamptz IS NULL OR e.\"timestamp\" < $5::timestamptz)"                           \
+	" AND ($6::text IS NULL OR e.last_error ILIKE $6::text)"
+
+static char *id_list_literal(const struct reprocess_options *options)
+{
+	size_t size = 3 + (size_t)options->n_ids * (UUID_TEXT_LEN + 1);
+	char *literal;
+
+	if (options->n_ids == 0)
+		return NULL;
+	literal = malloc(size);
+	if (!literal)
+		return NULL;
+	strcpy(literal, "{");
+	for (int i = 0; i < options->n_ids; i++) {
+		if (i)
+			strcat(literal, ",");
+		strcat(literal, options->ids[i]);
+	}
+	strcat(literal, "}");
+	return literal;
+}
+
+int admin_reprocess(const struct config *config, const struct reprocess_options *options)
+{
+	PGconn *conn;
+	PGresult *res;
+	char *ids = NULL;
+	const char *values[7];
+	char limit[24];
+	int rc = 1;
+	struct processor *processor = NULL;
+
+	for (int i = 0; i < options->n_ids; i++) {
+		uuid_text canonical;
+		if (uuid_canonical(options->ids[i], canonical) < 0) {
+			fprintf(stderr, "passportd: --id: not a UUID: %.40s\n", options->ids[i]);
+			return 1;
+		}
+	}
+	if (options->user) {
+		uuid_text canonical;
+		if (uuid_canonical(options->user, canonical) < 0) {
+			fprintf(stderr, "passportd: --user: not a UUID: %.40s\n", options->user);
+			return 1;
+		}
+	}
+	conn = admin_connect(config, "passportd reprocess");
+	if (!conn)
+		return 1;
+	ids = id_list_literal(options);
+	snprintf(limit, sizeof(limit), "%ld", options->limit > 0 ? options->limit : 1000000000L);
+	values[0] = ids;
+	values[1] = options->user;
+	values[2] = options->event_type;
+	values[3] = options->since;
+	values[4] = options->until;
+	values[5] = options->error_like;
+	values[6] = limit;
+
+	if (options->n_ids > 0) {
+		/* Say which of the given ids are refused because they were already processed. */
+		res = run_query(conn, "SELECT id::text FROM passport_entries WHERE id = ANY($1::uuid[]) AND processed ORDER BY 1",
+				1, values);
+		if (!res)
+			goto done;
+		for (int i = 0; i < PQntuples(res); i++)
+			printf("refused %s: already processed (entries are never applied twice)\n", PQgetvalue(res, i, 0));
+		PQclear(res);
+	}
+
+	if (options->dry_run) {
+		res = run_query(conn,
+				"SELECT e.id::text, e.event_type, coalesce(e.user_id::text, '-'), e.processing_attempts,"
+				" CASE WHEN e.dead_at IS NOT NULL THEN 'dead' WHEN e.next_attempt_at > now() THEN 'retrying'"
+				" ELSE 'due' END, coalesce(e.last_error, '')" REPROCESS_FILTER
+				" ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint",
+				7, values);
+		if (!res)
+			goto done;
+		for (int i = 0; i < PQntuples(res); i++)
+			printf("%s  %-32s user %s  %s after %s attempts  %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+			       PQgetvalue(res, i, 2), PQgetvalue(res, i, 4), PQgetvalue(res, i, 3), PQgetvalue(res, i, 5));
+		printf("dry run: %d entries would be requeued\n", PQntuples(res));
+		PQclear(res);
+		rc = 0;
+		goto done;
+	}
+
+	/* Rows another process holds (a worker mid-batch) are skipped, never waited for or touched. */
+	res = run_query(conn,
+			"WITH picked AS (SELECT e.id" REPROCESS_FILTER
+			" ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint FOR UPDATE OF e SKIP LOCKED)"
+			" UPDATE passport_entries p SET dead_at = NULL, next_attempt_at = NULL, processing_attempts = 0,"
+			" last_error = NULL FROM picked WHERE p.id = picked.id RETURNING p.id::text",
+			7, values);
+	if (!res)
+		goto done;
+	printf("requeued %d entries\n", PQntuples(res));
+	if (PQntuples(res) > 0) {
+		PGresult *notify = run_query(conn, "SELECT pg_notify('passport_entries', '')", 0, NULL);
+		PQclear(notify);
+	}
+	if (options->now && PQntuples(res) > 0) {
+		struct batch_config batch;
+		char err[512];
+
+		batch_config_default(&batch);
+		batch.batch_size = config->batch_size;
+		batch.enabled_systems = config->systems;
+		batch.max_payload_bytes = (size_t)config->max_payload_bytes;
+		batch.max_attempts = config->max_attempts;
+		batch.retry_base_seconds = config->retry_base;
+		batch.retry_cap_seconds = config->retry_cap;
+		processor = processor_create(conn, &batch, err, sizeof(err));
+		if (!processor) {
+			fprintf(stderr, "passportd: %s\n", err);
+			PQclear(res);
+			goto done;
+		}
+		for (int i = 0; i < PQntuples(res); i++) {
+			struct batch_totals totals = {0};
+			const char *id = PQgetvalue(res, i, 0);
+			int status = processor_run_entry(processor, id, &totals, err, sizeof(err));
+
+			if (status == BATCH_ERROR) {
+				printf("%s  error: %s\n", id, err);
+				continue;
+			}
+			if (status == BATCH_EMPTY) {
+				printf("%s  skipped: held by another worker (it will be processed there)\n", id);
+			} else if (totals.processed) {
+				printf("%s  processed\n", id);
+			} else {
+				const char *one[1] = {id};
+				PGresult *why = run_query(conn, "SELECT coalesce(last_error, '') FROM passport_entries WHERE id = $1::uuid",
+							  1, one);
+				printf("%s  %s: %s\n", id, totals.dead ? "dead again" : "failed, will retry",
+				       why && PQntuples(why) ? PQgetvalue(why, 0, 0) : "");
+				PQclear(why);
+			}
+		}
+	}
+	PQclear(res);
+	rc = 0;
+done:
+	processor_destroy(processor);
+	free(ids);
+	PQfinish(conn);
+	return rc;
+}

@@ -1,0 +1,620 @@
+/*
+ * service: `passportd run`, the long-running service.
+ *
+ * Two connections:
+ *   - the listener, driven asynchronously by the libuv loop (non-blocking libpq, a uv_poll_t on
+ *     its socket). It LISTENs on passport_entries; each notification asks for work. It is only a
+ *     doorbell: losing it loses nothing, because the poll timer asks for work too.
+ *   - the worker, used by batches that run on libuv's thread pool (uv_queue_work), one batch
+ *     loop at a time. Batches are a fixed handful of blocking round trips each; running them off
+ *     the loop keeps signals, notifications and the systemd watchdog answered while a batch runs.
+ *
+ * Asking for work while a batch loop runs sets `pending`, so a notification that arrives during a
+ * batch is remembered and answered by another pass as soon as the loop returns.
+ *
+ * Losing the database: the worker's batch is rolled back by the server; the worker connection is
+ * dropped and reopened after a capped, jittered exponential backoff. The listener reconnects on
+ * its own backoff, re-LISTENs, and asks for work at once (notifications sent while it was away
+ * are lost, so a claim right after reconnecting catches up).
+ *
+ * Stopping: the first SIGTERM/SIGINT lets the batch in hand finish (or, after a few seconds,
+ * cancels its query so the server rolls it back), then exits 0. A second signal exits at once.
+ */
+#include "service.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "batch.h"
+#include "build_config.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+
+#if HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#define BACKOFF_MIN_SECONDS 0.5
+#define BACKOFF_MAX_SECONDS 30.0
+#define STOP_CANCEL_MS 3000 /* then cancel the batch in hand */
+#define STOP_GIVE_UP_MS 1500 /* then exit even if the worker is still blocked (e.g. connecting) */
+#define BUSY_RETRY_MS 100
+
+enum listener_state {
+	LISTENER_OFF,
+	LISTENER_CONNECTING,
+	LISTENER_SUBSCRIBING, /* LISTEN sent, waiting for its result */
+	LISTENER_READY,
+};
+
+struct service {
+	uv_loop_t *loop;
+	struct config config;
+	const struct config_sources *sources;
+
+	/* listener */
+	enum listener_state listener_state;
+	PGconn *listener;
+	uv_poll_t *listener_poll; /* heap: a closed handle is freed in its close callback */
+	int listener_fd;
+	uv_timer_t listener_retry;
+	double listener_backoff;
+
+	/* worker */
+	uv_work_t work;
+	bool work_running;
+	bool pending;
+	PGconn *worker;               /* used only inside the work callback */
+	struct processor *processor;  /* idem */
+	struct batch_config batch_config; /* copied into the processor at the start of each pass */
+	atomic_bool stop_after_batch;
+	pthread_mutex_t cancel_lock;
+	PGcancel *cancel; /* of the worker connection, under cancel_lock */
+	/* results of the last pass, read in the after-work callback */
+	int pass_status;
+	bool pass_connected;
+	char pass_error[512];
+	struct batch_totals pass_totals;
+	struct batch_totals totals;
+	double worker_backoff;
+	uv_timer_t worker_retry;
+	bool database_up;
+
+	uv_timer_t poll_timer;
+	uv_timer_t watchdog_timer;
+	uv_timer_t stop_timer;
+	uv_signal_t sigterm, sigint, sighup;
+	int stopping;
+	bool stop_cancelled;
+	bool ready_sent;
+	char status[256];
+};
+
+static void service_request_work(struct service *s);
+
+static void notify_systemd(const char *message)
+{
+#if HAVE_LIBSYSTEMD
+	sd_notify(0, message);
+#else
+	(void)message;
+#endif
+}
+
+static void set_status(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_status(struct service *s, const char *fmt, ...)
+{
+	char status[256], message[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(status, sizeof(status), fmt, ap);
+	va_end(ap);
+	if (strcmp(status, s->status) == 0)
+		return;
+	snprintf(s->status, sizeof(s->status), "%s", status);
+	snprintf(message, sizeof(message), "STATUS=%s", status);
+	notify_systemd(message);
+}
+
+/* The next backoff delay: doubled, capped, with +-25 % jitter so daemons do not reconnect in step. */
+static double next_backoff(double *backoff)
+{
+	double delay = *backoff;
+
+	*backoff = fmin(*backoff * 2, BACKOFF_MAX_SECONDS);
+	return delay * (0.75 + 0.5 * ((double)rand() / RAND_MAX));
+}
+
+static void batch_config_from(const struct config *config, struct batch_config *batch)
+{
+	batch_config_default(batch);
+	batch->batch_size = config->batch_size;
+	batch->enabled_systems = config->systems;
+	batch->max_payload_bytes = (size_t)config->max_payload_bytes;
+	batch->max_attempts = config->max_attempts;
+	batch->retry_base_seconds = config->retry_base;
+	batch->retry_cap_seconds = config->retry_cap;
+}
+
+/* ---- listener ---------------------------------------------------------------------------- */
+
+static void free_handle(uv_handle_t *handle)
+{
+	free(handle);
+}
+
+static void listener_stop_poll(struct service *s)
+{
+	if (s->listener_poll) {
+		uv_poll_stop(s->listener_poll);
+		uv_close((uv_handle_t *)s->listener_poll, free_handle);
+		s->listener_poll = NULL;
+	}
+	s->listener_fd = -1;
+}
+
+static void listener_close(struct service *s)
+{
+	/* Stop polling before PQfinish closes the socket: libuv must never poll a closed fd. */
+	listener_stop_poll(s);
+	PQfinish(s->listener);
+	s->listener = NULL;
+	s->listener_state = LISTENER_OFF;
+}
+
+static void listener_connect(struct service *s);
+
+static void on_listener_retry(uv_timer_t *timer)
+{
+	listener_connect(timer->data);
+}
+
+static void listener_fail(struct service *s, const char *what)
+{
+	char err[512];
+	double delay;
+
+	db_error_text(s->listener, NULL, err, sizeof(err));
+	listener_close(s);
+	if (s->stopping)
+		return;
+	delay = next_backoff(&s->listener_backoff);
+	log_warning("listener: %s: %s; reconnecting in %.1f s", what, err, delay);
+	uv_timer_start(&s->listener_retry, on_listener_retry, (uint64_t)(delay * 1000), 0);
+}
+
+static void on_listener_event(uv_poll_t *handle, int status, int events);
+
+/* Poll the listener socket for the given events, re-creating the handle when libpq's socket changed. */
+static int listener_watch(struct service *s, int events)
+{
+	int fd = PQsocket(s->listener);
+
+	if (fd < 0)
+		return -1;
+	if (s->listener_poll && fd != s->listener_fd)
+		listener_stop_poll(s);
+	if (!s->listener_poll) {
+		s->listener_poll = malloc(sizeof(*s->listener_poll));
+		if (!s->listener_poll || uv_poll_init(s->loop, s->listener_poll, fd) != 0) {
+			free(s->listener_poll);
+			s->listener_poll = NULL;
+			return -1;
+		}
+		s->listener_poll->data = s;
+		s->listener_fd = fd;
+	}
+	return uv_poll_start(s->listener_poll, events, on_listener_event) == 0 ? 0 : -1;
+}
+
+static void listener_drive_connect(struct service *s)
+{
+	switch (PQconnectPoll(s->listener)) {
+	case PGRES_POLLING_READING:
+		if (listener_watch(s, UV_READABLE) < 0)
+			listener_fail(s, "cannot poll the socket");
+		return;
+	case PGRES_POLLING_WRITING:
+		if (listener_watch(s, UV_WRITABLE) < 0)
+			listener_fail(s, "cannot poll the socket");
+		return;
+	case PGRES_POLLING_FAILED:
+		listener_fail(s, "connection failed");
+		return;
+	case PGRES_POLLING_OK:
+		break;
+	default:
+		return;
+	}
+	if (PQsetnonblocking(s->listener, 1) != 0 || !PQsendQuery(s->listener, "LISTEN passport_entries")) {
+		listener_fail(s, "LISTEN failed");
+		return;
+	}
+	s->listener_state = LISTENER_SUBSCRIBING;
+	if (PQflush(s->listener) < 0 || listener_watch(s, UV_READABLE) < 0)
+		listener_fail(s, "LISTEN failed");
+}
+
+static void listener_read(struct service *s)
+{
+	PGnotify *notify;
+	bool wake = false;
+
+	if (!PQconsumeInput(s->listener)) {
+		listener_fail(s, "connection lost");
+		return;
+	}
+	if (s->listener_state == LISTENER_SUBSCRIBING) {
+		while (!PQisBusy(s->listener)) {
+			PGresult *res = PQgetResult(s->listener);
+			if (!res) {
+				s->listener_state = LISTENER_READY;
+				s->listener_backoff = BACKOFF_MIN_SECONDS;
+				log_info("listener: listening for new entries");
+				wake = true; /* catch up on anything inserted while we were away */
+				break;
+			}
+			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+				PQclear(res);
+				listener_fail(s, "LISTEN failed");
+				return;
+			}
+			PQclear(res);
+		}
+	}
+	while ((notify = PQnotifies(s->listener)) != NULL) {
+		wake = true;
+		PQfreemem(notify);
+	}
+	if (PQstatus(s->listener) != CONNECTION_OK) {
+		listener_fail(s, "connection lost");
+		return;
+	}
+	if (wake)
+		service_request_work(s);
+}
+
+static void on_listener_event(uv_poll_t *handle, int status, int events)
+{
+	struct service *s = handle->data;
+
+	if (status < 0) {
+		listener_fail(s, uv_strerror(status));
+		return;
+	}
+	if (s->listener_state == LISTENER_CONNECTING)
+		listener_drive_connect(s);
+	else if (events & UV_READABLE)
+		listener_read(s);
+}
+
+static void listener_connect(struct service *s)
+{
+	const char *keys[] = {"dbname", "application_name", "connect_timeout", "keepalives_idle",
+			      "keepalives_interval", "keepalives_count", NULL};
+	const char *values[] = {db_resolve_dsn(s->config.dsn), "passportd listener", "10", "30", "10", "3", NULL};
+
+	if (s->stopping || !s->config.listen)
+		return;
+	s->listener = PQconnectStartParams(keys, values, 1);
+	if (!s->listener || PQstatus(s->listener) == CONNECTION_BAD) {
+		listener_fail(s, "cannot start a connection");
+		return;
+	}
+	s->listener_state = LISTENER_CONNECTING;
+	listener_drive_connect(s);
+}
+
+/* ---- worker ------------------------------------------------------------------------------ */
+
+static void worker_set_cancel(struct service *s, PGconn *conn)
+{
+	pthread_mutex_lock(&s->cancel_lock);
+	PQfreeCancel(s->cancel);
+	s->cancel = conn ? PQgetCancel(conn) : NULL;
+	pthread_mutex_unlock(&s->cancel_lock);
+}
+
+static void worker_disconnect(struct service *s)
+{
+	worker_set_cancel(s, NULL);
+	processor_destroy(s->processor);
+	s->processor = NULL;
+	PQfinish(s->worker);
+	s->worker = NULL;
+}
+
+/* Runs on the thread pool: connect if needed, then batches until nothing is due. */
+static void work_pass(uv_work_t *work)
+{
+	struct service *s = work->data;
+	char *err = s->pass_error;
+	size_t errlen = sizeof(s->pass_error);
+
+	memset(&s->pass_totals, 0, sizeof(s->pass_totals));
+	s->pass_error[0] = '\0';
+	s->pass_connected = false;
+	if (!s->worker) {
+		s->worker = db_connect(s->config.dsn, "passportd worker", err, errlen);
+		if (!s->worker) {
+			s->pass_status = BATCH_ERROR;
+			return;
+		}
+		s->processor = processor_create(s->worker, &s->batch_config, err, errlen);
+		if (!s->processor) {
+			PQfinish(s->worker);
+			s->worker = NULL;
+			s->pass_status = BATCH_ERROR;
+			return;
+		}
+		worker_set_cancel(s, s->worker);
+	}
+	s->pass_connected = true;
+	processor_set_config(s->processor, &s->batch_config);
+	for (;;) {
+		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, err, errlen);
+		if (s->pass_status != BATCH_DONE || atomic_load(&s->stop_after_batch))
+			break;
+	}
+	if (s->pass_status == BATCH_ERROR)
+		worker_disconnect(s);
+}
+
+static void add_totals(struct batch_totals *to, const struct batch_totals *from)
+{
+	to->batches += from->batches;
+	to->claimed += from->claimed;
+	to->processed += from->processed;
+	to->retrying += from->retrying;
+	to->dead += from->dead;
+	to->dna_rows += from->dna_rows;
+	to->skipped_systems += from->skipped_systems;
+}
+
+static void service_shutdown(struct service *s);
+
+static void on_worker_retry(uv_timer_t *timer)
+{
+	service_request_work(timer->data);
+}
+
+static void work_done(uv_work_t *work, int status)
+{
+	struct service *s = work->data;
+	const struct batch_totals *t = &s->pass_totals;
+
+	s->work_running = false;
+	add_totals(&s->totals, t);
+	if (t->claimed > 0)
+		log_info("processed %ld entries in %ld batches (%ld retrying, %ld dead, %ld DNA rows written)",
+			 t->processed, t->batches, t->retrying, t->dead, t->dna_rows);
+
+	if (s->stopping) {
+		service_shutdown(s);
+		return;
+	}
+	if (s->pass_status == BATCH_ERROR) {
+		double delay = next_backoff(&s->worker_backoff);
+		s->database_up = false;
+		log_warning("worker: %s; retrying in %.1f s", s->pass_error, delay);
+		set_status(s, "waiting for database: %s", s->pass_error);
+		uv_timer_start(&s->worker_retry, on_worker_retry, (uint64_t)(delay * 1000), 0);
+		return;
+	}
+	s->worker_backoff = BACKOFF_MIN_SECONDS;
+	if (!s->database_up) {
+		s->database_up = true;
+		log_info("worker: connected to the database");
+	}
+	if (!s->ready_sent) {
+		s->ready_sent = true;
+		notify_systemd("READY=1");
+	}
+	set_status(s, "connected; %ld processed, %ld retrying, %ld dead since start", s->totals.processed,
+		   s->totals.retrying, s->totals.dead);
+	if (s->pass_status == BATCH_BUSY) {
+		/* Due entries are held by other workers: look again shortly. */
+		uv_timer_start(&s->worker_retry, on_worker_retry, BUSY_RETRY_MS, 0);
+	} else if (s->pending) {
+		service_request_work(s);
+	}
+}
+
+static void service_request_work(struct service *s)
+{
+	if (s->stopping)
+		return;
+	if (s->work_running) {
+		s->pending = true;
+		return;
+	}
+	uv_timer_stop(&s->worker_retry);
+	s->pending = false;
+	s->work_running = true;
+	batch_config_from(&s->config, &s->batch_config);
+	s->work.data = s;
+	if (uv_queue_work(s->loop, &s->work, work_pass, work_done) != 0) {
+		s->work_running = false;
+		log_error("cannot queue work");
+	}
+}
+
+static void on_poll_timer(uv_timer_t *timer)
+{
+	service_request_work(timer->data);
+}
+
+static void on_watchdog(uv_timer_t *timer)
+{
+	(void)timer;
+	notify_systemd("WATCHDOG=1");
+}
+
+/* ---- signals and shutdown ---------------------------------------------------------------- */
+
+static void close_handle(uv_handle_t *handle, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(handle))
+		uv_close(handle, NULL);
+}
+
+static void service_shutdown(struct service *s)
+{
+	listener_close(s);
+	worker_disconnect(s);
+	uv_walk(s->loop, close_handle, NULL);
+}
+
+static void on_stop_timer(uv_timer_t *timer)
+{
+	struct service *s = timer->data;
+	char err[256];
+
+	if (s->stop_cancelled) {
+		/* Still blocked (typically connecting to an unreachable server): nothing to lose. */
+		log_notice("stopping: the worker does not answer; exiting");
+		_exit(0);
+	}
+	s->stop_cancelled = true;
+	pthread_mutex_lock(&s->cancel_lock);
+	if (s->cancel && s->work_running) {
+		log_notice("stopping: cancelling the batch in hand (the server rolls it back)");
+		PQcancel(s->cancel, err, sizeof(err));
+	}
+	pthread_mutex_unlock(&s->cancel_lock);
+}
+
+static void on_stop_signal(uv_signal_t *handle, int signum)
+{
+	struct service *s = handle->data;
+
+	if (s->stopping) {
+		log_notice("second signal: exiting at once");
+		_exit(0);
+	}
+	s->stopping = 1;
+	log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
+	notify_systemd("STOPPING=1");
+	set_status(s, "stopping");
+	atomic_store(&s->stop_after_batch, true);
+	if (s->work_running) {
+		uv_timer_start(&s->stop_timer, on_stop_timer, STOP_CANCEL_MS, STOP_GIVE_UP_MS);
+		return; /* work_done finishes the shutdown */
+	}
+	service_shutdown(s);
+}
+
+static void on_reload_signal(uv_signal_t *handle, int signum)
+{
+	struct service *s = handle->data;
+	struct config fresh;
+	char err[512];
+
+	(void)signum;
+	config_init(&fresh);
+	if (config_load(&fresh, s->sources, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the current configuration: %s", err);
+		config_finish(&fresh);
+		return;
+	}
+	/* Only reloadable options change; the rest keep their start-up values. */
+	for (const struct config_option *o = config_options; o->name; o++) {
+		char *old_text, *new_text;
+		if (o->reloadable)
+			continue;
+		old_text = config_value_text(&s->config, o);
+		new_text = config_value_text(&fresh, o);
+		if (old_text && new_text && strcmp(old_text, new_text) != 0)
+			log_warning("reload: %s cannot change while running (restart to apply)", o->name);
+		free(old_text);
+		free(new_text);
+	}
+	s->config.batch_size = fresh.batch_size;
+	s->config.poll_interval = fresh.poll_interval;
+	s->config.log_level = fresh.log_level;
+	s->config.systems = fresh.systems;
+	s->config.max_attempts = fresh.max_attempts;
+	s->config.retry_base = fresh.retry_base;
+	s->config.retry_cap = fresh.retry_cap;
+	s->config.max_payload_bytes = fresh.max_payload_bytes;
+	config_finish(&fresh);
+	log_set_level((enum log_level)s->config.log_level);
+	uv_timer_start(&s->poll_timer, on_poll_timer, (uint64_t)(s->config.poll_interval * 1000),
+		       (uint64_t)(s->config.poll_interval * 1000));
+	log_info("configuration reloaded (batch_size %d, poll_interval %g s, log_level %s)", s->config.batch_size,
+		 s->config.poll_interval, log_level_name((enum log_level)s->config.log_level));
+}
+
+int service_run(const struct config *config, const struct config_sources *sources)
+{
+	struct service s;
+	uv_loop_t loop;
+	uint64_t watchdog_usec = 0;
+
+	memset(&s, 0, sizeof(s));
+	config_copy(&s.config, config);
+	s.sources = sources;
+	s.listener_fd = -1;
+	s.listener_backoff = BACKOFF_MIN_SECONDS;
+	s.worker_backoff = BACKOFF_MIN_SECONDS;
+	pthread_mutex_init(&s.cancel_lock, NULL);
+	atomic_init(&s.stop_after_batch, false);
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+
+	if (uv_loop_init(&loop) != 0) {
+		log_error("cannot initialise the event loop");
+		return 1;
+	}
+	s.loop = &loop;
+	uv_timer_init(&loop, &s.listener_retry);
+	uv_timer_init(&loop, &s.worker_retry);
+	uv_timer_init(&loop, &s.poll_timer);
+	uv_timer_init(&loop, &s.watchdog_timer);
+	uv_timer_init(&loop, &s.stop_timer);
+	s.listener_retry.data = s.worker_retry.data = s.poll_timer.data = s.watchdog_timer.data =
+		s.stop_timer.data = &s;
+	uv_signal_init(&loop, &s.sigterm);
+	uv_signal_init(&loop, &s.sigint);
+	uv_signal_init(&loop, &s.sighup);
+	s.sigterm.data = s.sigint.data = s.sighup.data = &s;
+	uv_signal_start(&s.sigterm, on_stop_signal, SIGTERM);
+	uv_signal_start(&s.sigint, on_stop_signal, SIGINT);
+	uv_signal_start(&s.sighup, on_reload_signal, SIGHUP);
+
+#if HAVE_LIBSYSTEMD
+	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
+		uv_timer_start(&s.watchdog_timer, on_watchdog, watchdog_usec / 2000, watchdog_usec / 2000);
+#endif
+	(void)watchdog_usec;
+	set_status(&s, "connecting to the database");
+	log_info("starting (batch_size %d, poll_interval %g s, %s)", s.config.batch_size, s.config.poll_interval,
+		 s.config.listen ? "listening for notifications" : "polling only");
+
+	listener_connect(&s);
+	service_request_work(&s);
+	uv_timer_start(&s.poll_timer, on_poll_timer, (uint64_t)(s.config.poll_interval * 1000),
+		       (uint64_t)(s.config.poll_interval * 1000));
+
+	uv_run(&loop, UV_RUN_DEFAULT);
+
+	log_info("stopped: %ld processed, %ld retrying, %ld dead since start", s.totals.processed, s.totals.retrying,
+		 s.totals.dead);
+	uv_loop_close(&loop);
+	pthread_mutex_destroy(&s.cancel_lock);
+	config_finish(&s.config);
+	return 0;
+}

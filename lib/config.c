@@ -1,0 +1,362 @@
+/*
+ * config: passportd's options as one table (name, type, default, reloadable), read from
+ * defaults < config file < environment (PASSPORTD_<NAME>) < command line.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "log.h"
+#include "tables.h"
+
+#define FIELD(name) offsetof(struct config, name)
+
+const struct config_option config_options[] = {
+	{"dsn", CONFIG_STRING, FIELD(dsn), "", false, 0, 0,
+	 "connection string or URI (empty: $PASSPORT_DATABASE_URL, then libpq's PG* environment)"},
+	{"batch_size", CONFIG_INT, FIELD(batch_size), "500", true, 1, 100000, "entries claimed per batch"},
+	{"poll_interval", CONFIG_DOUBLE, FIELD(poll_interval), "5", true, 0.05, 3600,
+	 "seconds between polls for due retries and missed notifications"},
+	{"log_level", CONFIG_LOG_LEVEL, FIELD(log_level), "info", true, 0, 0,
+	 "error, warning, notice, info or debug"},
+	{"log_format", CONFIG_LOG_FORMAT, FIELD(log_format), "auto", false, 0, 0,
+	 "auto (journal prefixes under systemd, else plain), plain, journal or json"},
+	{"listen", CONFIG_BOOL, FIELD(listen), "true", false, 0, 0,
+	 "wake on NOTIFY; false polls only (for transaction poolers, where LISTEN does not work)"},
+	{"systems", CONFIG_SYSTEMS, FIELD(systems), "mediaid,coliseum,treasury", true, 0, 0,
+	 "enabled systems; deliveries to the others are skipped and counted"},
+	{"max_attempts", CONFIG_INT, FIELD(max_attempts), "5", true, 1, 1000,
+	 "failed attempts after which an entry is dead"},
+	{"retry_base", CONFIG_DOUBLE, FIELD(retry_base), "10", true, 0.01, 86400,
+	 "seconds before the first retry; doubled per attempt, with jitter"},
+	{"retry_cap", CONFIG_DOUBLE, FIELD(retry_cap), "3600", true, 0.01, 604800, "longest retry delay in seconds"},
+	{"max_payload_bytes", CONFIG_LONG, FIELD(max_payload_bytes), "1048576", true, 2, 268435456,
+	 "larger payloads are a permanent error of their entry"},
+	{NULL, CONFIG_INT, 0, NULL, false, 0, 0, NULL},
+};
+
+const struct config_option *config_find(const char *name)
+{
+	for (const struct config_option *o = config_options; o->name; o++)
+		if (strcmp(o->name, name) == 0)
+			return o;
+	return NULL;
+}
+
+static void *field(struct config *config, const struct config_option *option)
+{
+	return (char *)config + option->offset;
+}
+
+static const void *field_const(const struct config *config, const struct config_option *option)
+{
+	return (const char *)config + option->offset;
+}
+
+static int parse_systems(const char *value, unsigned *out, char *err, size_t errlen)
+{
+	char buffer[256];
+	char *saveptr = NULL;
+	unsigned systems = 0;
+
+	if (strlen(value) >= sizeof(buffer)) {
+		snprintf(err, errlen, "list too long");
+		return -1;
+	}
+	strcpy(buffer, value);
+	for (char *token = strtok_r(buffer, ", \t", &saveptr); token; token = strtok_r(NULL, ", \t", &saveptr)) {
+		unsigned system = system_from_name(token);
+		if (!system) {
+			snprintf(err, errlen, "unknown system '%.40s' (mediaid, coliseum, treasury)", token);
+			return -1;
+		}
+		systems |= system;
+	}
+	*out = systems;
+	return 0;
+}
+
+int config_set(struct config *config, const char *name, const char *value, char *err, size_t errlen)
+{
+	const struct config_option *o = config_find(name);
+	char *end;
+
+	if (!o) {
+		snprintf(err, errlen, "unknown option '%.60s'", name);
+		return -1;
+	}
+	switch (o->type) {
+	case CONFIG_INT:
+	case CONFIG_LONG: {
+		long long v;
+		errno = 0;
+		v = strtoll(value, &end, 10);
+		if (errno || end == value || *end != '\0' || (double)v < o->min || (double)v > o->max) {
+			snprintf(err, errlen, "%s must be a whole number from %.0f to %.0f, not '%.40s'", name, o->min,
+				 o->max, value);
+			return -1;
+		}
+		if (o->type == CONFIG_INT)
+			*(int *)field(config, o) = (int)v;
+		else
+			*(long *)field(config, o) = (long)v;
+		return 0;
+	}
+	case CONFIG_DOUBLE: {
+		double v;
+		errno = 0;
+		v = strtod(value, &end);
+		if (errno || end == value || *end != '\0' || !isfinite(v) || v < o->min || v > o->max) {
+			snprintf(err, errlen, "%s must be a number from %g to %g, not '%.40s'", name, o->min, o->max, value);
+			return -1;
+		}
+		*(double *)field(config, o) = v;
+		return 0;
+	}
+	case CONFIG_BOOL:
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") || !strcmp(value, "1")) {
+			*(bool *)field(config, o) = true;
+		} else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off") ||
+			   !strcmp(value, "0")) {
+			*(bool *)field(config, o) = false;
+		} else {
+			snprintf(err, errlen, "%s must be true or false, not '%.40s'", name, value);
+			return -1;
+		}
+		return 0;
+	case CONFIG_STRING: {
+		char *copy = strdup(value);
+		if (!copy) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free(*(char **)field(config, o));
+		*(char **)field(config, o) = copy;
+		return 0;
+	}
+	case CONFIG_LOG_LEVEL: {
+		int level = log_level_from_name(value);
+		if (level < 0) {
+			snprintf(err, errlen, "%s must be error, warning, notice, info or debug, not '%.40s'", name, value);
+			return -1;
+		}
+		*(int *)field(config, o) = level;
+		return 0;
+	}
+	case CONFIG_LOG_FORMAT: {
+		int format = log_format_from_name(value);
+		if (format < 0) {
+			snprintf(err, errlen, "%s must be auto, plain, journal or json, not '%.40s'", name, value);
+			return -1;
+		}
+		*(int *)field(config, o) = format;
+		return 0;
+	}
+	case CONFIG_SYSTEMS: {
+		char reason[128];
+		if (parse_systems(value, (unsigned *)field(config, o), reason, sizeof(reason)) < 0) {
+			snprintf(err, errlen, "%s: %s", name, reason);
+			return -1;
+		}
+		return 0;
+	}
+	}
+	return -1;
+}
+
+void config_init(struct config *config)
+{
+	char err[256];
+
+	memset(config, 0, sizeof(*config));
+	for (const struct config_option *o = config_options; o->name; o++)
+		if (config_set(config, o->name, o->default_value, err, sizeof(err)) < 0)
+			abort(); /* a bad default is a programming error */
+}
+
+void config_finish(struct config *config)
+{
+	free(config->dsn);
+	config->dsn = NULL;
+}
+
+void config_copy(struct config *dst, const struct config *src)
+{
+	char *dsn = strdup(src->dsn ? src->dsn : "");
+
+	if (dst != src)
+		config_finish(dst);
+	*dst = *src;
+	dst->dsn = dsn;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+int config_read_file(struct config *config, const char *path, bool required, char *err, size_t errlen)
+{
+	FILE *file = fopen(path, "r");
+	char line[4096];
+	int number = 0;
+
+	if (!file) {
+		if (!required && errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), file)) {
+		char *text, *equals, reason[256];
+
+		number++;
+		if (!strchr(line, '\n') && !feof(file)) {
+			snprintf(err, errlen, "%s:%d: line too long", path, number);
+			fclose(file);
+			return -1;
+		}
+		text = trim(line);
+		if (*text == '#' || *text == '\0')
+			continue;
+		equals = strchr(text, '=');
+		if (!equals) {
+			snprintf(err, errlen, "%s:%d: expected 'name = value'", path, number);
+			fclose(file);
+			return -1;
+		}
+		*equals = '\0';
+		if (config_set(config, trim(text), trim(equals + 1), reason, sizeof(reason)) < 0) {
+			snprintf(err, errlen, "%s:%d: %s", path, number, reason);
+			fclose(file);
+			return -1;
+		}
+	}
+	fclose(file);
+	return 0;
+}
+
+int config_read_environment(struct config *config, char *err, size_t errlen)
+{
+	for (const struct config_option *o = config_options; o->name; o++) {
+		char variable[96] = "PASSPORTD_";
+		size_t n = strlen(variable);
+		const char *value;
+		char reason[256];
+
+		for (const char *c = o->name; *c && n + 1 < sizeof(variable); c++)
+			variable[n++] = (char)toupper((unsigned char)*c);
+		variable[n] = '\0';
+		value = getenv(variable);
+		if (!value)
+			continue;
+		if (config_set(config, o->name, value, reason, sizeof(reason)) < 0) {
+			snprintf(err, errlen, "%s: %s", variable, reason);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A connection string with any password removed, or "(invalid connection string)". */
+static char *dsn_without_password(const char *dsn)
+{
+	PQconninfoOption *options;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *stream;
+
+	if (!dsn || !*dsn)
+		return strdup("");
+	options = PQconninfoParse(dsn, NULL);
+	if (!options)
+		return strdup("(invalid connection string)");
+	stream = open_memstream(&out, &len);
+	if (!stream) {
+		PQconninfoFree(options);
+		return NULL;
+	}
+	for (PQconninfoOption *o = options; o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		if (strcmp(o->keyword, "password") == 0) {
+			fprintf(stream, "%spassword=********", ftell(stream) ? " " : "");
+			continue;
+		}
+		fprintf(stream, "%s%s='", ftell(stream) ? " " : "", o->keyword);
+		for (const char *c = o->val; *c; c++) {
+			if (*c == '\'' || *c == '\\')
+				fputc('\\', stream);
+			fputc(*c, stream);
+		}
+		fputc('\'', stream);
+	}
+	fclose(stream);
+	PQconninfoFree(options);
+	return out;
+}
+
+char *config_value_text(const struct config *config, const struct config_option *o)
+{
+	char buffer[256];
+
+	switch (o->type) {
+	case CONFIG_INT:
+		snprintf(buffer, sizeof(buffer), "%d", *(const int *)field_const(config, o));
+		break;
+	case CONFIG_LONG:
+		snprintf(buffer, sizeof(buffer), "%ld", *(const long *)field_const(config, o));
+		break;
+	case CONFIG_DOUBLE:
+		snprintf(buffer, sizeof(buffer), "%g", *(const double *)field_const(config, o));
+		break;
+	case CONFIG_BOOL:
+		snprintf(buffer, sizeof(buffer), "%s", *(const bool *)field_const(config, o) ? "true" : "false");
+		break;
+	case CONFIG_STRING:
+		return dsn_without_password(*(char *const *)field_const(config, o));
+	case CONFIG_LOG_LEVEL:
+		snprintf(buffer, sizeof(buffer), "%s", log_level_name((enum log_level)*(const int *)field_const(config, o)));
+		break;
+	case CONFIG_LOG_FORMAT: {
+		static const char *const names[] = {"auto", "plain", "journal", "json"};
+		int format = *(const int *)field_const(config, o);
+		snprintf(buffer, sizeof(buffer), "%s", format >= 0 && format < 4 ? names[format] : "auto");
+		break;
+	}
+	case CONFIG_SYSTEMS: {
+		unsigned systems = *(const unsigned *)field_const(config, o);
+		buffer[0] = '\0';
+		for (unsigned bit = SYSTEM_MEDIAID; bit <= SYSTEM_TREASURY; bit <<= 1)
+			if (systems & bit) {
+				if (buffer[0])
+					strcat(buffer, ",");
+				strcat(buffer, system_name(bit));
+			}
+		break;
+	}
+	}
+	return strdup(buffer);
+}
+
+void config_print(const struct config *config, FILE *out)
+{
+	for (const struct config_option *o = config_options; o->name; o++) {
+		char *value = config_value_text(config, o);
+		fprintf(out, "%s = %s\n", o->name, value ? value : "");
+		free(value);
+	}
+}

@@ -1,0 +1,78 @@
+/*
+ * config: passportd's options as one table (name, type, default, reloadable), read from
+ * defaults < config file < environment (PASSPORTD_<NAME>) < command line.
+ */
+#ifndef PASSPORT_CONFIG_H
+#define PASSPORT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/passportd/passportd.conf"
+
+struct config {
+	char *dsn;                 /* "" = $PASSPORT_DATABASE_URL, then libpq's environment */
+	int batch_size;
+	double poll_interval;      /* seconds between polls for retries and missed notifications */
+	int log_level;             /* enum log_level */
+	int log_format;            /* enum log_format */
+	bool listen;               /* false: poll only (transaction poolers) */
+	unsigned systems;          /* enabled systems, bitmask of enum passport_system */
+	int max_attempts;
+	double retry_base;         /* seconds */
+	double retry_cap;          /* seconds */
+	long max_payload_bytes;
+};
+
+enum config_type {
+	CONFIG_INT,
+	CONFIG_LONG,
+	CONFIG_DOUBLE,
+	CONFIG_BOOL,
+	CONFIG_STRING,
+	CONFIG_LOG_LEVEL,
+	CONFIG_LOG_FORMAT,
+	CONFIG_SYSTEMS,
+};
+
+struct config_option {
+	const char *name;         /* as written in the file; PASSPORTD_ + upper case in the environment */
+	enum config_type type;
+	size_t offset;            /* of the field in struct config */
+	const char *default_value;
+	bool reloadable;          /* SIGHUP may change it */
+	double min, max;          /* numeric bounds */
+	const char *help;
+};
+
+/* The table, terminated by an entry with a NULL name. */
+extern const struct config_option config_options[];
+
+const struct config_option *config_find(const char *name);
+
+/* Fill every field with its default. Release with config_finish. */
+void config_init(struct config *config);
+void config_finish(struct config *config);
+/* Deep copy (dst is finished first if it holds values). */
+void config_copy(struct config *dst, const struct config *src);
+
+/* Set one option from text. Returns 0, or -1 with a reason in err. */
+int config_set(struct config *config, const char *name, const char *value, char *err, size_t errlen);
+
+/*
+ * Read a file of "name = value" lines ('#' starts a comment). A missing file is an error only
+ * when required. Returns 0, or -1 with "path:line: reason" in err.
+ */
+int config_read_file(struct config *config, const char *path, bool required, char *err, size_t errlen);
+
+/* Apply PASSPORTD_<NAME> variables. Returns 0, or -1 with a reason. */
+int config_read_environment(struct config *config, char *err, size_t errlen);
+
+/* Print "name = value" for every option; the DSN is shown without its password. */
+void config_print(const struct config *config, FILE *out);
+
+/* The value of an option as text, for printing (password removed from the DSN). Caller frees. */
+char *config_value_text(const struct config *config, const struct config_option *option);
+
+#endif
