@@ -1,0 +1,55 @@
+/* migrate: what the passport-migrate subcommands share (connection helpers and entry points). */
+#ifndef PASSPORT_MIGRATE_MIGRATE_H
+#define PASSPORT_MIGRATE_MIGRATE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#define MIGRATE_PROGRAM "passport-migrate"
+
+/* Exit codes shared by every subcommand. */
+enum {
+	MIGRATE_EXIT_OK = 0,
+	MIGRATE_EXIT_FAILURE = 1, /* the database refused, a migration failed, a connection failed */
+	MIGRATE_EXIT_USAGE = 2,   /* bad arguments, or a subcommand that is not implemented yet */
+};
+
+/* Options every subcommand accepts. dsn is NULL when not given on the command line. */
+struct migrate_globals {
+	const char *dsn;
+};
+
+/*
+ * Subcommands: argv[0] is the subcommand name; each parses its own options (including --dsn and
+ * --help) and returns an exit code.
+ */
+int schema_main(struct migrate_globals *globals, int argc, char **argv);
+int entity_dna_main(struct migrate_globals *globals, int argc, char **argv);
+
+/* Print "passport-migrate: <message>" to stderr. */
+void migrate_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Connect using, in order, globals->dsn, $PASSPORT_DATABASE_URL, or libpq's own environment
+ * (PGHOST, PGDATABASE, ...), with client_encoding UTF8 and client_min_messages warning. On failure
+ * prints libpq's message with any password masked (the connection string itself is never printed)
+ * and returns NULL. The caller PQfinish-es the connection.
+ */
+PGconn *migrate_connect(const struct migrate_globals *globals);
+
+/*
+ * Replace every occurrence of the password found in dsn (keyword or URI form) in message with
+ * "********", in place. Exposed for the connection code and its test.
+ */
+void migrate_mask_password(const char *dsn, char *message, size_t size);
+
+/*
+ * Run sql (no parameters); returns 0 when it succeeded, else prints "<what>: <error>" and
+ * returns -1. The result is cleared either way.
+ */
+int migrate_exec(PGconn *conn, const char *sql, const char *what);
+
+/* libpq's error message of a result without the trailing newline, into buf. */
+const char *migrate_result_error(const PGresult *result, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,414 @@
+/* schema: `passport-migrate schema` applies the numbered sql/ migrations once each, in order. */
+#include "migrate.h"
+#include "migrations.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * Why an advisory lock: two deployments may run `schema` at the same moment. Without it both
+ * would see a migration as missing and both would apply it (or fail on the record's primary
+ * key). The key is the ASCII bytes of "passport" read as a big-endian bigint.
+ */
+#define SCHEMA_LOCK_KEY "8097880544633647732"
+
+#define SCHEMA_TABLE_SQL                                                                    \
+	"CREATE TABLE IF NOT EXISTS passport_schema_migrations ("                           \
+	" version    integer PRIMARY KEY,"                                                  \
+	" name       text NOT NULL,"                                                        \
+	" checksum   text NOT NULL,"                                                        \
+	" applied_at timestamptz NOT NULL DEFAULT now())"
+
+enum migration_state {
+	STATE_PENDING,    /* not recorded: apply it */
+	STATE_UP_TO_DATE, /* recorded with the same checksum */
+	STATE_CHANGED,    /* recorded with another checksum: refuse */
+};
+
+struct planned_migration {
+	const struct migration *migration;
+	enum migration_state state;
+	char checksum[65];
+	char recorded_checksum[65];
+	char recorded_name[256];
+};
+
+static void schema_usage(FILE *out)
+{
+	fputs("Usage: " MIGRATE_PROGRAM " schema [--dry-run] [--sql-dir DIR] [--dsn DSN]\n"
+	      "\n"
+	      "Apply the project's SQL migrations (sql/NNN_*.sql, embedded in this program) in order,\n"
+	      "each in its own transaction, recording each in passport_schema_migrations. Migrations\n"
+	      "already recorded with the same checksum are skipped; an applied migration whose file\n"
+	      "has changed since is refused, and then nothing is applied.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -n, --dry-run      list what would be applied, skipped or refused; change nothing\n"
+	      "      --sql-dir DIR  read the migrations from DIR instead of the embedded copies\n"
+	      "      --dsn DSN      connection string (default: $PASSPORT_DATABASE_URL, then the\n"
+	      "                     PG* environment variables)\n"
+	      "  -h, --help         show this help\n",
+	      out);
+}
+
+/* sha256 of the text, hex, computed by the server: the same function for every client. */
+static int compute_checksum(PGconn *conn, const struct migration *m, char out[65])
+{
+	const char *params[1] = {m->text};
+	PGresult *result = PQexecParams(conn, "SELECT encode(sha256(convert_to($1::text, 'UTF8')), 'hex')",
+					1, NULL, params, NULL, NULL, 0);
+	char message[2048];
+
+	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1 ||
+	    strlen(PQgetvalue(result, 0, 0)) != 64) {
+		migrate_error("checksum of %s: %s", m->name,
+			      migrate_result_error(result, message, sizeof message));
+		PQclear(result);
+		return -1;
+	}
+	memcpy(out, PQgetvalue(result, 0, 0), 65);
+	PQclear(result);
+	return 0;
+}
+
+/* Whether passport_schema_migrations exists (in the search path); -1 on error. */
+static int record_table_exists(PGconn *conn)
+{
+	PGresult *result =
+		PQexec(conn, "SELECT to_regclass('passport_schema_migrations') IS NOT NULL");
+	char message[2048];
+	int exists;
+
+	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1) {
+		migrate_error("looking for passport_schema_migrations: %s",
+			      migrate_result_error(result, message, sizeof message));
+		PQclear(result);
+		return -1;
+	}
+	exists = strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+	PQclear(result);
+	return exists;
+}
+
+/*
+ * Compare every migration with its record. Versions recorded in the database but unknown to
+ * this program (a newer release applied them) are reported, not treated as errors.
+ */
+static int plan_migrations(PGconn *conn, bool table_exists, const struct migration_list *list,
+			   struct planned_migration *plan)
+{
+	PGresult *records = NULL;
+	char message[2048];
+	int rows = 0;
+
+	if (table_exists) {
+		records = PQexec(conn, "SELECT version, name, checksum FROM passport_schema_migrations "
+				       "ORDER BY version");
+		if (PQresultStatus(records) != PGRES_TUPLES_OK) {
+			migrate_error("reading passport_schema_migrations: %s",
+				      migrate_result_error(records, message, sizeof message));
+			PQclear(records);
+			return -1;
+		}
+		rows = PQntuples(records);
+	}
+
+	for (size_t i = 0; i < list->count; i++) {
+		struct planned_migration *p = &plan[i];
+
+		memset(p, 0, sizeof *p);
+		p->migration = &list->items[i];
+		p->state = STATE_PENDING;
+		if (compute_checksum(conn, p->migration, p->checksum) < 0) {
+			PQclear(records);
+			return -1;
+		}
+		for (int r = 0; r < rows; r++) {
+			if (atoi(PQgetvalue(records, r, 0)) != p->migration->version)
+				continue;
+			snprintf(p->recorded_checksum, sizeof p->recorded_checksum, "%s",
+				 PQgetvalue(records, r, 2));
+			snprintf(p->recorded_name, sizeof p->recorded_name, "%s",
+				 PQgetvalue(records, r, 1));
+			p->state = strcmp(p->recorded_checksum, p->checksum) == 0 ? STATE_UP_TO_DATE
+										   : STATE_CHANGED;
+		}
+	}
+
+	for (int r = 0; r < rows; r++) {
+		int version = atoi(PQgetvalue(records, r, 0));
+		bool known = false;
+
+		for (size_t i = 0; i < list->count; i++)
+			known = known || list->items[i].version == version;
+		if (!known)
+			printf("  %03d  %-40s recorded by a newer release (unknown here)\n", version,
+			       PQgetvalue(records, r, 1));
+	}
+	PQclear(records);
+	return 0;
+}
+
+/* The 1-based line of the character at 1-based position (PostgreSQL counts characters). */
+static int line_of_position(const char *text, long position)
+{
+	int line = 1;
+	long characters = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if ((*p & 0xC0) != 0x80 && ++characters >= position)
+			break;
+		if (*p == '\n')
+			line++;
+	}
+	return line;
+}
+
+/* Print why a migration failed: the server's message, the file line and any PL/pgSQL context. */
+static void report_failure(const struct migration *m, const PGresult *result)
+{
+	char message[4096];
+	const char *position = result ? PQresultErrorField(result, PG_DIAG_STATEMENT_POSITION) : NULL;
+	const char *context = result ? PQresultErrorField(result, PG_DIAG_CONTEXT) : NULL;
+	const char *primary = result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	if (primary && position) {
+		migrate_error("%s failed at line %d: %s", m->name,
+			      line_of_position(m->text, atol(position)), primary);
+	} else if (primary) {
+		migrate_error("%s failed: %s", m->name, primary);
+	} else {
+		migrate_error("%s failed: %s", m->name,
+			      migrate_result_error(result, message, sizeof message));
+	}
+	if (context)
+		fprintf(stderr, "  context: %s\n", context);
+}
+
+static double elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) * 1000.0 +
+	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+/* Apply one migration and its record in one transaction; rolls back and reports on failure. */
+static int apply_migration(PGconn *conn, const struct planned_migration *p)
+{
+	const struct migration *m = p->migration;
+	char version[16];
+	const char *params[3] = {version, m->name, p->checksum};
+	PGresult *result;
+
+	snprintf(version, sizeof version, "%d", m->version);
+	if (migrate_exec(conn, "BEGIN", "begin") < 0)
+		return -1;
+
+	result = PQexec(conn, m->text);
+	if (PQresultStatus(result) != PGRES_COMMAND_OK && PQresultStatus(result) != PGRES_TUPLES_OK &&
+	    PQresultStatus(result) != PGRES_EMPTY_QUERY) {
+		report_failure(m, result);
+		PQclear(result);
+		goto rollback;
+	}
+	PQclear(result);
+
+	result = PQexecParams(conn,
+			      "INSERT INTO passport_schema_migrations (version, name, checksum) "
+			      "VALUES ($1::integer, $2, $3)",
+			      3, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(result) != PGRES_COMMAND_OK) {
+		char message[2048];
+		migrate_error("recording %s: %s", m->name,
+			      migrate_result_error(result, message, sizeof message));
+		PQclear(result);
+		goto rollback;
+	}
+	PQclear(result);
+
+	if (migrate_exec(conn, "COMMIT", m->name) < 0)
+		goto rollback;
+	return 0;
+
+rollback:
+	PQclear(PQexec(conn, "ROLLBACK"));
+	return -1;
+}
+
+/* Take the lock, telling the operator when another run holds it. */
+static int take_schema_lock(PGconn *conn)
+{
+	PGresult *result = PQexec(conn, "SELECT pg_try_advisory_lock(" SCHEMA_LOCK_KEY ")");
+	char message[2048];
+	bool locked;
+
+	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1) {
+		migrate_error("taking the schema lock: %s",
+			      migrate_result_error(result, message, sizeof message));
+		PQclear(result);
+		return -1;
+	}
+	locked = strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+	PQclear(result);
+	if (locked)
+		return 0;
+	printf("waiting for another `" MIGRATE_PROGRAM " schema` run to finish...\n");
+	fflush(stdout);
+	return migrate_exec(conn, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY ")", "taking the schema lock");
+}
+
+static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_run)
+{
+	struct planned_migration *plan = calloc(list->count, sizeof *plan);
+	size_t applied = 0, up_to_date = 0, pending = 0, changed = 0;
+	int table_exists;
+	int status = MIGRATE_EXIT_FAILURE;
+
+	if (!plan) {
+		migrate_error("out of memory");
+		return MIGRATE_EXIT_FAILURE;
+	}
+	if (!dry_run) {
+		if (take_schema_lock(conn) < 0)
+			goto out;
+		if (migrate_exec(conn, SCHEMA_TABLE_SQL, "creating passport_schema_migrations") < 0)
+			goto out;
+		table_exists = 1;
+	} else {
+		table_exists = record_table_exists(conn);
+		if (table_exists < 0)
+			goto out;
+	}
+	if (plan_migrations(conn, table_exists, list, plan) < 0)
+		goto out;
+
+	for (size_t i = 0; i < list->count; i++) {
+		pending += plan[i].state == STATE_PENDING;
+		up_to_date += plan[i].state == STATE_UP_TO_DATE;
+		changed += plan[i].state == STATE_CHANGED;
+	}
+
+	/* A changed file is refused before anything is applied, so the database is never left
+	 * with later migrations on top of an earlier one that no longer matches its file. */
+	if (changed > 0 || dry_run) {
+		for (size_t i = 0; i < list->count; i++) {
+			const struct planned_migration *p = &plan[i];
+			const char *what = p->state == STATE_PENDING	 ? (dry_run ? "would apply" : "pending")
+					   : p->state == STATE_UP_TO_DATE ? "up to date"
+									  : "CHANGED since it was applied";
+			printf("  %03d  %-40s %s\n", p->migration->version, p->migration->name, what);
+		}
+		for (size_t i = 0; i < list->count; i++) {
+			const struct planned_migration *p = &plan[i];
+			if (p->state != STATE_CHANGED)
+				continue;
+			migrate_error("refusing: %s was changed after it was applied (recorded checksum "
+				      "%.12s..., file now %.12s...). Restore the file, or put the change "
+				      "in a new migration.",
+				      p->migration->name, p->recorded_checksum, p->checksum);
+		}
+		if (changed > 0) {
+			printf("schema: refused, %zu changed migration%s; nothing applied\n", changed,
+			       changed == 1 ? "" : "s");
+			goto out;
+		}
+		printf("schema (dry run): %zu to apply, %zu up to date; nothing changed\n", pending,
+		       up_to_date);
+		status = MIGRATE_EXIT_OK;
+		goto out;
+	}
+
+	for (size_t i = 0; i < list->count; i++) {
+		const struct planned_migration *p = &plan[i];
+		struct timespec start;
+
+		if (p->state == STATE_UP_TO_DATE) {
+			printf("  %03d  %-40s up to date\n", p->migration->version, p->migration->name);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		if (apply_migration(conn, p) < 0) {
+			printf("schema: %s failed; %zu applied before it, nothing after it\n",
+			       p->migration->name, applied);
+			goto out;
+		}
+		applied++;
+		printf("  %03d  %-40s applied (%.0f ms)\n", p->migration->version, p->migration->name,
+		       elapsed_ms(&start));
+		fflush(stdout);
+	}
+	printf("schema: %zu applied, %zu up to date\n", applied, up_to_date);
+	status = MIGRATE_EXIT_OK;
+
+out:
+	fflush(stdout);
+	free(plan);
+	return status;
+}
+
+int schema_main(struct migrate_globals *globals, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"dry-run", no_argument, NULL, 'n'},
+		{"sql-dir", required_argument, NULL, 'S'},
+		{"dsn", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct migration_list list;
+	const char *sql_dir = NULL;
+	bool dry_run = false;
+	char err[1024];
+	PGconn *conn;
+	int opt, status;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "nh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			dry_run = true;
+			break;
+		case 'S':
+			sql_dir = optarg;
+			break;
+		case 'd':
+			globals->dsn = optarg;
+			break;
+		case 'h':
+			schema_usage(stdout);
+			return MIGRATE_EXIT_OK;
+		default:
+			schema_usage(stderr);
+			return MIGRATE_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		migrate_error("schema: unexpected argument '%s'", argv[optind]);
+		schema_usage(stderr);
+		return MIGRATE_EXIT_USAGE;
+	}
+
+	if (sql_dir) {
+		if (migration_list_init_dir(&list, sql_dir, err, sizeof err) < 0) {
+			migrate_error("%s", err);
+			return MIGRATE_EXIT_FAILURE;
+		}
+	} else {
+		migration_list_init_embedded(&list);
+	}
+
+	conn = migrate_connect(globals);
+	if (!conn) {
+		migration_list_finish(&list);
+		return MIGRATE_EXIT_FAILURE;
+	}
+	status = run_schema(conn, &list, dry_run);
+	PQfinish(conn); /* also releases the advisory lock */
+	migration_list_finish(&list);
+	return status;
+}

@@ -1,0 +1,305 @@
+/* harness: integration-test helpers: throwaway databases on the private server, SQL, child programs. */
+#include "harness.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void harness_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list args;
+
+	fflush(stdout);
+	fprintf(stderr, "FAIL %s:%d: ", file, line);
+	va_start(args, fmt);
+	vfprintf(stderr, fmt, args);
+	va_end(args);
+	fputc('\n', stderr);
+	fflush(stderr);
+	exit(1);
+}
+
+/* A connection-string value in single quotes, with ' and \ escaped (libpq keyword form). */
+static void append_quoted(char *buf, size_t size, const char *keyword, const char *value)
+{
+	size_t len = strlen(buf);
+
+	len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s='", len ? " " : "", keyword);
+	for (const char *p = value; *p && len + 3 < size; p++) {
+		if (*p == '\'' || *p == '\\')
+			buf[len++] = '\\';
+		buf[len++] = *p;
+	}
+	if (len + 2 > size)
+		HARNESS_FAIL("connection string too long (%s)", keyword);
+	buf[len++] = '\'';
+	buf[len] = '\0';
+}
+
+static void server_dsn(const char *dbname, char *dsn, size_t dsnlen)
+{
+	const char *host = getenv("PASSPORT_TEST_PGHOST");
+	const char *port = getenv("PASSPORT_TEST_PGPORT");
+
+	dsn[0] = '\0';
+	append_quoted(dsn, dsnlen, "host", host);
+	if (port && *port)
+		append_quoted(dsn, dsnlen, "port", port);
+	append_quoted(dsn, dsnlen, "user", "postgres");
+	append_quoted(dsn, dsnlen, "dbname", dbname);
+}
+
+PGconn *harness_connect(const char *dsn)
+{
+	PGconn *conn = PQconnectdb(dsn);
+
+	if (!conn || PQstatus(conn) != CONNECTION_OK)
+		HARNESS_FAIL("cannot connect to %s: %s", dsn, conn ? PQerrorMessage(conn) : "out of memory");
+	return conn;
+}
+
+void harness_exec(PGconn *conn, const char *sql)
+{
+	PGresult *result = PQexec(conn, sql);
+	ExecStatusType status = PQresultStatus(result);
+
+	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_EMPTY_QUERY)
+		HARNESS_FAIL("SQL failed: %s\n--- SQL ---\n%s\n-----------", PQresultErrorMessage(result), sql);
+	PQclear(result);
+}
+
+static PGresult *query_one(PGconn *conn, const char *sql)
+{
+	PGresult *result = PQexec(conn, sql);
+
+	if (PQresultStatus(result) != PGRES_TUPLES_OK)
+		HARNESS_FAIL("query failed: %s\n--- SQL ---\n%s\n-----------", PQresultErrorMessage(result), sql);
+	if (PQntuples(result) < 1 || PQnfields(result) < 1)
+		HARNESS_FAIL("query returned no rows: %s", sql);
+	return result;
+}
+
+long long harness_query_int(PGconn *conn, const char *sql)
+{
+	PGresult *result = query_one(conn, sql);
+	char *end;
+	long long value;
+
+	if (PQgetisnull(result, 0, 0))
+		HARNESS_FAIL("query returned NULL where a number was expected: %s", sql);
+	errno = 0;
+	value = strtoll(PQgetvalue(result, 0, 0), &end, 10);
+	if (errno != 0 || *end != '\0' || end == PQgetvalue(result, 0, 0))
+		HARNESS_FAIL("query returned '%s', not an integer: %s", PQgetvalue(result, 0, 0), sql);
+	PQclear(result);
+	return value;
+}
+
+char *harness_query_text(PGconn *conn, const char *sql)
+{
+	PGresult *result = query_one(conn, sql);
+	char *value = NULL;
+
+	if (!PQgetisnull(result, 0, 0)) {
+		value = strdup(PQgetvalue(result, 0, 0));
+		if (!value)
+			HARNESS_FAIL("out of memory");
+	}
+	PQclear(result);
+	return value;
+}
+
+static char *read_text_file(const char *path)
+{
+	FILE *file = fopen(path, "rb");
+	char *text;
+	long size;
+
+	if (!file)
+		HARNESS_FAIL("cannot open %s: %s", path, strerror(errno));
+	if (fseek(file, 0, SEEK_END) != 0 || (size = ftell(file)) < 0 || fseek(file, 0, SEEK_SET) != 0)
+		HARNESS_FAIL("cannot size %s: %s", path, strerror(errno));
+	text = malloc((size_t)size + 1);
+	if (!text)
+		HARNESS_FAIL("out of memory");
+	if (fread(text, 1, (size_t)size, file) != (size_t)size)
+		HARNESS_FAIL("cannot read %s", path);
+	text[size] = '\0';
+	fclose(file);
+	return text;
+}
+
+static void exec_source_file(PGconn *conn, const char *relative)
+{
+	const char *root = getenv("PASSPORT_SOURCE_ROOT");
+	char path[4096];
+	char *sql;
+
+	if (!root || !*root)
+		HARNESS_FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
+	snprintf(path, sizeof path, "%s/%s", root, relative);
+	sql = read_text_file(path);
+	harness_exec(conn, sql);
+	free(sql);
+}
+
+PGconn *harness_create_database(const char *name, const char *mel_layout, char *dsn, size_t dsnlen)
+{
+	char dbname[128], admin_dsn[1024], sql[512], path[256];
+	char *quoted, *output = NULL;
+	PGconn *admin, *conn;
+	int status;
+
+	if (!getenv("PASSPORT_TEST_PGHOST") || !*getenv("PASSPORT_TEST_PGHOST")) {
+		fprintf(stderr, "SKIP: PASSPORT_TEST_PGHOST is not set (run ./scripts/test)\n");
+		exit(77);
+	}
+	if (mel_layout && strcmp(mel_layout, "canonical") != 0 && strcmp(mel_layout, "production") != 0)
+		HARNESS_FAIL("unknown media_engagement_log layout '%s'", mel_layout);
+	if ((size_t)snprintf(dbname, sizeof dbname, "t_%s", name) >= sizeof dbname)
+		HARNESS_FAIL("database name too long: t_%s", name);
+
+	server_dsn("postgres", admin_dsn, sizeof admin_dsn);
+	admin = harness_connect(admin_dsn);
+	harness_exec(admin, "SET client_min_messages = warning");
+	quoted = PQescapeIdentifier(admin, dbname, strlen(dbname));
+	if (!quoted)
+		HARNESS_FAIL("cannot quote %s: %s", dbname, PQerrorMessage(admin));
+	snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", quoted);
+	harness_exec(admin, sql);
+	snprintf(sql, sizeof sql, "CREATE DATABASE %s", quoted);
+	harness_exec(admin, sql);
+	PQfreemem(quoted);
+	PQfinish(admin);
+
+	server_dsn(dbname, dsn, dsnlen);
+	conn = harness_connect(dsn);
+	harness_exec(conn, "SET client_min_messages = warning");
+	exec_source_file(conn, "tests/sql/upstream.sql");
+	if (mel_layout) {
+		snprintf(path, sizeof path, "tests/sql/media_engagement_log_%s.sql", mel_layout);
+		exec_source_file(conn, path);
+	}
+	harness_exec(conn, "RESET client_min_messages");
+
+	{
+		const char *argv[] = {harness_migrate(), "schema", "--dsn", dsn, NULL};
+		status = harness_run(argv, NULL, &output);
+	}
+	if (status != 0)
+		HARNESS_FAIL("passport-migrate schema failed with status %d on %s:\n%s", status, dbname,
+			     output ? output : "");
+	free(output);
+	return conn;
+}
+
+/* Echo captured output to stderr, each line prefixed with the program's base name. */
+static void echo_output(const char *program, const char *text, size_t len)
+{
+	const char *base = strrchr(program, '/');
+	size_t start = 0;
+
+	base = base ? base + 1 : program;
+	while (start < len) {
+		const char *newline = memchr(text + start, '\n', len - start);
+		size_t end = newline ? (size_t)(newline - text) : len;
+
+		fprintf(stderr, "[%s] %.*s\n", base, (int)(end - start), text + start);
+		start = end + 1;
+	}
+	fflush(stderr);
+}
+
+int harness_run(const char *const argv[], const char *const env[], char **output)
+{
+	int fds[2];
+	pid_t pid;
+	char *buffer = NULL;
+	size_t len = 0, capacity = 0;
+	int wstatus;
+
+	if (pipe(fds) != 0)
+		HARNESS_FAIL("pipe: %s", strerror(errno));
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		HARNESS_FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(fds[0]);
+		if (dup2(fds[1], STDOUT_FILENO) < 0 || dup2(fds[1], STDERR_FILENO) < 0)
+			_exit(127);
+		close(fds[1]);
+		for (size_t i = 0; env && env[i]; i++) {
+			char *assignment = strdup(env[i]);
+			if (!assignment || putenv(assignment) != 0)
+				_exit(127);
+		}
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "cannot execute %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+
+	for (;;) {
+		ssize_t got;
+
+		if (capacity - len < 4096) {
+			capacity = capacity ? capacity * 2 : 16384;
+			buffer = realloc(buffer, capacity);
+			if (!buffer)
+				HARNESS_FAIL("out of memory");
+		}
+		got = read(fds[0], buffer + len, capacity - len - 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			HARNESS_FAIL("reading from %s: %s", argv[0], strerror(errno));
+		if (got == 0)
+			break;
+		len += (size_t)got;
+	}
+	close(fds[0]);
+	buffer[len] = '\0';
+
+	while (waitpid(pid, &wstatus, 0) < 0) {
+		if (errno != EINTR)
+			HARNESS_FAIL("waitpid: %s", strerror(errno));
+	}
+
+	echo_output(argv[0], buffer, len);
+	if (output)
+		*output = buffer;
+	else
+		free(buffer);
+
+	if (WIFEXITED(wstatus))
+		return WEXITSTATUS(wstatus);
+	if (WIFSIGNALED(wstatus))
+		return 128 + WTERMSIG(wstatus);
+	return -1;
+}
+
+static const char *program_from_env(const char *variable)
+{
+	const char *path = getenv(variable);
+
+	if (!path || !*path)
+		HARNESS_FAIL("%s is not set (run the tests through meson)", variable);
+	return path;
+}
+
+const char *harness_passportd(void)
+{
+	return program_from_env("PASSPORTD");
+}
+
+const char *harness_migrate(void)
+{
+	return program_from_env("PASSPORT_MIGRATE");
+}

@@ -1,0 +1,802 @@
+/* test_schema: `passport-migrate schema` and `entity-dna` against the real PostgreSQL 15 server. */
+#include "integration/harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_ARGS 16
+#define MAX_FILES 256
+
+/* The migration files of the source tree's sql/, sorted: what the binary embeds. */
+static char *sql_files[MAX_FILES];
+static int sql_file_count;
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_migration_name(const char *name)
+{
+	size_t len = strlen(name);
+	return len > 8 && name[0] >= '0' && name[0] <= '9' && name[1] >= '0' && name[1] <= '9' &&
+	       name[2] >= '0' && name[2] <= '9' && name[3] == '_' && strcmp(name + len - 4, ".sql") == 0;
+}
+
+static const char *source_root(void)
+{
+	const char *root = getenv("PASSPORT_SOURCE_ROOT");
+	if (!root)
+		HARNESS_FAIL("PASSPORT_SOURCE_ROOT is not set");
+	return root;
+}
+
+static void load_sql_file_names(void)
+{
+	char dir[4096];
+	DIR *handle;
+	struct dirent *entry;
+
+	snprintf(dir, sizeof dir, "%s/sql", source_root());
+	handle = opendir(dir);
+	if (!handle)
+		HARNESS_FAIL("cannot open %s: %s", dir, strerror(errno));
+	while ((entry = readdir(handle)) != NULL) {
+		if (!is_migration_name(entry->d_name))
+			continue;
+		CHECK(sql_file_count < MAX_FILES);
+		sql_files[sql_file_count] = strdup(entry->d_name);
+		CHECK(sql_files[sql_file_count] != NULL);
+		sql_file_count++;
+	}
+	closedir(handle);
+	qsort(sql_files, (size_t)sql_file_count, sizeof sql_files[0], compare_names);
+	CHECK(sql_file_count > 0);
+}
+
+static char *read_file(const char *path)
+{
+	FILE *file = fopen(path, "rb");
+	char *text;
+	long size;
+
+	if (!file)
+		HARNESS_FAIL("cannot open %s: %s", path, strerror(errno));
+	CHECK(fseek(file, 0, SEEK_END) == 0);
+	size = ftell(file);
+	CHECK(size >= 0);
+	CHECK(fseek(file, 0, SEEK_SET) == 0);
+	text = malloc((size_t)size + 1);
+	CHECK(text != NULL);
+	CHECK(fread(text, 1, (size_t)size, file) == (size_t)size);
+	text[size] = '\0';
+	fclose(file);
+	return text;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *file = fopen(path, "wb");
+
+	if (!file)
+		HARNESS_FAIL("cannot create %s: %s", path, strerror(errno));
+	CHECK(fwrite(text, 1, strlen(text), file) == strlen(text));
+	CHECK(fclose(file) == 0);
+}
+
+/*
+ * Run passport-migrate with the given arguments (NULL-terminated) and extra environment; returns
+ * the exit status and stores the combined output in *output (free it).
+ */
+static int migrate(char **output, const char *const *env, ...)
+{
+	const char *argv[MAX_ARGS];
+	int argc = 0;
+	va_list args;
+	const char *arg;
+
+	argv[argc++] = harness_migrate();
+	va_start(args, env);
+	while ((arg = va_arg(args, const char *)) != NULL) {
+		CHECK(argc < MAX_ARGS - 1);
+		argv[argc++] = arg;
+	}
+	va_end(args);
+	argv[argc] = NULL;
+	return harness_run(argv, env, output);
+}
+
+#define CHECK_CONTAINS(haystack, needle)                                                      \
+	do {                                                                                  \
+		if (!strstr((haystack), (needle)))                                            \
+			HARNESS_FAIL("expected \"%s\" in output:\n%s", (needle), (haystack)); \
+	} while (0)
+#define CHECK_NOT_CONTAINS(haystack, needle)                                                  \
+	do {                                                                                  \
+		if (strstr((haystack), (needle)))                                             \
+			HARNESS_FAIL("unexpected \"%s\" in output:\n%s", (needle), (haystack)); \
+	} while (0)
+
+/* Count the lines of text that contain both needles. */
+static int count_lines_with(const char *text, const char *a, const char *b)
+{
+	int count = 0;
+	const char *line = text;
+
+	while (*line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		char *copy = strndup(line, len);
+
+		CHECK(copy != NULL);
+		if (strstr(copy, a) && strstr(copy, b))
+			count++;
+		free(copy);
+		line += len + (end ? 1 : 0);
+	}
+	return count;
+}
+
+/* SQLSTATE of running sql, or "00000" when it succeeds. */
+static void expect_sqlstate(PGconn *conn, const char *sql, const char *expected)
+{
+	PGresult *result = PQexec(conn, sql);
+	const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+	ExecStatusType status = PQresultStatus(result);
+
+	if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+		state = "00000";
+	if (!state || strcmp(state, expected) != 0)
+		HARNESS_FAIL("%s: expected SQLSTATE %s, got %s (%s)", sql, expected, state ? state : "?",
+			     PQresultErrorMessage(result));
+	PQclear(result);
+}
+
+/* A database with the upstream tables only (no project schema), for runs that must see it fresh. */
+static PGconn *create_fresh_database(const char *name, char *dsn, size_t dsnlen)
+{
+	const char *host = getenv("PASSPORT_TEST_PGHOST");
+	const char *port = getenv("PASSPORT_TEST_PGPORT");
+	char admin_dsn[1024], sql[256], path[4096];
+	PGconn *admin, *conn;
+	char *text;
+
+	if (!host || !*host) {
+		fprintf(stderr, "SKIP: PASSPORT_TEST_PGHOST is not set\n");
+		exit(77);
+	}
+	snprintf(admin_dsn, sizeof admin_dsn, "host='%s' port='%s' user=postgres dbname=postgres", host,
+		 port ? port : "5432");
+	admin = harness_connect(admin_dsn);
+	harness_exec(admin, "SET client_min_messages = warning");
+	snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"t_%s\" WITH (FORCE)", name);
+	harness_exec(admin, sql);
+	snprintf(sql, sizeof sql, "CREATE DATABASE \"t_%s\"", name);
+	harness_exec(admin, sql);
+	PQfinish(admin);
+
+	snprintf(dsn, dsnlen, "host='%s' port='%s' user=postgres dbname=t_%s", host, port ? port : "5432",
+		 name);
+	conn = harness_connect(dsn);
+	harness_exec(conn, "SET client_min_messages = warning");
+	snprintf(path, sizeof path, "%s/tests/sql/upstream.sql", source_root());
+	text = read_file(path);
+	harness_exec(conn, text);
+	free(text);
+	return conn;
+}
+
+static long long relation_exists(PGconn *conn, const char *name)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_class WHERE relname = '%s'", name);
+	return harness_query_int(conn, sql);
+}
+
+static long long count_records(PGconn *conn)
+{
+	return harness_query_int(conn, "SELECT count(*) FROM passport_schema_migrations");
+}
+
+static char *records_snapshot(PGconn *conn)
+{
+	return harness_query_text(conn, "SELECT string_agg(version || ':' || name || ':' || checksum || ':' "
+					"|| applied_at, ',' ORDER BY version) FROM passport_schema_migrations");
+}
+
+/* --version, --help, unknown commands, not-yet-implemented commands. */
+static void test_command_line(void)
+{
+	char *out;
+
+	CHECK_EQ_INT(migrate(&out, NULL, "--version", NULL), 0);
+	CHECK_CONTAINS(out, "passport-migrate ");
+	free(out);
+
+	CHECK_EQ_INT(migrate(&out, NULL, "--help", NULL), 0);
+	CHECK_CONTAINS(out, "schema");
+	CHECK_CONTAINS(out, "entity-dna");
+	free(out);
+
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--help", NULL), 0);
+	CHECK_CONTAINS(out, "--dry-run");
+	CHECK_CONTAINS(out, "--sql-dir");
+	free(out);
+
+	CHECK_EQ_INT(migrate(&out, NULL, "entity-dna", "--help", NULL), 0);
+	CHECK_CONTAINS(out, "--refresh");
+	free(out);
+
+	CHECK_EQ_INT(migrate(&out, NULL, "backfill", NULL), 2);
+	CHECK_CONTAINS(out, "not implemented yet");
+	free(out);
+	CHECK_EQ_INT(migrate(&out, NULL, "verify", NULL), 2);
+	CHECK_CONTAINS(out, "not implemented yet");
+	free(out);
+
+	CHECK_EQ_INT(migrate(&out, NULL, "frobnicate", NULL), 2);
+	CHECK_CONTAINS(out, "unknown command");
+	free(out);
+	CHECK_EQ_INT(migrate(&out, NULL, NULL), 2);
+	free(out);
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--no-such-option", NULL), 2);
+	free(out);
+}
+
+/* A connection failure exits 1 with libpq's reason and never shows the password. */
+static void test_connection_errors(const char *good_dsn)
+{
+	static const char *const bad[] = {
+		"host=/nonexistent-passport-dir port=1 user=bob password=Sup3rSecretPw dbname=x",
+		"postgresql://bob:Sup3rSecretPw@/x?host=/nonexistent-passport-dir",
+		"host=/nonexistent-passport-dir password='Sup3rSecretPw' no_such_option=1",
+		"postgresql://bob:Sup3rSecretPw@[::1/x",
+		"postgresql://bob:Sup3rSecretPw@localhost/x?bogus=%zz",
+	};
+	char *out;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dsn", bad[i], NULL), 1);
+		CHECK_CONTAINS(out, "cannot connect");
+		CHECK_NOT_CONTAINS(out, "Sup3rSecretPw");
+		free(out);
+	}
+
+	/* Environment: PASSPORT_DATABASE_URL is used without --dsn, and --dsn wins over it. */
+	{
+		char assignment[1200];
+		const char *env_good[] = {assignment, NULL};
+		const char *env_bad[] = {"PASSPORT_DATABASE_URL=host=/nonexistent-passport-dir password=EnvSecretPw", NULL};
+
+		snprintf(assignment, sizeof assignment, "PASSPORT_DATABASE_URL=%s", good_dsn);
+		CHECK_EQ_INT(migrate(&out, env_good, "schema", "--dry-run", NULL), 0);
+		free(out);
+		CHECK_EQ_INT(migrate(&out, env_bad, "schema", "--dry-run", NULL), 1);
+		CHECK_CONTAINS(out, "PASSPORT_DATABASE_URL");
+		CHECK_NOT_CONTAINS(out, "EnvSecretPw");
+		free(out);
+		CHECK_EQ_INT(migrate(&out, env_bad, "--dsn", good_dsn, "schema", "--dry-run", NULL), 0);
+		free(out);
+	}
+}
+
+/* Every object the migrations promise, checked by behaviour where a name would prove little. */
+static void test_objects(PGconn *conn)
+{
+	static const char *const columns[] = {"last_error", "next_attempt_at", "dead_at", "legacy_source",
+					      "legacy_id"};
+	char sql[512];
+
+	for (size_t i = 0; i < sizeof columns / sizeof columns[0]; i++) {
+		snprintf(sql, sizeof sql,
+			 "SELECT count(*) FROM information_schema.columns WHERE table_name = 'passport_entries' "
+			 "AND column_name = '%s'",
+			 columns[i]);
+		CHECK_EQ_INT(harness_query_int(conn, sql), 1);
+	}
+
+	/* Unique (legacy_source, legacy_id); rows without a legacy key do not collide. */
+	harness_exec(conn, "INSERT INTO passport_entries (event_type, event_category, legacy_source, legacy_id) "
+			   "VALUES ('player.track_played', 'interaction', 'listening_history', 'L1')");
+	expect_sqlstate(conn,
+			"INSERT INTO passport_entries (event_type, event_category, legacy_source, legacy_id) "
+			"VALUES ('player.track_played', 'interaction', 'listening_history', 'L1')",
+			"23505");
+	harness_exec(conn, "INSERT INTO passport_entries (event_type, event_category, legacy_source, legacy_id) "
+			   "VALUES ('player.track_played', 'interaction', 'media_engagement_log', 'L1')");
+	harness_exec(conn, "INSERT INTO passport_entries (event_type, event_category) "
+			   "VALUES ('a.b', 'x'), ('a.b', 'x')");
+
+	/* A partial index for claiming that leaves processed and dead rows out. */
+	CHECK(harness_query_int(conn,
+				"SELECT count(*) FROM pg_index i WHERE i.indrelid = 'passport_entries'::regclass "
+				"AND i.indpred IS NOT NULL "
+				"AND pg_get_expr(i.indpred, i.indrelid) LIKE '%processed%' "
+				"AND pg_get_expr(i.indpred, i.indrelid) LIKE '%dead_at IS NULL%'") >= 1);
+
+	/* The notify trigger is AFTER INSERT FOR EACH STATEMENT (tgtype bits: 1 row, 2 before, 4 insert). */
+	CHECK_EQ_INT(harness_query_int(conn,
+				       "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'passport_entries'::regclass "
+				       "AND NOT tgisinternal AND tgtype & 1 = 0 AND tgtype & 2 = 0 AND tgtype & 4 = 4"),
+		     1);
+
+	{
+		char *type = harness_query_text(conn,
+						"SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+						"WHERE attrelid = 'media_ids'::regclass AND attname = 'dna_clock'");
+		CHECK(type != NULL && strcmp(type, "timestamp with time zone") == 0);
+		free(type);
+		type = harness_query_text(conn,
+					  "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+					  "WHERE attrelid = 'entity_dna'::regclass AND attname = 'embedding'");
+		if (!type || strcmp(type, "real[]") != 0)
+			HARNESS_FAIL("entity_dna.embedding has type %s, expected real[]", type ? type : "(none)");
+		free(type);
+	}
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna"), 0);
+	expect_sqlstate(conn, "INSERT INTO entity_dna (entity_type, entity_id) VALUES ('brand', gen_random_uuid())",
+			"23514");
+	CHECK(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
+				      "WHERE table_name = 'dna_evolution'") >= 17);
+	harness_exec(conn, "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, "
+			   "alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial, "
+			   "delta_cultural, delta_behavioral, delta_economic, delta_spatial, late) "
+			   "VALUES ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000002', "
+			   "'x', now(), 0.1, 1, 1, 1, 1, 0, 0, 0, 0, false)");
+	expect_sqlstate(conn,
+			"INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, "
+			"alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial, "
+			"delta_cultural, delta_behavioral, delta_economic, delta_spatial, late) "
+			"VALUES ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000002', "
+			"'x', now(), 0.1, 1, 1, 1, 1, 0, 0, 0, 0, false)",
+			"23505");
+
+	/* coliseum_metrics.passport_entry_id is unique. */
+	harness_exec(conn, "INSERT INTO coliseum_metrics (metric_type, \"timestamp\", passport_entry_id) "
+			   "VALUES ('x', now(), '00000000-0000-0000-0000-0000000000aa')");
+	expect_sqlstate(conn,
+			"INSERT INTO coliseum_metrics (metric_type, \"timestamp\", passport_entry_id) "
+			"VALUES ('x', now(), '00000000-0000-0000-0000-0000000000aa')",
+			"23505");
+	harness_exec(conn, "DELETE FROM coliseum_metrics; DELETE FROM dna_evolution; DELETE FROM passport_entries");
+}
+
+/* Wait up to timeout_ms for notifications on channel; returns how many arrived. */
+static int collect_notifications(PGconn *conn, const char *channel, int expected, int timeout_ms)
+{
+	int count = 0;
+	int waited = 0;
+
+	for (;;) {
+		PGnotify *notify;
+		struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+
+		CHECK(PQconsumeInput(conn) == 1);
+		while ((notify = PQnotifies(conn)) != NULL) {
+			if (strcmp(notify->relname, channel) == 0)
+				count++;
+			PQfreemem(notify);
+		}
+		if (waited >= timeout_ms || count > expected)
+			break;
+		/* Once the expected number arrived, linger briefly to catch extras. */
+		if (count == expected && waited >= timeout_ms / 10)
+			break;
+		poll(&pfd, 1, 20);
+		waited += 20;
+	}
+	return count;
+}
+
+/* One notification per INSERT statement, whatever its row count. */
+static void test_notify(const char *dsn)
+{
+	PGconn *listener = harness_connect(dsn);
+	PGconn *writer = harness_connect(dsn);
+
+	harness_exec(listener, "LISTEN passport_entries");
+
+	/* Three rows in one statement, in the listening session itself. */
+	harness_exec(listener, "INSERT INTO passport_entries (event_type, event_category) "
+			       "VALUES ('a.b', 'x'), ('a.b', 'x'), ('a.b', 'x')");
+	CHECK_EQ_INT(collect_notifications(listener, "passport_entries", 1, 1000), 1);
+
+	/* Two statements from another session: two notifications. */
+	harness_exec(writer, "INSERT INTO passport_entries (event_type, event_category) VALUES ('a.b', 'x')");
+	harness_exec(writer, "INSERT INTO passport_entries (event_type, event_category) "
+			     "SELECT 'a.b', 'x' FROM generate_series(1, 50)");
+	CHECK_EQ_INT(collect_notifications(listener, "passport_entries", 2, 3000), 2);
+
+	/* A statement-level trigger fires even for zero rows; a row-level one would not. */
+	harness_exec(writer, "INSERT INTO passport_entries (event_type, event_category) SELECT 'a.b', 'x' WHERE false");
+	CHECK_EQ_INT(collect_notifications(listener, "passport_entries", 1, 3000), 1);
+
+	harness_exec(writer, "DELETE FROM passport_entries");
+	PQfinish(writer);
+	PQfinish(listener);
+}
+
+/* A second run applies nothing and leaves the records exactly as they were. */
+static void test_idempotent(PGconn *conn, const char *dsn)
+{
+	char *out, *before, *after;
+	char expected[64];
+
+	CHECK_EQ_INT(count_records(conn), sql_file_count);
+	for (int i = 0; i < sql_file_count; i++) {
+		char sql[512], path[4096];
+		const char *params[2];
+		char *text;
+		PGresult *result;
+
+		snprintf(path, sizeof path, "%s/sql/%s", source_root(), sql_files[i]);
+		text = read_file(path);
+		params[0] = sql_files[i];
+		params[1] = text;
+		snprintf(sql, sizeof sql,
+			 "SELECT count(*) FROM passport_schema_migrations WHERE name = $1 AND version = %d "
+			 "AND checksum = encode(sha256(convert_to($2, 'UTF8')), 'hex')",
+			 atoi(sql_files[i]));
+		result = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+		CHECK(PQresultStatus(result) == PGRES_TUPLES_OK);
+		if (strcmp(PQgetvalue(result, 0, 0), "1") != 0)
+			HARNESS_FAIL("no record of %s with its sha256", sql_files[i]);
+		PQclear(result);
+		free(text);
+	}
+
+	before = records_snapshot(conn);
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dsn", dsn, NULL), 0);
+	snprintf(expected, sizeof expected, "0 applied, %d up to date", sql_file_count);
+	CHECK_CONTAINS(out, expected);
+	CHECK_EQ_INT(count_lines_with(out, ".sql", "up to date"), sql_file_count);
+	free(out);
+	after = records_snapshot(conn);
+	CHECK(strcmp(before, after) == 0);
+	free(before);
+	free(after);
+}
+
+/* --dry-run on a fresh database lists every file and creates nothing; then a real run. */
+static void test_dry_run(PGconn *conn, const char *dsn)
+{
+	char *out;
+	char expected[64];
+
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dry-run", "--dsn", dsn, NULL), 0);
+	for (int i = 0; i < sql_file_count; i++)
+		CHECK_CONTAINS(out, sql_files[i]);
+	CHECK_EQ_INT(count_lines_with(out, ".sql", "would apply"), sql_file_count);
+	free(out);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_class WHERE relname IN "
+					     "('passport_schema_migrations', 'passport_entries', 'entity_dna', "
+					     "'dna_evolution', 'coliseum_metrics')"),
+		     0);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
+					     "WHERE table_name = 'media_ids' AND column_name = 'dna_clock'"),
+		     0);
+
+	/* entity-dna before the schema: a clear failure, not a crash. */
+	CHECK_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 1);
+	CHECK_CONTAINS(out, "schema");
+	free(out);
+
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dsn", dsn, NULL), 0);
+	snprintf(expected, sizeof expected, "%d applied, 0 up to date", sql_file_count);
+	CHECK_CONTAINS(out, expected);
+	free(out);
+	CHECK_EQ_INT(count_records(conn), sql_file_count);
+
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dry-run", "--dsn", dsn, NULL), 0);
+	CHECK_EQ_INT(count_lines_with(out, ".sql", "up to date"), sql_file_count);
+	CHECK_CONTAINS(out, "0 to apply");
+	free(out);
+}
+
+/* Copy sql/ into a new temporary directory; returns its path (malloc'd). */
+static char *copy_sql_dir(void)
+{
+	char *dir = strdup("/tmp/passport-sql-XXXXXX");
+
+	CHECK(dir != NULL);
+	if (!mkdtemp(dir))
+		HARNESS_FAIL("mkdtemp: %s", strerror(errno));
+	for (int i = 0; i < sql_file_count; i++) {
+		char from[4096], to[4096];
+		char *text;
+
+		snprintf(from, sizeof from, "%s/sql/%s", source_root(), sql_files[i]);
+		snprintf(to, sizeof to, "%s/%s", dir, sql_files[i]);
+		text = read_file(from);
+		write_file(to, text);
+		free(text);
+	}
+	return dir;
+}
+
+static void remove_dir(const char *dir)
+{
+	DIR *handle = opendir(dir);
+	struct dirent *entry;
+	char path[4096];
+
+	if (!handle)
+		return;
+	while ((entry = readdir(handle)) != NULL) {
+		if (entry->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
+		unlink(path);
+	}
+	closedir(handle);
+	rmdir(dir);
+}
+
+/*
+ * An applied file that changed is refused, by name, before anything else is applied; a failing
+ * migration leaves nothing behind; a new file in --sql-dir is applied on its own.
+ */
+static void test_changed_and_failing_files(PGconn *conn, const char *dsn)
+{
+	char *dir = copy_sql_dir();
+	char path[4096], *original, *changed, *out;
+	const char *victim = sql_files[0];
+
+	snprintf(path, sizeof path, "%s/%s", dir, victim);
+	original = read_file(path);
+	changed = malloc(strlen(original) + 64);
+	CHECK(changed != NULL);
+	sprintf(changed, "%s\n-- edited after it was applied\n", original);
+	write_file(path, changed);
+	snprintf(path, sizeof path, "%s/999_probe.sql", dir);
+	write_file(path, "CREATE TABLE refused_probe (x int);\n");
+
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
+	CHECK_CONTAINS(out, victim);
+	CHECK_CONTAINS(out, "changed");
+	free(out);
+	CHECK_EQ_INT(relation_exists(conn, "refused_probe"), 0);
+	CHECK_EQ_INT(count_records(conn), sql_file_count);
+
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dry-run", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
+	CHECK_CONTAINS(out, victim);
+	free(out);
+
+	/* Restored: only the new file is applied. */
+	snprintf(path, sizeof path, "%s/%s", dir, victim);
+	write_file(path, original);
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 0);
+	CHECK_CONTAINS(out, "1 applied");
+	free(out);
+	CHECK_EQ_INT(relation_exists(conn, "refused_probe"), 1);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_schema_migrations "
+					     "WHERE version = 999 AND name = '999_probe.sql'"),
+		     1);
+
+	/* A migration that fails half way is rolled back whole, with no record, and named. */
+	snprintf(path, sizeof path, "%s/998_broken.sql", dir);
+	write_file(path, "CREATE TABLE half_applied (x int);\n\nSELECT 1 / 0;\n");
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
+	CHECK_CONTAINS(out, "998_broken.sql");
+	CHECK_CONTAINS(out, "division by zero");
+	free(out);
+	CHECK_EQ_INT(relation_exists(conn, "half_applied"), 0);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_schema_migrations WHERE version = 998"), 0);
+
+	/* A syntax error is reported with its line in the file. */
+	write_file(path, "-- a comment\nCREATE TABLE half_applied (x int);\nSELEC 1;\n");
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
+	CHECK_CONTAINS(out, "998_broken.sql failed at line 3");
+	free(out);
+	CHECK_EQ_INT(relation_exists(conn, "half_applied"), 0);
+
+	/* Two files claiming one version are rejected before connecting. */
+	unlink(path);
+	snprintf(path, sizeof path, "%s/999_twin.sql", dir);
+	write_file(path, "SELECT 1;\n");
+	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
+	CHECK_CONTAINS(out, "share version 999");
+	free(out);
+
+	free(original);
+	free(changed);
+	remove_dir(dir);
+	free(dir);
+}
+
+/* Two runs at once on a fresh database: both succeed and each file is recorded once. */
+static void test_concurrent_runs(void)
+{
+	char dsn[1024];
+	PGconn *conn = create_fresh_database("schema_concurrent", dsn, sizeof dsn);
+	pid_t children[2];
+
+	for (int i = 0; i < 2; i++) {
+		children[i] = fork();
+		CHECK(children[i] >= 0);
+		if (children[i] == 0) {
+			char *out;
+			int status = migrate(&out, NULL, "schema", "--dsn", dsn, NULL);
+			free(out);
+			_exit(status);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		int status;
+		CHECK(waitpid(children[i], &status, 0) == children[i]);
+		CHECK(WIFEXITED(status));
+		CHECK_EQ_INT(WEXITSTATUS(status), 0);
+	}
+	CHECK_EQ_INT(count_records(conn), sql_file_count);
+	PQfinish(conn);
+}
+
+/* The migrations also apply over the older production media_engagement_log layout. */
+static void test_production_layout(void)
+{
+	char dsn[1024];
+	PGconn *conn = harness_create_database("schema_production", "production", dsn, sizeof dsn);
+
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
+					     "WHERE table_name = 'media_engagement_log' AND column_name = 'ip_address'"),
+		     1);
+	CHECK_EQ_INT(count_records(conn), sql_file_count);
+	test_objects(conn);
+	PQfinish(conn);
+}
+
+static double artist_vector_first(PGconn *conn, const char *artist_id)
+{
+	char sql[256];
+	char *text;
+	double value;
+
+	snprintf(sql, sizeof sql,
+		 "SELECT embedding[1]::text FROM entity_dna WHERE entity_type = 'artist' AND entity_id = '%s'",
+		 artist_id);
+	text = harness_query_text(conn, sql);
+	CHECK(text != NULL);
+	value = atof(text);
+	free(text);
+	return value;
+}
+
+static long long artist_vector_count(PGconn *conn, const char *artist_id)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' AND entity_id = '%s' "
+		 "AND embedding IS NOT NULL",
+		 artist_id);
+	return harness_query_int(conn, sql);
+}
+
+/*
+ * Artists (ids a1..a8, users u1..u8) and their DNA rows, each vector filled with one value:
+ *   a1: artist row 1, fan row 2        -> 1 (the artist row wins)
+ *   a2: fan row 3 only                 -> 3
+ *   a3: artist row with NULL embedding -> nothing
+ *   a4: fan row 4, entity vector 9     -> kept 9; 4 with --refresh
+ *   a5: artist row NULL, fan row 5     -> 5 (the artist's only non-NULL DNA)
+ *   a6: fan row 6, entity row NULL     -> 6 (a NULL vector counts as missing)
+ *   a7: no media_ids row               -> nothing
+ *   a8: a brand row 8 only             -> 8
+ */
+static void test_entity_dna(PGconn *conn, const char *dsn)
+{
+	char *out;
+
+	harness_exec(conn,
+		     "INSERT INTO artist_profiles (id, user_id, artist_name) VALUES "
+		     "('a0000000-0000-0000-0000-000000000001', 'b0000000-0000-0000-0000-000000000001', 'one'),"
+		     "('a0000000-0000-0000-0000-000000000002', 'b0000000-0000-0000-0000-000000000002', 'two'),"
+		     "('a0000000-0000-0000-0000-000000000003', 'b0000000-0000-0000-0000-000000000003', 'three'),"
+		     "('a0000000-0000-0000-0000-000000000004', 'b0000000-0000-0000-0000-000000000004', 'four'),"
+		     "('a0000000-0000-0000-0000-000000000005', 'b0000000-0000-0000-0000-000000000005', 'five'),"
+		     "('a0000000-0000-0000-0000-000000000006', 'b0000000-0000-0000-0000-000000000006', 'six'),"
+		     "('a0000000-0000-0000-0000-000000000007', 'b0000000-0000-0000-0000-000000000007', 'seven'),"
+		     "('a0000000-0000-0000-0000-000000000008', 'b0000000-0000-0000-0000-000000000008', 'eight')");
+	harness_exec(conn,
+		     "INSERT INTO media_ids (user_uuid, role, profile_embedding) VALUES "
+		     "('b0000000-0000-0000-0000-000000000001', 'fan', array_fill(2::real, ARRAY[1536])),"
+		     "('b0000000-0000-0000-0000-000000000001', 'artist', array_fill(1::real, ARRAY[1536])),"
+		     "('b0000000-0000-0000-0000-000000000002', 'fan', array_fill(3::real, ARRAY[1536])),"
+		     "('b0000000-0000-0000-0000-000000000003', 'artist', NULL),"
+		     "('b0000000-0000-0000-0000-000000000004', 'fan', array_fill(4::real, ARRAY[1536])),"
+		     "('b0000000-0000-0000-0000-000000000005', 'artist', NULL),"
+		     "('b0000000-0000-0000-0000-000000000005', 'fan', array_fill(5::real, ARRAY[1536])),"
+		     "('b0000000-0000-0000-0000-000000000006', 'fan', array_fill(6::real, ARRAY[1536])),"
+		     "('b0000000-0000-0000-0000-000000000008', 'brand', array_fill(8::real, ARRAY[1536])),"
+		     /* someone else's DNA, never an artist's */
+		     "('b0000000-0000-0000-0000-0000000000ff', 'artist', array_fill(99::real, ARRAY[1536]))");
+	harness_exec(conn,
+		     "INSERT INTO entity_dna (entity_type, entity_id, embedding, updated_at) VALUES "
+		     "('artist', 'a0000000-0000-0000-0000-000000000004', array_fill(9::real, ARRAY[1536]), "
+		     "  now() - interval '1 day'),"
+		     "('artist', 'a0000000-0000-0000-0000-000000000006', NULL, now() - interval '1 day'),"
+		     "('track', 'a0000000-0000-0000-0000-000000000001', array_fill(7::real, ARRAY[1536]), "
+		     "  now() - interval '1 day')");
+
+	CHECK_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 0);
+	CHECK_CONTAINS(out, "entity-dna: wrote 5 artist vectors");
+	free(out);
+	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000001") == 1.0);
+	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000002") == 3.0);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
+					     "AND entity_id = 'a0000000-0000-0000-0000-000000000003'"),
+		     0);
+	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000004") == 9.0);
+	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000005") == 5.0);
+	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000006") == 6.0);
+	CHECK_EQ_INT(artist_vector_count(conn, "a0000000-0000-0000-0000-000000000007"), 0);
+	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000008") == 8.0);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist'"), 6);
+	/* The whole vector was copied, not just its first element. */
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna e, unnest(e.embedding) v "
+					     "WHERE e.entity_id = 'a0000000-0000-0000-0000-000000000001' "
+					     "AND e.entity_type = 'artist' AND v = 1"),
+		     1536);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
+					     "AND entity_id = 'a0000000-0000-0000-0000-000000000004' "
+					     "AND updated_at < now() - interval '1 hour'"),
+		     1);
+
+	/* Nothing left to do. */
+	CHECK_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 0);
+	CHECK_CONTAINS(out, "entity-dna: wrote 0 artist vectors");
+	free(out);
+
+	/* --refresh rewrites every artist that has DNA, including the existing vector. */
+	CHECK_EQ_INT(migrate(&out, NULL, "entity-dna", "--refresh", "--dsn", dsn, NULL), 0);
+	CHECK_CONTAINS(out, "entity-dna: wrote 6 artist vectors");
+	free(out);
+	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000004") == 4.0);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
+					     "AND entity_id = 'a0000000-0000-0000-0000-000000000004' "
+					     "AND updated_at > now() - interval '1 hour'"),
+		     1);
+	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000001") == 1.0);
+	/* Other entity types are never touched. */
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'track' "
+					     "AND embedding[1] = 7 AND updated_at < now() - interval '1 hour'"),
+		     1);
+}
+
+int main(void)
+{
+	char dsn[1024], fresh_dsn[1024];
+	PGconn *conn, *fresh;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	conn = harness_create_database("schema", "canonical", dsn, sizeof dsn);
+	load_sql_file_names();
+
+	test_command_line();
+	test_connection_errors(dsn);
+	test_idempotent(conn, dsn);
+	test_objects(conn);
+	test_notify(dsn);
+
+	fresh = create_fresh_database("schema_fresh", fresh_dsn, sizeof fresh_dsn);
+	test_dry_run(fresh, fresh_dsn);
+	test_changed_and_failing_files(fresh, fresh_dsn);
+	PQfinish(fresh);
+
+	test_concurrent_runs();
+	test_production_layout();
+	test_entity_dna(conn, dsn);
+
+	PQfinish(conn);
+	printf("PASS test_schema\n");
+	return 0;
+}
