@@ -103,4 +103,41 @@ expect_eq "refreshed artist vector" \
 	"$(query "SELECT (embedding::real[])[1536] FROM entity_dna
 	          WHERE entity_type = 'artist' AND entity_id = 'a0000000-0000-0000-0000-000000000001'")" "3"
 
+# passportd drain on vector(1536) columns must give exactly what it gives on real[] columns for the
+# same workload: the same entries, vectors and timestamps, drained on the PostgreSQL 15 test server.
+passportd=${PASSPORTD:?run through meson}
+psql "$dsn" -X -q -v ON_ERROR_STOP=1 \
+	-c 'DELETE FROM entity_dna' -c 'DELETE FROM media_ids' -c 'DELETE FROM artist_profiles' \
+	-f "$root/tests/sql/workload.sql" -c 'SELECT passport_test_workload(12, 15)'
+out=$("$passportd" drain --dsn "$dsn" --batch-size 40 2>&1) || fail "drain on pgvector failed: $out"
+echo "$out"
+[[ "$out" == *"processed 180, failed 0"* ]] || fail "drain on pgvector did not process all 180 entries: $out"
+expect_eq "DNA rows updated on vector(1536)" \
+	"$(query "SELECT count(*) FROM media_ids WHERE version > 1 AND vector_dims(profile_embedding) = 1536")" \
+	"$(query "SELECT count(DISTINCT mediaid_id) FROM dna_evolution")"
+vector_dump=$(query "SELECT string_agg(id::text || ' ' || coalesce((profile_embedding::real[])::text, 'null')
+                     || ' ' || coalesce(dna_clock::text, 'null'), E'\n' ORDER BY id) FROM media_ids")
+
+if [[ -n "${PASSPORT_TEST_PGHOST:-}" ]]; then
+	pg15="host=$PASSPORT_TEST_PGHOST port=${PASSPORT_TEST_PGPORT:-5432} user=postgres"
+	psql "$pg15 dbname=postgres" -X -q -v ON_ERROR_STOP=1 \
+		-c 'DROP DATABASE IF EXISTS t_pgvector_real' -c 'CREATE DATABASE t_pgvector_real'
+	real_dsn="$pg15 dbname=t_pgvector_real"
+	psql "$real_dsn" -X -q -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' -f "$root/tests/sql/upstream.sql"
+	"$migrate" schema --dsn "$real_dsn" >/dev/null || fail "schema on real[] failed"
+	psql "$real_dsn" -X -q -v ON_ERROR_STOP=1 -f "$root/tests/sql/workload.sql" -c 'SELECT passport_test_workload(12, 15)' >/dev/null
+	out=$("$passportd" drain --dsn "$real_dsn" --batch-size 500 2>&1) || fail "drain on real[] failed: $out"
+	[[ "$out" == *"processed 180, failed 0"* ]] || fail "drain on real[] did not process all 180 entries: $out"
+	real_dump=$(psql "$real_dsn" -X -q -A -t -c "SELECT string_agg(id::text || ' ' || coalesce(profile_embedding::text, 'null')
+	                     || ' ' || coalesce(dna_clock::text, 'null'), E'\n' ORDER BY id) FROM media_ids")
+	if [[ "$vector_dump" != "$real_dump" ]]; then
+		diff <(echo "$vector_dump" | cut -c1-200) <(echo "$real_dump" | cut -c1-200) | head -20 >&2 || true
+		fail "embeddings on vector(1536) differ from those on real[]"
+	fi
+	echo "ok: vector(1536) and real[] embeddings are identical after drain ($(echo "$vector_dump" | wc -l) rows)"
+	psql "$pg15 dbname=postgres" -X -q -c 'DROP DATABASE IF EXISTS t_pgvector_real' || true
+else
+	echo "note: PASSPORT_TEST_PGHOST not set; the real[] comparison was not run"
+fi
+
 echo "PASS test_pgvector"
