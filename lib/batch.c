@@ -39,11 +39,13 @@
 
 #include "db.h"
 #include "dna.h"
+#include "entity_cache.h"
 #include "log.h"
 #include "payload.h"
 #include "tables.h"
 
 #define ERROR_TEXT_MAX 500
+#define ENTITY_CACHE_CAPACITY 4096 /* target vectors kept between batches, 6 KiB each */
 #define ADVISORY_NAMESPACE "1346458451" /* 'PASS': the first key of the user locks */
 
 /* A condition on passport_entries e: the entry is due now. */
@@ -131,6 +133,13 @@ struct processor {
 	char *update_dna_sql;
 	float *scratch;
 	uint64_t random_state;
+	/*
+	 * How many candidate users to consider for the next batch: about twice the number whose due
+	 * entries filled the last one. Counting the due entries of every user behind the oldest
+	 * batch_size entries would cost a count per user for users the batch cannot take.
+	 */
+	int candidate_users;
+	struct entity_cache *entities;
 };
 
 /* A growable string for array literals. */
@@ -325,6 +334,7 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	}
 	p->conn = conn;
 	p->config = *config;
+	p->candidate_users = 16;
 	p->random_state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
 
 	if (query_bool(p,
@@ -400,7 +410,8 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 		" WHERE m.id = u.id",
 		VEC_DIM, VEC_DIM, p->format == VEC_FORMAT_PGVECTOR ? "::vector" : "");
 	p->scratch = vec_create(VEC_DIM);
-	if (!p->claim_users_sql || !p->claim_null_user_sql || !p->claim_id_sql || !p->update_dna_sql ||
+	p->entities = entity_cache_create(ENTITY_CACHE_CAPACITY);
+	if (!p->entities || !p->claim_users_sql || !p->claim_null_user_sql || !p->claim_id_sql || !p->update_dna_sql ||
 	    !p->scratch) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -422,6 +433,7 @@ void processor_destroy(struct processor *p)
 	free(p->claim_id_sql);
 	free(p->update_dna_sql);
 	vec_free(p->scratch);
+	entity_cache_destroy(p->entities);
 	free(p);
 }
 
@@ -690,11 +702,40 @@ static int find_target(const struct batch *b, enum target_type type, const char 
 }
 
 /* Collect the distinct targets of mediaid entries and load their vectors from entity_dna. */
+struct target_source {
+	char kind[8];                 /* entity_type of the entity_dna row holding the vector */
+	char id[UUID_TEXT_LEN + 1];
+	char version[24];             /* its xmin */
+};
+
+/* Give target t the value of a cached vector (a private copy: the cache may drop it later). */
+static int target_take(struct target *t, const struct cached_vector *cv)
+{
+	t->valid = cv->valid;
+	if (!cv->valid) {
+		snprintf(t->invalid_reason, sizeof(t->invalid_reason), "%s", cv->invalid_reason);
+		return 0;
+	}
+	t->x = vec_create(VEC_DIM);
+	if (!t->x)
+		return -1;
+	memcpy(t->x, cv->x, sizeof(float) * VEC_DIM);
+	return 0;
+}
+
+/*
+ * Collect the distinct targets of mediaid entries and find their vectors. A first query says
+ * which entity_dna row holds each target's vector (its own, or for a track without one its
+ * artist's; SPEC 3) and that row's version; only rows missing from the entity cache, or changed
+ * since, are then read.
+ */
 static int load_targets(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
 {
 	struct strbuf kinds = {0}, ids = {0};
+	struct target_source *sources = NULL;
 	const char *values[2];
-	PGresult *res;
+	PGresult *res = NULL;
+	int missing = 0;
 
 	b->targets = calloc((size_t)(b->n_entries > 0 ? b->n_entries : 1), sizeof(*b->targets));
 	if (!b->targets)
@@ -717,6 +758,9 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 	}
 	if (b->n_targets == 0)
 		return 0;
+	sources = calloc((size_t)b->n_targets, sizeof(*sources));
+	if (!sources)
+		goto oom;
 	strbuf_add_str(&kinds, "{");
 	strbuf_add_str(&ids, "{");
 	for (int i = 0; i < b->n_targets; i++) {
@@ -729,50 +773,96 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 	}
 	strbuf_add_str(&kinds, "}");
 	strbuf_add_str(&ids, "}");
-	if (kinds.failed || ids.failed) {
-		strbuf_free(&kinds);
-		strbuf_free(&ids);
+	if (kinds.failed || ids.failed)
 		goto oom;
-	}
 	values[0] = kinds.data;
 	values[1] = ids.data;
-	/* A track without a vector of its own falls back to its artist's (SPEC 3). */
 	res = query_state(p,
-			  "SELECT t.ord::text, coalesce(own.embedding, artist.embedding)"
+			  "SELECT t.ord::text,"
+			  " CASE WHEN own.embedding IS NOT NULL THEN own.entity_type ELSE artist.entity_type END,"
+			  " (CASE WHEN own.embedding IS NOT NULL THEN own.entity_id ELSE artist.entity_id END)::text,"
+			  " (CASE WHEN own.embedding IS NOT NULL THEN own.xmin ELSE artist.xmin END)::text"
 			  " FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS t(kind, id, ord)"
 			  " LEFT JOIN entity_dna own ON own.entity_type = t.kind AND own.entity_id = t.id"
 			  " LEFT JOIN content_items item ON t.kind = 'track' AND own.embedding IS NULL AND item.id = t.id"
-			  " LEFT JOIN entity_dna artist ON artist.entity_type = 'artist' AND artist.entity_id = item.artist_id",
-			  2, values, NULL, NULL, 1, sqlstate, err, errlen);
+			  " LEFT JOIN entity_dna artist ON artist.entity_type = 'artist' AND artist.entity_id = item.artist_id"
+			  " AND artist.embedding IS NOT NULL",
+			  2, values, NULL, NULL, 0, sqlstate, err, errlen);
+	if (!res)
+		goto fail;
 	strbuf_free(&kinds);
 	strbuf_free(&ids);
-	if (!res)
-		return -1;
+	strbuf_add_str(&kinds, "{");
+	strbuf_add_str(&ids, "{");
 	for (int r = 0; r < PQntuples(res); r++) {
 		long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
-		struct target *t;
-		char reason[160];
+		struct target_source *src;
+		const struct cached_vector *cv;
 
-		if (ord < 1 || ord > b->n_targets || PQgetisnull(res, r, 1))
+		if (ord < 1 || ord > b->n_targets || PQgetisnull(res, r, 1) || sources[ord - 1].kind[0])
+			continue; /* no vector: decay only */
+		src = &sources[ord - 1];
+		snprintf(src->kind, sizeof(src->kind), "%s", PQgetvalue(res, r, 1));
+		snprintf(src->id, sizeof(src->id), "%s", PQgetvalue(res, r, 2));
+		snprintf(src->version, sizeof(src->version), "%s", PQgetvalue(res, r, 3));
+		cv = entity_cache_get(p->entities, src->kind, src->id, src->version);
+		if (cv) {
+			if (target_take(&b->targets[ord - 1], cv) < 0)
+				goto oom;
 			continue;
-		t = &b->targets[ord - 1];
-		if (t->x)
-			continue; /* a track with several artist rows cannot happen; keep the first */
-		t->x = vec_create(VEC_DIM);
-		if (!t->x) {
-			PQclear(res);
-			goto oom;
 		}
-		if (vec_decode(p->format, (const unsigned char *)PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1),
-			       t->x, VEC_DIM, reason, sizeof(reason)) < 0) {
-			t->valid = false;
-			snprintf(t->invalid_reason, sizeof(t->invalid_reason), "%s", reason);
+		if (missing++) {
+			strbuf_add_str(&kinds, ",");
+			strbuf_add_str(&ids, ",");
 		}
+		strbuf_add_str(&kinds, src->kind);
+		strbuf_add_str(&ids, src->id);
 	}
 	PQclear(res);
+	res = NULL;
+	strbuf_add_str(&kinds, "}");
+	strbuf_add_str(&ids, "}");
+	if (kinds.failed || ids.failed)
+		goto oom;
+	if (missing > 0) {
+		values[0] = kinds.data;
+		values[1] = ids.data;
+		res = query_state(p,
+				  "SELECT e.entity_type, e.entity_id::text, e.xmin::text, e.embedding"
+				  " FROM entity_dna e JOIN (SELECT DISTINCT kind, id FROM unnest($1::text[], $2::uuid[])"
+				  " AS s(kind, id)) s ON e.entity_type = s.kind AND e.entity_id = s.id",
+				  2, values, NULL, NULL, 1, sqlstate, err, errlen);
+		if (!res)
+			goto fail;
+		for (int r = 0; r < PQntuples(res); r++) {
+			const char *kind = PQgetvalue(res, r, 0), *id = PQgetvalue(res, r, 1);
+			const struct cached_vector *cv;
+
+			if (PQgetisnull(res, r, 3))
+				continue; /* emptied since the first query: decay only */
+			cv = entity_cache_put(p->entities, kind, id, PQgetvalue(res, r, 2), p->format,
+					      (const unsigned char *)PQgetvalue(res, r, 3),
+					      (size_t)PQgetlength(res, r, 3));
+			if (!cv)
+				goto oom;
+			for (int i = 0; i < b->n_targets; i++)
+				if (!b->targets[i].x && b->targets[i].valid && strcmp(sources[i].kind, kind) == 0 &&
+				    strcmp(sources[i].id, id) == 0 && target_take(&b->targets[i], cv) < 0)
+					goto oom;
+		}
+		PQclear(res);
+	}
+	strbuf_free(&kinds);
+	strbuf_free(&ids);
+	free(sources);
 	return 0;
 oom:
 	snprintf(err, errlen, "out of memory");
+fail:
+	PQclear(res);
+	strbuf_free(&kinds);
+	strbuf_free(&ids);
+	free(sources);
 	return -1;
 }
 
@@ -1431,6 +1521,8 @@ static int find_candidate_users(struct processor *p, char **literal, bool *null_
 			*null_user = true;
 			continue;
 		}
+		if (added >= p->candidate_users)
+			continue; /* keep scanning only to notice entries without a user */
 		for (int j = 0; j < i && !seen; j++)
 			seen = !PQgetisnull(res, j, 0) && strcmp(PQgetvalue(res, j, 0), user) == 0;
 		if (seen)
@@ -1482,8 +1574,8 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 				  "  SELECT u.id, u.ord, (SELECT count(*) FROM passport_entries e"
 				  "   WHERE e.user_id = u.id AND " DUE_CONDITION ") AS due"
 				  "  FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)),"
-				  " running AS (SELECT id, ord, sum(due) OVER (ORDER BY ord) - due AS before FROM candidate)"
-				  " SELECT id::text FROM running"
+				  " running AS (SELECT id, ord, due, sum(due) OVER (ORDER BY ord) - due AS before FROM candidate)"
+				  " SELECT id::text, due FROM running"
 				  " WHERE CASE WHEN before < $2::int"
 				  " THEN pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ", hashtext(id::text)) ELSE false END"
 				  " ORDER BY ord",
@@ -1500,8 +1592,16 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 			snprintf(err, errlen, "out of memory");
 			goto error;
 		}
-		for (int i = 0; i < PQntuples(res); i++)
+		long due = 0;
+		for (int i = 0; i < PQntuples(res); i++) {
 			users[i] = PQgetvalue(res, i, 0);
+			due += atol(PQgetvalue(res, i, 1));
+		}
+		if (PQntuples(res) > 0) {
+			double average = (double)due / PQntuples(res);
+			double wanted = average > 0 ? 2.0 * ceil((double)p->config.batch_size / average) : 16.0;
+			p->candidate_users = (int)fmin(fmax(wanted, 4.0), (double)p->config.batch_size);
+		}
 		locked = PQntuples(res) > 0 ? uuid_array_literal(users, PQntuples(res)) : NULL;
 		free(users);
 		PQclear(res);

@@ -1,0 +1,165 @@
+/*
+ * entity_cache: target vectors (entity_dna rows) kept between batches, keyed by entity and row
+ * version (xmin), so a batch re-reads only the vectors that changed or were never seen.
+ *
+ * Why key on xmin: any UPDATE of an entity_dna row gives it a new xmin, so a cached vector is
+ * used only while it is exactly what the table holds; the daemon's results are the same with or
+ * without the cache. A chained hash table finds entries; a doubly linked list orders them by use.
+ */
+#include "entity_cache.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_MAX 64
+#define VERSION_MAX 24
+
+struct cache_entry {
+	char key[KEY_MAX];
+	char version[VERSION_MAX];
+	struct cached_vector value;
+	struct cache_entry *next_in_bucket;
+	struct cache_entry *newer, *older;
+};
+
+struct entity_cache {
+	struct cache_entry **buckets;
+	size_t n_buckets;
+	size_t count, capacity;
+	struct cache_entry *newest, *oldest;
+};
+
+static uint64_t hash_key(const char *key)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (; *key; key++)
+		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
+	return h;
+}
+
+static void make_key(char key[KEY_MAX], const char *kind, const char *id)
+{
+	snprintf(key, KEY_MAX, "%s/%s", kind, id);
+}
+
+struct entity_cache *entity_cache_create(size_t capacity)
+{
+	struct entity_cache *cache = calloc(1, sizeof(*cache));
+
+	if (!cache)
+		return NULL;
+	cache->capacity = capacity ? capacity : 1;
+	cache->n_buckets = 64;
+	while (cache->n_buckets < cache->capacity * 2)
+		cache->n_buckets *= 2;
+	cache->buckets = calloc(cache->n_buckets, sizeof(*cache->buckets));
+	if (!cache->buckets) {
+		free(cache);
+		return NULL;
+	}
+	return cache;
+}
+
+static void unlink_use(struct entity_cache *cache, struct cache_entry *e)
+{
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		cache->newest = e->older;
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		cache->oldest = e->newer;
+	e->newer = e->older = NULL;
+}
+
+static void link_newest(struct entity_cache *cache, struct cache_entry *e)
+{
+	e->older = cache->newest;
+	e->newer = NULL;
+	if (cache->newest)
+		cache->newest->newer = e;
+	cache->newest = e;
+	if (!cache->oldest)
+		cache->oldest = e;
+}
+
+static struct cache_entry **find_slot(struct entity_cache *cache, const char *key)
+{
+	struct cache_entry **slot = &cache->buckets[hash_key(key) & (cache->n_buckets - 1)];
+
+	while (*slot && strcmp((*slot)->key, key) != 0)
+		slot = &(*slot)->next_in_bucket;
+	return slot;
+}
+
+static void remove_entry(struct entity_cache *cache, struct cache_entry *e)
+{
+	struct cache_entry **slot = find_slot(cache, e->key);
+
+	if (*slot == e)
+		*slot = e->next_in_bucket;
+	unlink_use(cache, e);
+	vec_free(e->value.x);
+	free(e);
+	cache->count--;
+}
+
+void entity_cache_destroy(struct entity_cache *cache)
+{
+	if (!cache)
+		return;
+	while (cache->oldest)
+		remove_entry(cache, cache->oldest);
+	free(cache->buckets);
+	free(cache);
+}
+
+const struct cached_vector *entity_cache_get(struct entity_cache *cache, const char *kind, const char *id,
+					     const char *version)
+{
+	char key[KEY_MAX];
+	struct cache_entry *e;
+
+	make_key(key, kind, id);
+	e = *find_slot(cache, key);
+	if (!e || strcmp(e->version, version) != 0)
+		return NULL;
+	unlink_use(cache, e);
+	link_newest(cache, e);
+	return &e->value;
+}
+
+const struct cached_vector *entity_cache_put(struct entity_cache *cache, const char *kind, const char *id,
+					     const char *version, enum vec_format format,
+					     const unsigned char *value, size_t len)
+{
+	char key[KEY_MAX];
+	struct cache_entry *e;
+
+	make_key(key, kind, id);
+	e = *find_slot(cache, key);
+	if (e)
+		remove_entry(cache, e);
+	while (cache->count >= cache->capacity && cache->oldest)
+		remove_entry(cache, cache->oldest);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->value.x = vec_create(VEC_DIM);
+	if (!e->value.x) {
+		free(e);
+		return NULL;
+	}
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	snprintf(e->version, sizeof(e->version), "%s", version);
+	e->value.valid = vec_decode(format, value, len, e->value.x, VEC_DIM, e->value.invalid_reason,
+				    sizeof(e->value.invalid_reason)) == 0;
+	e->next_in_bucket = NULL;
+	*find_slot(cache, key) = e;
+	link_newest(cache, e);
+	cache->count++;
+	return &e->value;
+}

@@ -1,0 +1,41 @@
+/*
+ * entity_cache: target vectors (entity_dna rows) kept between batches, keyed by entity and row
+ * version (xmin), so a batch re-reads only the vectors that changed or were never seen.
+ */
+#ifndef PASSPORT_ENTITY_CACHE_H
+#define PASSPORT_ENTITY_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vec.h"
+
+struct entity_cache;
+
+/* A cached value: a decoded vector, or the reason it could not be decoded. Owned by the cache. */
+struct cached_vector {
+	bool valid;
+	char invalid_reason[160];
+	float *x; /* VEC_DIM floats when valid */
+};
+
+/* A cache of at most capacity vectors (least recently used ones are dropped). NULL on OOM. */
+struct entity_cache *entity_cache_create(size_t capacity);
+void entity_cache_destroy(struct entity_cache *cache);
+
+/*
+ * The value cached for the row (kind, id) when its version still matches, else NULL. The result
+ * stays valid until the next entity_cache_put.
+ */
+const struct cached_vector *entity_cache_get(struct entity_cache *cache, const char *kind, const char *id,
+					     const char *version);
+
+/*
+ * Decode a binary vector value (format of the column) and cache it for (kind, id, version),
+ * replacing an older version. Returns the cached value, or NULL when out of memory.
+ */
+const struct cached_vector *entity_cache_put(struct entity_cache *cache, const char *kind, const char *id,
+					     const char *version, enum vec_format format,
+					     const unsigned char *value, size_t len);
+
+#endif
