@@ -128,7 +128,6 @@ struct processor {
 	bool has_ledger;
 	bool has_correlation_column;
 	char *claim_users_sql;
-	char *claim_null_user_sql;
 	char *claim_id_sql;
 	char *update_dna_sql;
 	float *scratch;
@@ -382,13 +381,8 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	correlation = p->has_correlation_column ? "e.treasury_correlation_id::text" : "NULL::text";
 	p->claim_users_sql = sql_printf(
 		"SELECT " ENTRY_COLUMNS ", %s FROM passport_entries e"
-		" WHERE e.user_id = ANY($1::uuid[]) AND " DUE_CONDITION
+		" WHERE (e.user_id = ANY($1::uuid[]) OR ($3::boolean AND e.user_id IS NULL)) AND " DUE_CONDITION
 		" ORDER BY e.\"timestamp\", e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED",
-		correlation);
-	p->claim_null_user_sql = sql_printf(
-		"SELECT " ENTRY_COLUMNS ", %s FROM passport_entries e"
-		" WHERE e.user_id IS NULL AND " DUE_CONDITION
-		" ORDER BY e.\"timestamp\", e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED",
 		correlation);
 	p->claim_id_sql = sql_printf(
 		"SELECT " ENTRY_COLUMNS ", %s FROM passport_entries e"
@@ -411,7 +405,7 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 		VEC_DIM, VEC_DIM, p->format == VEC_FORMAT_PGVECTOR ? "::vector" : "");
 	p->scratch = vec_create(VEC_DIM);
 	p->entities = entity_cache_create(ENTITY_CACHE_CAPACITY);
-	if (!p->entities || !p->claim_users_sql || !p->claim_null_user_sql || !p->claim_id_sql || !p->update_dna_sql ||
+	if (!p->entities || !p->claim_users_sql || !p->claim_id_sql || !p->update_dna_sql ||
 	    !p->scratch) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -429,7 +423,6 @@ void processor_destroy(struct processor *p)
 	if (!p)
 		return;
 	free(p->claim_users_sql);
-	free(p->claim_null_user_sql);
 	free(p->claim_id_sql);
 	free(p->update_dna_sql);
 	vec_free(p->scratch);
@@ -1088,6 +1081,7 @@ static int write_coliseum(struct processor *p, struct batch *b, char *sqlstate, 
 		coliseum_metric(e, &value, &unit);
 		row = cJSON_CreateObject();
 		cJSON_AddItemToArray(rows, row);
+		cJSON_AddNumberToObject(row, "ord", i);
 		cJSON_AddStringToObject(row, "entry_id", e->id);
 		cJSON_AddItemToObject(row, "artist_id", json_uuid_or_null(e->info.artist_id));
 		cJSON_AddItemToObject(row, "event_id", json_uuid_or_null(e->info.event_id));
@@ -1108,9 +1102,9 @@ static int write_coliseum(struct processor *p, struct batch *b, char *sqlstate, 
 			  " r.metric_value, r.metric_unit,"
 			  " CASE WHEN e.source IN ('web', 'ios', 'android', 'api', 'system', 'admin') THEN e.source"
 			  " ELSE 'system' END, e.session_id, r.dna_match_score, e.payload, e.\"timestamp\", e.id"
-			  " FROM jsonb_to_recordset($1::jsonb) AS r(entry_id uuid, artist_id uuid, event_id uuid,"
+			  " FROM jsonb_to_recordset($1::jsonb) AS r(ord int, entry_id uuid, artist_id uuid, event_id uuid,"
 			  " track_id uuid, brand_id uuid, metric_value numeric, metric_unit text, dna_match_score numeric)"
-			  " JOIN passport_entries e ON e.id = r.entry_id",
+			  " JOIN passport_entries e ON e.id = r.entry_id ORDER BY r.ord",
 			  rows, sqlstate, err, errlen);
 oom:
 	snprintf(err, errlen, "out of memory");
@@ -1137,13 +1131,16 @@ static int write_ledger_links(struct processor *p, struct batch *b, char *sqlsta
 			continue;
 		row = cJSON_CreateObject();
 		cJSON_AddItemToArray(rows, row);
+		cJSON_AddNumberToObject(row, "ord", i);
 		cJSON_AddStringToObject(row, "entry_id", e->id);
 		cJSON_AddStringToObject(row, "correlation_id", correlation);
 	}
 	return write_json(p,
 			  "UPDATE ledger_entries l SET passport_entry_id = r.entry_id"
-			  " FROM jsonb_to_recordset($1::jsonb) AS r(entry_id uuid, correlation_id text)"
-			  " WHERE l.correlation_id = r.correlation_id",
+			  " FROM (SELECT DISTINCT ON (correlation_id) correlation_id, entry_id"
+			  " FROM jsonb_to_recordset($1::jsonb) AS x(ord int, entry_id uuid, correlation_id text)"
+			  " ORDER BY correlation_id, ord) r"
+			  " WHERE l.correlation_id = r.correlation_id AND l.passport_entry_id IS NULL",
 			  rows, sqlstate, err, errlen);
 }
 
@@ -1167,6 +1164,7 @@ static int write_evolution(struct processor *p, struct batch *b, char *sqlstate,
 			decay[d] = e->step.late ? (double)e->step.late_factor[d] : (double)e->step.keep[d];
 		row = cJSON_CreateObject();
 		cJSON_AddItemToArray(rows, row);
+		cJSON_AddNumberToObject(row, "ord", i);
 		cJSON_AddStringToObject(row, "mediaid_id", b->rows[e->dna_row].id);
 		cJSON_AddStringToObject(row, "entry_id", e->id);
 		cJSON_AddItemToObject(row, "target_type", t ? cJSON_CreateString(target_type_name(t->type)) : cJSON_CreateNull());
@@ -1183,9 +1181,9 @@ static int write_evolution(struct processor *p, struct batch *b, char *sqlstate,
 			  " SELECT r.mediaid_id, r.entry_id, e.event_type, e.\"timestamp\", r.target_type, r.target_id,"
 			  " r.alpha, (r.decay->>0)::real, (r.decay->>1)::real, (r.decay->>2)::real, (r.decay->>3)::real,"
 			  " (r.delta->>0)::real, (r.delta->>1)::real, (r.delta->>2)::real, (r.delta->>3)::real, r.late"
-			  " FROM jsonb_to_recordset($1::jsonb) AS r(mediaid_id uuid, entry_id uuid, target_type text,"
+			  " FROM jsonb_to_recordset($1::jsonb) AS r(ord int, mediaid_id uuid, entry_id uuid, target_type text,"
 			  " target_id uuid, alpha real, decay jsonb, delta jsonb, late boolean)"
-			  " JOIN passport_entries e ON e.id = r.entry_id",
+			  " JOIN passport_entries e ON e.id = r.entry_id ORDER BY r.ord",
 			  rows, sqlstate, err, errlen);
 }
 
@@ -1607,21 +1605,21 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 		PQclear(res);
 	}
 
-	if (locked) {
-		const char *values[2] = {locked, limit};
-		res = query_state(p, p->claim_users_sql, 2, values, NULL, NULL, 0, sqlstate, err, errlen);
+	if (!locked && !null_user) {
+		rollback(p);
+		return BATCH_BUSY;
+	}
+	/*
+	 * Entries without a user need no lock (they touch no DNA row); they join the batch whenever
+	 * one of them is among the oldest due entries, so they are never starved by busy users.
+	 */
+	{
+		const char *values[3] = {locked ? locked : "{}", limit, null_user ? "true" : "false"};
+		res = query_state(p, p->claim_users_sql, 3, values, NULL, NULL, 0, sqlstate, err, errlen);
 		free(locked);
 		locked = NULL;
 		if (!res)
 			goto error;
-	} else if (null_user) {
-		const char *values[1] = {limit};
-		res = query_state(p, p->claim_null_user_sql, 1, values, NULL, NULL, 0, sqlstate, err, errlen);
-		if (!res)
-			goto error;
-	} else {
-		rollback(p);
-		return BATCH_BUSY;
 	}
 	if (batch_take_claimed(&b, res) < 0) {
 		snprintf(err, errlen, "out of memory");
