@@ -193,6 +193,7 @@ static void listener_fail(struct service *s, const char *what)
 		return;
 	delay = next_backoff(&s->listener_backoff);
 	log_warning("listener: %s: %s; reconnecting in %.1f s", what, err, delay);
+	set_status(s, "waiting for database: %s", err);
 	uv_timer_start(&s->listener_retry, on_listener_retry, (uint64_t)(delay * 1000), 0);
 }
 
@@ -264,6 +265,8 @@ static void listener_read(struct service *s)
 				s->listener_state = LISTENER_READY;
 				s->listener_backoff = BACKOFF_MIN_SECONDS;
 				log_info("listener: listening for new entries");
+				set_status(s, "connected; %ld processed, %ld retrying, %ld dead since start",
+					   s->totals.processed, s->totals.retrying, s->totals.dead);
 				wake = true; /* catch up on anything inserted while we were away */
 				break;
 			}
@@ -454,7 +457,12 @@ static void service_request_work(struct service *s)
 
 static void on_poll_timer(uv_timer_t *timer)
 {
-	service_request_work(timer->data);
+	struct service *s = timer->data;
+
+	/* While the worker backs off from a lost database, polling must not cut the wait short. */
+	if (uv_is_active((uv_handle_t *)&s->worker_retry))
+		return;
+	service_request_work(s);
 }
 
 static void on_watchdog(uv_timer_t *timer)

@@ -1398,6 +1398,16 @@ static int process_claimed(struct processor *p, struct batch *b, struct batch_to
 	return 0;
 }
 
+/*
+ * Failures that say nothing about the entries: the whole batch is rolled back and tried again
+ * later, nothing is recorded on the entries (a deadlock or serialization failure, or a cancelled
+ * statement, e.g. when the daemon is stopping).
+ */
+static bool transient_failure(const char *sqlstate)
+{
+	return strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "57014") == 0;
+}
+
 static void rollback(struct processor *p)
 {
 	char ignored[256];
@@ -1472,6 +1482,8 @@ static int run_single(struct processor *p, const char *entry_id, struct batch_to
 	rollback(p);
 	if (db_connection_lost(p->conn))
 		return BATCH_ERROR;
+	if (transient_failure(sqlstate))
+		return BATCH_BUSY;
 	snprintf(message, sizeof(message), "%s", err);
 	utf8_truncate(message, ERROR_TEXT_MAX - 20);
 	log_warning("entry %s: the database refused its effects: %s", entry_id, message);
@@ -1642,16 +1654,22 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 		batch_clear(&b);
 		return BATCH_ERROR;
 	}
+	if (transient_failure(sqlstate)) {
+		log_info("batch of %d entries rolled back (%s: %s); it will be tried again", b.n_entries, sqlstate, err);
+		batch_clear(&b);
+		return BATCH_BUSY;
+	}
 	log_warning("batch of %d entries failed (%s: %s); retrying them one at a time", b.n_entries, sqlstate, err);
 	{
 		int status = BATCH_DONE;
-		for (int i = 0; i < b.n_entries && status != BATCH_ERROR; i++) {
+		/* Stop at a lost connection or a transient failure; an entry no longer due is skipped. */
+		for (int i = 0; i < b.n_entries && (status == BATCH_DONE || status == BATCH_EMPTY); i++) {
 			char id[UUID_TEXT_LEN + 1];
 			snprintf(id, sizeof(id), "%s", b.entries[i].id);
 			status = run_single(p, id, totals, err, errlen);
 		}
 		batch_clear(&b);
-		return status == BATCH_ERROR ? BATCH_ERROR : BATCH_DONE;
+		return status == BATCH_EMPTY ? BATCH_DONE : status;
 	}
 
 error:

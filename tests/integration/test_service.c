@@ -1,0 +1,1797 @@
+/*
+ * test_service: `passportd run` as a real child process against real PostgreSQL servers: NOTIFY
+ * and polling, retries, a server restart, terminated backends, SIGTERM mid-run, SIGHUP reload,
+ * sd_notify, three daemons at once; and `status`, `reprocess` and `--print-config`.
+ *
+ * Every program the test starts is a child whose stdout and stderr go to a log file; the logs
+ * are printed when a check fails, and every child is killed at exit (and with the test itself,
+ * PR_SET_PDEATHSIG). The restart case runs a second, private server of its own, because the
+ * shared test server must stay up for the other tests.
+ *
+ * PASSPORT_SERVICE_CASES=notify,poll,... runs only the named cases (names in `cases` below);
+ * PASSPORT_SERVICE_KEEP=1 keeps the logs of a passing run.
+ */
+#include "integration/harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "build_config.h"
+
+#define MAX_CHILDREN 64
+#define MAX_ARGS 32
+
+/* Event types of tests/sql/workload.sql whose default route (SPEC appendix B) includes a system. */
+#define MEDIAID_TYPES                                                                                 \
+	"('player.track_played', 'player.track_completed', 'player.track_skipped',"                  \
+	" 'player.track_favorited', 'social.content_liked', 'discovery.artist_discovered',"          \
+	" 'concierto.event_attended', 'concierto.vote_cast', 'concierto.ticket_purchased',"          \
+	" 'treasury.subscription_started', 'mediaid.setup_completed')"
+#define COLISEUM_TYPES                                                                                \
+	"('player.track_played', 'player.track_completed', 'player.track_skipped',"                  \
+	" 'player.track_favorited', 'player.track_paused', 'social.content_liked',"                  \
+	" 'discovery.artist_discovered', 'concierto.event_attended', 'concierto.vote_cast',"         \
+	" 'concierto.ticket_purchased', 'treasury.subscription_started')"
+#define ROUTES_TO(list, system)                                                                       \
+	"((cardinality(e.affects_systems) = 0 AND e.event_type IN " list ")"                          \
+	" OR '" system "' = ANY(e.affects_systems))"
+
+#define CHECK_CONTAINS(haystack, needle)                                                              \
+	do {                                                                                          \
+		if (!strstr((haystack), (needle)))                                                    \
+			HARNESS_FAIL("expected \"%s\" in:\n%s", (needle), (haystack));                \
+	} while (0)
+#define CHECK_NOT_CONTAINS(haystack, needle)                                                          \
+	do {                                                                                          \
+		if (strstr((haystack), (needle)))                                                     \
+			HARNESS_FAIL("unexpected \"%s\" in:\n%s", (needle), (haystack));              \
+	} while (0)
+
+/* ---- time --------------------------------------------------------------------------------- */
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_seconds(double seconds)
+{
+	struct timespec ts = {(time_t)seconds, (long)((seconds - floor(seconds)) * 1e9)};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* ---- files -------------------------------------------------------------------------------- */
+
+static char temp_dir[256];
+static bool all_passed;
+
+/* The whole file as a string ("" when it cannot be read); reads /proc files too (size 0). */
+static char *read_file(const char *path)
+{
+	FILE *file = fopen(path, "rb");
+	char *text = NULL;
+	size_t len = 0, capacity = 0, got;
+
+	do {
+		if (capacity - len < 4096) {
+			capacity = capacity ? capacity * 2 : 8192;
+			text = realloc(text, capacity);
+			if (!text)
+				HARNESS_FAIL("out of memory");
+		}
+		got = file ? fread(text + len, 1, capacity - len - 1, file) : 0;
+		len += got;
+	} while (got > 0);
+	text[len] = '\0';
+	if (file)
+		fclose(file);
+	return text;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *file = fopen(path, "w");
+
+	if (!file)
+		HARNESS_FAIL("cannot create %s: %s", path, strerror(errno));
+	CHECK(fputs(text, file) >= 0);
+	CHECK(fclose(file) == 0);
+}
+
+static int count_occurrences(const char *text, const char *needle)
+{
+	int count = 0;
+
+	for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+		count++;
+	return count;
+}
+
+/* ---- children ----------------------------------------------------------------------------- */
+
+struct child {
+	char label[64];
+	char log_path[512];
+	pid_t pid;
+	bool reaped;
+	int status; /* exit status once reaped; 128 + signal when killed */
+};
+
+static struct child children[MAX_CHILDREN];
+static int n_children;
+static int case_first_child; /* the children of the running case: their logs are printed on failure */
+
+/* The second, private server of the restart case (empty when none is running). */
+static char server2_dir[512];
+static int server2_port;
+
+static void print_log_tail(const char *title, const char *path, size_t max_bytes)
+{
+	char *text = read_file(path);
+	size_t len = strlen(text);
+	const char *start = len > max_bytes ? text + len - max_bytes : text;
+
+	fprintf(stderr, "---- %s (%s)%s ----\n%s", title, path, len > max_bytes ? ", last part" : "", start);
+	if (len && text[len - 1] != '\n')
+		fputc('\n', stderr);
+	fprintf(stderr, "---- end of %s ----\n", title);
+	free(text);
+}
+
+static void server2_stop_quietly(const char *mode);
+
+static void cleanup(void)
+{
+	for (int i = 0; i < n_children; i++) {
+		if (!children[i].reaped && children[i].pid > 0) {
+			kill(children[i].pid, SIGKILL);
+			waitpid(children[i].pid, NULL, 0);
+			children[i].reaped = true;
+		}
+	}
+	if (!all_passed) {
+		for (int i = case_first_child; i < n_children; i++)
+			print_log_tail(children[i].label, children[i].log_path, 24000);
+		if (server2_dir[0]) {
+			char path[600];
+			snprintf(path, sizeof path, "%s/server.log", server2_dir);
+			print_log_tail("second PostgreSQL server log", path, 16000);
+		}
+	}
+	if (server2_dir[0])
+		server2_stop_quietly("immediate");
+	if (all_passed && temp_dir[0] && !getenv("PASSPORT_SERVICE_KEEP")) {
+		char command[600];
+		snprintf(command, sizeof command, "rm -rf '%s'", temp_dir);
+		if (system(command) != 0)
+			fprintf(stderr, "cannot remove %s\n", temp_dir);
+	} else if (temp_dir[0]) {
+		fprintf(stderr, "test files kept in %s\n", temp_dir);
+	}
+}
+
+static void on_fatal_signal(int signo)
+{
+	/* Killed by meson's timeout: leave no daemon or server behind. */
+	fprintf(stderr, "test killed by signal %d\n", signo);
+	exit(1);
+}
+
+/*
+ * Start argv (argv[0] is a path) with its output in <temp>/<label>.log. env holds NAME=VALUE
+ * assignments; "WATCHDOG_PID=@self" becomes the child's own pid (what systemd would pass).
+ * The systemd variables of the test's own environment are never inherited.
+ */
+static struct child *child_start(const char *label, const char *const argv[], const char *const env[])
+{
+	struct child *c;
+	pid_t parent = getpid();
+
+	if (n_children >= MAX_CHILDREN)
+		HARNESS_FAIL("too many children");
+	c = &children[n_children++];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->label, sizeof c->label, "%s", label);
+	snprintf(c->log_path, sizeof c->log_path, "%s/%02d-%s.log", temp_dir, n_children, label);
+	fflush(stdout);
+	fflush(stderr);
+	c->pid = fork();
+	if (c->pid < 0)
+		HARNESS_FAIL("fork: %s", strerror(errno));
+	if (c->pid == 0) {
+		int fd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		int null = open("/dev/null", O_RDONLY);
+
+		if (fd < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
+		    dup2(fd, STDERR_FILENO) < 0)
+			_exit(127);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		unsetenv("NOTIFY_SOCKET");
+		unsetenv("WATCHDOG_USEC");
+		unsetenv("WATCHDOG_PID");
+		unsetenv("JOURNAL_STREAM");
+		unsetenv("LISTEN_FDS");
+		unsetenv("PASSPORT_DATABASE_URL");
+		for (size_t i = 0; env && env[i]; i++) {
+			char name[128];
+			const char *equals = strchr(env[i], '=');
+			char pid_text[32];
+			const char *value;
+
+			if (!equals || (size_t)(equals - env[i]) >= sizeof name)
+				_exit(127);
+			memcpy(name, env[i], (size_t)(equals - env[i]));
+			name[equals - env[i]] = '\0';
+			value = equals + 1;
+			if (strcmp(value, "@self") == 0) {
+				snprintf(pid_text, sizeof pid_text, "%ld", (long)getpid());
+				value = pid_text;
+			}
+			setenv(name, value, 1);
+		}
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "cannot execute %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return c;
+}
+
+/* Start passportd with these arguments (NULL-terminated, after the program name). */
+static struct child *daemon_start(const char *label, const char *const args[], const char *const env[])
+{
+	const char *argv[MAX_ARGS];
+	int argc = 0;
+
+	argv[argc++] = harness_passportd();
+	for (int i = 0; args[i]; i++) {
+		CHECK(argc < MAX_ARGS - 1);
+		argv[argc++] = args[i];
+	}
+	argv[argc] = NULL;
+	return child_start(label, argv, env);
+}
+
+/* Whether the child has exited (reaping it); waits up to timeout seconds for that. */
+static bool child_wait(struct child *c, double timeout)
+{
+	double deadline = now_seconds() + timeout;
+
+	while (!c->reaped) {
+		int wstatus;
+		pid_t got = waitpid(c->pid, &wstatus, WNOHANG);
+
+		if (got < 0 && errno != EINTR)
+			HARNESS_FAIL("waitpid(%s): %s", c->label, strerror(errno));
+		if (got == c->pid) {
+			c->reaped = true;
+			c->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+			break;
+		}
+		if (now_seconds() >= deadline)
+			return false;
+		sleep_seconds(0.01);
+	}
+	return true;
+}
+
+static bool child_alive(struct child *c)
+{
+	return !child_wait(c, 0);
+}
+
+static char *child_log(const struct child *c)
+{
+	return read_file(c->log_path);
+}
+
+/* Fail on sanitizer reports in a child's log (the suite also runs under ASan and UBSan). */
+static void check_no_sanitizer_report(const struct child *c)
+{
+	char *log = child_log(c);
+
+	if (strstr(log, "AddressSanitizer") || strstr(log, "LeakSanitizer") || strstr(log, "runtime error:"))
+		HARNESS_FAIL("sanitizer report in the log of %s", c->label);
+	free(log);
+}
+
+/* Send sig and wait up to timeout seconds for the child to exit; returns its exit status. */
+static int child_stop(struct child *c, int sig, double timeout, double *took)
+{
+	double started = now_seconds();
+
+	if (!c->reaped && kill(c->pid, sig) != 0)
+		HARNESS_FAIL("kill(%s): %s", c->label, strerror(errno));
+	if (!child_wait(c, timeout))
+		HARNESS_FAIL("%s did not exit within %.1f s of signal %d", c->label, timeout, sig);
+	if (took)
+		*took = now_seconds() - started;
+	check_no_sanitizer_report(c);
+	return c->status;
+}
+
+static void daemon_stop_ok(struct child *c)
+{
+	int status;
+
+	if (c->reaped)
+		HARNESS_FAIL("%s exited early with status %d", c->label, c->status);
+	status = child_stop(c, SIGTERM, 10, NULL);
+	if (status != 0)
+		HARNESS_FAIL("%s exited with status %d after SIGTERM, expected 0", c->label, status);
+}
+
+/*
+ * Run passportd with the given arguments to completion (at most timeout seconds); returns the
+ * exit status and the combined output in *output (malloc'd).
+ */
+static int run_passportd(char **output, double timeout, const char *const env[], const char *label, ...)
+{
+	const char *args[MAX_ARGS];
+	int n = 0;
+	va_list ap;
+	const char *arg;
+	struct child *c;
+
+	va_start(ap, label);
+	while ((arg = va_arg(ap, const char *)) != NULL) {
+		CHECK(n < MAX_ARGS - 1);
+		args[n++] = arg;
+	}
+	va_end(ap);
+	args[n] = NULL;
+	c = daemon_start(label, args, env);
+	if (!child_wait(c, timeout))
+		HARNESS_FAIL("passportd %s did not finish within %.0f s", label, timeout);
+	check_no_sanitizer_report(c);
+	*output = child_log(c);
+	return c->status;
+}
+
+/* Wait until the log of c holds needle at least count times; fails if c exits meanwhile. */
+static bool wait_for_log(struct child *c, const char *needle, int count, double timeout)
+{
+	double deadline = now_seconds() + timeout;
+
+	for (;;) {
+		char *log = child_log(c);
+		int found = count_occurrences(log, needle);
+
+		free(log);
+		if (found >= count)
+			return true;
+		if (!child_alive(c))
+			HARNESS_FAIL("%s exited (status %d) while waiting for \"%s\" in its log", c->label, c->status,
+				     needle);
+		if (now_seconds() >= deadline)
+			return false;
+		sleep_seconds(0.02);
+	}
+}
+
+static void require_log(struct child *c, const char *needle, int count, double timeout)
+{
+	if (!wait_for_log(c, needle, count, timeout))
+		HARNESS_FAIL("\"%s\" did not appear %d time(s) in the log of %s within %.1f s", needle, count, c->label,
+			     timeout);
+}
+
+/* CPU time (user + system) a process has used so far, in seconds. */
+static double process_cpu_seconds(pid_t pid)
+{
+	char path[64], *text, *p;
+	unsigned long utime = 0, stime = 0;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	text = read_file(path);
+	p = strrchr(text, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+		HARNESS_FAIL("cannot parse %s: %s", path, text);
+	free(text);
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ---- databases ---------------------------------------------------------------------------- */
+
+static void append_quoted(char *buf, size_t size, const char *keyword, const char *value)
+{
+	size_t len = strlen(buf);
+
+	len += (size_t)snprintf(buf + len, size - len, "%s%s='", len ? " " : "", keyword);
+	for (const char *p = value; *p && len + 3 < size; p++) {
+		if (*p == '\'' || *p == '\\')
+			buf[len++] = '\\';
+		buf[len++] = *p;
+	}
+	CHECK(len + 2 < size);
+	buf[len++] = '\'';
+	buf[len] = '\0';
+}
+
+static void make_dsn(char *dsn, size_t size, const char *host, const char *port, const char *dbname)
+{
+	dsn[0] = '\0';
+	append_quoted(dsn, size, "host", host);
+	if (port && *port)
+		append_quoted(dsn, size, "port", port);
+	append_quoted(dsn, size, "user", "postgres");
+	append_quoted(dsn, size, "dbname", dbname);
+}
+
+static void exec_source_file(PGconn *conn, const char *relative)
+{
+	const char *root = getenv("PASSPORT_SOURCE_ROOT");
+	char path[4096], *sql;
+
+	if (!root || !*root)
+		HARNESS_FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
+	snprintf(path, sizeof path, "%s/%s", root, relative);
+	sql = read_file(path);
+	if (!*sql)
+		HARNESS_FAIL("cannot read %s", path);
+	harness_exec(conn, sql);
+	free(sql);
+}
+
+/* A fresh database t_<name> with the upstream tables, the schema and the workload functions. */
+static PGconn *create_database(const char *name, char *dsn, size_t dsnlen)
+{
+	PGconn *conn = harness_create_database(name, NULL, dsn, dsnlen);
+
+	harness_exec(conn, "SET client_min_messages = warning");
+	exec_source_file(conn, "tests/sql/workload.sql");
+	harness_exec(conn, "RESET client_min_messages");
+	return conn;
+}
+
+/* t_<target> as a copy of t_<source> (nobody may be connected to the source). */
+static PGconn *clone_database(const char *source, const char *target, char *dsn, size_t dsnlen)
+{
+	char admin_dsn[1024], sql[512], dbname[128];
+	PGconn *admin;
+
+	make_dsn(admin_dsn, sizeof admin_dsn, getenv("PASSPORT_TEST_PGHOST"), getenv("PASSPORT_TEST_PGPORT"),
+		 "postgres");
+	admin = harness_connect(admin_dsn);
+	harness_exec(admin, "SET client_min_messages = warning");
+	snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS t_%s WITH (FORCE)", target);
+	harness_exec(admin, sql);
+	snprintf(sql, sizeof sql, "CREATE DATABASE t_%s TEMPLATE t_%s", target, source);
+	harness_exec(admin, sql);
+	PQfinish(admin);
+	snprintf(dbname, sizeof dbname, "t_%s", target);
+	make_dsn(dsn, dsnlen, getenv("PASSPORT_TEST_PGHOST"), getenv("PASSPORT_TEST_PGPORT"), dbname);
+	return harness_connect(dsn);
+}
+
+static long long query_int(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static long long query_int(PGconn *conn, const char *fmt, ...)
+{
+	char sql[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof sql, fmt, ap);
+	va_end(ap);
+	return harness_query_int(conn, sql);
+}
+
+static void exec_sql(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void exec_sql(PGconn *conn, const char *fmt, ...)
+{
+	char sql[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof sql, fmt, ap);
+	va_end(ap);
+	harness_exec(conn, sql);
+}
+
+/*
+ * Wait until the integer query sql returns non-zero; returns the seconds it took, or -1 after
+ * timeout. Fails at once when watch (may be NULL) exits meanwhile.
+ */
+static double wait_for_sql(PGconn *conn, const char *sql, double timeout, struct child *watch)
+{
+	double started = now_seconds();
+
+	for (;;) {
+		if (harness_query_int(conn, sql) != 0)
+			return now_seconds() - started;
+		if (watch && !child_alive(watch))
+			HARNESS_FAIL("%s exited (status %d) while waiting for: %s", watch->label, watch->status, sql);
+		if (now_seconds() - started >= timeout)
+			return -1;
+		sleep_seconds(0.01);
+	}
+}
+
+static void require_sql(PGconn *conn, const char *sql, double timeout, struct child *watch)
+{
+	if (wait_for_sql(conn, sql, timeout, watch) < 0)
+		HARNESS_FAIL("not true within %.1f s: %s", timeout, sql);
+}
+
+/* A fan media_ids row for the user passport_test_uuid('user-<key>') (NULL embedding). */
+static void add_media_row(PGconn *conn, const char *key)
+{
+	exec_sql(conn,
+		 "INSERT INTO media_ids (id, user_uuid, role) VALUES (passport_test_uuid('row-%s'),"
+		 " passport_test_uuid('user-%s'), 'fan')",
+		 key, key);
+}
+
+/* Insert one entry of user <key> routed to systems (an array literal); returns its id (free it). */
+static char *insert_entry(PGconn *conn, const char *key, const char *systems)
+{
+	char sql[1024];
+
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO passport_entries (user_id, event_type, event_category, payload, affects_systems)"
+		 " VALUES (passport_test_uuid('user-%s'), 'player.track_played', 'player', '{}', '%s')"
+		 " RETURNING id::text",
+		 key, systems);
+	return harness_query_text(conn, sql);
+}
+
+static bool entry_processed(PGconn *conn, const char *id)
+{
+	return query_int(conn, "SELECT processed::int FROM passport_entries WHERE id = '%s'", id) != 0;
+}
+
+/* Wait until entry id is processed; returns the seconds it took, or -1 after timeout. */
+static double wait_processed(PGconn *conn, const char *id, double timeout, struct child *watch)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof sql, "SELECT processed::int FROM passport_entries WHERE id = '%s'", id);
+	return wait_for_sql(conn, sql, timeout, watch);
+}
+
+/* Wait until nothing is due and no worker of passportd is inside a transaction. */
+static void wait_drained(PGconn *conn, double timeout, struct child *watch)
+{
+	require_sql(conn,
+		    "SELECT (NOT EXISTS (SELECT 1 FROM passport_entries WHERE NOT processed AND dead_at IS NULL"
+		    "   AND (next_attempt_at IS NULL OR next_attempt_at <= now()))"
+		    " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+		    "   AND application_name = 'passportd worker' AND state <> 'idle'))::int",
+		    timeout, watch);
+}
+
+/*
+ * The invariants of exactly-once, all-or-nothing processing: every processed entry has the
+ * effects of its systems, no unprocessed entry has any, nothing is applied twice, and each DNA
+ * row's clock is the latest event time among the entries applied to it (the row and its
+ * evolution rows were written together). Assumes every dna_clock started NULL.
+ */
+static void check_consistent(PGconn *conn, const char *when)
+{
+	long long n;
+
+	printf("  consistency %s: %lld processed, %lld unprocessed\n", when,
+	       harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed"),
+	       harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"));
+	n = harness_query_int(conn, "SELECT count(*) FROM passport_entries e WHERE e.processed AND "
+			      ROUTES_TO(MEDIAID_TYPES, "mediaid")
+			      " AND NOT EXISTS (SELECT 1 FROM dna_evolution d WHERE d.passport_entry_id = e.id)");
+	if (n != 0)
+		HARNESS_FAIL("%s: %lld processed mediaid entries have no dna_evolution row", when, n);
+	n = harness_query_int(conn, "SELECT count(*) FROM passport_entries e WHERE e.processed AND "
+			      ROUTES_TO(COLISEUM_TYPES, "coliseum")
+			      " AND NOT EXISTS (SELECT 1 FROM coliseum_metrics c WHERE c.passport_entry_id = e.id)");
+	if (n != 0)
+		HARNESS_FAIL("%s: %lld processed coliseum entries have no coliseum_metrics row", when, n);
+	n = harness_query_int(conn, "SELECT count(*) FROM dna_evolution d JOIN passport_entries e"
+			      " ON e.id = d.passport_entry_id WHERE NOT e.processed");
+	if (n != 0)
+		HARNESS_FAIL("%s: %lld dna_evolution rows belong to unprocessed entries (half-applied)", when, n);
+	n = harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics c JOIN passport_entries e"
+			      " ON e.id = c.passport_entry_id WHERE NOT e.processed");
+	if (n != 0)
+		HARNESS_FAIL("%s: %lld coliseum_metrics rows belong to unprocessed entries (half-applied)", when, n);
+	n = harness_query_int(conn, "SELECT count(*) - count(DISTINCT passport_entry_id) FROM dna_evolution");
+	if (n != 0)
+		HARNESS_FAIL("%s: %lld entries applied to DNA more than once", when, n);
+	n = harness_query_int(conn, "SELECT count(*) - count(DISTINCT passport_entry_id) FROM coliseum_metrics");
+	if (n != 0)
+		HARNESS_FAIL("%s: %lld entries counted in coliseum_metrics more than once", when, n);
+	n = harness_query_int(conn, "SELECT count(*) FROM media_ids m WHERE m.dna_clock IS DISTINCT FROM"
+			      " (SELECT max(d.event_time) FROM dna_evolution d WHERE d.mediaid_id = m.id)");
+	if (n != 0)
+		HARNESS_FAIL("%s: %lld DNA rows have a clock that does not match their applied entries", when, n);
+}
+
+static void check_all_processed(PGconn *conn, const char *when)
+{
+	long long n = harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed");
+
+	if (n != 0) {
+		char *errors = harness_query_text(conn, "SELECT string_agg(DISTINCT coalesce(last_error, '(none)'), '; ')"
+						  " FROM passport_entries WHERE NOT processed");
+		HARNESS_FAIL("%s: %lld entries are not processed (errors: %s)", when, n, errors ? errors : "");
+	}
+}
+
+static PGresult *query_rows(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		HARNESS_FAIL("query failed: %s\n%s", PQresultErrorMessage(res), sql);
+	return res;
+}
+
+/*
+ * The DNA of two databases must agree bit for bit: each media_ids row's embedding and clock
+ * (compared as text: PostgreSQL prints float4 exactly), and the evolution rows with their factors.
+ */
+static void compare_dna(PGconn *a, PGconn *b, const char *what)
+{
+	static const char rows_sql[] =
+		"SELECT id::text, coalesce(md5(profile_embedding::text), 'null'), coalesce(dna_clock::text, 'null')"
+		" FROM media_ids ORDER BY id";
+	static const char evolution_sql[] =
+		"SELECT count(*)::text, coalesce(md5(string_agg(concat_ws(' ', passport_entry_id, mediaid_id,"
+		" event_type, event_time, target_type, target_id, alpha, decay_cultural, decay_behavioral,"
+		" decay_economic, decay_spatial, delta_cultural, delta_behavioral, delta_economic, delta_spatial,"
+		" late), ',' ORDER BY passport_entry_id, mediaid_id)), '') FROM dna_evolution";
+	PGresult *ra = query_rows(a, rows_sql), *rb = query_rows(b, rows_sql);
+	int differ = 0, with_vector = 0;
+
+	CHECK_EQ_INT(PQntuples(ra), PQntuples(rb));
+	for (int i = 0; i < PQntuples(ra); i++) {
+		CHECK(strcmp(PQgetvalue(ra, i, 0), PQgetvalue(rb, i, 0)) == 0);
+		if (strcmp(PQgetvalue(ra, i, 1), "null") != 0)
+			with_vector++;
+		if (strcmp(PQgetvalue(ra, i, 1), PQgetvalue(rb, i, 1)) != 0 ||
+		    strcmp(PQgetvalue(ra, i, 2), PQgetvalue(rb, i, 2)) != 0) {
+			if (differ < 5)
+				fprintf(stderr, "  %s: media_ids %s differs: embedding %s vs %s, clock %s vs %s\n", what,
+					PQgetvalue(ra, i, 0), PQgetvalue(ra, i, 1), PQgetvalue(rb, i, 1),
+					PQgetvalue(ra, i, 2), PQgetvalue(rb, i, 2));
+			differ++;
+		}
+	}
+	if (differ)
+		HARNESS_FAIL("%s: %d of %d DNA rows differ", what, differ, PQntuples(ra));
+	CHECK(with_vector > 0);
+	printf("  %s: %d DNA rows equal bit for bit\n", what, PQntuples(ra));
+	PQclear(ra);
+	PQclear(rb);
+
+	ra = query_rows(a, evolution_sql);
+	rb = query_rows(b, evolution_sql);
+	if (strcmp(PQgetvalue(ra, 0, 0), PQgetvalue(rb, 0, 0)) != 0)
+		HARNESS_FAIL("%s: dna_evolution counts differ: %s vs %s", what, PQgetvalue(ra, 0, 0), PQgetvalue(rb, 0, 0));
+	if (strcmp(PQgetvalue(ra, 0, 1), PQgetvalue(rb, 0, 1)) != 0)
+		HARNESS_FAIL("%s: dna_evolution rows differ (same count %s)", what, PQgetvalue(ra, 0, 0));
+	PQclear(ra);
+	PQclear(rb);
+}
+
+/* ---- the second server (restart case) ------------------------------------------------------ */
+
+/* Run a bash snippet with pg.sh sourced; $1 = source root, $2 = server directory, $3 = extra. */
+static int pg_sh(const char *snippet, const char *extra, char **output)
+{
+	char script[2048];
+	const char *argv[] = {"/bin/bash", "-c", script, "pg_sh", getenv("PASSPORT_SOURCE_ROOT"), server2_dir,
+			      extra ? extra : "", NULL};
+
+	snprintf(script, sizeof script, "set -e; source \"$1/scripts/lib/pg.sh\"; %s", snippet);
+	return harness_run(argv, NULL, output);
+}
+
+static void server2_start_first(void)
+{
+	char *output = NULL, *port;
+
+	snprintf(server2_dir, sizeof server2_dir, "%s/pg2", temp_dir);
+	if (pg_sh("pg_private_start \"$2\"; echo \"PORT=$PGPORT\"", NULL, &output) != 0)
+		HARNESS_FAIL("cannot start the second server:\n%s", output ? output : "");
+	port = strstr(output, "PORT=");
+	CHECK(port != NULL);
+	server2_port = atoi(port + 5);
+	CHECK(server2_port > 0);
+	free(output);
+}
+
+static void server2_stop(const char *mode)
+{
+	char *output = NULL;
+
+	if (pg_sh("pg_private_as_owner \"$2\" \"$(pg_private_bindir)/pg_ctl\" -D \"$2/data\" -m \"$3\" -w -t 60 stop",
+		  mode, &output) != 0)
+		HARNESS_FAIL("pg_ctl stop -m %s failed:\n%s", mode, output ? output : "");
+	free(output);
+}
+
+static void server2_restart(void)
+{
+	char *output = NULL, port[16];
+
+	snprintf(port, sizeof port, "%d", server2_port);
+	if (pg_sh("pg_private_as_owner \"$2\" \"$(pg_private_bindir)/pg_ctl\" -D \"$2/data\" -l \"$2/server.log\""
+		  " -w -t 60 -o \"-c listen_addresses='' -c port=$3\" start",
+		  port, &output) != 0)
+		HARNESS_FAIL("pg_ctl start failed:\n%s", output ? output : "");
+	free(output);
+}
+
+static void server2_stop_quietly(const char *mode)
+{
+	char command[1200];
+
+	snprintf(command, sizeof command,
+		 "bash -c 'source \"$0/scripts/lib/pg.sh\"; [ -f \"$1/data/postmaster.pid\" ] &&"
+		 " pg_private_as_owner \"$1\" \"$(pg_private_bindir)/pg_ctl\" -D \"$1/data\" -m %s -w stop'"
+		 " '%s' '%s' >/dev/null 2>&1",
+		 mode, getenv("PASSPORT_SOURCE_ROOT"), server2_dir);
+	if (system(command) != 0) {
+		/* Not running (already stopped): nothing to do. */
+	}
+}
+
+/* ---- sd_notify ---------------------------------------------------------------------------- */
+
+static int notify_socket_open(const char *path)
+{
+	struct sockaddr_un addr;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		HARNESS_FAIL("socket: %s", strerror(errno));
+	memset(&addr, 0, sizeof addr);
+	addr.sun_family = AF_UNIX;
+	CHECK(strlen(path) < sizeof addr.sun_path);
+	strcpy(addr.sun_path, path);
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+		HARNESS_FAIL("bind %s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* Receive one notify datagram into buf (NUL-terminated); false after timeout seconds. */
+static bool notify_receive(int fd, char *buf, size_t size, double timeout)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	int ready = poll(&pfd, 1, (int)(timeout * 1000));
+	ssize_t got;
+
+	if (ready <= 0)
+		return false;
+	got = recv(fd, buf, size - 1, 0);
+	if (got < 0)
+		HARNESS_FAIL("recv: %s", strerror(errno));
+	buf[got] = '\0';
+	return true;
+}
+
+/* Discard the notify messages queued so far. */
+static void notify_drain(int fd)
+{
+	char buf[4096];
+
+	while (notify_receive(fd, buf, sizeof buf, 0))
+		;
+}
+
+/* Drain queued notify messages; true when one of them contains needle. */
+static bool notify_seen(int fd, const char *needle, double timeout)
+{
+	double deadline = now_seconds() + timeout;
+	char buf[4096];
+
+	for (;;) {
+		double left = deadline - now_seconds();
+		if (!notify_receive(fd, buf, sizeof buf, left > 0 ? left : 0))
+			return false;
+		if (strstr(buf, needle))
+			return true;
+	}
+}
+
+/* ---- case 1: notifications ------------------------------------------------------------------ */
+
+static void case_notify(void)
+{
+	char dsn[1024];
+	PGconn *conn = create_database("service_notify", dsn, sizeof dsn);
+	const char *args[] = {"run", "--dsn", dsn, "--poll-interval", "30", NULL};
+	struct child *d;
+
+	add_media_row(conn, "n1");
+	d = daemon_start("notify", args, NULL);
+	require_log(d, "listener: listening for new entries", 1, 10);
+	require_log(d, "worker: connected to the database", 1, 10);
+	sleep_seconds(0.3); /* idle: the next poll is 30 s away */
+
+	for (int i = 0; i < 3; i++) {
+		double started = now_seconds(), took;
+		char *id = insert_entry(conn, "n1", "{mediaid}");
+		char sql[256];
+		long long server_ms;
+
+		took = wait_processed(conn, id, 2.0, d);
+		if (took < 0)
+			HARNESS_FAIL("entry %s was not processed within 2 s of its insert (poll interval 30 s)", id);
+		snprintf(sql, sizeof sql,
+			 "SELECT round(extract(epoch FROM processed_at - created_at) * 1000)::bigint"
+			 " FROM passport_entries WHERE id = '%s'",
+			 id);
+		server_ms = harness_query_int(conn, sql);
+		printf("  notification latency: commit -> processed_at %lld ms (seen by the test after %.0f ms)\n",
+		       server_ms, (now_seconds() - started) * 1000);
+		CHECK(server_ms < 2000);
+		free(id);
+	}
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 3);
+	daemon_stop_ok(d);
+	PQfinish(conn);
+}
+
+/* ---- case 2: polling only ------------------------------------------------------------------- */
+
+static void case_poll(void)
+{
+	char dsn[1024];
+	PGconn *conn = create_database("service_poll", dsn, sizeof dsn);
+	const char *fast[] = {"run", "--dsn", dsn, "--no-listen", "--poll-interval", "0.5", NULL};
+	const char *slow[] = {"run", "--dsn", dsn, "--no-listen", "--poll-interval", "30", NULL};
+	struct child *d;
+	char *id, *log;
+	double took;
+
+	add_media_row(conn, "p1");
+	d = daemon_start("poll-fast", fast, NULL);
+	require_log(d, "worker: connected to the database", 1, 10);
+	id = insert_entry(conn, "p1", "{mediaid}");
+	took = wait_processed(conn, id, 3.0, d);
+	if (took < 0)
+		HARNESS_FAIL("--no-listen --poll-interval 0.5: entry not processed within 3 s");
+	printf("  polling every 0.5 s: processed after %.2f s\n", took);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name"
+					     " = 'passportd listener' AND datname = current_database()"),
+		     0);
+	daemon_stop_ok(d);
+	log = child_log(d);
+	CHECK_NOT_CONTAINS(log, "listening for new entries");
+	free(log);
+	free(id);
+
+	d = daemon_start("poll-slow", slow, NULL);
+	require_log(d, "worker: connected to the database", 1, 10);
+	sleep_seconds(0.2);
+	id = insert_entry(conn, "p1", "{mediaid}");
+	sleep_seconds(2.0);
+	if (entry_processed(conn, id))
+		HARNESS_FAIL("--no-listen --poll-interval 30: an entry was processed 2 s after its insert;"
+			     " the daemon must not be listening");
+	CHECK(child_alive(d));
+	daemon_stop_ok(d);
+	free(id);
+	PQfinish(conn);
+}
+
+/* ---- case 3: a retry is picked up when it falls due ------------------------------------------ */
+
+static void case_retry(void)
+{
+	char dsn[1024], sql[512];
+	PGconn *conn = create_database("service_retry", dsn, sizeof dsn);
+	const char *args[] = {"run", "--dsn", dsn, "--poll-interval", "0.5", NULL};
+	struct child *d;
+	char *id, *due;
+	double took;
+
+	d = daemon_start("retry", args, NULL);
+	require_log(d, "worker: connected to the database", 1, 10);
+	id = insert_entry(conn, "r1", "{mediaid}"); /* user r1 has no media_ids row yet */
+	snprintf(sql, sizeof sql, "SELECT (processing_attempts >= 1)::int FROM passport_entries WHERE id = '%s'", id);
+	require_sql(conn, sql, 3.0, d);
+	snprintf(sql, sizeof sql,
+		 "SELECT (NOT processed AND dead_at IS NULL AND processing_attempts = 1"
+		 " AND next_attempt_at > now() + interval '5 seconds' AND last_error LIKE 'mediaid:%%media_ids%%')::int"
+		 " FROM passport_entries WHERE id = '%s'",
+		 id);
+	if (harness_query_int(conn, sql) != 1)
+		HARNESS_FAIL("a missing media_ids row must be a retryable failure ~10 s out: %s",
+			     harness_query_text(conn, "SELECT row_to_json(e)::text FROM passport_entries e"));
+
+	/* The row appears; the retry is made due in 1 s. Nothing is inserted, nothing notifies. */
+	add_media_row(conn, "r1");
+	due = harness_query_text(conn, "SELECT (now() + interval '1 second')::text");
+	snprintf(sql, sizeof sql, "UPDATE passport_entries SET next_attempt_at = '%s' WHERE id = '%s'", due, id);
+	harness_exec(conn, sql);
+	took = wait_processed(conn, id, 4.0, d);
+	if (took < 0)
+		HARNESS_FAIL("a retry due in 1 s was not processed within 4 s (poll interval 0.5 s)");
+	snprintf(sql, sizeof sql,
+		 "SELECT (processed_at >= '%s'::timestamptz AND last_error IS NULL AND next_attempt_at IS NULL)::int"
+		 " FROM passport_entries WHERE id = '%s'",
+		 due, id);
+	CHECK_EQ_INT(harness_query_int(conn, sql), 1);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 1);
+	printf("  retry processed %.2f s after it was made due in 1 s\n", took);
+	daemon_stop_ok(d);
+	free(due);
+	free(id);
+	PQfinish(conn);
+}
+
+/* ---- case 4: the server restarts under the daemon -------------------------------------------- */
+
+/* Entries at fixed, late timestamps for users 1..10 (after everything the workload holds). */
+static void insert_late_entries(PGconn *conn, const char *phase, const char *day)
+{
+	exec_sql(conn,
+		 "INSERT INTO passport_entries (id, user_id, event_type, event_category, payload, source, \"timestamp\")"
+		 " SELECT passport_test_uuid('%s-' || u || '-' || k), passport_test_uuid('user-' || u),"
+		 " 'player.track_completed', 'player',"
+		 " jsonb_build_object('trackId', passport_test_uuid('track-' || (1 + (u + k) %% 40))::text), 'web',"
+		 " timestamptz '%s 00:00:00+00' + make_interval(mins => u * 10 + k)"
+		 " FROM generate_series(1, 10) AS u, generate_series(1, 5) AS k",
+		 phase, day);
+}
+
+/* The same SQL steps, in order, for the live database and its reference. */
+static void restart_step(PGconn *conn, int step)
+{
+	switch (step) {
+	case 0: harness_exec(conn, "SELECT passport_test_workload(100, 40)"); break; /* 4,000 entries */
+	case 1: insert_late_entries(conn, "phase2", "2026-07-01"); break;
+	case 2: harness_exec(conn, "SELECT passport_test_workload(150, 40)"); break; /* users 101..150 */
+	case 3: insert_late_entries(conn, "phase4", "2026-08-01"); break;
+	default: HARNESS_FAIL("no step %d", step);
+	}
+}
+
+/*
+ * One restart: new entries, the server stops (mode) while the daemon works on them, stays down
+ * for 3 s, comes back, more entries arrive. The poll interval is 30 s, so everything after the
+ * restart rests on the worker's own reconnect and the listener's re-LISTEN.
+ */
+static void restart_round(PGconn **conn, const char *dsn, struct child *d, int notify_fd, const char *mode,
+			  int step_before, int step_after)
+{
+	double cpu_before, cpu_after, took;
+	long long processed_before, processed_at_stop;
+	PGconn *probe;
+	char *log, sql[256];
+	int listening;
+
+	processed_before = harness_query_int(*conn, "SELECT count(*) FROM passport_entries WHERE processed");
+	restart_step(*conn, step_before);
+	snprintf(sql, sizeof sql, "SELECT (count(*) > %lld)::int FROM passport_entries WHERE processed", processed_before);
+	require_sql(*conn, sql, 10, d);
+	PQfinish(*conn);
+	*conn = NULL;
+	notify_drain(notify_fd);
+	log = child_log(d);
+	listening = count_occurrences(log, "listener: listening for new entries");
+	free(log);
+
+	server2_stop(mode);
+	*conn = NULL;
+
+	/* While it is down: writers fail, the daemon waits quietly and says so. */
+	probe = PQconnectdb(dsn);
+	CHECK(PQstatus(probe) != CONNECTION_OK);
+	PQfinish(probe);
+	cpu_before = process_cpu_seconds(d->pid);
+	sleep_seconds(3.0);
+	cpu_after = process_cpu_seconds(d->pid);
+	if (!child_alive(d))
+		HARNESS_FAIL("the daemon exited (status %d) while the server was down", d->status);
+	printf("  -m %s: the daemon used %.3f s CPU in 3 s without a server\n", mode, cpu_after - cpu_before);
+	if (cpu_after - cpu_before >= 0.3)
+		HARNESS_FAIL("the daemon used %.2f s CPU in 3 s while the server was down (busy loop?)",
+			     cpu_after - cpu_before);
+	log = child_log(d);
+	CHECK_CONTAINS(log, "reconnecting in");
+	free(log);
+	if (HAVE_LIBSYSTEMD && !notify_seen(notify_fd, "STATUS=waiting for database", 2.0))
+		HARNESS_FAIL("no sd_notify STATUS= saying the daemon waits for the database");
+
+	server2_restart();
+	*conn = harness_connect(dsn);
+	processed_at_stop = harness_query_int(*conn, "SELECT count(*) FROM passport_entries WHERE processed");
+	printf("  -m %s: %lld entries were processed when the server stopped\n", mode, processed_at_stop);
+	require_log(d, "listener: listening for new entries", listening + 1, 15);
+	restart_step(*conn, step_after);
+	took = wait_for_sql(*conn, "SELECT (NOT EXISTS (SELECT 1 FROM passport_entries WHERE NOT processed))::int", 15,
+			    d);
+	if (took < 0)
+		HARNESS_FAIL("entries not all processed within 15 s of the listener's return (-m %s)", mode);
+	printf("  -m %s: all entries processed %.2f s after the last insert\n", mode, took);
+	check_consistent(*conn, mode);
+}
+
+static void case_restart(void)
+{
+	char dsn[1024], ref_dsn[1024], port[16], socket_dir[600];
+	PGconn *conn, *ref;
+	struct child *d;
+	char notify_path[600], notify_env[700];
+	const char *args[] = {"run", "--dsn", dsn, "--poll-interval", "30", NULL};
+	const char *env[] = {notify_env, NULL};
+	char *output = NULL;
+	int notify_fd;
+
+	server2_start_first();
+	snprintf(port, sizeof port, "%d", server2_port);
+	snprintf(socket_dir, sizeof socket_dir, "%s/socket", server2_dir);
+	make_dsn(dsn, sizeof dsn, socket_dir, port, "postgres");
+	conn = harness_connect(dsn);
+	/*
+	 * pg.sh turns synchronous_commit off; an immediate stop would then lose commits already
+	 * acknowledged (the test's inserts among them). Production keeps it on.
+	 */
+	harness_exec(conn, "ALTER SYSTEM SET synchronous_commit = on");
+	harness_exec(conn, "SELECT pg_reload_conf()");
+	harness_exec(conn, "SET client_min_messages = warning");
+	exec_source_file(conn, "tests/sql/upstream.sql");
+	{
+		const char *argv[] = {harness_migrate(), "schema", "--dsn", dsn, NULL};
+		if (harness_run(argv, NULL, &output) != 0)
+			HARNESS_FAIL("passport-migrate schema failed on the second server");
+		free(output);
+	}
+	exec_source_file(conn, "tests/sql/workload.sql");
+
+	snprintf(notify_path, sizeof notify_path, "%s/restart-notify.sock", temp_dir);
+	snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", notify_path);
+	notify_fd = notify_socket_open(notify_path);
+	d = daemon_start("restart", args, env);
+	require_log(d, "listener: listening for new entries", 1, 10);
+	restart_round(&conn, dsn, d, notify_fd, "fast", 0, 1);
+	restart_round(&conn, dsn, d, notify_fd, "immediate", 2, 3);
+	daemon_stop_ok(d);
+	close(notify_fd);
+	check_all_processed(conn, "after the restarts");
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 6100);
+
+	/* The same entries drained once, on the test server: the DNA must be identical. */
+	ref = create_database("service_restart_ref", ref_dsn, sizeof ref_dsn);
+	for (int step = 0; step < 4; step++)
+		restart_step(ref, step);
+	CHECK_EQ_INT(run_passportd(&output, 60, NULL, "restart-ref-drain", "drain", "--dsn", ref_dsn, NULL), 0);
+	free(output);
+	check_all_processed(ref, "reference");
+	compare_dna(conn, ref, "restarts vs one drain");
+	PQfinish(ref);
+	PQfinish(conn);
+	server2_stop("fast");
+}
+
+/* ---- case 5: backends terminated ------------------------------------------------------------- */
+
+static void case_terminate(void)
+{
+	char dsn[1024];
+	PGconn *conn = create_database("service_terminate", dsn, sizeof dsn);
+	const char *args[] = {"run", "--dsn", dsn, "--poll-interval", "30", NULL};
+	struct child *d;
+	char *id;
+	double took;
+	long long killed;
+
+	add_media_row(conn, "t1");
+	d = daemon_start("terminate", args, NULL);
+	require_log(d, "listener: listening for new entries", 1, 10);
+	id = insert_entry(conn, "t1", "{mediaid}");
+	if (wait_processed(conn, id, 2.0, d) < 0)
+		HARNESS_FAIL("first entry not processed");
+	free(id);
+
+	killed = harness_query_int(conn, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+				   " WHERE application_name LIKE 'passportd%' AND datname = current_database()");
+	CHECK_EQ_INT(killed, 2); /* the listener and the worker */
+	require_log(d, "listener: listening for new entries", 2, 10);
+	sleep_seconds(0.2);
+
+	/* The poll is 30 s away: only a working listener and a reconnected worker process these. */
+	id = insert_entry(conn, "t1", "{mediaid}");
+	took = wait_processed(conn, id, 5.0, d);
+	if (took < 0)
+		HARNESS_FAIL("after pg_terminate_backend, a new entry was not processed within 5 s");
+	printf("  first entry after the terminations processed in %.2f s\n", took);
+	free(id);
+	id = insert_entry(conn, "t1", "{mediaid}");
+	took = wait_processed(conn, id, 2.0, d);
+	if (took < 0)
+		HARNESS_FAIL("after recovering, a new entry was not processed within 2 s");
+	free(id);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name"
+					     " LIKE 'passportd%' AND datname = current_database()"),
+		     2);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 3);
+	daemon_stop_ok(d);
+	PQfinish(conn);
+}
+
+/* ---- case 6: SIGTERM in the middle of a backlog ----------------------------------------------- */
+
+static void case_sigterm(void)
+{
+	char dsn[1024], ref_dsn[1024];
+	PGconn *conn = create_database("service_sigterm", dsn, sizeof dsn), *ref;
+	const char *args[] = {"run", "--dsn", dsn, "--poll-interval", "30", NULL};
+	struct child *d;
+	char *output;
+	double took;
+	long long total, processed;
+	int status;
+
+	total = harness_query_int(conn, "SELECT passport_test_workload(500, 40)");
+	CHECK_EQ_INT(total, 20000);
+	PQfinish(conn);
+	ref = clone_database("service_sigterm", "service_sigterm_ref", ref_dsn, sizeof ref_dsn);
+	conn = harness_connect(dsn);
+
+	d = daemon_start("sigterm", args, NULL);
+	require_sql(conn, "SELECT (count(*) > 0)::int FROM passport_entries WHERE processed", 20, d);
+	status = child_stop(d, SIGTERM, 5.0, &took);
+	processed = harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed");
+	printf("  SIGTERM: exit status %d after %.2f s, %lld of %lld entries processed\n", status, took, processed,
+	       total);
+	CHECK_EQ_INT(status, 0);
+	if (processed >= total)
+		HARNESS_FAIL("the daemon finished all %lld entries before SIGTERM: the case tests nothing", total);
+	check_consistent(conn, "after SIGTERM");
+
+	d = daemon_start("sigterm-second", args, NULL);
+	wait_drained(conn, 60, d);
+	daemon_stop_ok(d);
+	check_all_processed(conn, "after the second daemon");
+	check_consistent(conn, "after the second daemon");
+
+	CHECK_EQ_INT(run_passportd(&output, 120, NULL, "sigterm-ref-drain", "drain", "--dsn", ref_dsn, NULL), 0);
+	free(output);
+	compare_dna(conn, ref, "interrupted run vs one drain");
+	PQfinish(ref);
+	PQfinish(conn);
+}
+
+/*
+ * SIGTERM while the batch in hand is stuck (a DNA row locked by another transaction): the daemon
+ * cancels it after a few seconds and exits 0, and the server rolls it back: the entries are
+ * untouched, not recorded as failed. A second SIGTERM exits at once.
+ */
+static void start_stuck_daemon(PGconn *conn, PGconn *locker, const char *dsn, struct child **d, const char *label)
+{
+	const char *args[] = {"run", "--dsn", dsn, "--poll-interval", "30", NULL};
+
+	harness_exec(locker, "BEGIN");
+	harness_exec(locker, "SELECT 1 FROM media_ids WHERE id = passport_test_uuid('row-s1') FOR UPDATE");
+	*d = daemon_start(label, args, NULL);
+	require_sql(conn,
+		    "SELECT count(*)::int FROM pg_stat_activity WHERE application_name = 'passportd worker'"
+		    " AND wait_event_type = 'Lock' AND datname = current_database()",
+		    5, *d);
+}
+
+static void check_untouched(PGconn *conn, int n, const char *when)
+{
+	long long touched = harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed"
+					      " OR processing_attempts <> 0 OR last_error IS NOT NULL OR dead_at IS NOT NULL"
+					      " OR next_attempt_at IS NOT NULL");
+
+	if (touched != 0) {
+		char *errors = harness_query_text(conn, "SELECT string_agg(DISTINCT coalesce(last_error, '-'), '; ')"
+						  " FROM passport_entries");
+		HARNESS_FAIL("%s: %lld of %d entries were changed by a batch that was stopped (errors: %s)", when,
+			     touched, n, errors ? errors : "");
+	}
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 0);
+}
+
+static void case_stuck_batch(void)
+{
+	char dsn[1024];
+	PGconn *conn = create_database("service_stuck", dsn, sizeof dsn), *locker;
+	struct child *d;
+	double took;
+	int status;
+	char *log;
+
+	add_media_row(conn, "s1");
+	for (int i = 0; i < 3; i++)
+		free(insert_entry(conn, "s1", "{mediaid}"));
+	locker = harness_connect(dsn);
+
+	start_stuck_daemon(conn, locker, dsn, &d, "stuck");
+	status = child_stop(d, SIGTERM, 8, &took);
+	printf("  SIGTERM with the batch blocked on a lock: exit status %d after %.2f s\n", status, took);
+	CHECK_EQ_INT(status, 0);
+	CHECK(took < 6);
+	log = child_log(d);
+	CHECK_CONTAINS(log, "cancel");
+	free(log);
+	harness_exec(locker, "ROLLBACK");
+	check_untouched(conn, 3, "one SIGTERM");
+
+	start_stuck_daemon(conn, locker, dsn, &d, "stuck-twice");
+	CHECK(kill(d->pid, SIGTERM) == 0);
+	sleep_seconds(0.2);
+	child_stop(d, SIGTERM, 1, &took);
+	printf("  a second SIGTERM: exit after %.2f s\n", took);
+	harness_exec(locker, "ROLLBACK");
+	check_untouched(conn, 3, "two SIGTERMs");
+
+	d = daemon_start("stuck-after", (const char *const[]){"run", "--dsn", dsn, "--poll-interval", "30", NULL}, NULL);
+	require_sql(conn, "SELECT (count(*) = 3)::int FROM passport_entries WHERE processed", 5, d);
+	daemon_stop_ok(d);
+	PQfinish(locker);
+	PQfinish(conn);
+}
+
+/*
+ * Log formats: --log-format json prints one JSON object per line; under systemd (JOURNAL_STREAM
+ * set) the auto format prefixes each line with its journald priority.
+ */
+static void case_log_format(void)
+{
+	const char *json_args[] = {"run", "--dsn", "host=/nonexistent port=1", "--log-format", "json", NULL};
+	const char *auto_args[] = {"run", "--dsn", "host=/nonexistent port=1", NULL};
+	const char *journal_env[] = {"JOURNAL_STREAM=8:12345", NULL};
+	struct child *d;
+	char *log, *line, *save = NULL;
+	int lines = 0;
+
+	d = daemon_start("log-json", json_args, NULL);
+	require_log(d, "\"warning\"", 1, 5);
+	daemon_stop_ok(d);
+	log = child_log(d);
+	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		cJSON *object = cJSON_Parse(line);
+		if (!cJSON_IsObject(object))
+			HARNESS_FAIL("--log-format json: not a JSON object: %s", line);
+		CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "message")));
+		CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "level")));
+		CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "time")));
+		cJSON_Delete(object);
+		lines++;
+	}
+	CHECK(lines >= 3);
+	free(log);
+
+	d = daemon_start("log-journal", auto_args, journal_env);
+	require_log(d, "<4>", 1, 5); /* warning: cannot connect */
+	daemon_stop_ok(d);
+	log = child_log(d);
+	CHECK(strncmp(log, "<6>", 3) == 0); /* info: starting */
+	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (!(line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>'))
+			HARNESS_FAIL("a log line without a journald priority under systemd: %s", line);
+	free(log);
+}
+
+/* ---- case 7: SIGHUP reloads the configuration ------------------------------------------------- */
+
+static void case_reload(void)
+{
+	char dsn[1024], path[600];
+	PGconn *conn = create_database("service_reload", dsn, sizeof dsn);
+	const char *args[] = {"run", "--config", path, "--dsn", dsn, "--poll-interval", "30", NULL};
+	struct child *d;
+	char *id, *log;
+	int claimed;
+
+	add_media_row(conn, "h1");
+	snprintf(path, sizeof path, "%s/passportd.conf", temp_dir);
+	write_file(path, "# test config\nbatch_size = 500\nlog_level = info\n");
+	d = daemon_start("reload", args, NULL);
+	require_log(d, "listener: listening for new entries", 1, 10);
+	require_log(d, "batch_size 500", 1, 5);
+	id = insert_entry(conn, "h1", "{mediaid}");
+	if (wait_processed(conn, id, 2.0, d) < 0)
+		HARNESS_FAIL("entry not processed before the reload");
+	free(id);
+	log = child_log(d);
+	CHECK_NOT_CONTAINS(log, "batch: claimed"); /* a debug message */
+	free(log);
+
+	write_file(path, "batch_size = 500\nlog_level = debug\n");
+	CHECK(kill(d->pid, SIGHUP) == 0);
+	require_log(d, "configuration reloaded", 1, 3);
+	require_log(d, "log_level debug", 1, 1);
+	id = insert_entry(conn, "h1", "{mediaid}");
+	if (wait_processed(conn, id, 2.0, d) < 0)
+		HARNESS_FAIL("entry not processed after the reload");
+	free(id);
+	require_log(d, "batch: claimed", 1, 2);
+	log = child_log(d);
+	claimed = count_occurrences(log, "batch: claimed");
+	free(log);
+
+	/* A bad file: the reload fails and the old values stay (log_level stays debug). */
+	write_file(path, "log_level = info\nbatch_size = banana\n");
+	CHECK(kill(d->pid, SIGHUP) == 0);
+	require_log(d, "reload failed", 1, 3);
+	log = child_log(d);
+	CHECK_CONTAINS(log, "banana");
+	CHECK_EQ_INT(count_occurrences(log, "configuration reloaded"), 1);
+	free(log);
+	id = insert_entry(conn, "h1", "{mediaid}");
+	if (wait_processed(conn, id, 2.0, d) < 0)
+		HARNESS_FAIL("entry not processed after a failed reload");
+	free(id);
+	require_log(d, "batch: claimed", claimed + 1, 2); /* still at debug level */
+	CHECK(child_alive(d));
+	daemon_stop_ok(d);
+	PQfinish(conn);
+}
+
+/* ---- case 8: sd_notify ------------------------------------------------------------------------ */
+
+static void case_sd_notify(void)
+{
+	char dsn[1024], path[600], socket_env[700], buf[4096];
+	const char *args[] = {"run", "--dsn", dsn, "--poll-interval", "30", NULL};
+	const char *env[] = {socket_env, "WATCHDOG_USEC=400000", "WATCHDOG_PID=@self", NULL};
+	PGconn *conn;
+	struct child *d;
+	bool ready = false, status = false;
+	int watchdogs = 0, fd;
+	double deadline, ready_at = 0;
+
+	if (!HAVE_LIBSYSTEMD) {
+		printf("  skipped: built without libsystemd\n");
+		return;
+	}
+	conn = create_database("service_notify_socket", dsn, sizeof dsn);
+
+	snprintf(path, sizeof path, "%s/notify.sock", temp_dir);
+	snprintf(socket_env, sizeof socket_env, "NOTIFY_SOCKET=%s", path);
+	fd = notify_socket_open(path);
+	d = daemon_start("sd-notify", args, env);
+
+	deadline = now_seconds() + 10;
+	while (now_seconds() < deadline && !(ready && status && now_seconds() >= ready_at + 1.0)) {
+		if (!notify_receive(fd, buf, sizeof buf, 0.1))
+			continue;
+		if (strstr(buf, "READY=1") && !ready) {
+			ready = true;
+			ready_at = now_seconds();
+		}
+		if (strstr(buf, "STATUS="))
+			status = true;
+		if (strstr(buf, "WATCHDOG=1") && ready && now_seconds() <= ready_at + 1.0)
+			watchdogs++;
+	}
+	CHECK(child_alive(d));
+	if (!ready)
+		HARNESS_FAIL("no READY=1 within 10 s");
+	if (!status)
+		HARNESS_FAIL("no STATUS= message");
+	printf("  %d WATCHDOG=1 messages in the second after READY=1 (WATCHDOG_USEC=400000)\n", watchdogs);
+	if (watchdogs < 2)
+		HARNESS_FAIL("expected WATCHDOG=1 at least twice within 1 s, got %d", watchdogs);
+
+	CHECK(kill(d->pid, SIGTERM) == 0);
+	if (!notify_seen(fd, "STOPPING=1", 5))
+		HARNESS_FAIL("no STOPPING=1 after SIGTERM");
+	if (!child_wait(d, 5))
+		HARNESS_FAIL("no exit within 5 s of SIGTERM");
+	CHECK_EQ_INT(d->status, 0);
+	close(fd);
+	PQfinish(conn);
+}
+
+/* ---- case 9: three daemons drain one database -------------------------------------------------- */
+
+static void case_three_daemons(void)
+{
+	char dsn_a[1024], dsn_b[1024];
+	PGconn *a = create_database("service_three_a", dsn_a, sizeof dsn_a), *b;
+	const char *args[] = {"run", "--dsn", dsn_b, "--batch-size", "200", "--poll-interval", "1", NULL};
+	struct child *d[3];
+	char *output;
+	double started;
+
+	CHECK_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(200, 100)"), 20000);
+	PQfinish(a);
+	b = clone_database("service_three_a", "service_three_b", dsn_b, sizeof dsn_b);
+
+	started = now_seconds();
+	d[0] = daemon_start("three-1", args, NULL);
+	d[1] = daemon_start("three-2", args, NULL);
+	d[2] = daemon_start("three-3", args, NULL);
+	wait_drained(b, 120, d[0]);
+	printf("  three daemons drained 20,000 entries in %.2f s\n", now_seconds() - started);
+	for (int i = 0; i < 3; i++) {
+		char *log;
+		const char *stopped;
+		long processed = 0;
+
+		daemon_stop_ok(d[i]);
+		log = child_log(d[i]);
+		stopped = strstr(log, "stopped: ");
+		CHECK(stopped != NULL);
+		processed = strtol(stopped + strlen("stopped: "), NULL, 10);
+		printf("  daemon %d processed %ld entries\n", i + 1, processed);
+		if (processed <= 0)
+			HARNESS_FAIL("daemon %d processed nothing: the three did not share the work", i + 1);
+		free(log);
+	}
+
+	started = now_seconds();
+	CHECK_EQ_INT(run_passportd(&output, 120, NULL, "three-drain-a", "drain", "--dsn", dsn_a, NULL), 0);
+	CHECK_CONTAINS(output, "processed 20000");
+	free(output);
+	printf("  one drain took %.2f s\n", now_seconds() - started);
+
+	a = harness_connect(dsn_a);
+	check_all_processed(a, "drain");
+	check_all_processed(b, "three daemons");
+	check_consistent(b, "three daemons");
+	CHECK_EQ_INT(harness_query_int(a, "SELECT count(*) FROM coliseum_metrics"),
+		     harness_query_int(b, "SELECT count(*) FROM coliseum_metrics"));
+	compare_dna(a, b, "three daemons vs one drain");
+	PQfinish(a);
+	PQfinish(b);
+}
+
+/* ---- case 10: status and reprocess ------------------------------------------------------------ */
+
+/* The number after "label" at the start of a line of plain `status` output. */
+static long status_line_value(const char *output, const char *label)
+{
+	const char *line = output;
+
+	while (line && *line) {
+		if (strncmp(line, label, strlen(label)) == 0)
+			return strtol(line + strlen(label), NULL, 10);
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	HARNESS_FAIL("no line \"%s\" in status output:\n%s", label, output);
+}
+
+static double json_number(const cJSON *object, const char *name)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, name);
+
+	if (!cJSON_IsNumber(item))
+		HARNESS_FAIL("status --json: \"%s\" is missing or not a number", name);
+	return item->valuedouble;
+}
+
+static char *entry_states(PGconn *conn)
+{
+	return harness_query_text(conn,
+				  "SELECT md5(string_agg(concat_ws('|', id, processed, processed_at, dead_at,"
+				  " next_attempt_at, processing_attempts, last_error), ',' ORDER BY id)) FROM passport_entries");
+}
+
+static void case_status_reprocess(void)
+{
+	char dsn[1024], sql[512];
+	PGconn *conn = create_database("service_admin", dsn, sizeof dsn), *locker, *listener;
+	char *dead[4], *retrying[2], *processed[4], *due, *output, *before, *after;
+	cJSON *json, *errors, *item;
+	bool found = false;
+	PGnotify *notification;
+
+	add_media_row(conn, "a1");
+	for (int i = 0; i < 3; i++)
+		dead[i] = insert_entry(conn, "a1", "{coliseum,bogus}"); /* unknown system: dead at once */
+	dead[3] = harness_query_text(conn, "INSERT INTO passport_entries (event_type, event_category, affects_systems)"
+					   " VALUES ('player.track_played', 'player', '{mediaid}') RETURNING id::text");
+	for (int i = 0; i < 2; i++)
+		retrying[i] = insert_entry(conn, "a2", "{mediaid}"); /* no media_ids row: retrying */
+	for (int i = 0; i < 4; i++)
+		processed[i] = insert_entry(conn, "a1", "{mediaid,coliseum}");
+	CHECK_EQ_INT(run_passportd(&output, 60, NULL, "admin-drain", "drain", "--dsn", dsn, NULL), 0);
+	free(output);
+	due = insert_entry(conn, "a1", "{mediaid}");
+
+	/* status --json */
+	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "status-json", "status", "--json", "--dsn", dsn, NULL), 0);
+	json = cJSON_Parse(output);
+	if (!json)
+		HARNESS_FAIL("status --json printed no JSON:\n%s", output);
+	CHECK_EQ_INT(json_number(json, "due"), 1);
+	CHECK_EQ_INT(json_number(json, "retrying"), 2);
+	CHECK_EQ_INT(json_number(json, "dead"), 4);
+	CHECK_EQ_INT(json_number(json, "processed_last_hour"), 4);
+	CHECK_EQ_INT(json_number(json, "processed_last_minute"), 4);
+	errors = cJSON_GetObjectItemCaseSensitive(json, "top_errors");
+	CHECK(cJSON_IsArray(errors));
+	cJSON_ArrayForEach(item, errors)
+	{
+		const cJSON *error = cJSON_GetObjectItemCaseSensitive(item, "error");
+		CHECK(cJSON_IsString(error));
+		if (strstr(error->valuestring, "unknown system")) {
+			CHECK(!found);
+			found = true;
+			CHECK_EQ_INT(json_number(item, "count"), 3);
+		}
+	}
+	if (!found)
+		HARNESS_FAIL("status --json: no top error about the unknown system:\n%s", output);
+	cJSON_Delete(json);
+	free(output);
+
+	/* plain status */
+	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "status", "status", "--dsn", dsn, NULL), 0);
+	CHECK_EQ_INT(status_line_value(output, "due:"), 1);
+	CHECK_EQ_INT(status_line_value(output, "retrying:"), 2);
+	CHECK_EQ_INT(status_line_value(output, "dead:"), 4);
+	CHECK_EQ_INT(status_line_value(output, "processed last hour:"), 4);
+	{
+		const char *line = strstr(output, "unknown system");
+		const char *start = line;
+		CHECK(line != NULL);
+		while (start > output && start[-1] != '\n')
+			start--;
+		CHECK_EQ_INT(strtol(start, NULL, 10), 3);
+	}
+	free(output);
+
+	/* --dry-run lists the dead entries and changes nothing */
+	before = entry_states(conn);
+	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-dry-run", "reprocess", "--dry-run", "--dsn", dsn, NULL),
+		     0);
+	for (int i = 0; i < 4; i++)
+		CHECK_CONTAINS(output, dead[i]);
+	CHECK_NOT_CONTAINS(output, retrying[0]);
+	CHECK_NOT_CONTAINS(output, processed[0]);
+	CHECK_CONTAINS(output, "4 entries would be requeued");
+	free(output);
+	after = entry_states(conn);
+	CHECK(strcmp(before, after) == 0);
+	free(before);
+	free(after);
+
+	/* A dead entry held by another transaction is skipped, not waited for. */
+	locker = harness_connect(dsn);
+	listener = harness_connect(dsn);
+	harness_exec(listener, "LISTEN passport_entries");
+	harness_exec(locker, "BEGIN");
+	snprintf(sql, sizeof sql, "SELECT id FROM passport_entries WHERE id = '%s' FOR UPDATE", dead[3]);
+	harness_exec(locker, sql);
+
+	/* --error-like requeues exactly the matching dead entries, and notifies */
+	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-error-like", "reprocess", "--error-like",
+				   "%unknown system%", "--dsn", dsn, NULL),
+		     0);
+	CHECK_CONTAINS(output, "requeued 3 entries");
+	free(output);
+	for (int i = 0; i < 3; i++) {
+		snprintf(sql, sizeof sql,
+			 "SELECT (NOT processed AND dead_at IS NULL AND next_attempt_at IS NULL AND processing_attempts = 0"
+			 " AND last_error IS NULL)::int FROM passport_entries WHERE id = '%s'",
+			 dead[i]);
+		CHECK_EQ_INT(harness_query_int(conn, sql), 1);
+	}
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"), 1);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processing_attempts = 1"
+					     " AND next_attempt_at > now() AND NOT processed"),
+		     2);
+	CHECK(PQconsumeInput(listener));
+	notification = PQnotifies(listener);
+	if (!notification) {
+		sleep_seconds(0.2);
+		CHECK(PQconsumeInput(listener));
+		notification = PQnotifies(listener);
+	}
+	if (!notification)
+		HARNESS_FAIL("reprocess requeued entries without a NOTIFY on passport_entries");
+	PQfreemem(notification);
+
+	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-locked", "reprocess", "--dsn", dsn, NULL), 0);
+	CHECK_CONTAINS(output, "requeued 0 entries");
+	free(output);
+	snprintf(sql, sizeof sql, "SELECT (dead_at IS NOT NULL)::int FROM passport_entries WHERE id = '%s'", dead[3]);
+	CHECK_EQ_INT(harness_query_int(conn, sql), 1);
+	harness_exec(locker, "ROLLBACK");
+	PQfinish(locker);
+	PQfinish(listener);
+
+	/* A processed entry is refused and stays as it was */
+	before = entry_states(conn);
+	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-processed", "reprocess", "--id", processed[0], "--dsn",
+				   dsn, NULL),
+		     0);
+	CHECK_CONTAINS(output, "refused");
+	CHECK_CONTAINS(output, processed[0]);
+	CHECK_CONTAINS(output, "requeued 0 entries");
+	free(output);
+	after = entry_states(conn);
+	CHECK(strcmp(before, after) == 0);
+	free(before);
+	free(after);
+
+	/* --now, after fixing the cause (the entry had no user), processes it here and says so */
+	snprintf(sql, sizeof sql, "UPDATE passport_entries SET user_id = passport_test_uuid('user-a1') WHERE id = '%s'",
+		 dead[3]);
+	harness_exec(conn, sql);
+	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-now", "reprocess", "--now", "--id", dead[3], "--dsn", dsn,
+				   NULL),
+		     0);
+	CHECK_CONTAINS(output, "requeued 1 entries");
+	{
+		char expected[128];
+		snprintf(expected, sizeof expected, "%s  processed", dead[3]);
+		CHECK_CONTAINS(output, expected);
+	}
+	free(output);
+	CHECK(entry_processed(conn, dead[3]));
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM dna_evolution WHERE passport_entry_id = '%s'", dead[3]);
+	CHECK_EQ_INT(harness_query_int(conn, sql), 1);
+
+	/* --now on an entry that fails again reports it */
+	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-now-again", "reprocess", "--now", "--id", dead[0],
+				   "--dsn", dsn, NULL),
+		     0);
+	CHECK_CONTAINS(output, "dead again");
+	CHECK_CONTAINS(output, "unknown system");
+	free(output);
+
+	for (int i = 0; i < 4; i++) {
+		free(dead[i]);
+		free(processed[i]);
+	}
+	free(retrying[0]);
+	free(retrying[1]);
+	free(due);
+	PQfinish(conn);
+}
+
+/* ---- case 11: passwords stay out of output ------------------------------------------------------ */
+
+static void case_print_config(void)
+{
+	char *output;
+	int status;
+
+	status = run_passportd(&output, 10, NULL, "print-config", "--print-config", "--dsn",
+			       "host=/nonexistent dbname=x user=u password=secret", NULL);
+	CHECK_EQ_INT(status, 0);
+	CHECK_CONTAINS(output, "dsn = ");
+	CHECK_CONTAINS(output, "/nonexistent");
+	CHECK_NOT_CONTAINS(output, "secret");
+	free(output);
+
+	status = run_passportd(&output, 10, NULL, "print-config-uri", "--print-config", "--dsn",
+			       "postgresql://u:secret@localhost:1/x", NULL);
+	CHECK_EQ_INT(status, 0);
+	CHECK_CONTAINS(output, "localhost");
+	CHECK_NOT_CONTAINS(output, "secret");
+	free(output);
+
+	/* The connection error of a command that cannot connect does not show it either. */
+	status = run_passportd(&output, 30, NULL, "status-no-server", "status", "--dsn",
+			       "host=/nonexistent port=1 user=u password=secret", NULL);
+	CHECK(status != 0);
+	CHECK_NOT_CONTAINS(output, "secret");
+	free(output);
+}
+
+/*
+ * A service whose database is not there at start keeps trying, with a growing pause between
+ * attempts (0.5, 1, 2 s ...) even when the poll interval is short, and stops on SIGTERM.
+ */
+static void case_no_server_at_start(void)
+{
+	const char *args[] = {"run", "--dsn", "host=/nonexistent port=1 user=u password=secret", "--poll-interval", "0.1",
+			      NULL};
+	struct child *d = daemon_start("no-server", args, NULL);
+	char *log;
+	int attempts;
+
+	require_log(d, "worker:", 1, 5);
+	sleep_seconds(3.0);
+	CHECK(child_alive(d));
+	daemon_stop_ok(d);
+	log = child_log(d);
+	CHECK_NOT_CONTAINS(log, "secret");
+	attempts = count_occurrences(log, "passportd[warning]: worker:");
+	free(log);
+	printf("  %d worker connection attempts in ~3 s without a server (poll interval 0.1 s)\n", attempts);
+	if (attempts > 6)
+		HARNESS_FAIL("%d connection attempts in ~3 s: the reconnect backoff is not applied (the poll timer"
+			     " starts a pass whenever it fires)", attempts);
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	void (*run)(void);
+} cases[] = {
+	{"print-config", case_print_config},
+	{"notify", case_notify},
+	{"poll", case_poll},
+	{"retry", case_retry},
+	{"terminate", case_terminate},
+	{"stuck", case_stuck_batch},
+	{"reload", case_reload},
+	{"log-format", case_log_format},
+	{"sd-notify", case_sd_notify},
+	{"status", case_status_reprocess},
+	{"sigterm", case_sigterm},
+	{"three", case_three_daemons},
+	{"restart", case_restart},
+	{"no-server", case_no_server_at_start},
+};
+
+static bool case_selected(const char *name)
+{
+	const char *list = getenv("PASSPORT_SERVICE_CASES");
+	size_t len = strlen(name);
+
+	if (!list || !*list)
+		return true;
+	for (const char *p = strstr(list, name); p; p = strstr(p + 1, name))
+		if ((p == list || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
+			return true;
+	return false;
+}
+
+int main(void)
+{
+	struct sigaction sa;
+	double started = now_seconds();
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!getenv("PASSPORT_TEST_PGHOST") || !*getenv("PASSPORT_TEST_PGHOST")) {
+		fprintf(stderr, "SKIP: PASSPORT_TEST_PGHOST is not set (run ./scripts/test)\n");
+		return 77;
+	}
+	snprintf(temp_dir, sizeof temp_dir, "/tmp/passport-service-XXXXXX");
+	if (!mkdtemp(temp_dir))
+		HARNESS_FAIL("mkdtemp: %s", strerror(errno));
+	/* The second server runs as an unprivileged user when the test runs as root: let it in. */
+	CHECK(chmod(temp_dir, 0755) == 0);
+	atexit(cleanup);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_fatal_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		double case_started = now_seconds();
+
+		if (!case_selected(cases[i].name))
+			continue;
+		printf("== %s\n", cases[i].name);
+		case_first_child = n_children;
+		cases[i].run();
+		printf("== %s: ok (%.1f s)\n", cases[i].name, now_seconds() - case_started);
+	}
+	printf("all service cases passed in %.1f s\n", now_seconds() - started);
+	all_passed = true;
+	return 0;
+}
