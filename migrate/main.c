@@ -1,4 +1,4 @@
-/* passport-migrate: the companion tool of passportd (schema, entity-dna; backfill and verify to come). */
+/* passport-migrate: the companion tool of passportd (schema, backfill, verify, entity-dna). */
 #include "build_config.h"
 #include "migrate.h"
 
@@ -13,8 +13,8 @@ static void usage(FILE *out)
 	      "Commands:\n"
 	      "  schema       apply the project's SQL migrations (sql/) in order, once each\n"
 	      "  entity-dna   seed artist target vectors (entity_dna) from the artists' own DNA\n"
-	      "  backfill     copy the legacy logs into passport_entries (not implemented yet)\n"
-	      "  verify       compare the legacy logs with what was backfilled (not implemented yet)\n"
+	      "  backfill     copy the legacy logs into passport_entries (batched, resumable)\n"
+	      "  verify       check that every legacy row was backfilled (exit 1 when some are missing)\n"
 	      "\n"
 	      "Options:\n"
 	      "      --dsn DSN   connection string, keyword or URI form (default:\n"
@@ -24,18 +24,6 @@ static void usage(FILE *out)
 	      "\n"
 	      "Exit status: 0 success, 1 failure, 2 usage error.\n",
 	      out);
-}
-
-static int not_implemented(const char *command, int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			printf("Usage: " MIGRATE_PROGRAM " %s\n\nNot implemented yet.\n", command);
-			return MIGRATE_EXIT_OK;
-		}
-	}
-	migrate_error("%s: not implemented yet", command);
-	return MIGRATE_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
@@ -83,8 +71,10 @@ int main(int argc, char **argv)
 		return schema_main(&globals, argc, argv);
 	if (strcmp(command, "entity-dna") == 0)
 		return entity_dna_main(&globals, argc, argv);
-	if (strcmp(command, "backfill") == 0 || strcmp(command, "verify") == 0)
-		return not_implemented(command, argc, argv);
+	if (strcmp(command, "backfill") == 0)
+		return backfill_main(&globals, argc, argv);
+	if (strcmp(command, "verify") == 0)
+		return verify_main(&globals, argc, argv);
 	if (strcmp(command, "help") == 0) {
 		usage(stdout);
 		return MIGRATE_EXIT_OK;

@@ -33,6 +33,7 @@ GRANT SELECT, INSERT ON coliseum_metrics TO passportd;
 GRANT SELECT, INSERT ON passport_entries TO passport_migrate;
 GRANT SELECT ON media_ids, artist_profiles, passport_schema_migrations TO passport_migrate;
 GRANT SELECT, INSERT, UPDATE ON entity_dna TO passport_migrate;
+GRANT SELECT, INSERT, UPDATE ON passport_backfill_progress TO passport_migrate;
 
 DO $$
 BEGIN
@@ -45,5 +46,19 @@ BEGIN
     IF to_regclass('media_engagement_log') IS NOT NULL THEN
         GRANT SELECT ON media_engagement_log TO passport_migrate;
     END IF;
+END
+$$;
+
+-- Backfill keeps legacy rows whose user was deleted from auth.users (as anonymous entries); it
+-- needs to see which users exist. Where the migrating role may not grant on auth (Supabase
+-- reserves that schema), backfill warns and skips that check.
+DO $$
+BEGIN
+    IF to_regclass('auth.users') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA auth TO passport_migrate;
+        GRANT SELECT (id) ON auth.users TO passport_migrate;
+    END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'could not grant passport_migrate read access to auth.users: %', SQLERRM;
 END
 $$;
