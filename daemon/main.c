@@ -17,6 +17,8 @@
 #include "service.h"
 #include "tables.h"
 
+#define DRAIN_BUSY_LIMIT_SECONDS 10
+
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int signo)
@@ -285,6 +287,8 @@ static int command_drain(const struct config *config)
 	double started = now_seconds(), elapsed;
 	char err[1024];
 	int status, reconnects = 0;
+	double busy_since = 0;
+	bool held_elsewhere = false;
 
 	if (drain_connect(config, &conn, &processor, 3) < 0)
 		return 1;
@@ -295,9 +299,22 @@ static int command_drain(const struct config *config)
 		if (status == BATCH_EMPTY)
 			break;
 		if (status == BATCH_BUSY) {
+			/*
+			 * Due entries are held by other sessions (other daemons finish them soon).
+			 * Wait for them a while, but do not wait forever on a session that keeps a lock.
+			 */
+			if (busy_since == 0)
+				busy_since = now_seconds();
+			if (now_seconds() - busy_since > DRAIN_BUSY_LIMIT_SECONDS) {
+				log_warning("stopping: the remaining due entries have been held by other sessions for %d s",
+					    DRAIN_BUSY_LIMIT_SECONDS);
+				held_elsewhere = true;
+				break;
+			}
 			sleep_seconds(0.05);
 			continue;
 		}
+		busy_since = 0;
 		if (status == BATCH_ERROR) {
 			if (!db_connection_lost(conn) || ++reconnects > 5) {
 				log_error("batch failed: %s", err);
@@ -319,7 +336,8 @@ static int command_drain(const struct config *config)
 	       "batches %ld, skipped deliveries %ld, elapsed %.2f s, %.0f entries/s%s\n",
 	       totals.processed, totals.retrying + totals.dead, totals.retrying, totals.dead, totals.dna_rows,
 	       totals.batches, totals.skipped_systems, elapsed,
-	       elapsed > 0 ? (double)totals.claimed / elapsed : 0.0, stop_requested ? " (stopped by signal)" : "");
+	       elapsed > 0 ? (double)totals.claimed / elapsed : 0.0,
+	       stop_requested ? " (stopped by signal)" : held_elsewhere ? " (some due entries are held by other sessions)" : "");
 	fflush(stdout);
 	processor_destroy(processor);
 	PQfinish(conn);

@@ -52,15 +52,17 @@
 #define DUE_CONDITION                                                                              \
 	"NOT e.processed AND e.dead_at IS NULL AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())"
 
+/* The columns a batch reads of an entry, from passport_entries (or a CTE of it) named c. */
 #define ENTRY_COLUMNS                                                                              \
-	"e.id::text, e.user_id::text, e.mediaid_id::text, e.event_type, e.payload::text, "              \
-	"array_to_json(e.affects_systems)::text, coalesce(e.processing_attempts, 0), "                  \
-	"floor(extract(epoch FROM e.\"timestamp\") * 1000000)::text"
+	"c.id::text, c.user_id::text, c.mediaid_id::text, c.event_type, c.payload::text, "              \
+	"array_to_json(c.affects_systems)::text, coalesce(c.processing_attempts, 0), "                  \
+	"floor(extract(epoch FROM c.\"timestamp\") * 1000000)::text, c.correlation"
 
 enum outcome {
 	OUTCOME_OK = 0,
 	OUTCOME_RETRY,
 	OUTCOME_PERMANENT,
+	OUTCOME_DEFERRED, /* left due, untouched: its DNA row is locked by another session */
 };
 
 struct entry {
@@ -99,6 +101,7 @@ struct dna_row {
 	struct dna_preferences prefs;
 	int clock_entry; /* entry whose timestamp is the new clock, or -1 */
 	bool dirty;
+	bool held_elsewhere; /* another session holds a lock on the row */
 };
 
 struct target {
@@ -379,16 +382,31 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 		goto fail;
 
 	correlation = p->has_correlation_column ? "e.treasury_correlation_id::text" : "NULL::text";
+	/*
+	 * Claim the due entries of the locked users (and of no user). SKIP LOCKED passes over an
+	 * entry some other session holds; taking the user's later entries then would apply them
+	 * before it. So each user's claim is cut at the first due entry not claimed ("gap"): what
+	 * is claimed is always a prefix of the user's due entries in (timestamp, id) order. The cut
+	 * entries stay due, untouched.
+	 */
 	p->claim_users_sql = sql_printf(
-		"SELECT " ENTRY_COLUMNS ", %s FROM passport_entries e"
-		" WHERE (e.user_id = ANY($1::uuid[]) OR ($3::boolean AND e.user_id IS NULL)) AND " DUE_CONDITION
-		" ORDER BY e.\"timestamp\", e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED",
+		"WITH claimed AS (SELECT e.*, %s AS correlation FROM passport_entries e"
+		"  WHERE (e.user_id = ANY($1::uuid[]) OR ($3::boolean AND e.user_id IS NULL)) AND " DUE_CONDITION
+		"  ORDER BY e.\"timestamp\", e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED),"
+		" gap AS (SELECT DISTINCT ON (e.user_id) e.user_id, coalesce(e.\"timestamp\", 'infinity') AS ts, e.id"
+		"  FROM passport_entries e WHERE e.user_id = ANY($1::uuid[]) AND " DUE_CONDITION
+		"  AND e.id NOT IN (SELECT id FROM claimed)"
+		"  ORDER BY e.user_id, coalesce(e.\"timestamp\", 'infinity'), e.id)"
+		" SELECT " ENTRY_COLUMNS " FROM claimed c LEFT JOIN gap g ON g.user_id = c.user_id"
+		" WHERE g.user_id IS NULL OR (coalesce(c.\"timestamp\", 'infinity'), c.id) < (g.ts, g.id)"
+		" ORDER BY c.\"timestamp\", c.id",
 		correlation);
 	p->claim_id_sql = sql_printf(
-		"SELECT " ENTRY_COLUMNS ", %s FROM passport_entries e"
-		" WHERE e.id = $1::uuid AND " DUE_CONDITION
-		" AND (e.user_id IS NULL OR pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ", hashtext(e.user_id::text)))"
-		" FOR UPDATE OF e SKIP LOCKED",
+		"WITH claimed AS (SELECT e.*, %s AS correlation FROM passport_entries e"
+		"  WHERE e.id = $1::uuid AND " DUE_CONDITION
+		"  AND (e.user_id IS NULL OR pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ", hashtext(e.user_id::text)))"
+		"  FOR UPDATE OF e SKIP LOCKED)"
+		" SELECT " ENTRY_COLUMNS " FROM claimed c",
 		correlation);
 	/*
 	 * All embeddings of a batch travel as one flat binary real[] parameter; row i takes the slice
@@ -585,12 +603,19 @@ static int load_dna_rows(struct processor *p, struct batch *b, char *sqlstate, c
 	if (!literal)
 		goto oom;
 	values[0] = literal;
+	/*
+	 * Lock the rows now, skipping rows another session holds (an application update in
+	 * progress): the entries of such a row are deferred to a later batch rather than waiting
+	 * here, or being applied out of order.
+	 */
 	res = query_state(p,
-			  "SELECT m.id::text, m.user_uuid::text, m.role::text, m.profile_embedding,"
+			  "WITH held AS (SELECT m.id FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
+			  "  FOR NO KEY UPDATE OF m SKIP LOCKED)"
+			  " SELECT m.id::text, m.user_uuid::text, m.role::text, m.profile_embedding,"
 			  " floor(extract(epoch FROM m.dna_clock) * 1000000)::text,"
-			  " (m.content_flags -> 'dna_preferences')::text"
+			  " (m.content_flags -> 'dna_preferences')::text, (m.id IN (SELECT id FROM held))::text"
 			  " FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
-			  " ORDER BY m.user_uuid, m.id FOR NO KEY UPDATE OF m",
+			  " ORDER BY m.user_uuid, m.id",
 			  1, values, NULL, NULL, 1, sqlstate, err, errlen);
 	free(literal);
 	if (!res)
@@ -608,6 +633,7 @@ static int load_dna_rows(struct processor *p, struct batch *b, char *sqlstate, c
 		snprintf(row->id, sizeof(row->id), "%s", PQgetvalue(res, i, 0));
 		snprintf(row->user_id, sizeof(row->user_id), "%s", PQgetvalue(res, i, 1));
 		row->is_fan = strcmp(PQgetvalue(res, i, 2), "fan") == 0;
+		row->held_elsewhere = strcmp(PQgetvalue(res, i, 6), "true") != 0;
 		row->clock_entry = -1;
 		row->valid = true;
 		row->v = vec_create(VEC_DIM);
@@ -640,6 +666,16 @@ oom:
 }
 
 /* Which DNA row an entry applies to (SPEC 3), or a failure recorded on the entry. */
+static void entry_pick_row(struct batch *b, struct entry *e);
+
+/* Pick the entry's DNA row, deferring the entry when another session holds that row. */
+static void entry_choose_row(struct batch *b, struct entry *e)
+{
+	entry_pick_row(b, e);
+	if (e->outcome == OUTCOME_OK && e->dna_row >= 0 && b->rows[e->dna_row].held_elsewhere)
+		e->outcome = OUTCOME_DEFERRED;
+}
+
 static void entry_pick_row(struct batch *b, struct entry *e)
 {
 	int first = -1, count = 0, fan = -1;
@@ -1286,7 +1322,7 @@ static int write_outcomes(struct processor *p, struct batch *b, char *sqlstate, 
 		struct entry *e = &b->entries[i];
 		if (e->outcome == OUTCOME_OK) {
 			done[n_done++] = e->id;
-		} else {
+		} else if (e->outcome != OUTCOME_DEFERRED) {
 			cJSON *row = cJSON_CreateObject();
 			cJSON_AddItemToArray(failures, row);
 			cJSON_AddStringToObject(row, "id", e->id);
@@ -1349,6 +1385,8 @@ static void count_outcomes(const struct processor *p, const struct batch *b, str
 {
 	for (int i = 0; i < b->n_entries; i++) {
 		const struct entry *e = &b->entries[i];
+		if (e->outcome == OUTCOME_DEFERRED)
+			continue;
 		if (e->outcome == OUTCOME_OK)
 			totals->processed++;
 		else if (e->outcome == OUTCOME_PERMANENT || e->attempts + 1 >= p->config.max_attempts)
@@ -1374,7 +1412,7 @@ static int process_claimed(struct processor *p, struct batch *b, struct batch_to
 	for (int i = 0; i < b->n_entries; i++) {
 		struct entry *e = &b->entries[i];
 		if (e->outcome == OUTCOME_OK && (e->systems & SYSTEM_MEDIAID))
-			entry_pick_row(b, e);
+			entry_choose_row(b, e);
 	}
 	if (load_targets(p, b, sqlstate, err, errlen) < 0 || load_correlations(p, b, sqlstate, err, errlen) < 0)
 		return -1;
@@ -1475,8 +1513,9 @@ static int run_single(struct processor *p, const char *entry_id, struct batch_to
 		return BATCH_EMPTY;
 	}
 	if (process_claimed(p, &b, totals, sqlstate, err, errlen) == 0) {
+		bool deferred = b.entries[0].outcome == OUTCOME_DEFERRED;
 		batch_clear(&b);
-		return BATCH_DONE;
+		return deferred ? BATCH_EMPTY : BATCH_DONE;
 	}
 	batch_clear(&b);
 	rollback(p);
@@ -1644,8 +1683,11 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 	}
 	log_debug("batch: claimed %d entries", b.n_entries);
 	if (process_claimed(p, &b, totals, sqlstate, err, errlen) == 0) {
+		bool progressed = false;
+		for (int i = 0; i < b.n_entries && !progressed; i++)
+			progressed = b.entries[i].outcome != OUTCOME_DEFERRED;
 		batch_clear(&b);
-		return BATCH_DONE;
+		return progressed ? BATCH_DONE : BATCH_BUSY;
 	}
 
 	/* The batch failed as a whole. Roll back, then isolate the entry at fault. */

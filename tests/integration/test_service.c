@@ -1181,16 +1181,16 @@ static void case_sigterm(void)
 }
 
 /*
- * SIGTERM while the batch in hand is stuck (a DNA row locked by another transaction): the daemon
- * cancels it after a few seconds and exits 0, and the server rolls it back: the entries are
- * untouched, not recorded as failed. A second SIGTERM exits at once.
+ * SIGTERM while the batch in hand is stuck (a table it writes locked by another transaction):
+ * the daemon cancels it after a few seconds and exits 0, and the server rolls it back: the
+ * entries are untouched, not recorded as failed. A second SIGTERM exits at once.
  */
 static void start_stuck_daemon(PGconn *conn, PGconn *locker, const char *dsn, struct child **d, const char *label)
 {
 	const char *args[] = {"run", "--dsn", dsn, "--poll-interval", "30", NULL};
 
 	harness_exec(locker, "BEGIN");
-	harness_exec(locker, "SELECT 1 FROM media_ids WHERE id = passport_test_uuid('row-s1') FOR UPDATE");
+	harness_exec(locker, "LOCK TABLE dna_evolution IN EXCLUSIVE MODE");
 	*d = daemon_start(label, args, NULL);
 	require_sql(conn,
 		    "SELECT count(*)::int FROM pg_stat_activity WHERE application_name = 'passportd worker'"
@@ -1246,8 +1246,28 @@ static void case_stuck_batch(void)
 	harness_exec(locker, "ROLLBACK");
 	check_untouched(conn, 3, "two SIGTERMs");
 
-	d = daemon_start("stuck-after", (const char *const[]){"run", "--dsn", dsn, "--poll-interval", "30", NULL}, NULL);
+	d = daemon_start("stuck-after", (const char *const[]){"run", "--dsn", dsn, "--poll-interval", "0.2", NULL}, NULL);
 	require_sql(conn, "SELECT (count(*) = 3)::int FROM passport_entries WHERE processed", 5, d);
+
+	/*
+	 * A DNA row locked by the application: its entries are deferred, not waited for and not
+	 * applied out of order; the daemon keeps working and takes them once the row is free.
+	 */
+	harness_exec(locker, "BEGIN");
+	harness_exec(locker, "SELECT 1 FROM media_ids WHERE id = passport_test_uuid('row-s1') FOR UPDATE");
+	for (int i = 0; i < 2; i++)
+		free(insert_entry(conn, "s1", "{mediaid}"));
+	add_media_row(conn, "s2");
+	free(insert_entry(conn, "s2", "{mediaid}"));
+	require_sql(conn, "SELECT count(*)::int FROM passport_entries WHERE processed AND user_id = passport_test_uuid('user-s2')",
+		    5, d);
+	sleep_seconds(1.0);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'passportd worker'"
+					     " AND wait_event_type = 'Lock' AND datname = current_database()"), 0);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
+					     " AND processing_attempts = 0 AND last_error IS NULL"), 2);
+	harness_exec(locker, "COMMIT");
+	require_sql(conn, "SELECT (count(*) = 6)::int FROM passport_entries WHERE processed", 5, d);
 	daemon_stop_ok(d);
 	PQfinish(locker);
 	PQfinish(conn);
