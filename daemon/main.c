@@ -153,7 +153,20 @@ static int parse_options(int argc, char **argv, struct options *opt)
 	opt->sources.path = CONFIG_DEFAULT_PATH;
 	while ((c = getopt_long(argc, argv, "d:c:b:hV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'd': rc = add_override(opt, "dsn", optarg); break;
+		case 'd': {
+			/*
+			 * Keep a copy and blank the argument, so that a password given on the command line
+			 * does not stay visible in /proc/<pid>/cmdline (a password file is better still).
+			 */
+			char *copy = strdup(optarg);
+			if (!copy) {
+				fprintf(stderr, "passportd: out of memory\n");
+				return -1;
+			}
+			memset(optarg, '*', strlen(optarg));
+			rc = add_override(opt, "dsn", copy);
+			break;
+		}
 		case 'c':
 			opt->sources.path = optarg;
 			opt->sources.path_required = true;
@@ -365,6 +378,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_setup("passportd", (enum log_level)opt.config.log_level, (enum log_format)opt.config.log_format);
+	/* A connection string that cannot parse will never connect: say so once, without quoting it. */
+	if (db_check_dsn(opt.config.dsn, err, sizeof(err)) < 0) {
+		fprintf(stderr, "passportd: %s\n", err);
+		config_finish(&opt.config);
+		return 1;
+	}
 
 	if (strcmp(opt.command, "run") == 0) {
 		rc = service_run(&opt.config, &opt.sources);

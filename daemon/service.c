@@ -188,6 +188,7 @@ static void listener_fail(struct service *s, const char *what)
 	double delay;
 
 	db_error_text(s->listener, NULL, err, sizeof(err));
+	db_redact_error(s->config.dsn, err, sizeof(err));
 	listener_close(s);
 	if (s->stopping)
 		return;

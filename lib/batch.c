@@ -46,6 +46,8 @@
 
 #define ERROR_TEXT_MAX 500
 #define ENTITY_CACHE_CAPACITY 4096 /* target vectors kept between batches, 6 KiB each */
+#define SET_ASIDE_MAX 256           /* users passed over for a while, see struct set_aside */
+#define SET_ASIDE_SECONDS 1.0
 #define ADVISORY_NAMESPACE "1346458451" /* 'PASS': the first key of the user locks */
 
 /* A condition on passport_entries e: the entry is due now. */
@@ -124,6 +126,16 @@ struct batch {
 	int n_correlations;
 };
 
+/*
+ * A user whose next due entry (or DNA row) another session holds cannot make progress; it is
+ * left out of the candidates for a second, so that it does not take a place in every batch
+ * (with small batches it could otherwise fill them all, and nobody else would move).
+ */
+struct set_aside {
+	char user[UUID_TEXT_LEN + 1];
+	double until; /* monotonic seconds */
+};
+
 struct processor {
 	PGconn *conn;
 	struct batch_config config;
@@ -142,6 +154,8 @@ struct processor {
 	 */
 	int candidate_users;
 	struct entity_cache *entities;
+	struct set_aside set_aside[SET_ASIDE_MAX];
+	int n_set_aside;
 };
 
 /* A growable string for array literals. */
@@ -1542,20 +1556,66 @@ int processor_run_entry(struct processor *p, const char *entry_id, struct batch_
 	return run_single(p, id, totals, err, errlen);
 }
 
+static double monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_aside_user(struct processor *p, const char *user)
+{
+	double now = monotonic_seconds();
+	int keep = 0;
+
+	for (int i = 0; i < p->n_set_aside; i++) {
+		if (p->set_aside[i].until <= now || strcmp(p->set_aside[i].user, user) == 0)
+			continue;
+		p->set_aside[keep++] = p->set_aside[i];
+	}
+	p->n_set_aside = keep;
+	if (p->n_set_aside == SET_ASIDE_MAX)
+		return; /* full: this one stays a candidate, which is only slower */
+	snprintf(p->set_aside[p->n_set_aside].user, sizeof(p->set_aside[0].user), "%s", user);
+	p->set_aside[p->n_set_aside].until = now + SET_ASIDE_SECONDS;
+	p->n_set_aside++;
+}
+
+/* "{...}" of the users set aside now (expired ones are dropped). NULL when out of memory. */
+static char *set_aside_literal(struct processor *p)
+{
+	double now = monotonic_seconds();
+	const char *users[SET_ASIDE_MAX];
+	int n = 0;
+
+	for (int i = 0; i < p->n_set_aside; i++)
+		if (p->set_aside[i].until > now)
+			users[n++] = p->set_aside[i].user;
+	return uuid_array_literal(users, n);
+}
+
 /* Users of the oldest due entries, in order, without repeats; sets *null_user if any entry has none. */
 static int find_candidate_users(struct processor *p, char **literal, bool *null_user, char *err, size_t errlen)
 {
 	char limit[16];
-	const char *values[1] = {limit};
+	char *aside = set_aside_literal(p);
+	const char *values[2] = {limit, aside};
 	PGresult *res;
 	struct strbuf sb = {0};
 	int n;
 
+	if (!aside) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
 	res = query(p,
 		    "SELECT e.user_id::text FROM passport_entries e WHERE " DUE_CONDITION
+		    " AND (e.user_id IS NULL OR NOT e.user_id = ANY($2::uuid[]))"
 		    " ORDER BY e.\"timestamp\", e.id LIMIT $1::int",
-		    1, values, NULL, NULL, 0, err, errlen);
+		    2, values, NULL, NULL, 0, err, errlen);
+	free(aside);
 	if (!res)
 		return -1;
 	*null_user = false;
@@ -1598,7 +1658,7 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 	char sqlstate[6] = "";
 	char limit[16];
 	struct batch b = {0};
-	PGresult *res;
+	PGresult *res, *lock_res = NULL;
 	int n;
 
 	n = find_candidate_users(p, &candidates, &null_user, err, errlen);
@@ -1653,10 +1713,11 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 		}
 		locked = PQntuples(res) > 0 ? uuid_array_literal(users, PQntuples(res)) : NULL;
 		free(users);
-		PQclear(res);
+		lock_res = res; /* kept to see which locked users got no entries */
 	}
 
 	if (!locked && !null_user) {
+		PQclear(lock_res);
 		rollback(p);
 		return BATCH_BUSY;
 	}
@@ -1676,6 +1737,17 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 		snprintf(err, errlen, "out of memory");
 		goto error;
 	}
+	/* A locked user with nothing claimed has its next entry held by another session. */
+	for (int u = 0; u < PQntuples(lock_res); u++) {
+		const char *user = PQgetvalue(lock_res, u, 0);
+		bool claimed = false;
+		for (int i = 0; i < b.n_entries && !claimed; i++)
+			claimed = strcmp(b.entries[i].user_id, user) == 0;
+		if (!claimed)
+			set_aside_user(p, user);
+	}
+	PQclear(lock_res);
+	lock_res = NULL;
 	if (b.n_entries == 0) {
 		batch_clear(&b);
 		rollback(p);
@@ -1684,8 +1756,12 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 	log_debug("batch: claimed %d entries", b.n_entries);
 	if (process_claimed(p, &b, totals, sqlstate, err, errlen) == 0) {
 		bool progressed = false;
-		for (int i = 0; i < b.n_entries && !progressed; i++)
-			progressed = b.entries[i].outcome != OUTCOME_DEFERRED;
+		for (int i = 0; i < b.n_entries; i++) {
+			if (b.entries[i].outcome != OUTCOME_DEFERRED)
+				progressed = true;
+			else
+				set_aside_user(p, b.entries[i].user_id);
+		}
 		batch_clear(&b);
 		return progressed ? BATCH_DONE : BATCH_BUSY;
 	}
@@ -1717,6 +1793,7 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 error:
 	free(candidates);
 	free(locked);
+	PQclear(lock_res);
 	batch_clear(&b);
 	rollback(p);
 	return BATCH_ERROR;

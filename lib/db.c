@@ -38,6 +38,55 @@ void db_error_text(PGconn *conn, const PGresult *res, char *err, size_t errlen)
 		err[--n] = '\0';
 }
 
+int db_check_dsn(const char *dsn, char *err, size_t errlen)
+{
+	PQconninfoOption *options = PQconninfoParse(db_resolve_dsn(dsn), NULL);
+
+	if (!options) {
+		snprintf(err, errlen,
+			 "invalid connection string (not shown, it may hold a password): check its syntax, "
+			 "e.g. 'host=... dbname=...' or 'postgresql://user@host/db'");
+		return -1;
+	}
+	PQconninfoFree(options);
+	return 0;
+}
+
+/* Replace every occurrence of secret in message by asterisks, within size. */
+static void mask_secret(char *message, size_t size, const char *secret)
+{
+	static const char mask[] = "********";
+	size_t secret_len = strlen(secret), mask_len = sizeof(mask) - 1;
+	char *hit = message;
+
+	if (secret_len == 0)
+		return;
+	while ((hit = strstr(hit, secret)) != NULL) {
+		size_t tail = strlen(hit + secret_len);
+		if ((size_t)(hit - message) + mask_len + tail + 1 > size) {
+			*hit = '\0';
+			return;
+		}
+		memmove(hit + mask_len, hit + secret_len, tail + 1);
+		memcpy(hit, mask, mask_len);
+		hit += mask_len;
+	}
+}
+
+void db_redact_error(const char *dsn, char *message, size_t size)
+{
+	PQconninfoOption *options = PQconninfoParse(db_resolve_dsn(dsn), NULL);
+
+	if (!options) {
+		db_check_dsn(dsn, message, size);
+		return;
+	}
+	for (PQconninfoOption *o = options; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val)
+			mask_secret(message, size, o->val);
+	PQconninfoFree(options);
+}
+
 PGconn *db_connect(const char *dsn, const char *application_name, char *err, size_t errlen)
 {
 	const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
@@ -52,6 +101,7 @@ PGconn *db_connect(const char *dsn, const char *application_name, char *err, siz
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
 		db_error_text(conn, NULL, err, errlen);
+		db_redact_error(dsn, err, errlen);
 		PQfinish(conn);
 		return NULL;
 	}

@@ -23,6 +23,16 @@ PGconn *db_connect(const char *dsn, const char *application_name, char *err, siz
 /* libpq's error message of conn or res on one line, without a trailing newline. */
 void db_error_text(PGconn *conn, const PGresult *res, char *err, size_t errlen);
 
+/*
+ * Make a libpq error message safe to print for a connection made with dsn: when dsn does not
+ * parse, libpq's message may quote the text around the error (a password among it), so the whole
+ * message is replaced; otherwise every occurrence of the password is masked.
+ */
+void db_redact_error(const char *dsn, char *message, size_t size);
+
+/* 0 when dsn (after db_resolve_dsn) is a valid connection string, else -1 with a reason that never quotes it. */
+int db_check_dsn(const char *dsn, char *err, size_t errlen);
+
 /* True when the connection is gone (the caller should reconnect). */
 bool db_connection_lost(PGconn *conn);
 

@@ -1,4 +1,5 @@
 /* connection: open the database connection for passport-migrate without ever printing a password. */
+#include "db.h"
 #include "migrate.h"
 
 #include <stdarg.h>
@@ -48,77 +49,10 @@ int migrate_exec(PGconn *conn, const char *sql, const char *what)
 }
 
 /* Mask every occurrence of secret (when at least 1 character long) in message. */
-static void mask_secret(char *message, size_t size, const char *secret, size_t secret_len)
-{
-	static const char mask[] = "********";
-	size_t mask_len = sizeof mask - 1;
-	char *hit;
-
-	if (secret_len == 0)
-		return;
-	while ((hit = memmem(message, strlen(message), secret, secret_len)) != NULL) {
-		size_t tail = strlen(hit + secret_len);
-		size_t offset = (size_t)(hit - message);
-
-		if (offset + mask_len + tail + 1 > size) {
-			/* No room to grow: truncate at the secret rather than leave it visible. */
-			*hit = '\0';
-			return;
-		}
-		memmove(hit + mask_len, hit + secret_len, tail + 1);
-		memcpy(hit, mask, mask_len);
-	}
-}
-
-/*
- * Why two ways: PQconninfoParse finds the password of any valid connection string, but an invalid
- * one is exactly when libpq's message may quote parts of it, so the raw text is also searched for
- * "password=" (keyword form) and "scheme://user:password@" (URI form).
- */
+/* The same rule as the daemon's (lib/db.c): an unparsable string is never quoted back. */
 void migrate_mask_password(const char *dsn, char *message, size_t size)
 {
-	PQconninfoOption *options;
-	const char *p;
-
-	if (!dsn || !*dsn)
-		return;
-	options = PQconninfoParse(dsn, NULL);
-	if (options) {
-		for (PQconninfoOption *o = options; o->keyword; o++)
-			if (strcmp(o->keyword, "password") == 0 && o->val)
-				mask_secret(message, size, o->val, strlen(o->val));
-		PQconninfoFree(options);
-	}
-
-	p = strstr(dsn, "://");
-	if (p) {
-		const char *authority = p + 3;
-		const char *at = strchr(authority, '@');
-		const char *colon = strchr(authority, ':');
-		if (at && colon && colon < at)
-			mask_secret(message, size, colon + 1, (size_t)(at - colon - 1));
-	}
-	for (p = strstr(dsn, "password"); p; p = strstr(p + 1, "password")) {
-		const char *value = p + strlen("password");
-		size_t len = 0;
-
-		while (*value == ' ' || *value == '\t')
-			value++;
-		if (*value != '=')
-			continue;
-		value++;
-		while (*value == ' ' || *value == '\t')
-			value++;
-		if (*value == '\'') {
-			value++;
-			while (value[len] && value[len] != '\'')
-				len += value[len] == '\\' && value[len + 1] ? 2 : 1;
-		} else {
-			while (value[len] && value[len] != ' ' && value[len] != '\t' && value[len] != '&')
-				len++;
-		}
-		mask_secret(message, size, value, len);
-	}
+	db_redact_error(dsn ? dsn : "", message, size);
 }
 
 PGconn *migrate_connect(const struct migrate_globals *globals)

@@ -90,7 +90,9 @@ const char *format_count(long long count, char *buf, size_t size)
 	len = strlen(digits);
 	/* 20 digits, 6 separators, a sign and the NUL fit in 28 bytes. */
 	if (size < 28) {
-		snprintf(buf, size, "%s%s", negative ? "-" : "", digits);
+		/* Callers pass 28 bytes or more; anything smaller gets an empty string, not a cut number. */
+		if (size > 0)
+			buf[0] = '\0';
 		return buf;
 	}
 	if (negative)

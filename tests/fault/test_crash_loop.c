@@ -4,7 +4,7 @@
  * must equal a clean single-process drain of the same entries (SPEC 3 and 5): every entry
  * processed exactly once, one dna_evolution row per applied entry, every embedding bit for bit.
  *
- * Default: 6,000 entries (120 users x 50) and 200 money entries linking ledger rows.
+ * Default: 15,000 entries (300 users x 50) and 200 money entries linking ledger rows.
  * PASSPORT_FAULT_HEAVY=1: 50,000 entries (500 users x 100) and 1,000 money entries.
  */
 #include <signal.h>
@@ -73,7 +73,7 @@ int main(void)
 	fault_begin("crash_loop");
 	heavy = fault_heavy();
 	fault_seed();
-	users = heavy ? 500 : 120;
+	users = heavy ? 500 : 300;
 	per_user = heavy ? 100 : 50;
 	money = heavy ? 1000 : 200;
 	batch_sizes = heavy ? heavy_batch_sizes : default_batch_sizes;
