@@ -670,7 +670,8 @@ static PGconn *create_sql_ascii_database(const char *dbname, char *dsn, char *da
 	if (getenv("PASSPORT_TEST_PGPORT") && *getenv("PASSPORT_TEST_PGPORT"))
 		fault_dsn_with(admin_dsn, sizeof admin_dsn, admin_dsn, "port", getenv("PASSPORT_TEST_PGPORT"));
 	fault_dsn_with(admin_dsn, sizeof admin_dsn, admin_dsn, "user", "postgres");
-	snprintf(dsn, FAULT_DSN_MAX, "%s dbname='%s'", admin_dsn, dbname);
+	if (snprintf(dsn, FAULT_DSN_MAX, "%s dbname='%s'", admin_dsn, dbname) >= FAULT_DSN_MAX)
+		HARNESS_FAIL("connection string too long");
 	fault_dsn_with(admin_dsn, sizeof admin_dsn, admin_dsn, "dbname", "postgres");
 
 	admin = harness_connect(admin_dsn);
