@@ -37,7 +37,15 @@ struct options {
 	bool print_config;
 	bool json;
 	struct reprocess_options reprocess;
+	char *dsn_copy; /* --dsn, copied before the argument is blanked */
 };
+
+static void options_finish(struct options *opt)
+{
+	config_finish(&opt->config);
+	free(opt->dsn_copy);
+	opt->dsn_copy = NULL;
+}
 
 static void usage(FILE *out)
 {
@@ -158,13 +166,17 @@ static int parse_options(int argc, char **argv, struct options *opt)
 			 * Keep a copy and blank the argument, so that a password given on the command line
 			 * does not stay visible in /proc/<pid>/cmdline (a password file is better still).
 			 */
-			char *copy = strdup(optarg);
-			if (!copy) {
+			if (opt->dsn_copy) {
+				fprintf(stderr, "passportd: --dsn given twice\n");
+				return -1;
+			}
+			opt->dsn_copy = strdup(optarg);
+			if (!opt->dsn_copy) {
 				fprintf(stderr, "passportd: out of memory\n");
 				return -1;
 			}
 			memset(optarg, '*', strlen(optarg));
-			rc = add_override(opt, "dsn", copy);
+			rc = add_override(opt, "dsn", opt->dsn_copy);
 			break;
 		}
 		case 'c':
@@ -366,28 +378,31 @@ int main(int argc, char **argv)
 
 	memset(&opt, 0, sizeof(opt));
 	config_init(&opt.config);
-	if (parse_options(argc, argv, &opt) < 0)
+	if (parse_options(argc, argv, &opt) < 0) {
+		options_finish(&opt);
 		return 1;
+	}
 	if (config_load(&opt.config, &opt.sources, err, sizeof(err)) < 0) {
 		fprintf(stderr, "passportd: %s\n", err);
+		options_finish(&opt);
 		return 1;
 	}
 	if (opt.print_config) {
 		config_print(&opt.config, stdout);
-		config_finish(&opt.config);
+		options_finish(&opt);
 		return 0;
 	}
 	log_setup("passportd", (enum log_level)opt.config.log_level, (enum log_format)opt.config.log_format);
 	/* A connection string that cannot parse will never connect: say so once, without quoting it. */
 	if (db_check_dsn(opt.config.dsn, err, sizeof(err)) < 0) {
 		fprintf(stderr, "passportd: %s\n", err);
-		config_finish(&opt.config);
+		options_finish(&opt);
 		return 1;
 	}
 
 	if (strcmp(opt.command, "run") == 0) {
 		rc = service_run(&opt.config, &opt.sources);
-		config_finish(&opt.config);
+		options_finish(&opt);
 		return rc;
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -407,6 +422,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "passportd: unknown command '%s'. Try 'passportd --help'.\n", opt.command);
 		rc = 1;
 	}
-	config_finish(&opt.config);
+	options_finish(&opt);
 	return rc;
 }
