@@ -1,0 +1,194 @@
+# lib.sh: helpers shared by the benchmark scripts (build, private server, base databases, timing).
+#
+# Source it from a bench script, then:
+#   bench_build                 build release binaries; sets PASSPORTD and PASSPORT_MIGRATE
+#   bench_server_start [LINE..] start a private PostgreSQL in a fresh temp directory; each LINE is
+#                               added to its postgresql.conf (e.g. "track_commit_timestamp = on")
+#   bench_base_db DB USERS PER_USER [DUE_LATE_EVERY]
+#                               a database with the upstream tables, the project schema, USERS users
+#                               and USERS x PER_USER due entries (bench/workload.sql)
+#   bench_copy SRC DST          DST := an identical copy of SRC (CREATE DATABASE ... TEMPLATE)
+#   bench_dsn DB                a libpq connection string for DB on the private server
+#   bench_sql DB SQL            run SQL in DB, print unaligned tuples
+#   bench_now_ns                a monotonic clock in nanoseconds
+#   bench_median                median of the numbers on stdin, one a line
+#   bench_ratio A B             A / B with 2 decimals
+#   bench_cleanup               stop the server and delete its directory (set as the EXIT trap)
+#
+# Environment: BENCH_RUNS (default 3) runs per figure; PASSPORTD / PASSPORT_MIGRATE use these
+# binaries instead of building; BENCH_BUILD_DIR (default /tmp/passport-bench-build) the release
+# build directory; BENCH_KEEP=1 keeps the server directory for inspection.
+#
+# Why a snapshot build: the benchmarks need only the two binaries. When the tree does not
+# configure (another engineer's test file is not there yet), the build falls back to a copy of the
+# tree without tests/, so a half-finished test list never blocks a benchmark.
+
+# shellcheck shell=bash
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH_ROOT=$(dirname "$BENCH_DIR")
+# shellcheck source=scripts/lib/pg.sh
+source "$BENCH_ROOT/scripts/lib/pg.sh"
+
+BENCH_RUNS=${BENCH_RUNS:-3}
+BENCH_BUILD_DIR=${BENCH_BUILD_DIR:-/tmp/passport-bench-build}
+BENCH_PG_DIR=
+
+bench_log() { printf '==> %s\n' "$*" >&2; }
+bench_die() {
+	printf 'bench: %s\n' "$*" >&2
+	exit 1
+}
+
+bench_build() {
+	local snapshot="$BENCH_BUILD_DIR-src" dir
+	if [[ -n "${PASSPORTD:-}" && -n "${PASSPORT_MIGRATE:-}" ]]; then
+		[[ -x "$PASSPORTD" && -x "$PASSPORT_MIGRATE" ]] || bench_die "PASSPORTD or PASSPORT_MIGRATE is not executable"
+		return 0
+	fi
+	dir=$BENCH_BUILD_DIR
+	if [[ ! -f "$dir/build.ninja" ]] &&
+		! meson setup "$dir" "$BENCH_ROOT" -Dbuildtype=release >"/tmp/passport-bench-setup.log" 2>&1; then
+		bench_log "the tree does not configure; building a snapshot without tests/ (see /tmp/passport-bench-setup.log)"
+		rm -rf "$dir" "$snapshot"
+		mkdir -p "$snapshot"
+		tar -C "$BENCH_ROOT" --exclude=./build --exclude='./build-*' --exclude=./.git \
+			--exclude=./tests -cf - . | tar -C "$snapshot" -xf -
+		sed -i "/^subdir('tests')/d" "$snapshot/meson.build"
+		meson setup "$dir" "$snapshot" -Dbuildtype=release >"/tmp/passport-bench-setup.log" 2>&1 ||
+			bench_die "meson setup failed: $(tail -n 5 /tmp/passport-bench-setup.log)"
+	elif [[ -f "$snapshot/meson.build" ]]; then
+		# A snapshot build: refresh the copied sources so the binaries match the tree.
+		tar -C "$BENCH_ROOT" --exclude=./build --exclude='./build-*' --exclude=./.git \
+			--exclude=./tests -cf - . | tar -C "$snapshot" -xf -
+		sed -i "/^subdir('tests')/d" "$snapshot/meson.build"
+	fi
+	ninja -C "$dir" daemon/passportd migrate/passport-migrate >"/tmp/passport-bench-ninja.log" 2>&1 ||
+		bench_die "build failed: $(tail -n 20 /tmp/passport-bench-ninja.log)"
+	PASSPORTD=$dir/daemon/passportd
+	PASSPORT_MIGRATE=$dir/migrate/passport-migrate
+	export PASSPORTD PASSPORT_MIGRATE
+}
+
+bench_cleanup() {
+	if [[ -n "$BENCH_PG_DIR" ]]; then
+		pg_private_stop "$BENCH_PG_DIR" || true
+		if [[ "${BENCH_KEEP:-0}" != 1 ]]; then
+			rm -rf "$BENCH_PG_DIR"
+		else
+			bench_log "kept $BENCH_PG_DIR"
+		fi
+		BENCH_PG_DIR=
+	fi
+}
+
+# Settings every benchmark server gets: large enough WAL between checkpoints that a run is not
+# dominated by one (the same for the baseline and the candidate), and a statement log of nothing.
+BENCH_PG_SETTINGS=(
+	"max_wal_size = 8GB"
+	"checkpoint_timeout = 30min"
+	"log_min_duration_statement = -1"
+)
+
+# shellcheck disable=SC2120 # the settings are optional
+bench_server_start() {
+	local line
+	BENCH_PG_DIR=$(mktemp -d /tmp/passport-bench-pg.XXXXXX)
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+	pg_private_start "$BENCH_PG_DIR" || bench_die "could not start PostgreSQL"
+	for line in "${BENCH_PG_SETTINGS[@]}" "$@"; do
+		printf '%s\n' "$line"
+	done | pg_private_as_owner "$BENCH_PG_DIR" tee -a "$BENCH_PG_DIR/data/postgresql.conf" >/dev/null
+	pg_private_stop "$BENCH_PG_DIR" || bench_die "could not restart PostgreSQL"
+	pg_private_start "$BENCH_PG_DIR" || bench_die "could not restart PostgreSQL"
+	bench_log "PostgreSQL $(bench_sql postgres 'SHOW server_version') in $BENCH_PG_DIR"
+}
+
+bench_dsn() { printf 'host=%s port=%s user=postgres dbname=%s' "$PGHOST" "$PGPORT" "$1"; }
+
+bench_psql() {
+	local db=$1
+	shift
+	psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"
+}
+
+bench_sql() { bench_psql "$1" -At -c "$2"; }
+
+bench_now_ns() { date +%s%N; }
+
+bench_median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "inf"; else printf "%.2f\n", a / b }'; }
+
+# A database with the upstream tables, the project's schema and the workload functions, and
+# USERS users with their DNA rows, artists, tracks and entity vectors, but no entries yet.
+bench_empty_db() {
+	local db=$1 users=$2
+	createdb "$db" || bench_die "createdb $db failed"
+	bench_psql "$db" -f "$BENCH_ROOT/tests/sql/upstream.sql" -f "$BENCH_ROOT/tests/sql/media_engagement_log_canonical.sql" \
+		>/dev/null || bench_die "loading upstream tables failed"
+	"$PASSPORT_MIGRATE" schema --dsn "$(bench_dsn "$db")" >/dev/null || bench_die "passport-migrate schema failed"
+	bench_psql "$db" -f "$BENCH_ROOT/tests/sql/workload.sql" -f "$BENCH_DIR/workload.sql" >/dev/null ||
+		bench_die "loading the workload functions failed"
+	bench_sql "$db" "SELECT passport_bench_users($users)" >/dev/null || bench_die "creating users failed"
+}
+
+bench_base_db() {
+	local db=$1 users=$2 per_user=$3 late_every=${4:-4}
+	bench_log "base database $db: $users users x $per_user entries"
+	bench_empty_db "$db" "$users"
+	bench_sql "$db" "SELECT passport_bench_entries($users, $per_user)" >/dev/null || bench_die "creating entries failed"
+	if [[ "$late_every" -gt 0 ]]; then
+		bench_sql "$db" "SELECT passport_bench_late($users, $late_every)" >/dev/null || bench_die "late set-up failed"
+	fi
+	bench_finish_db "$db"
+}
+
+# Make a loaded database ready to be copied: statistics, hint bits, a checkpoint.
+bench_finish_db() {
+	bench_psql "$1" -c "VACUUM (ANALYZE)" >/dev/null
+	bench_sql postgres "CHECKPOINT" >/dev/null
+}
+
+bench_copy() {
+	local src=$1 dst=$2
+	dropdb --if-exists "$dst" >/dev/null 2>&1
+	createdb -T "$src" "$dst" || bench_die "copy of $src failed"
+	# The copy is written through the WAL: flush it now so a checkpoint does not land in the run.
+	bench_sql postgres "CHECKPOINT" >/dev/null
+}
+
+# Count the entries and DNA rows of a database (after a run).
+bench_count() { bench_sql "$1" "$2"; }
+
+# WAL position, for WAL bytes of a run.
+bench_wal_lsn() { bench_sql postgres "SELECT pg_current_wal_insert_lsn()"; }
+bench_wal_bytes() { bench_sql postgres "SELECT pg_wal_lsn_diff('$2', '$1')::bigint"; }
+
+# Print "name: value" aligned.
+bench_figure() { printf '  %-44s %s\n' "$1" "$2"; }
+
+# goal check text: "value <= goal" with a verdict (the figures are not pass/fail tests).
+bench_goal() {
+	awk -v v="$1" -v g="$2" 'BEGIN { printf "%s (goal <= %s: %s)\n", v, g, (v + 0 <= g + 0) ? "met" : "NOT met" }'
+}
+
+# Run a command and write its peak resident set size in KiB to FILE: /usr/bin/time -f %M where
+# it exists (Debian package `time`), else VmHWM from /proc/PID/status, polled every 50 ms.
+bench_peak_rss() {
+	local file=$1 pid hwm peak=0
+	shift
+	if [[ -x /usr/bin/time ]]; then
+		/usr/bin/time -f '%M' -o "$file" "$@"
+		return
+	fi
+	"$@" &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+		[[ -n "$hwm" && "$hwm" -gt "$peak" ]] && peak=$hwm
+		sleep 0.05
+	done
+	echo "$peak" >"$file"
+	wait "$pid"
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# P5 memory: peak RSS of `passportd drain` over DUE due entries and of `passport-migrate backfill`
+# over ROWS legacy rows. Goal: <= 64 MiB each.
+#
+# Peak RSS hardly varies between runs (it is set by the batch size, not by timing), and one run at
+# 1M rows takes minutes on a 2-core machine, so the default is one run: P5_RUNS=3 for medians.
+#
+# Environment: P5_USERS (default 25000) x P5_PER_USER (default 40) due entries (1,000,000),
+# P5_ROWS (default 1000000) legacy rows, P5_RUNS (default 1), plus bench/lib.sh's.
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+USERS=${P5_USERS:-25000}
+PER_USER=${P5_PER_USER:-40}
+ROWS=${P5_ROWS:-1000000}
+RUNS=${P5_RUNS:-1}
+
+bench_build
+bench_server_start
+work=$(mktemp -d /tmp/passport-bench-p5.XXXXXX)
+trap 'rm -rf "$work"; bench_cleanup' EXIT
+
+bench_base_db p5_drain "$USERS" "$PER_USER"
+due=$(bench_sql p5_drain "SELECT count(*) FROM passport_entries WHERE NOT processed")
+
+have_backfill=1
+if "$PASSPORT_MIGRATE" backfill --help 2>&1 | grep -qi "not implemented"; then
+	have_backfill=0
+else
+	bench_log "base database p5_backfill: $ROWS legacy rows"
+	bench_empty_db p5_backfill 5000
+	bench_sql p5_backfill "SELECT passport_bench_legacy($ROWS, 5000)" >/dev/null
+	bench_finish_db p5_backfill
+fi
+
+: >"$work/drain"
+: >"$work/backfill"
+for run in $(seq 1 "$RUNS"); do
+	bench_copy p5_drain p5_run
+	start=$(bench_now_ns)
+	bench_peak_rss "$work/rss" "$PASSPORTD" drain --dsn "$(bench_dsn p5_run)" --log-level warning >"$work/out"
+	end=$(bench_now_ns)
+	echo "$(tail -n 1 "$work/rss") $(((end - start) / 1000000))" >>"$work/drain"
+	bench_log "run $run: drain $(cat "$work/out")"
+	if ((have_backfill)); then
+		bench_copy p5_backfill p5_run
+		start=$(bench_now_ns)
+		bench_peak_rss "$work/rss" "$PASSPORT_MIGRATE" backfill --dsn "$(bench_dsn p5_run)" --source all \
+			--progress never --json >"$work/out"
+		end=$(bench_now_ns)
+		echo "$(tail -n 1 "$work/rss") $(((end - start) / 1000000))" >>"$work/backfill"
+	fi
+done
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+drain_kib=$(cut -d' ' -f1 "$work/drain" | bench_median)
+echo "P5 memory: median of $RUNS run(s)"
+bench_figure "passportd drain over $due entries, MiB" "$(bench_goal "$(mib "$drain_kib")" 64)"
+bench_figure "  (drain took ms)" "$(cut -d' ' -f2 "$work/drain" | bench_median)"
+if ((have_backfill)); then
+	backfill_kib=$(cut -d' ' -f1 "$work/backfill" | bench_median)
+	bench_figure "passport-migrate backfill of $ROWS rows, MiB" "$(bench_goal "$(mib "$backfill_kib")" 64)"
+	bench_figure "  (backfill took ms)" "$(cut -d' ' -f2 "$work/backfill" | bench_median)"
+else
+	echo "  passport-migrate backfill: not measured (not implemented in this tree)"
+fi
