@@ -45,7 +45,7 @@
 #include "tables.h"
 
 #define ERROR_TEXT_MAX 500
-#define ENTITY_CACHE_CAPACITY 4096 /* target vectors kept between batches, 6 KiB each */
+#define ENTITY_CACHE_CAPACITY 1024 /* target vectors kept between batches, 6 KiB each */
 #define SET_ASIDE_MAX 256           /* users passed over for a while, see struct set_aside */
 #define SET_ASIDE_SECONDS 1.0
 #define ADVISORY_NAMESPACE "1346458451" /* 'PASS': the first key of the user locks */
@@ -1074,11 +1074,87 @@ static cJSON *json_uuid_or_null(const char *id)
 }
 
 /* Run one write statement whose single parameter is a JSON array; skipped when it is empty. */
+/*
+ * Run a write: sent into the pipeline when one is open (the batch's writes and COMMIT travel
+ * together, one round trip), else executed at once.
+ */
+static int write_statement(struct processor *p, const char *sql, int nparams, const char *const *values,
+			   const int *lengths, const int *formats, char *sqlstate, char *err, size_t errlen)
+{
+	PGresult *res;
+
+	if (PQpipelineStatus(p->conn) == PQ_PIPELINE_ON) {
+		if (!PQsendQueryParams(p->conn, sql, nparams, NULL, values, lengths, formats, 0)) {
+			db_error_text(p->conn, NULL, err, errlen);
+			snprintf(sqlstate, 6, "%s", "08006");
+			return -1;
+		}
+		return 0;
+	}
+	res = query_state(p, sql, nparams, values, lengths, formats, 0, sqlstate, err, errlen);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * Send the pipeline's sync and read every result up to it. Returns 0 when all succeeded, else -1
+ * with the first failure (later statements of the pipeline are then skipped by the server).
+ * Leaves pipeline mode either way.
+ */
+static int pipeline_finish(struct processor *p, char *sqlstate, char *err, size_t errlen)
+{
+	int rc = 0, empty = 0;
+
+	if (!PQpipelineSync(p->conn)) {
+		db_error_text(p->conn, NULL, err, errlen);
+		snprintf(sqlstate, 6, "%s", "08006");
+		(void)PQexitPipelineMode(p->conn);
+		return -1;
+	}
+	for (;;) {
+		PGresult *res = PQgetResult(p->conn);
+		ExecStatusType status;
+
+		if (!res) {
+			/* NULL separates the results of two statements; a dead connection yields only NULLs. */
+			if (db_connection_lost(p->conn) || ++empty > 64) {
+				if (rc == 0) {
+					db_error_text(p->conn, NULL, err, errlen);
+					snprintf(sqlstate, 6, "%s", "08006");
+				}
+				rc = -1;
+				break;
+			}
+			continue;
+		}
+		empty = 0;
+		status = PQresultStatus(res);
+		if (status == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			break;
+		}
+		if (status == PGRES_FATAL_ERROR && rc == 0) {
+			db_error_text(p->conn, res, err, errlen);
+			snprintf(sqlstate, 6, "%s", db_sqlstate(res));
+			rc = -1;
+		}
+		PQclear(res);
+	}
+	if (!PQexitPipelineMode(p->conn) && rc == 0) {
+		db_error_text(p->conn, NULL, err, errlen);
+		snprintf(sqlstate, 6, "%s", "08006");
+		rc = -1;
+	}
+	return rc;
+}
+
 static int write_json(struct processor *p, const char *sql, cJSON *rows, char *sqlstate, char *err, size_t errlen)
 {
 	char *text;
 	const char *values[1];
-	PGresult *res;
+	int rc;
 
 	if (cJSON_GetArraySize(rows) == 0) {
 		cJSON_Delete(rows);
@@ -1091,12 +1167,9 @@ static int write_json(struct processor *p, const char *sql, cJSON *rows, char *s
 		return -1;
 	}
 	values[0] = text;
-	res = query_state(p, sql, 1, values, NULL, NULL, 0, sqlstate, err, errlen);
+	rc = write_statement(p, sql, 1, values, NULL, NULL, sqlstate, err, errlen);
 	cJSON_free(text);
-	if (!res)
-		return -1;
-	PQclear(res);
-	return 0;
+	return rc;
 }
 
 static void coliseum_metric(const struct entry *e, double *value, const char **unit)
@@ -1256,7 +1329,7 @@ static int write_dna_rows(struct processor *p, struct batch *b, long *written, c
 	const char *values[3];
 	int lengths[3] = {0, 0, 0};
 	int formats[3] = {0, 1, 0};
-	PGresult *res;
+	int rc;
 
 	for (int i = 0; i < b->n_rows; i++)
 		dirty += b->rows[i].dirty;
@@ -1303,13 +1376,12 @@ static int write_dna_rows(struct processor *p, struct batch *b, long *written, c
 	values[1] = (const char *)flat;
 	lengths[1] = (int)flat_len;
 	values[2] = clocks.data;
-	res = query_state(p, p->update_dna_sql, 3, values, lengths, formats, 0, sqlstate, err, errlen);
+	rc = write_statement(p, p->update_dna_sql, 3, values, lengths, formats, sqlstate, err, errlen);
 	free(flat);
 	strbuf_free(&ids);
 	strbuf_free(&clocks);
-	if (!res)
+	if (rc < 0)
 		return -1;
-	PQclear(res);
 	*written += dirty;
 	return 0;
 oom:
@@ -1328,7 +1400,7 @@ static int write_outcomes(struct processor *p, struct batch *b, char *sqlstate, 
 	char *literal = NULL;
 	char max_attempts[16];
 	const char *values[2];
-	PGresult *res;
+	int rc;
 
 	if (!done || !failures)
 		goto oom;
@@ -1350,14 +1422,13 @@ static int write_outcomes(struct processor *p, struct batch *b, char *sqlstate, 
 		if (!literal)
 			goto oom;
 		values[0] = literal;
-		res = query_state(p,
-				  "UPDATE passport_entries SET processed = true, processed_at = now(),"
-				  " last_error = NULL, next_attempt_at = NULL WHERE id = ANY($1::uuid[])",
-				  1, values, NULL, NULL, 0, sqlstate, err, errlen);
+		rc = write_statement(p,
+				     "UPDATE passport_entries SET processed = true, processed_at = now(),"
+				     " last_error = NULL, next_attempt_at = NULL WHERE id = ANY($1::uuid[])",
+				     1, values, NULL, NULL, sqlstate, err, errlen);
 		free(literal);
-		if (!res)
+		if (rc < 0)
 			goto fail;
-		PQclear(res);
 	}
 	free(done);
 	done = NULL;
@@ -1370,7 +1441,7 @@ static int write_outcomes(struct processor *p, struct batch *b, char *sqlstate, 
 		snprintf(max_attempts, sizeof(max_attempts), "%d", p->config.max_attempts);
 		values[0] = text;
 		values[1] = max_attempts;
-		res = query_state(p,
+		rc = write_statement(p,
 				  "UPDATE passport_entries e SET processing_attempts = coalesce(e.processing_attempts, 0) + 1,"
 				  " last_error = r.error,"
 				  " dead_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
@@ -1379,11 +1450,10 @@ static int write_outcomes(struct processor *p, struct batch *b, char *sqlstate, 
 				  " THEN NULL ELSE now() + make_interval(secs => r.delay) END"
 				  " FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, error text, permanent boolean, delay float8)"
 				  " WHERE e.id = r.id",
-				  2, values, NULL, NULL, 0, sqlstate, err, errlen);
+				  2, values, NULL, NULL, sqlstate, err, errlen);
 		cJSON_free(text);
-		if (!res)
+		if (rc < 0)
 			goto fail;
-		PQclear(res);
 	}
 	cJSON_Delete(failures);
 	return 0;
@@ -1433,15 +1503,23 @@ static int process_claimed(struct processor *p, struct batch *b, struct batch_to
 	for (int i = 0; i < b->n_entries; i++)
 		entry_evaluate(p, b, i);
 
+	/* Every write and the COMMIT in one pipeline: one round trip for the whole write phase. */
+	if (!PQenterPipelineMode(p->conn)) {
+		db_error_text(p->conn, NULL, err, errlen);
+		snprintf(sqlstate, 6, "%s", "08006");
+		return -1;
+	}
 	if (write_coliseum(p, b, sqlstate, err, errlen) < 0 || write_ledger_links(p, b, sqlstate, err, errlen) < 0 ||
 	    write_evolution(p, b, sqlstate, err, errlen) < 0 ||
 	    write_dna_rows(p, b, &dna_rows, sqlstate, err, errlen) < 0 ||
-	    write_outcomes(p, b, sqlstate, err, errlen) < 0)
-		return -1;
-	if (db_command(p->conn, "COMMIT", err, errlen) < 0) {
-		snprintf(sqlstate, 6, "%s", "XX000");
+	    write_outcomes(p, b, sqlstate, err, errlen) < 0 ||
+	    write_statement(p, "COMMIT", 0, NULL, NULL, NULL, sqlstate, err, errlen) < 0) {
+		char ignored[6], ignored_err[256];
+		(void)pipeline_finish(p, ignored, ignored_err, sizeof(ignored_err));
 		return -1;
 	}
+	if (pipeline_finish(p, sqlstate, err, errlen) < 0)
+		return -1;
 	totals->batches++;
 	totals->claimed += b->n_entries;
 	totals->dna_rows += dna_rows;
