@@ -45,7 +45,7 @@
 #include "tables.h"
 
 #define ERROR_TEXT_MAX 500
-#define ENTITY_CACHE_CAPACITY 1024 /* target vectors kept between batches, 6 KiB each */
+#define ENTITY_CACHE_CAPACITY 2048 /* target vectors kept between batches, 6 KiB each */
 #define SET_ASIDE_MAX 256           /* users passed over for a while, see struct set_aside */
 #define SET_ASIDE_SECONDS 1.0
 #define ADVISORY_NAMESPACE "1346458451" /* 'PASS': the first key of the user locks */
@@ -1068,10 +1068,6 @@ static void entry_evaluate(struct processor *p, struct batch *b, int index)
 		e->target = -1; /* recorded as no target */
 }
 
-static cJSON *json_uuid_or_null(const char *id)
-{
-	return id && id[0] ? cJSON_CreateString(id) : cJSON_CreateNull();
-}
 
 /* Run one write statement whose single parameter is a JSON array; skipped when it is empty. */
 /*
@@ -1187,51 +1183,101 @@ static void coliseum_metric(const struct entry *e, double *value, const char **u
 	}
 }
 
+/*
+ * A column of a batch write, as the text of a PostgreSQL array. Values are only ever UUIDs,
+ * numbers and fixed words from this file (never data), so they need no quoting.
+ */
+struct array_param {
+	struct strbuf text;
+	int n;
+};
+
+static void array_add(struct array_param *a, const char *value)
+{
+	strbuf_add_str(&a->text, a->n++ ? "," : "{");
+	strbuf_add_str(&a->text, value ? value : "NULL");
+}
+
+static void array_add_number(struct array_param *a, double value)
+{
+	char text[40];
+
+	snprintf(text, sizeof(text), "%.17g", value);
+	array_add(a, text);
+}
+
+static void array_add_uuid(struct array_param *a, const char *id)
+{
+	array_add(a, id && id[0] ? id : NULL);
+}
+
+/* Finish the columns and run the statement with them as parameters $1..$n. */
+static int write_arrays(struct processor *p, const char *sql, struct array_param *columns, int n, char *sqlstate,
+			char *err, size_t errlen)
+{
+	const char *values[16];
+	bool failed = false;
+	int rc = 0;
+
+	if (columns[0].n == 0)
+		goto done; /* nothing to write */
+	for (int i = 0; i < n; i++) {
+		strbuf_add_str(&columns[i].text, "}");
+		failed |= columns[i].text.failed;
+		values[i] = columns[i].text.data;
+	}
+	if (failed) {
+		snprintf(err, errlen, "out of memory");
+		rc = -1;
+		goto done;
+	}
+	rc = write_statement(p, sql, n, values, NULL, NULL, sqlstate, err, errlen);
+done:
+	for (int i = 0; i < n; i++)
+		strbuf_free(&columns[i].text);
+	return rc;
+}
+
 static int write_coliseum(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
 {
-	cJSON *rows = cJSON_CreateArray();
+	struct array_param columns[8] = {0};
 
-	if (!rows)
-		goto oom;
 	for (int i = 0; i < b->n_entries; i++) {
 		const struct entry *e = &b->entries[i];
-		cJSON *row;
 		double value;
 		const char *unit;
 
 		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_COLISEUM))
 			continue;
 		coliseum_metric(e, &value, &unit);
-		row = cJSON_CreateObject();
-		cJSON_AddItemToArray(rows, row);
-		cJSON_AddNumberToObject(row, "ord", i);
-		cJSON_AddStringToObject(row, "entry_id", e->id);
-		cJSON_AddItemToObject(row, "artist_id", json_uuid_or_null(e->info.artist_id));
-		cJSON_AddItemToObject(row, "event_id", json_uuid_or_null(e->info.event_id));
-		cJSON_AddItemToObject(row, "track_id", json_uuid_or_null(e->info.track_id));
-		cJSON_AddItemToObject(row, "brand_id", json_uuid_or_null(e->info.brand_id));
-		cJSON_AddNumberToObject(row, "metric_value", value);
-		cJSON_AddItemToObject(row, "metric_unit", unit ? cJSON_CreateString(unit) : cJSON_CreateNull());
+		array_add_uuid(&columns[0], e->id);
+		array_add_uuid(&columns[1], e->info.artist_id);
+		array_add_uuid(&columns[2], e->info.event_id);
+		array_add_uuid(&columns[3], e->info.track_id);
+		array_add_uuid(&columns[4], e->info.brand_id);
+		array_add_number(&columns[5], value);
+		array_add(&columns[6], unit);
 		if (e->info.has_dna_match_score)
-			cJSON_AddNumberToObject(row, "dna_match_score", e->info.dna_match_score);
+			array_add_number(&columns[7], e->info.dna_match_score);
+		else
+			array_add(&columns[7], NULL);
 	}
 	/* Ids that reference no row become NULL rather than failing the insert. */
-	return write_json(p,
-			  "INSERT INTO coliseum_metrics (user_id, artist_id, event_id, track_id, brand_id, metric_type,"
-			  " metric_value, metric_unit, source, session_id, dna_match_score, metadata, \"timestamp\","
-			  " passport_entry_id)"
-			  " SELECT e.user_id, (SELECT a.id FROM artist_profiles a WHERE a.id = r.artist_id), r.event_id,"
-			  " (SELECT c.id FROM content_items c WHERE c.id = r.track_id), r.brand_id, e.event_type,"
-			  " r.metric_value, r.metric_unit,"
-			  " CASE WHEN e.source IN ('web', 'ios', 'android', 'api', 'system', 'admin') THEN e.source"
-			  " ELSE 'system' END, e.session_id, r.dna_match_score, e.payload, e.\"timestamp\", e.id"
-			  " FROM jsonb_to_recordset($1::jsonb) AS r(ord int, entry_id uuid, artist_id uuid, event_id uuid,"
-			  " track_id uuid, brand_id uuid, metric_value numeric, metric_unit text, dna_match_score numeric)"
-			  " JOIN passport_entries e ON e.id = r.entry_id ORDER BY r.ord",
-			  rows, sqlstate, err, errlen);
-oom:
-	snprintf(err, errlen, "out of memory");
-	return -1;
+	return write_arrays(p,
+			    "INSERT INTO coliseum_metrics (user_id, artist_id, event_id, track_id, brand_id, metric_type,"
+			    " metric_value, metric_unit, source, session_id, dna_match_score, metadata, \"timestamp\","
+			    " passport_entry_id)"
+			    " SELECT e.user_id, a.id, r.event_id, c.id, r.brand_id, e.event_type, r.metric_value, r.metric_unit,"
+			    " CASE WHEN e.source IN ('web', 'ios', 'android', 'api', 'system', 'admin') THEN e.source"
+			    " ELSE 'system' END, e.session_id, r.dna_match_score, e.payload, e.\"timestamp\", e.id"
+			    " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::numeric[],"
+			    " $7::text[], $8::numeric[]) WITH ORDINALITY AS r(entry_id, artist_id, event_id, track_id,"
+			    " brand_id, metric_value, metric_unit, dna_match_score, ord)"
+			    " JOIN passport_entries e ON e.id = r.entry_id"
+			    " LEFT JOIN artist_profiles a ON a.id = r.artist_id"
+			    " LEFT JOIN content_items c ON c.id = r.track_id"
+			    " ORDER BY r.ord",
+			    columns, 8, sqlstate, err, errlen);
 }
 
 static int write_ledger_links(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
@@ -1269,45 +1315,37 @@ static int write_ledger_links(struct processor *p, struct batch *b, char *sqlsta
 
 static int write_evolution(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
 {
-	cJSON *rows = cJSON_CreateArray();
+	struct array_param columns[14] = {0};
 
-	if (!rows) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
 	for (int i = 0; i < b->n_entries; i++) {
 		const struct entry *e = &b->entries[i];
 		const struct target *t = e->target >= 0 ? &b->targets[e->target] : NULL;
-		double decay[VEC_DOMAINS];
-		cJSON *row;
 
 		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_MEDIAID) || e->dna_row < 0)
 			continue;
-		for (int d = 0; d < VEC_DOMAINS; d++)
-			decay[d] = e->step.late ? (double)e->step.late_factor[d] : (double)e->step.keep[d];
-		row = cJSON_CreateObject();
-		cJSON_AddItemToArray(rows, row);
-		cJSON_AddNumberToObject(row, "ord", i);
-		cJSON_AddStringToObject(row, "mediaid_id", b->rows[e->dna_row].id);
-		cJSON_AddStringToObject(row, "entry_id", e->id);
-		cJSON_AddItemToObject(row, "target_type", t ? cJSON_CreateString(target_type_name(t->type)) : cJSON_CreateNull());
-		cJSON_AddItemToObject(row, "target_id", json_uuid_or_null(t ? t->id : NULL));
-		cJSON_AddNumberToObject(row, "alpha", e->step.base_alpha);
-		cJSON_AddItemToObject(row, "decay", cJSON_CreateDoubleArray(decay, VEC_DOMAINS));
-		cJSON_AddItemToObject(row, "delta", cJSON_CreateDoubleArray(e->delta_norms, VEC_DOMAINS));
-		cJSON_AddBoolToObject(row, "late", e->step.late);
+		array_add_uuid(&columns[0], b->rows[e->dna_row].id);
+		array_add_uuid(&columns[1], e->id);
+		array_add(&columns[2], t ? target_type_name(t->type) : NULL);
+		array_add_uuid(&columns[3], t ? t->id : NULL);
+		array_add_number(&columns[4], e->step.base_alpha);
+		for (int d = 0; d < VEC_DOMAINS; d++) {
+			array_add_number(&columns[5 + d], e->step.late ? (double)e->step.late_factor[d] : (double)e->step.keep[d]);
+			array_add_number(&columns[9 + d], e->delta_norms[d]);
+		}
+		array_add(&columns[13], e->step.late ? "true" : "false");
 	}
-	return write_json(p,
-			  "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, target_type,"
-			  " target_id, alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial,"
-			  " delta_cultural, delta_behavioral, delta_economic, delta_spatial, late)"
-			  " SELECT r.mediaid_id, r.entry_id, e.event_type, e.\"timestamp\", r.target_type, r.target_id,"
-			  " r.alpha, (r.decay->>0)::real, (r.decay->>1)::real, (r.decay->>2)::real, (r.decay->>3)::real,"
-			  " (r.delta->>0)::real, (r.delta->>1)::real, (r.delta->>2)::real, (r.delta->>3)::real, r.late"
-			  " FROM jsonb_to_recordset($1::jsonb) AS r(ord int, mediaid_id uuid, entry_id uuid, target_type text,"
-			  " target_id uuid, alpha real, decay jsonb, delta jsonb, late boolean)"
-			  " JOIN passport_entries e ON e.id = r.entry_id ORDER BY r.ord",
-			  rows, sqlstate, err, errlen);
+	return write_arrays(p,
+			    "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, target_type,"
+			    " target_id, alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial,"
+			    " delta_cultural, delta_behavioral, delta_economic, delta_spatial, late)"
+			    " SELECT r.mediaid_id, r.entry_id, e.event_type, e.\"timestamp\", r.target_type, r.target_id,"
+			    " r.alpha, r.d1, r.d2, r.d3, r.d4, r.n1, r.n2, r.n3, r.n4, r.late"
+			    " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::real[], $6::real[], $7::real[],"
+			    " $8::real[], $9::real[], $10::real[], $11::real[], $12::real[], $13::real[], $14::boolean[])"
+			    " WITH ORDINALITY AS r(mediaid_id, entry_id, target_type, target_id, alpha, d1, d2, d3, d4,"
+			    " n1, n2, n3, n4, late, ord)"
+			    " JOIN passport_entries e ON e.id = r.entry_id ORDER BY r.ord",
+			    columns, 14, sqlstate, err, errlen);
 }
 
 static void put_be32(unsigned char *out, uint32_t v)
