@@ -195,7 +195,17 @@ PGconn *harness_create_database(const char *name, const char *mel_layout, char *
 		HARNESS_FAIL("passport-migrate schema failed with status %d on %s:\n%s", status, dbname,
 			     output ? output : "");
 	free(output);
+	/* The least-privilege roles of sql/ may log in here (trust authentication on the test socket). */
+	harness_exec(conn, "ALTER ROLE passportd LOGIN");
+	harness_exec(conn, "ALTER ROLE passport_migrate LOGIN");
 	return conn;
+}
+
+void harness_role_dsn(const char *dsn, const char *role, char *out, size_t outlen)
+{
+	/* In a keyword connection string the last occurrence of a keyword wins. */
+	if ((size_t)snprintf(out, outlen, "%s user=%s", dsn, role) >= outlen)
+		HARNESS_FAIL("connection string too long");
 }
 
 /* Echo captured output to stderr, each line prefixed with the program's base name. */

@@ -15,6 +15,12 @@
  */
 PGconn *harness_create_database(const char *name, const char *mel_layout, char *dsn, size_t dsnlen);
 
+/*
+ * The connection string dsn, logging in as role instead ("passportd" or "passport_migrate", the
+ * least-privilege roles of sql/090_roles.sql, which harness_create_database lets log in).
+ */
+void harness_role_dsn(const char *dsn, const char *role, char *out, size_t outlen);
+
 /* Connect to a connection string; fails the test on error. */
 PGconn *harness_connect(const char *dsn);
 

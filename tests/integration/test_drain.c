@@ -452,13 +452,15 @@ struct summary {
 #define DRAIN(dsn, batch_size) run_drain(__LINE__, dsn, batch_size)
 static struct summary run_drain(int line, const char *dsn, int batch_size)
 {
-	char size_text[16];
-	const char *argv[7] = {harness_passportd(), "drain", "--dsn", dsn, NULL, NULL, NULL};
+	char size_text[16], daemon_dsn[DSN_MAX + 32];
+	const char *argv[7] = {harness_passportd(), "drain", "--dsn", daemon_dsn, NULL, NULL, NULL};
 	char *output = NULL;
 	const char *summary_line;
 	struct summary s = {0};
 	int status;
 
+	/* The daemon runs as the least-privilege role, as in production. */
+	harness_role_dsn(dsn, "passportd", daemon_dsn, sizeof daemon_dsn);
 	if (batch_size > 0) {
 		snprintf(size_text, sizeof size_text, "%d", batch_size);
 		argv[4] = "--batch-size";
