@@ -264,12 +264,25 @@ static struct child *child_start(const char *label, const char *const argv[], co
 static struct child *daemon_start(const char *label, const char *const args[], const char *const env[])
 {
 	const char *argv[MAX_ARGS];
+	const char *shared_host = getenv("PASSPORT_TEST_PGHOST");
+	char role_dsn[2048];
 	int argc = 0;
 
 	argv[argc++] = harness_passportd();
 	for (int i = 0; args[i]; i++) {
 		CHECK(argc < MAX_ARGS - 1);
 		argv[argc++] = args[i];
+		/*
+		 * On the shared test server the daemon logs in as the least-privilege role, as in
+		 * production (the restart case's private server has no login for it).
+		 */
+		if (strcmp(args[i], "--dsn") == 0 && args[i + 1] && shared_host && *shared_host &&
+		    strstr(args[i + 1], shared_host)) {
+			harness_role_dsn(args[i + 1], "passportd", role_dsn, sizeof role_dsn);
+			CHECK(argc < MAX_ARGS - 1);
+			argv[argc++] = role_dsn;
+			i++;
+		}
 	}
 	argv[argc] = NULL;
 	return child_start(label, argv, env);
