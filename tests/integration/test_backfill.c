@@ -613,6 +613,36 @@ static void test_missing_table_and_safety(void)
 		free(out);
 	}
 	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 2);
+
+	/*
+	 * A writer outside the lock inserts one of the batch's keys after the batch found it missing
+	 * (here: a trigger, in the middle of the batch's own INSERT). The plain INSERT hits the unique
+	 * index; the batch is retried with ON CONFLICT DO NOTHING: no error, no duplicate.
+	 */
+	harness_exec(conn, "DELETE FROM passport_entries");
+	harness_exec(conn, "CREATE FUNCTION backfill_race() RETURNS trigger LANGUAGE plpgsql AS $$"
+			   " BEGIN"
+			   "   IF pg_trigger_depth() = 1 AND NEW.legacy_id = '" LH(02) "' THEN"
+			   "     INSERT INTO passport_entries (event_type, event_category, legacy_source, legacy_id)"
+			   "     VALUES ('player.track_completed', 'interaction', 'listening_history', '" LH(02) "')"
+			   "     ON CONFLICT DO NOTHING;"
+			   "   END IF;"
+			   "   RETURN NEW;"
+			   " END $$");
+	harness_exec(conn, "CREATE TRIGGER backfill_race BEFORE INSERT ON passport_entries"
+			   " FOR EACH ROW EXECUTE FUNCTION backfill_race()");
+	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--restart", "--json",
+			     "--progress", "never", NULL),
+		     0);
+	summary = parse_json_output(out, "backfill");
+	CHECK_EQ_STR(string_of(summary, "status"), "complete");
+	CHECK_EQ_INT(number_of(summary, "inserted"), 1);
+	CHECK_EQ_INT(number_of(summary, "already_present"), 1);
+	cJSON_Delete(summary);
+	free(out);
+	harness_exec(conn, "DROP TRIGGER backfill_race ON passport_entries");
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 2);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(DISTINCT legacy_id) FROM passport_entries"), 2);
 	PQfinish(conn);
 }
 
