@@ -252,13 +252,7 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 		struct batch_config batch;
 		char err[512];
 
-		batch_config_default(&batch);
-		batch.batch_size = config->batch_size;
-		batch.enabled_systems = config->systems;
-		batch.max_payload_bytes = (size_t)config->max_payload_bytes;
-		batch.max_attempts = config->max_attempts;
-		batch.retry_base_seconds = config->retry_base;
-		batch.retry_cap_seconds = config->retry_cap;
+		config_to_batch(config, &batch);
 		processor = processor_create(conn, &batch, err, sizeof(err));
 		if (!processor) {
 			fprintf(stderr, "passportd: %s\n", err);

@@ -251,17 +251,6 @@ int config_load(struct config *config, const struct config_sources *sources, cha
 	return 0;
 }
 
-static void batch_config_of(const struct config *config, struct batch_config *batch)
-{
-	batch_config_default(batch);
-	batch->batch_size = config->batch_size;
-	batch->enabled_systems = config->systems;
-	batch->max_payload_bytes = (size_t)config->max_payload_bytes;
-	batch->max_attempts = config->max_attempts;
-	batch->retry_base_seconds = config->retry_base;
-	batch->retry_cap_seconds = config->retry_cap;
-}
-
 static double now_seconds(void)
 {
 	struct timespec ts;
@@ -285,7 +274,7 @@ static int drain_connect(const struct config *config, PGconn **conn, struct proc
 		*conn = db_connect(config->dsn, "passportd drain", err, sizeof(err));
 		if (*conn) {
 			struct batch_config batch;
-			batch_config_of(config, &batch);
+			config_to_batch(config, &batch);
 			*processor = processor_create(*conn, &batch, err, sizeof(err));
 			if (*processor)
 				return 0;

@@ -138,17 +138,6 @@ static double next_backoff(double *backoff)
 	return delay * (0.75 + 0.5 * ((double)rand() / RAND_MAX));
 }
 
-static void batch_config_from(const struct config *config, struct batch_config *batch)
-{
-	batch_config_default(batch);
-	batch->batch_size = config->batch_size;
-	batch->enabled_systems = config->systems;
-	batch->max_payload_bytes = (size_t)config->max_payload_bytes;
-	batch->max_attempts = config->max_attempts;
-	batch->retry_base_seconds = config->retry_base;
-	batch->retry_cap_seconds = config->retry_cap;
-}
-
 /* ---- listener ---------------------------------------------------------------------------- */
 
 static void free_handle(uv_handle_t *handle)
@@ -448,7 +437,7 @@ static void service_request_work(struct service *s)
 	uv_timer_stop(&s->worker_retry);
 	s->pending = false;
 	s->work_running = true;
-	batch_config_from(&s->config, &s->batch_config);
+	config_to_batch(&s->config, &s->batch_config);
 	s->work.data = s;
 	if (uv_queue_work(s->loop, &s->work, work_pass, work_done) != 0) {
 		s->work_running = false;

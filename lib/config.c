@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "batch.h"
 #include "log.h"
 #include "tables.h"
 
@@ -359,4 +360,15 @@ void config_print(const struct config *config, FILE *out)
 		fprintf(out, "%s = %s\n", o->name, value ? value : "");
 		free(value);
 	}
+}
+
+void config_to_batch(const struct config *config, struct batch_config *batch)
+{
+	batch_config_default(batch);
+	batch->batch_size = config->batch_size;
+	batch->enabled_systems = config->systems;
+	batch->max_payload_bytes = (size_t)config->max_payload_bytes;
+	batch->max_attempts = config->max_attempts;
+	batch->retry_base_seconds = config->retry_base;
+	batch->retry_cap_seconds = config->retry_cap;
 }

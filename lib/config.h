@@ -72,6 +72,11 @@ int config_read_environment(struct config *config, char *err, size_t errlen);
 /* Print "name = value" for every option; the DSN is shown without its password. */
 void config_print(const struct config *config, FILE *out);
 
+struct batch_config;
+
+/* The batch settings (batch size, systems, payload limit, attempts, retry delays) of a config. */
+void config_to_batch(const struct config *config, struct batch_config *batch);
+
 /* The value of an option as text, for printing (password removed from the DSN). Caller frees. */
 char *config_value_text(const struct config *config, const struct config_option *option);
 
