@@ -8,7 +8,7 @@ PASSPORT_DEB_PACKAGES=(
 	build-essential pkg-config meson ninja-build
 	libpq-dev libuv1-dev libcjson-dev libopenblas-dev libsystemd-dev
 	postgresql-15 postgresql-client-15
-	python3 clang valgrind
+	python3 clang libclang-rt-14-dev valgrind
 )
 
 # Node.js serves the pgvector test server (tests/pgvector); any node already on PATH will do.
