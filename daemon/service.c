@@ -501,7 +501,17 @@ static void on_stop_signal(uv_signal_t *handle, int signum)
 	struct service *s = handle->data;
 
 	if (s->stopping) {
-		log_notice("second signal: exiting at once");
+		/*
+		 * The batch in hand may already have its writes and COMMIT queued at the server (they
+		 * travel as one pipeline); cancel it so that the server rolls it back rather than
+		 * finishing it after we are gone.
+		 */
+		char err[256];
+		log_notice("second signal: abandoning the batch in hand and exiting at once");
+		pthread_mutex_lock(&s->cancel_lock);
+		if (s->cancel && s->work_running)
+			(void)PQcancel(s->cancel, err, sizeof(err));
+		pthread_mutex_unlock(&s->cancel_lock);
 		_exit(0);
 	}
 	s->stopping = 1;
