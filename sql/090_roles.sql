@@ -9,14 +9,25 @@
 --
 -- On Supabase, connect passportd directly (port 5432), not through the transaction pooler:
 -- LISTEN needs a session. Behind a transaction pooler, run passportd with --no-listen.
+-- Roles belong to the cluster, not the database: schema runs on two databases of one cluster
+-- may race to create them, so "already exists" is fine.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'passportd') THEN
         CREATE ROLE passportd NOLOGIN;
     END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+END
+$$;
+
+DO $$
+BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'passport_migrate') THEN
         CREATE ROLE passport_migrate NOLOGIN;
     END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
 END
 $$;
 

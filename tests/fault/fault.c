@@ -606,7 +606,7 @@ PGconn *fault_create_database(const char *name, char *dsn, char *daemon_dsn)
 	harness_exec(conn, "SET client_min_messages = warning");
 	harness_exec(conn, workload);
 	free(workload);
-	harness_exec(conn, "ALTER ROLE passportd LOGIN");
+	harness_allow_role_login(conn);
 	if (daemon_dsn)
 		fault_dsn_with(daemon_dsn, FAULT_DSN_MAX, dsn, "user", "passportd");
 	return conn;

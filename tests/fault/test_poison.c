@@ -695,7 +695,7 @@ static PGconn *create_sql_ascii_database(const char *dbname, char *dsn, char *da
 	sql = fault_read_source("tests/sql/workload.sql");
 	harness_exec(conn, sql);
 	free(sql);
-	harness_exec(conn, "ALTER ROLE passportd LOGIN");
+	harness_allow_role_login(conn);
 	fault_dsn_with(daemon_dsn, FAULT_DSN_MAX, dsn, "user", "passportd");
 	return conn;
 }

@@ -21,6 +21,9 @@ PGconn *harness_create_database(const char *name, const char *mel_layout, char *
  */
 void harness_role_dsn(const char *dsn, const char *role, char *out, size_t outlen);
 
+/* Let the least-privilege roles log in (trust authentication on the test socket); safe in parallel. */
+void harness_allow_role_login(PGconn *conn);
+
 /* Connect to a connection string; fails the test on error. */
 PGconn *harness_connect(const char *dsn);
 
