@@ -282,20 +282,7 @@ static double retry_delay_seconds(struct processor *p, int attempts)
 	return delay * jitter;
 }
 
-static PGresult *query(struct processor *p, const char *sql, int nparams, const char *const *values,
-		       const int *lengths, const int *formats, int result_format, char *err, size_t errlen)
-{
-	PGresult *res = PQexecParams(p->conn, sql, nparams, NULL, values, lengths, formats, result_format);
-
-	if (!res || (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
-		db_error_text(p->conn, res, err, errlen);
-		PQclear(res);
-		return NULL;
-	}
-	return res;
-}
-
-/* Like query but remembers the SQLSTATE of a failure. */
+/* Run a statement; on failure return NULL with the reason in err and the SQLSTATE in sqlstate. */
 static PGresult *query_state(struct processor *p, const char *sql, int nparams, const char *const *values,
 			     const int *lengths, const int *formats, int result_format, char *sqlstate,
 			     char *err, size_t errlen)
@@ -309,6 +296,15 @@ static PGresult *query_state(struct processor *p, const char *sql, int nparams, 
 		return NULL;
 	}
 	return res;
+}
+
+/* query_state for callers that do not need the SQLSTATE. */
+static PGresult *query(struct processor *p, const char *sql, int nparams, const char *const *values,
+		       const int *lengths, const int *formats, int result_format, char *err, size_t errlen)
+{
+	char sqlstate[6];
+
+	return query_state(p, sql, nparams, values, lengths, formats, result_format, sqlstate, err, errlen);
 }
 
 static int query_bool(struct processor *p, const char *sql, bool *out, char *err, size_t errlen)
@@ -1348,21 +1344,15 @@ static int write_evolution(struct processor *p, struct batch *b, char *sqlstate,
 			    columns, 14, sqlstate, err, errlen);
 }
 
-static void put_be32(unsigned char *out, uint32_t v)
-{
-	out[0] = (unsigned char)(v >> 24);
-	out[1] = (unsigned char)(v >> 16);
-	out[2] = (unsigned char)(v >> 8);
-	out[3] = (unsigned char)v;
-}
-
 /* One UPDATE for every changed DNA row of the batch. */
 static int write_dna_rows(struct processor *p, struct batch *b, long *written, char *sqlstate, char *err,
 			  size_t errlen)
 {
 	struct strbuf ids = {0}, clocks = {0};
+	float *vectors = NULL;
 	unsigned char *flat = NULL;
 	size_t flat_len;
+	long encoded;
 	int dirty = 0, k = 0;
 	const char *values[3];
 	int lengths[3] = {0, 0, 0};
@@ -1373,31 +1363,20 @@ static int write_dna_rows(struct processor *p, struct batch *b, long *written, c
 		dirty += b->rows[i].dirty;
 	if (dirty == 0)
 		return 0;
-	/* array_send layout of a one-dimensional real[]: header, then (length, float4) per element. */
-	flat_len = 20 + (size_t)dirty * VEC_DIM * 8;
+	/* The changed rows side by side, sent as one binary real[] (the project's own codec). */
+	vectors = malloc(sizeof(float) * VEC_DIM * (size_t)dirty);
+	flat_len = vec_real_array_size((size_t)dirty * VEC_DIM);
 	flat = malloc(flat_len);
-	if (!flat)
+	if (!vectors || !flat)
 		goto oom;
-	put_be32(flat, 1);
-	put_be32(flat + 4, 0);
-	put_be32(flat + 8, VEC_FLOAT4_OID);
-	put_be32(flat + 12, (uint32_t)dirty * VEC_DIM);
-	put_be32(flat + 16, 1);
 	strbuf_add_str(&ids, "{");
 	strbuf_add_str(&clocks, "{");
 	for (int i = 0; i < b->n_rows; i++) {
 		const struct dna_row *row = &b->rows[i];
-		unsigned char *out;
 
 		if (!row->dirty)
 			continue;
-		out = flat + 20 + (size_t)k * VEC_DIM * 8;
-		for (int j = 0; j < VEC_DIM; j++) {
-			uint32_t bits;
-			memcpy(&bits, &row->v[j], 4);
-			put_be32(out + (size_t)j * 8, 4);
-			put_be32(out + (size_t)j * 8 + 4, bits);
-		}
+		memcpy(vectors + (size_t)k * VEC_DIM, row->v, sizeof(float) * VEC_DIM);
 		if (k) {
 			strbuf_add_str(&ids, ",");
 			strbuf_add_str(&clocks, ",");
@@ -1406,6 +1385,11 @@ static int write_dna_rows(struct processor *p, struct batch *b, long *written, c
 		strbuf_add_str(&clocks, row->clock_entry >= 0 ? b->entries[row->clock_entry].id : "NULL");
 		k++;
 	}
+	encoded = vec_encode_real_array(vectors, (size_t)dirty * VEC_DIM, flat, flat_len);
+	free(vectors);
+	vectors = NULL;
+	if (encoded < 0 || (size_t)encoded != flat_len)
+		goto oom;
 	strbuf_add_str(&ids, "}");
 	strbuf_add_str(&clocks, "}");
 	if (ids.failed || clocks.failed)
@@ -1423,6 +1407,7 @@ static int write_dna_rows(struct processor *p, struct batch *b, long *written, c
 	*written += dirty;
 	return 0;
 oom:
+	free(vectors);
 	free(flat);
 	strbuf_free(&ids);
 	strbuf_free(&clocks);
