@@ -1773,22 +1773,29 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 		goto error;
 
 	/*
-	 * Lock users in order of their oldest due entry while their due entries fit in the batch (the
-	 * first user always). Users held by another worker are skipped, not waited for.
+	 * Lock users in order of their oldest due entry while the due entries of the users locked so
+	 * far fit in the batch (the first user always). Users held by another worker are skipped, not
+	 * waited for, and do not count: the walk goes on to the next candidate. The walk is a
+	 * recursive CTE so that each user's lock is tried, and its due entries counted, only when the
+	 * walk reaches it (OFFSET 0 keeps the planner from evaluating the lock more than once).
 	 */
 	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
 	{
 		const char *values[2] = {candidates, limit};
 		res = query_state(p,
-				  "WITH candidate AS ("
-				  "  SELECT u.id, u.ord, (SELECT count(*) FROM passport_entries e"
-				  "   WHERE e.user_id = u.id AND " DUE_CONDITION ") AS due"
-				  "  FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)),"
-				  " running AS (SELECT id, ord, due, sum(due) OVER (ORDER BY ord) - due AS before FROM candidate)"
-				  " SELECT id::text, due FROM running"
-				  " WHERE CASE WHEN before < $2::int"
-				  " THEN pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ", hashtext(id::text)) ELSE false END"
-				  " ORDER BY ord",
+				  "WITH RECURSIVE candidate AS ("
+				  "  SELECT u.id, u.ord FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)),"
+				  " walk(ord, id, locked, due, total) AS ("
+				  "  SELECT 0::bigint, NULL::uuid, false, 0::bigint, 0::bigint"
+				  "  UNION ALL"
+				  "  SELECT c.ord, c.id, l.locked, d.due, w.total + d.due"
+				  "  FROM walk w JOIN candidate c ON c.ord = w.ord + 1"
+				  "  CROSS JOIN LATERAL (SELECT pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ", hashtext(c.id::text))"
+				  "   AS locked OFFSET 0) l"
+				  "  CROSS JOIN LATERAL (SELECT CASE WHEN l.locked THEN (SELECT count(*) FROM passport_entries e"
+				  "   WHERE e.user_id = c.id AND " DUE_CONDITION ") ELSE 0 END AS due OFFSET 0) d"
+				  "  WHERE w.total < $2::int)"
+				  " SELECT id::text, due FROM walk WHERE locked ORDER BY ord",
 				  2, values, NULL, NULL, 0, sqlstate, err, errlen);
 	}
 	free(candidates);
@@ -1809,7 +1816,7 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 		}
 		if (PQntuples(res) > 0) {
 			double average = (double)due / PQntuples(res);
-			double wanted = average > 0 ? 2.0 * ceil((double)p->config.batch_size / average) : 16.0;
+			double wanted = average > 0 ? 4.0 * ceil((double)p->config.batch_size / average) : 16.0;
 			p->candidate_users = (int)fmin(fmax(wanted, 4.0), (double)p->config.batch_size);
 		}
 		locked = PQntuples(res) > 0 ? uuid_array_literal(users, PQntuples(res)) : NULL;
