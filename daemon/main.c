@@ -1,6 +1,8 @@
 /* passportd: the command line, and the drain subcommand (process everything due, then exit). */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "build_config.h"
 #include "config.h"
 #include "db.h"
+#include "entity_cache.h"
 #include "log.h"
 #include "service.h"
 #include "tables.h"
@@ -67,6 +70,8 @@ static void usage(FILE *out)
 		"                           libpq's environment (PGHOST, PGSERVICE, PGPASSFILE, ...)\n"
 		"  -c, --config FILE        config file (default " CONFIG_DEFAULT_PATH ", optional)\n"
 		"  -b, --batch-size N       entries per batch (default 500)\n"
+		"  -j, --workers N          drain: work with N connections in parallel, each on other\n"
+		"                           users (default 1; on a backlog, 2 per server core helps)\n"
 		"      --poll-interval SEC  poll for retries and missed notifications (default 5)\n"
 		"      --no-listen          poll only: for transaction poolers, where LISTEN does not work\n"
 		"      --systems LIST       enabled systems (default mediaid,coliseum,treasury)\n"
@@ -134,6 +139,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		{"dsn", required_argument, NULL, 'd'},
 		{"config", required_argument, NULL, 'c'},
 		{"batch-size", required_argument, NULL, 'b'},
+		{"workers", required_argument, NULL, 'j'},
 		{"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
 		{"no-listen", no_argument, NULL, OPT_NO_LISTEN},
 		{"systems", required_argument, NULL, OPT_SYSTEMS},
@@ -159,7 +165,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 	int c, rc = 0;
 
 	opt->sources.path = CONFIG_DEFAULT_PATH;
-	while ((c = getopt_long(argc, argv, "d:c:b:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:b:j:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': {
 			/*
@@ -184,6 +190,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 			opt->sources.path_required = true;
 			break;
 		case 'b': rc = add_override(opt, "batch_size", optarg); break;
+		case 'j': rc = add_override(opt, "workers", optarg); break;
 		case OPT_POLL_INTERVAL: rc = add_override(opt, "poll_interval", optarg); break;
 		case OPT_NO_LISTEN: rc = add_override(opt, "listen", "false"); break;
 		case OPT_SYSTEMS: rc = add_override(opt, "systems", optarg); break;
@@ -264,22 +271,43 @@ static void sleep_seconds(double seconds)
 	nanosleep(&ts, NULL);
 }
 
+/* What drain's workers share. */
+struct drain_shared {
+	const struct config *config;
+	struct entity_cache *entities; /* target vectors, one cache for all workers */
+	pthread_mutex_t mutex;
+	int active; /* workers still running (under mutex) */
+};
+
+/* One drain worker: its own connection, its own users (held with advisory locks). */
+struct drain_worker {
+	struct drain_shared *shared;
+	pthread_t thread;
+	PGconn *conn;
+	struct processor *processor;
+	struct batch_totals totals;
+	bool failed;         /* stopped on an error it could not get past */
+	bool held_elsewhere; /* stopped while other sessions held the remaining entries */
+};
+
 /* Connect and inspect the schema, retrying a lost server a few times with growing pauses. */
-static int drain_connect(const struct config *config, PGconn **conn, struct processor **processor, int tries)
+static int drain_connect(struct drain_worker *w, int tries)
 {
+	const struct config *config = w->shared->config;
 	char err[512];
 	double pause = 0.5;
 
 	for (int attempt = 1;; attempt++) {
-		*conn = db_connect(config->dsn, "passportd drain", err, sizeof(err));
-		if (*conn) {
+		w->conn = db_connect(config->dsn, "passportd drain", err, sizeof(err));
+		if (w->conn) {
 			struct batch_config batch;
 			config_to_batch(config, &batch);
-			*processor = processor_create(*conn, &batch, err, sizeof(err));
-			if (*processor)
+			batch.shared_entities = w->shared->entities;
+			w->processor = processor_create(w->conn, &batch, err, sizeof(err));
+			if (w->processor)
 				return 0;
-			PQfinish(*conn);
-			*conn = NULL;
+			PQfinish(w->conn);
+			w->conn = NULL;
 			log_error("%s", err);
 			return -1; /* a schema problem does not go away by waiting */
 		}
@@ -293,36 +321,55 @@ static int drain_connect(const struct config *config, PGconn **conn, struct proc
 	}
 }
 
-static int command_drain(const struct config *config)
+static void drain_disconnect(struct drain_worker *w)
 {
-	PGconn *conn = NULL;
-	struct processor *processor = NULL;
-	struct batch_totals totals = {0};
-	double started = now_seconds(), elapsed;
+	processor_destroy(w->processor);
+	PQfinish(w->conn);
+	w->processor = NULL;
+	w->conn = NULL;
+}
+
+static int drain_siblings_active(struct drain_shared *shared)
+{
+	int active;
+
+	pthread_mutex_lock(&shared->mutex);
+	active = shared->active - 1;
+	pthread_mutex_unlock(&shared->mutex);
+	return active;
+}
+
+/* Batches until nothing is due (or a stop signal, or an error it cannot get past). */
+static void *drain_work(void *arg)
+{
+	struct drain_worker *w = arg;
 	char err[1024];
 	int status, reconnects = 0;
 	double busy_since = 0;
-	bool held_elsewhere = false;
 
-	if (drain_connect(config, &conn, &processor, 3) < 0)
-		return 1;
-	log_info("draining with batches of %d (%s columns)", config->batch_size,
-		 processor_vector_format(processor) == VEC_FORMAT_PGVECTOR ? "vector" : "real[]");
+	if (!w->conn && drain_connect(w, 3) < 0) {
+		w->failed = true;
+		goto done;
+	}
 	while (!stop_requested) {
-		status = processor_run_batch(processor, &totals, err, sizeof(err));
+		status = processor_run_batch(w->processor, &w->totals, err, sizeof(err));
 		if (status == BATCH_EMPTY)
 			break;
 		if (status == BATCH_BUSY) {
 			/*
-			 * Due entries are held by other sessions (other daemons finish them soon).
-			 * Wait for them a while, but do not wait forever on a session that keeps a lock.
+			 * Due entries are held by other sessions (other daemons, or this drain's other
+			 * workers, finish them soon). Wait for them a while, but do not wait forever on a
+			 * session that keeps a lock; while other workers of this drain still run, leave the
+			 * rest to them.
 			 */
 			if (busy_since == 0)
 				busy_since = now_seconds();
 			if (now_seconds() - busy_since > DRAIN_BUSY_LIMIT_SECONDS) {
+				if (drain_siblings_active(w->shared) > 0)
+					break;
 				log_warning("stopping: the remaining due entries have been held by other sessions for %d s",
 					    DRAIN_BUSY_LIMIT_SECONDS);
-				held_elsewhere = true;
+				w->held_elsewhere = true;
 				break;
 			}
 			sleep_seconds(0.05);
@@ -330,20 +377,85 @@ static int command_drain(const struct config *config)
 		}
 		busy_since = 0;
 		if (status == BATCH_ERROR) {
-			if (!db_connection_lost(conn) || ++reconnects > 5) {
+			if (!db_connection_lost(w->conn) || ++reconnects > 5) {
 				log_error("batch failed: %s", err);
-				processor_destroy(processor);
-				PQfinish(conn);
-				return 1;
+				w->failed = true;
+				break;
 			}
 			log_warning("lost the database connection (%s); reconnecting", err);
-			processor_destroy(processor);
-			PQfinish(conn);
-			if (drain_connect(config, &conn, &processor, 10) < 0)
-				return 1;
+			drain_disconnect(w);
+			if (drain_connect(w, 10) < 0) {
+				w->failed = true;
+				break;
+			}
 			continue;
 		}
-		log_debug("batch done: %ld processed so far", totals.processed);
+		log_debug("batch done: %ld processed so far", w->totals.processed);
+	}
+done:
+	drain_disconnect(w);
+	pthread_mutex_lock(&w->shared->mutex);
+	w->shared->active--;
+	pthread_mutex_unlock(&w->shared->mutex);
+	return NULL;
+}
+
+static int command_drain(const struct config *config)
+{
+	struct drain_shared shared = {.config = config};
+	struct drain_worker *workers;
+	struct batch_totals totals = {0};
+	double started = now_seconds(), elapsed;
+	int n = config->workers > 0 ? config->workers : 1, started_workers = 0;
+	bool failed = false, held_elsewhere = false;
+
+	workers = calloc((size_t)n, sizeof(*workers));
+	shared.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
+	if (!workers || !shared.entities) {
+		log_error("out of memory");
+		free(workers);
+		entity_cache_destroy(shared.entities);
+		return 1;
+	}
+	pthread_mutex_init(&shared.mutex, NULL);
+	for (int i = 0; i < n; i++)
+		workers[i].shared = &shared;
+	/* The first connection in this thread: a server that cannot be reached is reported once. */
+	if (drain_connect(&workers[0], 3) < 0) {
+		free(workers);
+		entity_cache_destroy(shared.entities);
+		pthread_mutex_destroy(&shared.mutex);
+		return 1;
+	}
+	log_info("draining with %d worker%s, batches of %d (%s columns)", n, n == 1 ? "" : "s", config->batch_size,
+		 processor_vector_format(workers[0].processor) == VEC_FORMAT_PGVECTOR ? "vector" : "real[]");
+	shared.active = n;
+	for (int i = 0; i < n; i++) {
+		int rc = pthread_create(&workers[i].thread, NULL, drain_work, &workers[i]);
+		if (rc != 0) {
+			log_error("cannot start drain worker %d: %s", i + 1, strerror(rc));
+			pthread_mutex_lock(&shared.mutex);
+			shared.active -= n - i;
+			pthread_mutex_unlock(&shared.mutex);
+			if (i == 0)
+				drain_disconnect(&workers[0]);
+			failed = true;
+			break;
+		}
+		started_workers++;
+	}
+	for (int i = 0; i < started_workers; i++) {
+		struct batch_totals *t = &workers[i].totals;
+		pthread_join(workers[i].thread, NULL);
+		failed |= workers[i].failed;
+		held_elsewhere |= workers[i].held_elsewhere;
+		totals.batches += t->batches;
+		totals.claimed += t->claimed;
+		totals.processed += t->processed;
+		totals.retrying += t->retrying;
+		totals.dead += t->dead;
+		totals.dna_rows += t->dna_rows;
+		totals.skipped_systems += t->skipped_systems;
 	}
 	elapsed = now_seconds() - started;
 	printf("drain: processed %ld, failed %ld (retrying %ld, dead %ld), DNA rows updated %ld, "
@@ -351,11 +463,15 @@ static int command_drain(const struct config *config)
 	       totals.processed, totals.retrying + totals.dead, totals.retrying, totals.dead, totals.dna_rows,
 	       totals.batches, totals.skipped_systems, elapsed,
 	       elapsed > 0 ? (double)totals.claimed / elapsed : 0.0,
-	       stop_requested ? " (stopped by signal)" : held_elsewhere ? " (some due entries are held by other sessions)" : "");
+	       stop_requested ? " (stopped by signal)"
+	       : failed       ? " (stopped by an error)"
+	       : held_elsewhere ? " (some due entries are held by other sessions)"
+			      : "");
 	fflush(stdout);
-	processor_destroy(processor);
-	PQfinish(conn);
-	return 0;
+	free(workers);
+	entity_cache_destroy(shared.entities);
+	pthread_mutex_destroy(&shared.mutex);
+	return failed ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -365,6 +481,13 @@ int main(int argc, char **argv)
 	char err[512];
 	int rc;
 
+	/*
+	 * Large transient buffers (query results holding vectors, a batch's write parameters) come
+	 * from mmap and go back to the system when freed, and drain's workers share one arena: the
+	 * resident size then follows what is in use, not the high-water mark of a fragmented heap.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_ARENA_MAX, 1);
 	memset(&opt, 0, sizeof(opt));
 	config_init(&opt.config);
 	if (parse_options(argc, argv, &opt) < 0) {

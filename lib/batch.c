@@ -45,7 +45,6 @@
 #include "tables.h"
 
 #define ERROR_TEXT_MAX 500
-#define ENTITY_CACHE_CAPACITY 2048 /* target vectors kept between batches, 6 KiB each */
 #define SET_ASIDE_MAX 256           /* users passed over for a while, see struct set_aside */
 #define SET_ASIDE_SECONDS 1.0
 #define ADVISORY_NAMESPACE "1346458451" /* 'PASS': the first key of the user locks */
@@ -58,7 +57,7 @@
 #define ENTRY_COLUMNS                                                                              \
 	"c.id::text, c.user_id::text, c.mediaid_id::text, c.event_type, c.payload::text, "              \
 	"array_to_json(c.affects_systems)::text, coalesce(c.processing_attempts, 0), "                  \
-	"floor(extract(epoch FROM c.\"timestamp\") * 1000000)::text, c.correlation"
+	"floor(extract(epoch FROM c.\"timestamp\") * 1000000)::text, c.correlation, c.\"timestamp\"::text"
 
 enum outcome {
 	OUTCOME_OK = 0,
@@ -76,6 +75,7 @@ struct entry {
 	size_t payload_len;
 	const char *systems_json; /* NULL when SQL NULL */
 	const char *correlation_column; /* treasury_correlation_id, NULL when absent */
+	const char *time_text;          /* the timestamp as the server prints it, NULL when NULL */
 	int attempts;
 	bool has_time;
 	int64_t time_us;
@@ -154,6 +154,7 @@ struct processor {
 	 */
 	int candidate_users;
 	struct entity_cache *entities;
+	bool owns_entities;
 	struct set_aside set_aside[SET_ASIDE_MAX];
 	int n_set_aside;
 };
@@ -207,6 +208,7 @@ void batch_config_default(struct batch_config *config)
 	config->max_attempts = 5;
 	config->retry_base_seconds = 10.0;
 	config->retry_cap_seconds = 3600.0;
+	config->shared_entities = NULL;
 }
 
 /* Cut s to at most max bytes without splitting a UTF-8 sequence. */
@@ -432,7 +434,8 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 		" WHERE m.id = u.id",
 		VEC_DIM, VEC_DIM, p->format == VEC_FORMAT_PGVECTOR ? "::vector" : "");
 	p->scratch = vec_create(VEC_DIM);
-	p->entities = entity_cache_create(ENTITY_CACHE_CAPACITY);
+	p->owns_entities = config->shared_entities == NULL;
+	p->entities = p->owns_entities ? entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY) : config->shared_entities;
 	if (!p->entities || !p->claim_users_sql || !p->claim_id_sql || !p->update_dna_sql ||
 	    !p->scratch) {
 		snprintf(err, errlen, "out of memory");
@@ -454,7 +457,8 @@ void processor_destroy(struct processor *p)
 	free(p->claim_id_sql);
 	free(p->update_dna_sql);
 	vec_free(p->scratch);
-	entity_cache_destroy(p->entities);
+	if (p->owns_entities)
+		entity_cache_destroy(p->entities);
 	free(p);
 }
 
@@ -507,6 +511,7 @@ static int batch_take_claimed(struct batch *b, PGresult *res)
 		e->attempts = atoi(PQgetvalue(res, i, 6));
 		e->has_time = parse_micros(PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7), &e->time_us) == 0;
 		e->correlation_column = PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8);
+		e->time_text = PQgetisnull(res, i, 9) ? NULL : PQgetvalue(res, i, 9);
 		e->dna_row = -1;
 		e->target = -1;
 	}
@@ -833,6 +838,7 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 	strbuf_free(&ids);
 	strbuf_add_str(&kinds, "{");
 	strbuf_add_str(&ids, "{");
+	entity_cache_lock(p->entities);
 	for (int r = 0; r < PQntuples(res); r++) {
 		long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
 		struct target_source *src;
@@ -846,8 +852,10 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 		snprintf(src->version, sizeof(src->version), "%s", PQgetvalue(res, r, 3));
 		cv = entity_cache_get(p->entities, src->kind, src->id, src->version);
 		if (cv) {
-			if (target_take(&b->targets[ord - 1], cv) < 0)
+			if (target_take(&b->targets[ord - 1], cv) < 0) {
+				entity_cache_unlock(p->entities);
 				goto oom;
+			}
 			continue;
 		}
 		if (missing++) {
@@ -857,6 +865,7 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 		strbuf_add_str(&kinds, src->kind);
 		strbuf_add_str(&ids, src->id);
 	}
+	entity_cache_unlock(p->entities);
 	PQclear(res);
 	res = NULL;
 	strbuf_add_str(&kinds, "}");
@@ -873,6 +882,7 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 				  2, values, NULL, NULL, 1, sqlstate, err, errlen);
 		if (!res)
 			goto fail;
+		entity_cache_lock(p->entities);
 		for (int r = 0; r < PQntuples(res); r++) {
 			const char *kind = PQgetvalue(res, r, 0), *id = PQgetvalue(res, r, 1);
 			const struct cached_vector *cv;
@@ -882,13 +892,16 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 			cv = entity_cache_put(p->entities, kind, id, PQgetvalue(res, r, 2), p->format,
 					      (const unsigned char *)PQgetvalue(res, r, 3),
 					      (size_t)PQgetlength(res, r, 3));
-			if (!cv)
-				goto oom;
-			for (int i = 0; i < b->n_targets; i++)
+			for (int i = 0; cv && i < b->n_targets; i++)
 				if (!b->targets[i].x && b->targets[i].valid && strcmp(sources[i].kind, kind) == 0 &&
 				    strcmp(sources[i].id, id) == 0 && target_take(&b->targets[i], cv) < 0)
-					goto oom;
+					cv = NULL;
+			if (!cv) {
+				entity_cache_unlock(p->entities);
+				goto oom;
+			}
 		}
+		entity_cache_unlock(p->entities);
 		PQclear(res);
 	}
 	strbuf_free(&kinds);
@@ -1180,8 +1193,9 @@ static void coliseum_metric(const struct entry *e, double *value, const char **u
 }
 
 /*
- * A column of a batch write, as the text of a PostgreSQL array. Values are only ever UUIDs,
- * numbers and fixed words from this file (never data), so they need no quoting.
+ * A column of a batch write, as the text of a PostgreSQL array. array_add takes UUIDs, numbers
+ * and fixed words from this file, which need no quoting; data (event types, timestamps) goes
+ * through array_add_quoted.
  */
 struct array_param {
 	struct strbuf text;
@@ -1192,6 +1206,27 @@ static void array_add(struct array_param *a, const char *value)
 {
 	strbuf_add_str(&a->text, a->n++ ? "," : "{");
 	strbuf_add_str(&a->text, value ? value : "NULL");
+}
+
+/* Add a value that may hold any text (data): double-quoted, with '"' and '\\' escaped. */
+static void array_add_quoted(struct array_param *a, const char *value)
+{
+	if (!value) {
+		array_add(a, NULL);
+		return;
+	}
+	strbuf_add_str(&a->text, a->n++ ? ",\"" : "{\"");
+	for (const char *c = value; *c; c++) {
+		const char *run = c;
+		while (*c && *c != '"' && *c != '\\')
+			c++;
+		strbuf_add(&a->text, run, (size_t)(c - run));
+		if (!*c)
+			break;
+		strbuf_add(&a->text, "\\", 1);
+		strbuf_add(&a->text, c, 1);
+	}
+	strbuf_add_str(&a->text, "\"");
 }
 
 static void array_add_number(struct array_param *a, double value)
@@ -1215,6 +1250,11 @@ static int write_arrays(struct processor *p, const char *sql, struct array_param
 	bool failed = false;
 	int rc = 0;
 
+	if (n > (int)(sizeof(values) / sizeof(values[0]))) {
+		snprintf(err, errlen, "write_arrays: %d columns, at most %zu", n, sizeof(values) / sizeof(values[0]));
+		rc = -1;
+		goto done;
+	}
 	if (columns[0].n == 0)
 		goto done; /* nothing to write */
 	for (int i = 0; i < n; i++) {
@@ -1311,7 +1351,7 @@ static int write_ledger_links(struct processor *p, struct batch *b, char *sqlsta
 
 static int write_evolution(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
 {
-	struct array_param columns[14] = {0};
+	struct array_param columns[16] = {0};
 
 	for (int i = 0; i < b->n_entries; i++) {
 		const struct entry *e = &b->entries[i];
@@ -1329,19 +1369,22 @@ static int write_evolution(struct processor *p, struct batch *b, char *sqlstate,
 			array_add_number(&columns[9 + d], e->delta_norms[d]);
 		}
 		array_add(&columns[13], e->step.late ? "true" : "false");
+		array_add_quoted(&columns[14], e->event_type);
+		array_add_quoted(&columns[15], e->time_text);
 	}
 	return write_arrays(p,
 			    "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, target_type,"
 			    " target_id, alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial,"
 			    " delta_cultural, delta_behavioral, delta_economic, delta_spatial, late)"
-			    " SELECT r.mediaid_id, r.entry_id, e.event_type, e.\"timestamp\", r.target_type, r.target_id,"
+			    " SELECT r.mediaid_id, r.entry_id, r.event_type, r.event_time, r.target_type, r.target_id,"
 			    " r.alpha, r.d1, r.d2, r.d3, r.d4, r.n1, r.n2, r.n3, r.n4, r.late"
 			    " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::real[], $6::real[], $7::real[],"
-			    " $8::real[], $9::real[], $10::real[], $11::real[], $12::real[], $13::real[], $14::boolean[])"
+			    " $8::real[], $9::real[], $10::real[], $11::real[], $12::real[], $13::real[], $14::boolean[],"
+			    " $15::text[], $16::timestamptz[])"
 			    " WITH ORDINALITY AS r(mediaid_id, entry_id, target_type, target_id, alpha, d1, d2, d3, d4,"
-			    " n1, n2, n3, n4, late, ord)"
-			    " JOIN passport_entries e ON e.id = r.entry_id ORDER BY r.ord",
-			    columns, 14, sqlstate, err, errlen);
+			    " n1, n2, n3, n4, late, event_type, event_time, ord)"
+			    " ORDER BY r.ord",
+			    columns, 16, sqlstate, err, errlen);
 }
 
 /* One UPDATE for every changed DNA row of the batch. */
@@ -1710,7 +1753,11 @@ static int find_candidate_users(struct processor *p, char **literal, bool *null_
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
+	/*
+	 * Scan as many of the oldest due entries as it takes to find about twice the users wanted
+	 * (most of the oldest entries belong to different users), never more than a batch.
+	 */
+	snprintf(limit, sizeof(limit), "%d", (int)fmin(p->config.batch_size, fmax(64.0, 2.0 * p->candidate_users)));
 	res = query(p,
 		    "SELECT e.user_id::text FROM passport_entries e WHERE " DUE_CONDITION
 		    " AND (e.user_id IS NULL OR NOT e.user_id = ANY($2::uuid[]))"

@@ -13,6 +13,11 @@
 
 #include "vec.h"
 
+/* Target vectors a processor's cache keeps between batches (6 KiB each). */
+#define BATCH_ENTITY_CACHE_CAPACITY 4096
+
+struct entity_cache;
+
 struct batch_config {
 	int batch_size;              /* entries per batch (default 500) */
 	unsigned enabled_systems;    /* bitmask of enum passport_system (default all) */
@@ -20,6 +25,11 @@ struct batch_config {
 	int max_attempts;            /* attempts before an entry is dead (default 5) */
 	double retry_base_seconds;   /* first retry delay (default 10 s) */
 	double retry_cap_seconds;    /* longest retry delay (default 1 h) */
+	/*
+	 * Target vector cache shared by several processors (drain's workers), owned by the caller;
+	 * NULL (the default): the processor keeps its own.
+	 */
+	struct entity_cache *shared_entities;
 };
 
 void batch_config_default(struct batch_config *config);

@@ -14,6 +14,7 @@
 struct config {
 	char *dsn;                 /* "" = $PASSPORT_DATABASE_URL, then libpq's environment */
 	int batch_size;
+	int workers;               /* drain: parallel connections */
 	double poll_interval;      /* seconds between polls for retries and missed notifications */
 	int log_level;             /* enum log_level */
 	int log_format;            /* enum log_format */

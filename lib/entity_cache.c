@@ -5,9 +5,17 @@
  * Why key on xmin: any UPDATE of an entity_dna row gives it a new xmin, so a cached vector is
  * used only while it is exactly what the table holds; the daemon's results are the same with or
  * without the cache. A chained hash table finds entries; a doubly linked list orders them by use.
+ * Several processors (drain's workers) may share one cache: they hold its mutex while they look
+ * up, insert and copy out values (entity_cache_lock).
+ *
+ * Memory: the entries and their vectors are allocated once, as two arrays of `capacity` slots
+ * (the vector array is calloc'ed, so its pages cost memory only once a slot is used). A dropped
+ * entry's slot is reused; nothing is malloc'ed per vector, so a long run does not fragment the
+ * heap with thousands of 6 KiB blocks between the batches' short-lived allocations.
  */
 #include "entity_cache.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +27,8 @@
 struct cache_entry {
 	char key[KEY_MAX];
 	char version[VERSION_MAX];
-	struct cached_vector value;
-	struct cache_entry *next_in_bucket;
+	struct cached_vector value; /* value.x points at this slot's vector */
+	struct cache_entry *next_in_bucket; /* or the next free slot */
 	struct cache_entry *newer, *older;
 };
 
@@ -28,7 +36,11 @@ struct entity_cache {
 	struct cache_entry **buckets;
 	size_t n_buckets;
 	size_t count, capacity;
+	struct cache_entry *slots;  /* capacity entries */
+	float *vectors;             /* capacity x VEC_DIM floats */
+	struct cache_entry *free_slots;
 	struct cache_entry *newest, *oldest;
+	pthread_mutex_t mutex;
 };
 
 static uint64_t hash_key(const char *key)
@@ -55,10 +67,21 @@ struct entity_cache *entity_cache_create(size_t capacity)
 	while (cache->n_buckets < cache->capacity * 2)
 		cache->n_buckets *= 2;
 	cache->buckets = calloc(cache->n_buckets, sizeof(*cache->buckets));
-	if (!cache->buckets) {
+	cache->slots = calloc(cache->capacity, sizeof(*cache->slots));
+	cache->vectors = calloc(cache->capacity * VEC_DIM, sizeof(float));
+	if (!cache->buckets || !cache->slots || !cache->vectors) {
+		free(cache->buckets);
+		free(cache->slots);
+		free(cache->vectors);
 		free(cache);
 		return NULL;
 	}
+	for (size_t i = cache->capacity; i-- > 0;) {
+		cache->slots[i].value.x = cache->vectors + i * VEC_DIM;
+		cache->slots[i].next_in_bucket = cache->free_slots;
+		cache->free_slots = &cache->slots[i];
+	}
+	pthread_mutex_init(&cache->mutex, NULL);
 	return cache;
 }
 
@@ -102,8 +125,9 @@ static void remove_entry(struct entity_cache *cache, struct cache_entry *e)
 	if (*slot == e)
 		*slot = e->next_in_bucket;
 	unlink_use(cache, e);
-	vec_free(e->value.x);
-	free(e);
+	e->key[0] = '\0';
+	e->next_in_bucket = cache->free_slots;
+	cache->free_slots = e;
 	cache->count--;
 }
 
@@ -111,10 +135,21 @@ void entity_cache_destroy(struct entity_cache *cache)
 {
 	if (!cache)
 		return;
-	while (cache->oldest)
-		remove_entry(cache, cache->oldest);
 	free(cache->buckets);
+	free(cache->slots);
+	free(cache->vectors);
+	pthread_mutex_destroy(&cache->mutex);
 	free(cache);
+}
+
+void entity_cache_lock(struct entity_cache *cache)
+{
+	pthread_mutex_lock(&cache->mutex);
+}
+
+void entity_cache_unlock(struct entity_cache *cache)
+{
+	pthread_mutex_unlock(&cache->mutex);
 }
 
 const struct cached_vector *entity_cache_get(struct entity_cache *cache, const char *kind, const char *id,
@@ -145,14 +180,10 @@ const struct cached_vector *entity_cache_put(struct entity_cache *cache, const c
 		remove_entry(cache, e);
 	while (cache->count >= cache->capacity && cache->oldest)
 		remove_entry(cache, cache->oldest);
-	e = calloc(1, sizeof(*e));
+	e = cache->free_slots;
 	if (!e)
-		return NULL;
-	e->value.x = vec_create(VEC_DIM);
-	if (!e->value.x) {
-		free(e);
-		return NULL;
-	}
+		return NULL; /* cannot happen: a slot was just freed */
+	cache->free_slots = e->next_in_bucket;
 	snprintf(e->key, sizeof(e->key), "%s", key);
 	snprintf(e->version, sizeof(e->version), "%s", version);
 	e->value.valid = vec_decode(format, value, len, e->value.x, VEC_DIM, e->value.invalid_reason,

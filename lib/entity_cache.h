@@ -24,6 +24,13 @@ struct entity_cache *entity_cache_create(size_t capacity);
 void entity_cache_destroy(struct entity_cache *cache);
 
 /*
+ * Hold the cache's mutex while using get and put and the values they return, when the cache is
+ * shared between threads. Not recursive.
+ */
+void entity_cache_lock(struct entity_cache *cache);
+void entity_cache_unlock(struct entity_cache *cache);
+
+/*
  * The value cached for the row (kind, id) when its version still matches, else NULL. The result
  * stays valid until the next entity_cache_put.
  */

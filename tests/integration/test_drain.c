@@ -448,12 +448,17 @@ struct summary {
 	long processed, failed, retrying, dead, dna_rows, batches;
 };
 
-/* Run `passportd drain --dsn dsn [--batch-size n]`; it must exit 0 and print its summary line. */
-#define DRAIN(dsn, batch_size) run_drain(__LINE__, dsn, batch_size)
-static struct summary run_drain(int line, const char *dsn, int batch_size)
+/*
+ * Run `passportd drain --dsn dsn [--batch-size n] [--workers w]`; it must exit 0 and print its
+ * summary line.
+ */
+#define DRAIN(dsn, batch_size) run_drain(__LINE__, dsn, batch_size, 1)
+#define DRAIN_WORKERS(dsn, batch_size, workers) run_drain(__LINE__, dsn, batch_size, workers)
+static struct summary run_drain(int line, const char *dsn, int batch_size, int workers)
 {
-	char size_text[16], daemon_dsn[DSN_MAX + 32];
-	const char *argv[7] = {harness_passportd(), "drain", "--dsn", daemon_dsn, NULL, NULL, NULL};
+	char size_text[16], workers_text[16], daemon_dsn[DSN_MAX + 32];
+	const char *argv[9] = {harness_passportd(), "drain", "--dsn", daemon_dsn, NULL, NULL, NULL, NULL, NULL};
+	int argc = 4;
 	char *output = NULL;
 	const char *summary_line;
 	struct summary s = {0};
@@ -463,8 +468,13 @@ static struct summary run_drain(int line, const char *dsn, int batch_size)
 	harness_role_dsn(dsn, "passportd", daemon_dsn, sizeof daemon_dsn);
 	if (batch_size > 0) {
 		snprintf(size_text, sizeof size_text, "%d", batch_size);
-		argv[4] = "--batch-size";
-		argv[5] = size_text;
+		argv[argc++] = "--batch-size";
+		argv[argc++] = size_text;
+	}
+	if (workers > 1) {
+		snprintf(workers_text, sizeof workers_text, "%d", workers);
+		argv[argc++] = "--workers";
+		argv[argc++] = workers_text;
 	}
 	status = harness_run(argv, NULL, &output);
 	if (status != 0)
@@ -595,6 +605,16 @@ static void case_mediaid_effect(void)
 		    "SELECT abs(decay_cultural - 0.1) < 1e-7 AND abs(decay_spatial - 0.1) < 1e-7"
 		    " FROM dna_evolution WHERE passport_entry_id = '%s'",
 		    uid(K_ENTRY, 12));
+
+	/* The evolution row carries the entry's own event type and time, whatever their text. */
+	add_entry(conn, 13, 1, "custom.\"odd\" \\x,{y} NULL", "{}", "{mediaid}", 431.25);
+	s = DRAIN(dsn, 0);
+	EXPECT_SUMMARY(s, 1, 0, 0);
+	EXPECT_TRUE(conn,
+		    "SELECT d.event_type = e.event_type AND d.event_type = 'custom.\"odd\" \\x,{y} NULL'"
+		    " AND d.event_time = e.\"timestamp\" AND d.event_time = %s"
+		    " FROM dna_evolution d JOIN passport_entries e ON e.id = d.passport_entry_id WHERE e.id = '%s'",
+		    at_day(431.25), uid(K_ENTRY, 13));
 	PQfinish(conn);
 	end_case();
 }
@@ -1528,6 +1548,54 @@ static void case_evolution_in_applied_order(void)
 	end_case();
 }
 
+/* ---- case 19 ---------------------------------------------------------------------------- */
+
+static void case_workers_determinism(void)
+{
+	char dsn_a[DSN_MAX], dsn_b[DSN_MAX];
+	PGconn *a, *b;
+	struct summary sa, sb;
+	char *ea, *eb, *oa, *ob;
+
+	begin_case(19, "drain --workers 4 (batches of 37) gives the same DNA, evolution and outcomes as one worker");
+	a = open_case_database("w1", true, dsn_a);
+	b = open_case_database("w4", true, dsn_b);
+	CHECK_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(50, 40)"), 2000);
+	CHECK_EQ_INT(harness_query_int(b, "SELECT passport_test_workload(50, 40)"), 2000);
+	for (int phase = 0; phase < 2; phase++) {
+		if (phase == 1) {
+			harness_exec(a, late_entries_sql);
+			harness_exec(b, late_entries_sql);
+		}
+		sa = DRAIN(dsn_a, 500);
+		sb = DRAIN_WORKERS(dsn_b, 37, 4);
+		CHECK_EQ_INT(sa.processed + sa.failed, phase == 0 ? 2000 : 100);
+		CHECK_EQ_INT(sb.processed, sa.processed);
+		CHECK_EQ_INT(sb.retrying, sa.retrying);
+		CHECK_EQ_INT(sb.dead, sa.dead);
+		CHECK(sb.batches >= (phase == 0 ? 2000 : 100) / 37);
+		expect_same_dna(a, b, phase == 0 ? "first drain" : "after the late entries");
+		ea = harness_query_text(a, evolution_digest_sql);
+		eb = harness_query_text(b, evolution_digest_sql);
+		if (strcmp(ea, eb) != 0)
+			HARNESS_FAIL("dna_evolution differs: %s (1 worker) vs %s (4 workers)", ea, eb);
+		oa = harness_query_text(a, outcome_digest_sql);
+		ob = harness_query_text(b, outcome_digest_sql);
+		if (strcmp(oa, ob) != 0)
+			HARNESS_FAIL("entry outcomes or coliseum rows differ: %s vs %s", oa, ob);
+		free(ea);
+		free(eb);
+		free(oa);
+		free(ob);
+	}
+	CHECK_EQ_INT(harness_query_int(b, "SELECT count(*) FROM passport_entries WHERE NOT processed AND dead_at IS NULL"
+					  " AND (next_attempt_at IS NULL OR next_attempt_at <= now())"),
+		     0);
+	PQfinish(a);
+	PQfinish(b);
+	end_case();
+}
+
 /* DRAIN_CASES="5 13" runs only those cases (for working on one); unset, all of them. */
 static bool wanted(int number)
 {
@@ -1572,6 +1640,7 @@ int main(void)
 		{16, case_database_refuses_one_entry},
 		{17, case_null_user_not_starved},
 		{18, case_evolution_in_applied_order},
+		{19, case_workers_determinism},
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
