@@ -420,7 +420,9 @@ static void add_entry(PGconn *conn, int entry, int user, const char *event_type,
 static void expect_entry(int line, PGconn *conn, int entry, const char *state, const char *error_part)
 {
 	char *got = textf(conn,
-			  "SELECT CASE WHEN processed THEN 'processed' WHEN dead_at IS NOT NULL THEN 'dead'"
+			  "SELECT CASE WHEN processed THEN 'processed'"
+			  " WHEN processed_at > now() - interval '1 hour' THEN 'unprocessed with a fresh processed_at'"
+			  " WHEN dead_at IS NOT NULL THEN 'dead'"
 			  " WHEN next_attempt_at > now() THEN 'retrying' ELSE 'due' END || '|' || coalesce(last_error, '')"
 			  " FROM passport_entries WHERE id = '%s'",
 			  uid(K_ENTRY, entry));
@@ -1111,9 +1113,23 @@ static void case_unknown_system(void)
 	add_entry(conn, 2, 1, "player.track_played", "{}", "{mediaid,billing}", 1.0);
 	add_entry(conn, 3, 2, "player.track_played", "{}", "{mediaid}", 2.0);
 	add_entry(conn, 4, 2, "player.track_played", "{}", "{coliseum,mediaid}", 3.0);
+	/* A stale processed_at on a due entry (some other writer's) survives its failure exactly. */
+	execf(conn, "UPDATE passport_entries SET processed_at = '2020-01-02 03:04:05.678901+00' WHERE id = '%s'",
+	      uid(K_ENTRY, 2));
+	/* A retried entry (old error, attempts) that now succeeds loses its old error. */
+	execf(conn, "UPDATE passport_entries SET last_error = 'coliseum: earlier', processing_attempts = 1 WHERE id = '%s'",
+	      uid(K_ENTRY, 1));
 
 	s = DRAIN(dsn, 0);
 	EXPECT_SUMMARY(s, 3, 0, 1);
+	EXPECT_TRUE(conn,
+		    "SELECT processed_at = '2020-01-02 03:04:05.678901+00' AND NOT processed AND processing_attempts = 1"
+		    " FROM passport_entries WHERE id = '%s'",
+		    uid(K_ENTRY, 2));
+	EXPECT_TRUE(conn,
+		    "SELECT processed AND last_error IS NULL AND next_attempt_at IS NULL AND processing_attempts = 1"
+		    " FROM passport_entries WHERE id = '%s'",
+		    uid(K_ENTRY, 1));
 	CHECK_EQ_INT(s.batches, 1);
 	expect_summary_matches_table(__LINE__, conn, &s);
 	EXPECT_ENTRY(conn, 2, "dead", "billing");

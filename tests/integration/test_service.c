@@ -1278,7 +1278,7 @@ static void case_stuck_batch(void)
 	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'passportd worker'"
 					     " AND wait_event_type = 'Lock' AND datname = current_database()"), 0);
 	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
-					     " AND processing_attempts = 0 AND last_error IS NULL"), 2);
+					     " AND processing_attempts = 0 AND last_error IS NULL AND processed_at IS NULL"), 2);
 	harness_exec(locker, "COMMIT");
 	require_sql(conn, "SELECT (count(*) = 6)::int FROM passport_entries WHERE processed", 5, d);
 	daemon_stop_ok(d);
