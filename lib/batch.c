@@ -57,7 +57,8 @@
 #define ENTRY_COLUMNS                                                                              \
 	"c.id::text, c.user_id::text, c.mediaid_id::text, c.event_type, c.payload::text, "              \
 	"array_to_json(c.affects_systems)::text, coalesce(c.processing_attempts, 0), "                  \
-	"floor(extract(epoch FROM c.\"timestamp\") * 1000000)::text, c.correlation, c.\"timestamp\"::text"
+	"floor(extract(epoch FROM c.\"timestamp\") * 1000000)::text, c.correlation, c.\"timestamp\"::text, "      \
+	"c.row_ctid::text"
 
 enum outcome {
 	OUTCOME_OK = 0,
@@ -76,6 +77,7 @@ struct entry {
 	const char *systems_json; /* NULL when SQL NULL */
 	const char *correlation_column; /* treasury_correlation_id, NULL when absent */
 	const char *time_text;          /* the timestamp as the server prints it, NULL when NULL */
+	const char *ctid;               /* where the row is: stable while the claim's lock is held */
 	int attempts;
 	bool has_time;
 	int64_t time_us;
@@ -402,7 +404,7 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	 * entries stay due, untouched.
 	 */
 	p->claim_users_sql = sql_printf(
-		"WITH claimed AS (SELECT e.*, %s AS correlation FROM passport_entries e"
+		"WITH claimed AS (SELECT e.*, e.ctid AS row_ctid, %s AS correlation FROM passport_entries e"
 		"  WHERE (e.user_id = ANY($1::uuid[]) OR ($3::boolean AND e.user_id IS NULL)) AND " DUE_CONDITION
 		"  ORDER BY e.\"timestamp\", e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED),"
 		" gap AS (SELECT DISTINCT ON (e.user_id) e.user_id, coalesce(e.\"timestamp\", 'infinity') AS ts, e.id"
@@ -414,7 +416,7 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 		" ORDER BY c.\"timestamp\", c.id",
 		correlation);
 	p->claim_id_sql = sql_printf(
-		"WITH claimed AS (SELECT e.*, %s AS correlation FROM passport_entries e"
+		"WITH claimed AS (SELECT e.*, e.ctid AS row_ctid, %s AS correlation FROM passport_entries e"
 		"  WHERE e.id = $1::uuid AND " DUE_CONDITION
 		"  AND (e.user_id IS NULL OR pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ", hashtext(e.user_id::text)))"
 		"  FOR UPDATE OF e SKIP LOCKED)"
@@ -512,6 +514,7 @@ static int batch_take_claimed(struct batch *b, PGresult *res)
 		e->has_time = parse_micros(PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7), &e->time_us) == 0;
 		e->correlation_column = PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8);
 		e->time_text = PQgetisnull(res, i, 9) ? NULL : PQgetvalue(res, i, 9);
+		e->ctid = PQgetvalue(res, i, 10);
 		e->dna_row = -1;
 		e->target = -1;
 	}
@@ -1066,7 +1069,11 @@ static void entry_evaluate(struct processor *p, struct batch *b, int index)
 		entry_fail(e, OUTCOME_PERMANENT, "mediaid: the update would make media_ids %s non-finite", row->id);
 		return;
 	}
-	memcpy(row->v, p->scratch, sizeof(float) * VEC_DIM);
+	{
+		float *previous = row->v; /* the new state is the scratch vector: swap, do not copy */
+		row->v = p->scratch;
+		p->scratch = previous;
+	}
 	if (e->step.advances_clock) {
 		row->has_clock = true;
 		row->clock_us = e->time_us;
@@ -1274,16 +1281,27 @@ done:
 	return rc;
 }
 
-static int write_coliseum(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+/*
+ * The processed marks of the entries that succeeded and, in the same statement, the coliseum
+ * rows of those routed there: the UPDATE's RETURNING hands the insert the entry columns it
+ * copies (user, type, source, session, payload, timestamp), so no second pass over the entries.
+ * Ids that reference no row become NULL rather than failing the insert. Rows are found by
+ * ctid (no index descent): the claim's FOR UPDATE lock, held until COMMIT, keeps them in place.
+ */
+static int write_processed(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
 {
-	struct array_param columns[8] = {0};
+	struct array_param columns[9] = {0};
+	struct array_param *done = &columns[8];
 
 	for (int i = 0; i < b->n_entries; i++) {
 		const struct entry *e = &b->entries[i];
 		double value;
 		const char *unit;
 
-		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_COLISEUM))
+		if (e->outcome != OUTCOME_OK)
+			continue;
+		array_add_quoted(done, e->ctid);
+		if (!(e->systems & SYSTEM_COLISEUM))
 			continue;
 		coliseum_metric(e, &value, &unit);
 		array_add_uuid(&columns[0], e->id);
@@ -1298,9 +1316,19 @@ static int write_coliseum(struct processor *p, struct batch *b, char *sqlstate, 
 		else
 			array_add(&columns[7], NULL);
 	}
-	/* Ids that reference no row become NULL rather than failing the insert. */
+	if (columns[0].n == 0) {
+		for (int i = 0; i < 8; i++)
+			strbuf_free(&columns[i].text);
+		return write_arrays(p,
+				    "UPDATE passport_entries SET processed = true, processed_at = now(),"
+				    " last_error = NULL, next_attempt_at = NULL WHERE ctid = ANY($1::tid[])",
+				    done, 1, sqlstate, err, errlen);
+	}
 	return write_arrays(p,
-			    "INSERT INTO coliseum_metrics (user_id, artist_id, event_id, track_id, brand_id, metric_type,"
+			    "WITH marked AS (UPDATE passport_entries SET processed = true, processed_at = now(),"
+			    " last_error = NULL, next_attempt_at = NULL WHERE ctid = ANY($9::tid[])"
+			    " RETURNING id, user_id, event_type, source, session_id, payload, \"timestamp\")"
+			    " INSERT INTO coliseum_metrics (user_id, artist_id, event_id, track_id, brand_id, metric_type,"
 			    " metric_value, metric_unit, source, session_id, dna_match_score, metadata, \"timestamp\","
 			    " passport_entry_id)"
 			    " SELECT e.user_id, a.id, r.event_id, c.id, r.brand_id, e.event_type, r.metric_value, r.metric_unit,"
@@ -1309,11 +1337,11 @@ static int write_coliseum(struct processor *p, struct batch *b, char *sqlstate, 
 			    " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::numeric[],"
 			    " $7::text[], $8::numeric[]) WITH ORDINALITY AS r(entry_id, artist_id, event_id, track_id,"
 			    " brand_id, metric_value, metric_unit, dna_match_score, ord)"
-			    " JOIN passport_entries e ON e.id = r.entry_id"
+			    " JOIN marked e ON e.id = r.entry_id"
 			    " LEFT JOIN artist_profiles a ON a.id = r.artist_id"
 			    " LEFT JOIN content_items c ON c.id = r.track_id"
 			    " ORDER BY r.ord",
-			    columns, 8, sqlstate, err, errlen);
+			    columns, 9, sqlstate, err, errlen);
 }
 
 static int write_ledger_links(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
@@ -1349,42 +1377,94 @@ static int write_ledger_links(struct processor *p, struct batch *b, char *sqlsta
 			  rows, sqlstate, err, errlen);
 }
 
+/*
+ * The dna_evolution rows. The nine real columns (alpha, decay and delta per domain) travel as
+ * binary real[] (the project's own codec): no number printing here, no parsing on the server.
+ */
+#define EVOLUTION_TEXT_COLUMNS 7
+#define EVOLUTION_REAL_COLUMNS 9
 static int write_evolution(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
 {
-	struct array_param columns[16] = {0};
+	struct array_param text[EVOLUTION_TEXT_COLUMNS] = {0};
+	float *reals = NULL;
+	unsigned char *encoded[EVOLUTION_REAL_COLUMNS] = {0};
+	const char *values[EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS];
+	int lengths[EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS] = {0};
+	int formats[EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS] = {0};
+	size_t n = 0, size;
+	bool failed = false;
+	int rc = -1;
 
+	reals = malloc(sizeof(float) * EVOLUTION_REAL_COLUMNS * (size_t)(b->n_entries + 1));
+	if (!reals)
+		goto oom;
 	for (int i = 0; i < b->n_entries; i++) {
 		const struct entry *e = &b->entries[i];
 		const struct target *t = e->target >= 0 ? &b->targets[e->target] : NULL;
+		size_t stride = (size_t)(b->n_entries + 1);
 
 		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_MEDIAID) || e->dna_row < 0)
 			continue;
-		array_add_uuid(&columns[0], b->rows[e->dna_row].id);
-		array_add_uuid(&columns[1], e->id);
-		array_add(&columns[2], t ? target_type_name(t->type) : NULL);
-		array_add_uuid(&columns[3], t ? t->id : NULL);
-		array_add_number(&columns[4], e->step.base_alpha);
+		array_add_uuid(&text[0], b->rows[e->dna_row].id);
+		array_add_uuid(&text[1], e->id);
+		array_add(&text[2], t ? target_type_name(t->type) : NULL);
+		array_add_uuid(&text[3], t ? t->id : NULL);
+		array_add(&text[4], e->step.late ? "true" : "false");
+		array_add_quoted(&text[5], e->event_type);
+		array_add_quoted(&text[6], e->time_text);
+		/* Column c of row n at reals[c * stride + n]: each column contiguous, ready to encode. */
+		reals[n] = (float)e->step.base_alpha;
 		for (int d = 0; d < VEC_DOMAINS; d++) {
-			array_add_number(&columns[5 + d], e->step.late ? (double)e->step.late_factor[d] : (double)e->step.keep[d]);
-			array_add_number(&columns[9 + d], e->delta_norms[d]);
+			reals[(size_t)(1 + d) * stride + n] = e->step.late ? e->step.late_factor[d] : e->step.keep[d];
+			reals[(size_t)(5 + d) * stride + n] = (float)e->delta_norms[d];
 		}
-		array_add(&columns[13], e->step.late ? "true" : "false");
-		array_add_quoted(&columns[14], e->event_type);
-		array_add_quoted(&columns[15], e->time_text);
+		n++;
 	}
-	return write_arrays(p,
-			    "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, target_type,"
-			    " target_id, alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial,"
-			    " delta_cultural, delta_behavioral, delta_economic, delta_spatial, late)"
-			    " SELECT r.mediaid_id, r.entry_id, r.event_type, r.event_time, r.target_type, r.target_id,"
-			    " r.alpha, r.d1, r.d2, r.d3, r.d4, r.n1, r.n2, r.n3, r.n4, r.late"
-			    " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::real[], $6::real[], $7::real[],"
-			    " $8::real[], $9::real[], $10::real[], $11::real[], $12::real[], $13::real[], $14::boolean[],"
-			    " $15::text[], $16::timestamptz[])"
-			    " WITH ORDINALITY AS r(mediaid_id, entry_id, target_type, target_id, alpha, d1, d2, d3, d4,"
-			    " n1, n2, n3, n4, late, event_type, event_time, ord)"
-			    " ORDER BY r.ord",
-			    columns, 16, sqlstate, err, errlen);
+	if (n == 0) {
+		rc = 0;
+		goto done;
+	}
+	size = vec_real_array_size(n);
+	for (int c = 0; c < EVOLUTION_REAL_COLUMNS; c++) {
+		encoded[c] = malloc(size);
+		if (!encoded[c] ||
+		    vec_encode_real_array(reals + (size_t)c * (size_t)(b->n_entries + 1), n, encoded[c], size) != (long)size)
+			goto oom;
+		values[EVOLUTION_TEXT_COLUMNS + c] = (const char *)encoded[c];
+		lengths[EVOLUTION_TEXT_COLUMNS + c] = (int)size;
+		formats[EVOLUTION_TEXT_COLUMNS + c] = 1;
+	}
+	for (int c = 0; c < EVOLUTION_TEXT_COLUMNS; c++) {
+		strbuf_add_str(&text[c].text, "}");
+		failed |= text[c].text.failed;
+		values[c] = text[c].text.data;
+	}
+	if (failed)
+		goto oom;
+	rc = write_statement(p,
+			     "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, target_type,"
+			     " target_id, alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial,"
+			     " delta_cultural, delta_behavioral, delta_economic, delta_spatial, late)"
+			     " SELECT r.mediaid_id, r.entry_id, r.event_type, r.event_time, r.target_type, r.target_id,"
+			     " r.alpha, r.d1, r.d2, r.d3, r.d4, r.n1, r.n2, r.n3, r.n4, r.late"
+			     " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::boolean[], $6::text[],"
+			     " $7::timestamptz[], $8::real[], $9::real[], $10::real[], $11::real[], $12::real[], $13::real[],"
+			     " $14::real[], $15::real[], $16::real[])"
+			     " WITH ORDINALITY AS r(mediaid_id, entry_id, target_type, target_id, late, event_type, event_time,"
+			     " alpha, d1, d2, d3, d4, n1, n2, n3, n4, ord)"
+			     " ORDER BY r.ord",
+			     EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS, values, lengths, formats, sqlstate, err, errlen);
+	goto done;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rc = -1;
+done:
+	for (int c = 0; c < EVOLUTION_TEXT_COLUMNS; c++)
+		strbuf_free(&text[c].text);
+	for (int c = 0; c < EVOLUTION_REAL_COLUMNS; c++)
+		free(encoded[c]);
+	free(reals);
+	return rc;
 }
 
 /* One UPDATE for every changed DNA row of the batch. */
@@ -1458,76 +1538,55 @@ oom:
 	return -1;
 }
 
-static int write_outcomes(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+/* The failures of a batch: attempts, last_error, and a retry time or dead_at. */
+static int write_failures(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
 {
-	const char **done = malloc(sizeof(*done) * (size_t)(b->n_entries + 1));
-	int n_done = 0;
 	cJSON *failures = cJSON_CreateArray();
-	char *literal = NULL;
+	char *text;
 	char max_attempts[16];
 	const char *values[2];
 	int rc;
 
-	if (!done || !failures)
+	if (!failures)
 		goto oom;
 	for (int i = 0; i < b->n_entries; i++) {
 		struct entry *e = &b->entries[i];
-		if (e->outcome == OUTCOME_OK) {
-			done[n_done++] = e->id;
-		} else if (e->outcome != OUTCOME_DEFERRED) {
-			cJSON *row = cJSON_CreateObject();
-			cJSON_AddItemToArray(failures, row);
-			cJSON_AddStringToObject(row, "id", e->id);
-			cJSON_AddStringToObject(row, "error", e->error);
-			cJSON_AddBoolToObject(row, "permanent", e->outcome == OUTCOME_PERMANENT);
-			cJSON_AddNumberToObject(row, "delay", retry_delay_seconds(p, e->attempts + 1));
-		}
+		cJSON *row;
+
+		if (e->outcome == OUTCOME_OK || e->outcome == OUTCOME_DEFERRED)
+			continue;
+		row = cJSON_CreateObject();
+		cJSON_AddItemToArray(failures, row);
+		cJSON_AddStringToObject(row, "id", e->id);
+		cJSON_AddStringToObject(row, "error", e->error);
+		cJSON_AddBoolToObject(row, "permanent", e->outcome == OUTCOME_PERMANENT);
+		cJSON_AddNumberToObject(row, "delay", retry_delay_seconds(p, e->attempts + 1));
 	}
-	if (n_done > 0) {
-		literal = uuid_array_literal(done, n_done);
-		if (!literal)
-			goto oom;
-		values[0] = literal;
-		rc = write_statement(p,
-				     "UPDATE passport_entries SET processed = true, processed_at = now(),"
-				     " last_error = NULL, next_attempt_at = NULL WHERE id = ANY($1::uuid[])",
-				     1, values, NULL, NULL, sqlstate, err, errlen);
-		free(literal);
-		if (rc < 0)
-			goto fail;
-	}
-	free(done);
-	done = NULL;
-	if (cJSON_GetArraySize(failures) > 0) {
-		char *text = cJSON_PrintUnformatted(failures);
+	if (cJSON_GetArraySize(failures) == 0) {
 		cJSON_Delete(failures);
-		failures = NULL;
-		if (!text)
-			goto oom;
-		snprintf(max_attempts, sizeof(max_attempts), "%d", p->config.max_attempts);
-		values[0] = text;
-		values[1] = max_attempts;
-		rc = write_statement(p,
-				  "UPDATE passport_entries e SET processing_attempts = coalesce(e.processing_attempts, 0) + 1,"
-				  " last_error = r.error,"
-				  " dead_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
-				  " THEN now() END,"
-				  " next_attempt_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
-				  " THEN NULL ELSE now() + make_interval(secs => r.delay) END"
-				  " FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, error text, permanent boolean, delay float8)"
-				  " WHERE e.id = r.id",
-				  2, values, NULL, NULL, sqlstate, err, errlen);
-		cJSON_free(text);
-		if (rc < 0)
-			goto fail;
+		return 0;
 	}
+	text = cJSON_PrintUnformatted(failures);
 	cJSON_Delete(failures);
-	return 0;
+	if (!text)
+		goto oom;
+	snprintf(max_attempts, sizeof(max_attempts), "%d", p->config.max_attempts);
+	values[0] = text;
+	values[1] = max_attempts;
+	rc = write_statement(p,
+			     "UPDATE passport_entries e SET processing_attempts = coalesce(e.processing_attempts, 0) + 1,"
+			     " last_error = r.error,"
+			     " dead_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
+			     " THEN now() END,"
+			     " next_attempt_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
+			     " THEN NULL ELSE now() + make_interval(secs => r.delay) END"
+			     " FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, error text, permanent boolean, delay float8)"
+			     " WHERE e.id = r.id",
+			     2, values, NULL, NULL, sqlstate, err, errlen);
+	cJSON_free(text);
+	return rc;
 oom:
 	snprintf(err, errlen, "out of memory");
-fail:
-	free(done);
-	cJSON_Delete(failures);
 	return -1;
 }
 
@@ -1575,10 +1634,10 @@ static int process_claimed(struct processor *p, struct batch *b, struct batch_to
 		snprintf(sqlstate, 6, "%s", "08006");
 		return -1;
 	}
-	if (write_coliseum(p, b, sqlstate, err, errlen) < 0 || write_ledger_links(p, b, sqlstate, err, errlen) < 0 ||
+	if (write_processed(p, b, sqlstate, err, errlen) < 0 || write_ledger_links(p, b, sqlstate, err, errlen) < 0 ||
 	    write_evolution(p, b, sqlstate, err, errlen) < 0 ||
 	    write_dna_rows(p, b, &dna_rows, sqlstate, err, errlen) < 0 ||
-	    write_outcomes(p, b, sqlstate, err, errlen) < 0 ||
+	    write_failures(p, b, sqlstate, err, errlen) < 0 ||
 	    write_statement(p, "COMMIT", 0, NULL, NULL, NULL, sqlstate, err, errlen) < 0) {
 		char ignored[6], ignored_err[256];
 		(void)pipeline_finish(p, ignored, ignored_err, sizeof(ignored_err));
@@ -1633,7 +1692,7 @@ static int record_database_failure(struct processor *p, const char *entry_id, co
 		e = &b.entries[0];
 		e->outcome = OUTCOME_OK;
 		entry_fail(e, OUTCOME_RETRY, "database: %s", message);
-		if (write_outcomes(p, &b, sqlstate, err, errlen) < 0)
+		if (write_failures(p, &b, sqlstate, err, errlen) < 0)
 			goto fail;
 		count_outcomes(p, &b, totals);
 		totals->claimed++;
