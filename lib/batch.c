@@ -124,6 +124,7 @@ struct batch {
 	int n_rows;
 	struct target *targets;
 	int n_targets;
+	float *target_vectors; /* n_targets x VEC_DIM: the targets' private copies */
 	char **correlations; /* ledger correlation ids that exist, sorted */
 	int n_correlations;
 };
@@ -481,9 +482,8 @@ static void batch_clear(struct batch *b)
 	for (int i = 0; i < b->n_rows; i++)
 		vec_free(b->rows[i].v);
 	free(b->rows);
-	for (int i = 0; i < b->n_targets; i++)
-		vec_free(b->targets[i].x);
 	free(b->targets);
+	free(b->target_vectors);
 	for (int i = 0; i < b->n_correlations; i++)
 		free(b->correlations[i]);
 	free(b->correlations);
@@ -740,14 +740,6 @@ static void entry_pick_row(struct batch *b, struct entry *e)
 	e->dna_row = fan;
 }
 
-static int find_target(const struct batch *b, enum target_type type, const char *id)
-{
-	for (int i = 0; i < b->n_targets; i++)
-		if (b->targets[i].type == type && strcmp(b->targets[i].id, id) == 0)
-			return i;
-	return -1;
-}
-
 /* Collect the distinct targets of mediaid entries and load their vectors from entity_dna. */
 struct target_source {
 	char kind[8];                 /* entity_type of the entity_dna row holding the vector */
@@ -755,19 +747,26 @@ struct target_source {
 	char version[24];             /* its xmin */
 };
 
-/* Give target t the value of a cached vector (a private copy: the cache may drop it later). */
-static int target_take(struct target *t, const struct cached_vector *cv)
+/* Give target i the value of a cached vector (a private copy: the cache may drop it later). */
+static void target_take(struct batch *b, int i, const struct cached_vector *cv)
 {
+	struct target *t = &b->targets[i];
+
 	t->valid = cv->valid;
 	if (!cv->valid) {
 		snprintf(t->invalid_reason, sizeof(t->invalid_reason), "%s", cv->invalid_reason);
-		return 0;
+		return;
 	}
-	t->x = vec_create(VEC_DIM);
-	if (!t->x)
-		return -1;
+	t->x = b->target_vectors + (size_t)i * VEC_DIM;
 	memcpy(t->x, cv->x, sizeof(float) * VEC_DIM);
-	return 0;
+}
+
+static uint64_t hash_target(enum target_type type, const char *id)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)type; /* FNV-1a */
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+	return h;
 }
 
 /*
@@ -784,27 +783,46 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 	PGresult *res = NULL;
 	int missing = 0;
 
+	size_t n_slots = 16;
+	int *slots; /* open addressing: target index + 1, 0 = empty */
+
+	while (n_slots < 2 * (size_t)b->n_entries)
+		n_slots *= 2;
 	b->targets = calloc((size_t)(b->n_entries > 0 ? b->n_entries : 1), sizeof(*b->targets));
-	if (!b->targets)
+	slots = calloc(n_slots, sizeof(*slots));
+	if (!b->targets || !slots) {
+		free(slots);
 		goto oom;
+	}
 	for (int i = 0; i < b->n_entries; i++) {
 		struct entry *e = &b->entries[i];
+		size_t slot;
 		int t;
 
 		if (e->outcome != OUTCOME_OK || e->dna_row < 0 || e->info.target_type == TARGET_NONE)
 			continue;
-		/* A linear search is fine: a batch rarely holds more than a few hundred targets. */
-		t = find_target(b, e->info.target_type, e->info.target_id);
+		slot = (size_t)hash_target(e->info.target_type, e->info.target_id) & (n_slots - 1);
+		for (;; slot = (slot + 1) & (n_slots - 1)) {
+			t = slots[slot] - 1;
+			if (t < 0 || (b->targets[t].type == e->info.target_type &&
+				      strcmp(b->targets[t].id, e->info.target_id) == 0))
+				break;
+		}
 		if (t < 0) {
 			t = b->n_targets++;
+			slots[slot] = t + 1;
 			b->targets[t].type = e->info.target_type;
 			memcpy(b->targets[t].id, e->info.target_id, sizeof(b->targets[t].id));
 			b->targets[t].valid = true;
 		}
 		e->target = t;
 	}
+	free(slots);
 	if (b->n_targets == 0)
 		return 0;
+	b->target_vectors = malloc(sizeof(float) * VEC_DIM * (size_t)b->n_targets);
+	if (!b->target_vectors)
+		goto oom;
 	sources = calloc((size_t)b->n_targets, sizeof(*sources));
 	if (!sources)
 		goto oom;
@@ -855,10 +873,7 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 		snprintf(src->version, sizeof(src->version), "%s", PQgetvalue(res, r, 3));
 		cv = entity_cache_get(p->entities, src->kind, src->id, src->version);
 		if (cv) {
-			if (target_take(&b->targets[ord - 1], cv) < 0) {
-				entity_cache_unlock(p->entities);
-				goto oom;
-			}
+			target_take(b, (int)ord - 1, cv);
 			continue;
 		}
 		if (missing++) {
@@ -897,8 +912,8 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 					      (size_t)PQgetlength(res, r, 3));
 			for (int i = 0; cv && i < b->n_targets; i++)
 				if (!b->targets[i].x && b->targets[i].valid && strcmp(sources[i].kind, kind) == 0 &&
-				    strcmp(sources[i].id, id) == 0 && target_take(&b->targets[i], cv) < 0)
-					cv = NULL;
+				    strcmp(sources[i].id, id) == 0)
+					target_take(b, i, cv);
 			if (!cv) {
 				entity_cache_unlock(p->entities);
 				goto oom;
