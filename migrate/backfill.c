@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,8 @@ struct backfill_options {
 	bool restart;
 	double lock_wait;
 	enum progress_mode progress;
+	int jobs; /* sources copied at once, each on its own connection */
+	bool lines_only; /* several sources at once: log lines, never a bar */
 };
 
 /* The legacy event types with a canonical name (SPEC §6). */
@@ -138,6 +141,7 @@ struct unmapped_type {
 
 enum source_status {
 	SOURCE_PENDING,
+	SOURCE_RUNNING,     /* taken by a session, being copied */
 	SOURCE_COMPLETE,
 	SOURCE_MISSING,     /* no such table: reported and skipped */
 	SOURCE_INTERRUPTED, /* stopped by a signal between batches: re-run to resume */
@@ -146,6 +150,7 @@ enum source_status {
 
 static const char *const status_names[] = {
 	[SOURCE_PENDING] = "pending",
+	[SOURCE_RUNNING] = "running",
 	[SOURCE_COMPLETE] = "complete",
 	[SOURCE_MISSING] = "missing",
 	[SOURCE_INTERRUPTED] = "interrupted",
@@ -264,7 +269,10 @@ static void backfill_usage(FILE *out)
 	      "      --since TIME         only events at or after TIME (a timestamp; UTC unless it\n"
 	      "                           names a zone)\n"
 	      "      --until TIME         only events before TIME\n"
-	      "      --max-rate ROWS      read at most ROWS legacy rows per second on average\n"
+	      "      --max-rate ROWS      read at most ROWS legacy rows per second on average (per\n"
+	      "                           source)\n"
+	      "  -j, --jobs N             copy up to N sources at once, each on its own connection\n"
+	      "                           (default 1; 2 copies both logs side by side)\n"
 	      "  -n, --dry-run            count what would be copied and show a sample; write nothing\n"
 	      "      --mark-processed     insert the entries as processed history (passportd skips them)\n"
 	      "      --include-client-info  also copy user_agent and ip_address into the payload\n"
@@ -905,12 +913,13 @@ static void format_duration(double seconds, char *buf, size_t size)
 		snprintf(buf, size, "%llds", s);
 }
 
-static void progress_begin(struct progress_display *progress, enum progress_mode mode, const char *label)
+static void progress_begin(struct progress_display *progress, enum progress_mode mode, bool lines_only,
+			   const char *label)
 {
 	memset(progress, 0, sizeof *progress);
 	progress->terminal = isatty(STDERR_FILENO);
-	progress->bar = mode == PROGRESS_ALWAYS || (mode == PROGRESS_AUTO && progress->terminal);
-	progress->log_lines = mode == PROGRESS_AUTO && !progress->terminal;
+	progress->bar = !lines_only && (mode == PROGRESS_ALWAYS || (mode == PROGRESS_AUTO && progress->terminal));
+	progress->log_lines = mode != PROGRESS_NEVER && !progress->bar;
 	progress->label = label;
 	progress->started = monotonic_seconds();
 	progress->last_output = progress->started;
@@ -1208,7 +1217,7 @@ static void backfill_source(struct backfill_session *session, struct source_run 
 			run->table.layout, run->total_estimated ? "about " : "", run->total >= 0 ? total : "?",
 			run->resumed_after[0] ? "left" : "to read", options->dry_run ? " (dry run)" : "");
 	}
-	progress_begin(&progress, options->progress, label);
+	progress_begin(&progress, options->progress, options->lines_only, label);
 	started = monotonic_seconds();
 
 	for (;;) {
@@ -1610,6 +1619,7 @@ static int parse_options(int argc, char **argv, struct migrate_globals *globals,
 		{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"dsn", required_argument, NULL, OPT_DSN},
+		{"jobs", required_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1617,8 +1627,20 @@ static int parse_options(int argc, char **argv, struct migrate_globals *globals,
 	char *end;
 
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, "nh", long_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "nhj:", long_options, NULL)) != -1) {
 		switch (opt) {
+		case 'j': {
+			long value;
+
+			errno = 0;
+			value = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || value < 1 || value > 16) {
+				migrate_error("backfill: --jobs must be a number from 1 to 16");
+				return -1;
+			}
+			options->jobs = (int)value;
+			break;
+		}
 		case OPT_SOURCE:
 			options->sources = legacy_sources_parse(optarg);
 			if (!options->sources) {
@@ -1704,6 +1726,119 @@ static int parse_options(int argc, char **argv, struct migrate_globals *globals,
 	return 0;
 }
 
+/* ---- sources side by side (--jobs) ------------------------------------------------------ */
+
+/* What the copying threads share: the runs to do and everything a run needs. */
+struct copy_shared {
+	const struct migrate_globals *globals;
+	const struct backfill_options *options;
+	const struct database_facts *facts;
+	const char *routes, *window_key, *since, *until;
+	struct source_run *runs;
+	size_t run_count;
+	pthread_mutex_t mutex; /* guards the runs' SOURCE_PENDING -> running hand-out */
+};
+
+/* The next run nobody has taken yet, marked taken; NULL when none is left (or on a stop). */
+static struct source_run *take_pending_run(struct copy_shared *shared)
+{
+	struct source_run *run = NULL;
+
+	pthread_mutex_lock(&shared->mutex);
+	for (size_t i = 0; i < shared->run_count && !run && !stop_requested; i++) {
+		if (shared->runs[i].status == SOURCE_PENDING) {
+			run = &shared->runs[i];
+			run->status = SOURCE_RUNNING;
+		}
+	}
+	pthread_mutex_unlock(&shared->mutex);
+	return run;
+}
+
+/* Copy pending sources one after another on this session until none is left. */
+static void copy_sources(struct copy_shared *shared, struct backfill_session *session)
+{
+	struct source_run *run;
+
+	while ((run = take_pending_run(shared)) != NULL) {
+		backfill_source(session, run, shared->options, shared->facts, shared->routes, shared->window_key,
+				shared->since, shared->until);
+		if (run->status == SOURCE_RUNNING)
+			run->status = SOURCE_FAILED;
+		if (run->status == SOURCE_FAILED)
+			migrate_error("backfill: %s: %s", legacy_source_name(run->source), run->error);
+	}
+}
+
+struct copy_job {
+	struct copy_shared *shared;
+	struct backfill_session session;
+	pthread_t thread;
+};
+
+static void *copy_job_main(void *arg)
+{
+	struct copy_job *job = arg;
+
+	copy_sources(job->shared, &job->session);
+	return NULL;
+}
+
+/*
+ * Copy the pending sources with `jobs` sessions at once: the first is the main session, the
+ * others are new connections with the same settings. A job that cannot connect leaves its
+ * sources to the others.
+ */
+static void copy_in_parallel(struct copy_shared *shared, struct backfill_session *main_session, int jobs)
+{
+	struct copy_job *job = calloc((size_t)jobs, sizeof(*job));
+	int started = 0;
+
+	if (!job) {
+		copy_sources(shared, main_session);
+		return;
+	}
+	job[0].session = *main_session;
+	for (int i = 0; i < jobs; i++) {
+		char err[1024];
+
+		job[i].shared = shared;
+		if (i > 0) {
+			job[i].session = *main_session;
+			job[i].session.conn = migrate_connect(shared->globals);
+			job[i].session.locked_source = -1;
+			if (!job[i].session.conn)
+				continue;
+			if (session_prepare(&job[i].session, err, sizeof err) < 0) {
+				migrate_error("backfill: %s", err);
+				PQfinish(job[i].session.conn);
+				job[i].session.conn = NULL;
+				continue;
+			}
+		}
+		if (pthread_create(&job[i].thread, NULL, copy_job_main, &job[i]) != 0) {
+			if (i > 0) {
+				PQfinish(job[i].session.conn);
+				job[i].session.conn = NULL;
+			}
+			continue;
+		}
+		started |= 1 << i;
+	}
+	for (int i = 0; i < jobs; i++) {
+		if (!(started & (1 << i)))
+			continue;
+		pthread_join(job[i].thread, NULL);
+		if (i > 0)
+			PQfinish(job[i].session.conn);
+	}
+	/* The main session may have been reset (a reconnect) by its job: keep the live handle. */
+	main_session->conn = job[0].session.conn;
+	if (!(started & 1))
+		copy_sources(shared, main_session); /* no thread ran it: finish here */
+	free(job);
+}
+
 int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 {
 	struct backfill_options options = {
@@ -1774,16 +1909,10 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 			continue;
 		run = &runs[run_count++];
 		run->source = (enum legacy_source)source;
-		if (stop_requested) {
-			run->status = SOURCE_INTERRUPTED;
-			interrupted = true;
-			continue;
-		}
 		if (legacy_table_inspect(session.conn, run->source, options.include_client_info, &run->table, err,
 					 sizeof err) < 0) {
 			snprintf(run->error, sizeof run->error, "%s", err);
 			run->status = SOURCE_FAILED;
-			all_complete = false;
 			continue;
 		}
 		if (!run->table.exists) {
@@ -1798,17 +1927,34 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 				 run->table.problem);
 			memcpy(run->error, problem, sizeof problem);
 			run->status = SOURCE_FAILED;
-			all_complete = false;
 			continue;
 		}
-		backfill_source(&session, run, &options, &facts, routes, window_key, since[0] ? since : NULL,
-				until[0] ? until : NULL);
+		run->status = SOURCE_PENDING;
+	}
+	{
+		struct copy_shared shared = {
+			.globals = globals, .options = &options, .facts = &facts, .routes = routes,
+			.window_key = window_key, .since = since[0] ? since : NULL, .until = until[0] ? until : NULL,
+			.runs = runs, .run_count = run_count, .mutex = PTHREAD_MUTEX_INITIALIZER,
+		};
+		size_t pending = 0;
+
+		for (size_t i = 0; i < run_count; i++)
+			pending += runs[i].status == SOURCE_PENDING;
+		if (options.jobs > 1 && pending > 1)
+			copy_in_parallel(&shared, &session, pending < (size_t)options.jobs ? (int)pending : options.jobs);
+		else
+			copy_sources(&shared, &session);
+	}
+	for (size_t i = 0; i < run_count; i++) {
+		struct source_run *run = &runs[i];
+
+		if (run->status == SOURCE_PENDING)
+			run->status = SOURCE_INTERRUPTED; /* a stop came first */
 		if (run->status == SOURCE_INTERRUPTED)
 			interrupted = true;
-		if (run->status != SOURCE_COMPLETE)
+		if (run->status != SOURCE_COMPLETE && run->status != SOURCE_MISSING)
 			all_complete = false;
-		if (run->status == SOURCE_FAILED)
-			migrate_error("backfill: %s: %s", legacy_source_name(run->source), run->error);
 	}
 
 	if (options.json)
