@@ -6,15 +6,17 @@
 #
 # Environment: P3_ROWS (default 1000000), P3_USERS (default 5000), BENCH_RUNS (default 3; at 1M
 # rows one run takes minutes: BENCH_RUNS=1 is reasonable on a shared machine), P3_BATCH_SIZE
-# (default: the tool's own), plus bench/lib.sh's.
+# (default: the tool's own), P3_JOBS (default 2: `backfill --jobs 2`, the two logs side by side),
+# plus bench/lib.sh's.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROWS=${P3_ROWS:-1000000}
 USERS=${P3_USERS:-5000}
-batch_args=()
-[[ -n "${P3_BATCH_SIZE:-}" ]] && batch_args=(--batch-size "$P3_BATCH_SIZE")
+JOBS=${P3_JOBS:-2}
+batch_args=(--jobs "$JOBS")
+[[ -n "${P3_BATCH_SIZE:-}" ]] && batch_args+=(--batch-size "$P3_BATCH_SIZE")
 
 bench_build
 bench_server_start
@@ -74,7 +76,7 @@ done
 
 col() { cut -d' ' -f"$2" "$work/$1" | bench_median; }
 seed_ms=$(col seed 1)
-echo "P3 backfill: $ROWS legacy rows ($USERS users), median of $BENCH_RUNS runs"
+echo "P3 backfill: $ROWS legacy rows ($USERS users), backfill --jobs $JOBS, median of $BENCH_RUNS runs"
 bench_figure "seed SQL (2 x INSERT ... SELECT) ms" "$seed_ms   runs: $(cut -d' ' -f1 "$work/seed" | tr '\n' ' ')"
 bench_figure "seed SQL rows/s" "$(awk -v n="$(col seed 2)" -v ms="$seed_ms" 'BEGIN { printf "%.0f", n * 1000 / ms }')"
 if ((!have_backfill)); then
