@@ -71,7 +71,7 @@ static void usage(FILE *out)
 		"  -c, --config FILE        config file (default " CONFIG_DEFAULT_PATH ", optional)\n"
 		"  -b, --batch-size N       entries per batch (default 500)\n"
 		"  -j, --workers N          drain: work with N connections in parallel, each on other\n"
-		"                           users (default 1; on a backlog, 2 per server core helps)\n"
+		"                           users (default 1; more than the server's cores do not help)\n"
 		"      --poll-interval SEC  poll for retries and missed notifications (default 5)\n"
 		"      --no-listen          poll only: for transaction poolers, where LISTEN does not work\n"
 		"      --systems LIST       enabled systems (default mediaid,coliseum,treasury)\n"

@@ -1813,134 +1813,158 @@ static char *set_aside_literal(struct processor *p)
 	return uuid_array_literal(users, n);
 }
 
-/* Users of the oldest due entries, in order, without repeats; sets *null_user if any entry has none. */
-static int find_candidate_users(struct processor *p, char **literal, bool *null_user, char *err, size_t errlen)
+/*
+ * BEGIN and one query in a single round trip (a pipeline). Returns the query's result, or NULL
+ * with the first error (the caller rolls back).
+ */
+static PGresult *begin_and_query(struct processor *p, const char *sql, int nparams, const char *const *values,
+				 char *sqlstate, char *err, size_t errlen)
 {
-	char limit[16];
-	char *aside = set_aside_literal(p);
-	const char *values[2] = {limit, aside};
-	PGresult *res;
-	struct strbuf sb = {0};
-	int n;
+	PGresult *kept = NULL;
+	int rc = 0, empty = 0;
 
-	if (!aside) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
+	if (!PQenterPipelineMode(p->conn) || !PQsendQueryParams(p->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQsendQueryParams(p->conn, sql, nparams, NULL, values, NULL, NULL, 0) || !PQpipelineSync(p->conn)) {
+		db_error_text(p->conn, NULL, err, errlen);
+		snprintf(sqlstate, 6, "%s", "08006");
+		(void)PQexitPipelineMode(p->conn);
+		return NULL;
 	}
-	/*
-	 * Scan as many of the oldest due entries as it takes to find about twice the users wanted
-	 * (most of the oldest entries belong to different users), never more than a batch.
-	 */
-	snprintf(limit, sizeof(limit), "%d", (int)fmin(p->config.batch_size, fmax(64.0, 2.0 * p->candidate_users)));
-	res = query(p,
-		    "SELECT e.user_id::text FROM passport_entries e WHERE " DUE_CONDITION
-		    " AND (e.user_id IS NULL OR NOT e.user_id = ANY($2::uuid[]))"
-		    " ORDER BY e.\"timestamp\", e.id LIMIT $1::int",
-		    2, values, NULL, NULL, 0, err, errlen);
-	free(aside);
-	if (!res)
-		return -1;
-	*null_user = false;
-	n = PQntuples(res);
-	strbuf_add_str(&sb, "{");
-	/* Keep first occurrences only; order matters (oldest first), so no sorting here. */
-	for (int i = 0, added = 0; i < n; i++) {
-		const char *user = PQgetvalue(res, i, 0);
-		bool seen = false;
+	for (;;) {
+		PGresult *res = PQgetResult(p->conn);
+		ExecStatusType status;
 
-		if (PQgetisnull(res, i, 0)) {
-			*null_user = true;
+		if (!res) {
+			/* NULL separates the results of two statements; a dead connection yields only NULLs. */
+			if (db_connection_lost(p->conn) || ++empty > 64) {
+				if (rc == 0) {
+					db_error_text(p->conn, NULL, err, errlen);
+					snprintf(sqlstate, 6, "%s", "08006");
+				}
+				rc = -1;
+				break;
+			}
 			continue;
 		}
-		if (added >= p->candidate_users)
-			continue; /* keep scanning only to notice entries without a user */
-		for (int j = 0; j < i && !seen; j++)
-			seen = !PQgetisnull(res, j, 0) && strcmp(PQgetvalue(res, j, 0), user) == 0;
-		if (seen)
-			continue;
-		if (added++)
-			strbuf_add_str(&sb, ",");
-		strbuf_add_str(&sb, user);
+		empty = 0;
+		status = PQresultStatus(res);
+		if (status == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			break;
+		}
+		if (status == PGRES_FATAL_ERROR && rc == 0) {
+			db_error_text(p->conn, res, err, errlen);
+			snprintf(sqlstate, 6, "%s", db_sqlstate(res));
+			rc = -1;
+		}
+		if (status == PGRES_TUPLES_OK && !kept)
+			kept = res;
+		else
+			PQclear(res);
 	}
-	strbuf_add_str(&sb, "}");
-	PQclear(res);
-	if (sb.failed) {
-		strbuf_free(&sb);
-		snprintf(err, errlen, "out of memory");
-		return -1;
+	if (!PQexitPipelineMode(p->conn) && rc == 0) {
+		db_error_text(p->conn, NULL, err, errlen);
+		snprintf(sqlstate, 6, "%s", "08006");
+		rc = -1;
 	}
-	*literal = sb.data;
-	return n;
+	if (rc < 0 || !kept) {
+		if (rc == 0)
+			snprintf(err, errlen, "the user lock query returned no rows");
+		PQclear(kept);
+		return NULL;
+	}
+	return kept;
 }
+
+/*
+ * Which users a batch takes, in one statement (sent together with BEGIN):
+ *   scan: the oldest due entries (about twice as many as users are wanted, at most a batch),
+ *         leaving out users set aside;
+ *   candidate: their users in order of first appearance, without repeats;
+ *   walk: lock candidates in that order while the due entries of the users locked so far fit in
+ *         the batch (the first user always). Users held by another worker are skipped, not waited
+ *         for, and do not count. It is a recursive CTE so that each user's lock is tried, and its
+ *         due entries counted, only when the walk reaches it (OFFSET 0 keeps the planner from
+ *         evaluating the lock more than once).
+ * One row always: how many entries the scan saw and whether one had no user; then one row per
+ * locked user (id, due entries), in walk order.
+ */
+#define LOCK_USERS_SQL                                                                             \
+	"WITH RECURSIVE scan AS MATERIALIZED ("                                                     \
+	"  SELECT e.user_id, row_number() OVER (ORDER BY e.\"timestamp\", e.id) AS n FROM ("       \
+	"   SELECT e.user_id, e.\"timestamp\", e.id FROM passport_entries e WHERE " DUE_CONDITION   \
+	"   AND (e.user_id IS NULL OR NOT e.user_id = ANY($1::uuid[]))"                              \
+	"   ORDER BY e.\"timestamp\", e.id LIMIT $2::int) e),"                                       \
+	" candidate AS MATERIALIZED ("                                                              \
+	"  SELECT user_id AS id, row_number() OVER (ORDER BY min(n)) AS ord FROM scan"              \
+	"  WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY min(n) LIMIT $3::int),"               \
+	" walk(ord, id, locked, due, total) AS ("                                                   \
+	"  SELECT 0::bigint, NULL::uuid, false, 0::bigint, 0::bigint"                                \
+	"  UNION ALL"                                                                               \
+	"  SELECT c.ord, c.id, l.locked, d.due, w.total + d.due"                                      \
+	"  FROM walk w JOIN candidate c ON c.ord = w.ord + 1"                                         \
+	"  CROSS JOIN LATERAL (SELECT pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ","              \
+	"   hashtext(c.id::text)) AS locked OFFSET 0) l"                                              \
+	"  CROSS JOIN LATERAL (SELECT CASE WHEN l.locked THEN (SELECT count(*) FROM passport_entries e" \
+	"   WHERE e.user_id = c.id AND " DUE_CONDITION ") ELSE 0 END AS due OFFSET 0) d"                 \
+	"  WHERE w.total < $4::int)"                                                                 \
+	" SELECT s.scanned, s.null_user, w.id::text, w.due FROM"                                      \
+	" (SELECT count(*) AS scanned, coalesce(bool_or(user_id IS NULL), false) AS null_user FROM scan) s" \
+	" LEFT JOIN (SELECT ord, id, due FROM walk WHERE locked) w ON true ORDER BY w.ord"
 
 int processor_run_batch(struct processor *p, struct batch_totals *totals, char *err, size_t errlen)
 {
-	char *candidates = NULL, *locked = NULL;
+	char *aside = NULL, *locked = NULL;
 	bool null_user;
 	char sqlstate[6] = "";
-	char limit[16];
+	char limit[16], scan[16], wanted_users[16];
 	struct batch b = {0};
 	PGresult *res, *lock_res = NULL;
-	int n;
 
-	n = find_candidate_users(p, &candidates, &null_user, err, errlen);
-	if (n < 0)
+	aside = set_aside_literal(p);
+	if (!aside) {
+		snprintf(err, errlen, "out of memory");
 		return BATCH_ERROR;
-	if (n == 0) {
-		free(candidates);
-		return BATCH_EMPTY;
 	}
-	if (db_command(p->conn, "BEGIN", err, errlen) < 0)
-		goto error;
-
-	/*
-	 * Lock users in order of their oldest due entry while the due entries of the users locked so
-	 * far fit in the batch (the first user always). Users held by another worker are skipped, not
-	 * waited for, and do not count: the walk goes on to the next candidate. The walk is a
-	 * recursive CTE so that each user's lock is tried, and its due entries counted, only when the
-	 * walk reaches it (OFFSET 0 keeps the planner from evaluating the lock more than once).
-	 */
 	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
+	/* Most of the oldest entries belong to different users: scan twice the users wanted. */
+	snprintf(scan, sizeof(scan), "%d", (int)fmin(p->config.batch_size, fmax(64.0, 2.0 * p->candidate_users)));
+	snprintf(wanted_users, sizeof(wanted_users), "%d", p->candidate_users);
 	{
-		const char *values[2] = {candidates, limit};
-		res = query_state(p,
-				  "WITH RECURSIVE candidate AS ("
-				  "  SELECT u.id, u.ord FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)),"
-				  " walk(ord, id, locked, due, total) AS ("
-				  "  SELECT 0::bigint, NULL::uuid, false, 0::bigint, 0::bigint"
-				  "  UNION ALL"
-				  "  SELECT c.ord, c.id, l.locked, d.due, w.total + d.due"
-				  "  FROM walk w JOIN candidate c ON c.ord = w.ord + 1"
-				  "  CROSS JOIN LATERAL (SELECT pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ", hashtext(c.id::text))"
-				  "   AS locked OFFSET 0) l"
-				  "  CROSS JOIN LATERAL (SELECT CASE WHEN l.locked THEN (SELECT count(*) FROM passport_entries e"
-				  "   WHERE e.user_id = c.id AND " DUE_CONDITION ") ELSE 0 END AS due OFFSET 0) d"
-				  "  WHERE w.total < $2::int)"
-				  " SELECT id::text, due FROM walk WHERE locked ORDER BY ord",
-				  2, values, NULL, NULL, 0, sqlstate, err, errlen);
+		const char *values[4] = {aside, scan, wanted_users, limit};
+		res = begin_and_query(p, LOCK_USERS_SQL, 4, values, sqlstate, err, errlen);
 	}
-	free(candidates);
-	candidates = NULL;
+	free(aside);
 	if (!res)
 		goto error;
+	if (PQntuples(res) < 1 || atol(PQgetvalue(res, 0, 0)) == 0) {
+		PQclear(res);
+		rollback(p);
+		return BATCH_EMPTY;
+	}
+	null_user = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	{
-		const char **users = malloc(sizeof(*users) * (size_t)(PQntuples(res) + 1));
+		int n = PQntuples(res), n_users = 0;
+		const char **users = malloc(sizeof(*users) * (size_t)(n + 1));
+		long due = 0;
+
 		if (!users) {
 			PQclear(res);
 			snprintf(err, errlen, "out of memory");
 			goto error;
 		}
-		long due = 0;
-		for (int i = 0; i < PQntuples(res); i++) {
-			users[i] = PQgetvalue(res, i, 0);
-			due += atol(PQgetvalue(res, i, 1));
+		for (int i = 0; i < n; i++) {
+			if (PQgetisnull(res, i, 2))
+				continue; /* the one row of a walk that locked nobody */
+			users[n_users++] = PQgetvalue(res, i, 2);
+			due += atol(PQgetvalue(res, i, 3));
 		}
-		if (PQntuples(res) > 0) {
-			double average = (double)due / PQntuples(res);
+		if (n_users > 0) {
+			double average = (double)due / n_users;
 			double wanted = average > 0 ? 4.0 * ceil((double)p->config.batch_size / average) : 16.0;
 			p->candidate_users = (int)fmin(fmax(wanted, 4.0), (double)p->config.batch_size);
 		}
-		locked = PQntuples(res) > 0 ? uuid_array_literal(users, PQntuples(res)) : NULL;
+		locked = n_users > 0 ? uuid_array_literal(users, n_users) : NULL;
 		free(users);
 		lock_res = res; /* kept to see which locked users got no entries */
 	}
@@ -1968,8 +1992,10 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 	}
 	/* A locked user with nothing claimed has its next entry held by another session. */
 	for (int u = 0; u < PQntuples(lock_res); u++) {
-		const char *user = PQgetvalue(lock_res, u, 0);
+		const char *user = PQgetvalue(lock_res, u, 2);
 		bool claimed = false;
+		if (PQgetisnull(lock_res, u, 2))
+			continue;
 		for (int i = 0; i < b.n_entries && !claimed; i++)
 			claimed = strcmp(b.entries[i].user_id, user) == 0;
 		if (!claimed)
@@ -2020,7 +2046,6 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 	}
 
 error:
-	free(candidates);
 	free(locked);
 	PQclear(lock_res);
 	batch_clear(&b);

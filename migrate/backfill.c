@@ -1846,6 +1846,7 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 		.batch_size = BACKFILL_DEFAULT_BATCH,
 		.lock_wait = BACKFILL_DEFAULT_LOCK_WAIT,
 		.progress = PROGRESS_AUTO,
+		.jobs = 1,
 	};
 	struct backfill_session session = {.conn = NULL, .locked_source = -1};
 	struct database_facts facts;
@@ -1941,9 +1942,10 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 
 		for (size_t i = 0; i < run_count; i++)
 			pending += runs[i].status == SOURCE_PENDING;
-		if (options.jobs > 1 && pending > 1)
+		if (options.jobs > 1 && pending > 1) {
+			options.lines_only = true; /* two bars cannot share one terminal line */
 			copy_in_parallel(&shared, &session, pending < (size_t)options.jobs ? (int)pending : options.jobs);
-		else
+		} else
 			copy_sources(&shared, &session);
 	}
 	for (size_t i = 0; i < run_count; i++) {
