@@ -596,17 +596,107 @@ static int compare_rows(const void *a, const void *b)
 	return c ? c : strcmp(x->id, y->id);
 }
 
-/* Load the media_ids rows of every user with a mediaid entry, decoded, sorted by (user, id). */
-static int load_dna_rows(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+/*
+ * A query of the facts phase: sent with the others in one pipeline (run_fetches), its result
+ * then handed to the matching *_take function. sql stays NULL when there is nothing to ask.
+ */
+struct fetch {
+	const char *sql;
+	int nparams;
+	const char *values[4];
+	int result_format;
+	char *owned[2]; /* parameter texts to free */
+	PGresult *res;
+};
+
+static void fetch_clear(struct fetch *f)
+{
+	free(f->owned[0]);
+	free(f->owned[1]);
+	PQclear(f->res);
+	memset(f, 0, sizeof(*f));
+}
+
+/*
+ * Send the queries (those with sql) in one pipeline, one round trip, and keep each one's result
+ * in its res. Returns 0, or -1 with the first error (the results are then cleared).
+ */
+static int run_fetches(struct processor *p, struct fetch *f, int n, char *sqlstate, char *err, size_t errlen)
+{
+	int rc = 0, sent = 0;
+
+	for (int i = 0; i < n; i++)
+		sent += f[i].sql != NULL;
+	if (sent == 0)
+		return 0;
+	if (!PQenterPipelineMode(p->conn))
+		goto lost;
+	for (int i = 0; i < n; i++)
+		if (f[i].sql && !PQsendQueryParams(p->conn, f[i].sql, f[i].nparams, NULL, f[i].values, NULL, NULL,
+						   f[i].result_format))
+			goto lost_in_pipeline;
+	if (!PQpipelineSync(p->conn))
+		goto lost_in_pipeline;
+	/* Each query's results end with a NULL; then comes the sync. */
+	for (int i = 0; i <= n; i++) {
+		PGresult *res;
+
+		if (i < n && !f[i].sql)
+			continue;
+		while ((res = PQgetResult(p->conn)) != NULL) {
+			ExecStatusType status = PQresultStatus(res);
+
+			if (i == n && status == PGRES_PIPELINE_SYNC) {
+				PQclear(res);
+				break; /* no NULL follows the sync */
+			}
+			if (status == PGRES_FATAL_ERROR && rc == 0) {
+				db_error_text(p->conn, res, err, errlen);
+				snprintf(sqlstate, 6, "%s", db_sqlstate(res));
+				rc = -1;
+			}
+			if (i < n && !f[i].res && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK))
+				f[i].res = res;
+			else
+				PQclear(res);
+		}
+		if (db_connection_lost(p->conn))
+			goto lost_in_pipeline;
+	}
+	if (!PQexitPipelineMode(p->conn))
+		goto lost;
+	if (rc < 0)
+		for (int i = 0; i < n; i++) {
+			PQclear(f[i].res);
+			f[i].res = NULL;
+		}
+	return rc;
+lost_in_pipeline:
+	(void)PQexitPipelineMode(p->conn);
+lost:
+	if (rc == 0) {
+		db_error_text(p->conn, NULL, err, errlen);
+		snprintf(sqlstate, 6, "%s", "08006");
+	}
+	for (int i = 0; i < n; i++) {
+		PQclear(f[i].res);
+		f[i].res = NULL;
+	}
+	return -1;
+}
+
+/*
+ * The media_ids rows of every user with a mediaid entry. They are locked now, skipping rows
+ * another session holds (an application update in progress): the entries of such a row are
+ * deferred to a later batch rather than waiting here, or being applied out of order.
+ */
+static int dna_rows_fetch(struct batch *b, struct fetch *f)
 {
 	const char **users = malloc(sizeof(*users) * (size_t)(b->n_entries + 1));
 	int n_users = 0;
-	char *literal;
-	const char *values[1];
-	PGresult *res;
 
 	if (!users)
-		goto oom;
+		return -1;
 	for (int i = 0; i < b->n_entries; i++) {
 		struct entry *e = &b->entries[i];
 		if (e->outcome == OUTCOME_OK && (e->systems & SYSTEM_MEDIAID) && e->user_id[0])
@@ -616,34 +706,32 @@ static int load_dna_rows(struct processor *p, struct batch *b, char *sqlstate, c
 		free(users);
 		return 0;
 	}
-	literal = uuid_array_literal(users, n_users);
+	f->owned[0] = uuid_array_literal(users, n_users);
 	free(users);
-	if (!literal)
-		goto oom;
-	values[0] = literal;
-	/*
-	 * Lock the rows now, skipping rows another session holds (an application update in
-	 * progress): the entries of such a row are deferred to a later batch rather than waiting
-	 * here, or being applied out of order.
-	 */
-	res = query_state(p,
-			  "WITH held AS (SELECT m.id FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
-			  "  FOR NO KEY UPDATE OF m SKIP LOCKED)"
-			  " SELECT m.id::text, m.user_uuid::text, m.role::text, m.profile_embedding,"
-			  " floor(extract(epoch FROM m.dna_clock) * 1000000)::text,"
-			  " (m.content_flags -> 'dna_preferences')::text, (m.id IN (SELECT id FROM held))::text"
-			  " FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
-			  " ORDER BY m.user_uuid, m.id",
-			  1, values, NULL, NULL, 1, sqlstate, err, errlen);
-	free(literal);
-	if (!res)
+	if (!f->owned[0])
 		return -1;
+	f->sql = "WITH held AS (SELECT m.id FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
+		 "  FOR NO KEY UPDATE OF m SKIP LOCKED)"
+		 " SELECT m.id::text, m.user_uuid::text, m.role::text, m.profile_embedding,"
+		 " floor(extract(epoch FROM m.dna_clock) * 1000000)::text,"
+		 " (m.content_flags -> 'dna_preferences')::text, (m.id IN (SELECT id FROM held))::text"
+		 " FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
+		 " ORDER BY m.user_uuid, m.id";
+	f->nparams = 1;
+	f->values[0] = f->owned[0];
+	f->result_format = 1;
+	return 0;
+}
+
+/* Decode the DNA rows (sorted by (user, id)); res may be NULL (no mediaid entry). */
+static int dna_rows_take(struct processor *p, struct batch *b, PGresult *res, char *err, size_t errlen)
+{
+	if (!res)
+		return 0;
 	b->n_rows = PQntuples(res);
 	b->rows = calloc((size_t)(b->n_rows > 0 ? b->n_rows : 1), sizeof(*b->rows));
-	if (!b->rows) {
-		PQclear(res);
+	if (!b->rows)
 		goto oom;
-	}
 	for (int i = 0; i < b->n_rows; i++) {
 		struct dna_row *row = &b->rows[i];
 		char reason[160];
@@ -655,10 +743,8 @@ static int load_dna_rows(struct processor *p, struct batch *b, char *sqlstate, c
 		row->clock_entry = -1;
 		row->valid = true;
 		row->v = vec_create(VEC_DIM);
-		if (!row->v) {
-			PQclear(res);
+		if (!row->v)
 			goto oom;
-		}
 		if (!PQgetisnull(res, i, 3)) {
 			if (vec_decode(p->format, (const unsigned char *)PQgetvalue(res, i, 3),
 				       (size_t)PQgetlength(res, i, 3), row->v, VEC_DIM, reason, sizeof(reason)) < 0) {
@@ -675,13 +761,13 @@ static int load_dna_rows(struct processor *p, struct batch *b, char *sqlstate, c
 			cJSON_Delete(prefs);
 		}
 	}
-	PQclear(res);
 	qsort(b->rows, (size_t)b->n_rows, sizeof(*b->rows), compare_rows);
 	return 0;
 oom:
 	snprintf(err, errlen, "out of memory");
 	return -1;
 }
+
 
 /* Which DNA row an entry applies to (SPEC 3), or a failure recorded on the entry. */
 static void entry_pick_row(struct batch *b, struct entry *e);
@@ -770,19 +856,14 @@ static uint64_t hash_target(enum target_type type, const char *id)
 }
 
 /*
- * Collect the distinct targets of mediaid entries and find their vectors. A first query says
- * which entity_dna row holds each target's vector (its own, or for a track without one its
- * artist's; SPEC 3) and that row's version; only rows missing from the entity cache, or changed
- * since, are then read.
+ * The targets of mediaid entries, collected without repeats, and the query that says which
+ * entity_dna row holds each one's vector (its own, or for a track without one its artist's;
+ * SPEC 3) and that row's version. targets_take then reads only the vectors missing from the
+ * entity cache, or changed since.
  */
-static int load_targets(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+static int targets_fetch(struct batch *b, struct fetch *f)
 {
 	struct strbuf kinds = {0}, ids = {0};
-	struct target_source *sources = NULL;
-	const char *values[2];
-	PGresult *res = NULL;
-	int missing = 0;
-
 	size_t n_slots = 16;
 	int *slots; /* open addressing: target index + 1, 0 = empty */
 
@@ -792,14 +873,15 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 	slots = calloc(n_slots, sizeof(*slots));
 	if (!b->targets || !slots) {
 		free(slots);
-		goto oom;
+		return -1;
 	}
 	for (int i = 0; i < b->n_entries; i++) {
 		struct entry *e = &b->entries[i];
 		size_t slot;
 		int t;
 
-		if (e->outcome != OUTCOME_OK || e->dna_row < 0 || e->info.target_type == TARGET_NONE)
+		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_MEDIAID) || !e->user_id[0] ||
+		    e->info.target_type == TARGET_NONE)
 			continue;
 		slot = (size_t)hash_target(e->info.target_type, e->info.target_id) & (n_slots - 1);
 		for (;; slot = (slot + 1) & (n_slots - 1)) {
@@ -820,12 +902,6 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 	free(slots);
 	if (b->n_targets == 0)
 		return 0;
-	b->target_vectors = malloc(sizeof(float) * VEC_DIM * (size_t)b->n_targets);
-	if (!b->target_vectors)
-		goto oom;
-	sources = calloc((size_t)b->n_targets, sizeof(*sources));
-	if (!sources)
-		goto oom;
 	strbuf_add_str(&kinds, "{");
 	strbuf_add_str(&ids, "{");
 	for (int i = 0; i < b->n_targets; i++) {
@@ -838,39 +914,58 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 	}
 	strbuf_add_str(&kinds, "}");
 	strbuf_add_str(&ids, "}");
-	if (kinds.failed || ids.failed)
+	if (kinds.failed || ids.failed) {
+		strbuf_free(&kinds);
+		strbuf_free(&ids);
+		return -1;
+	}
+	f->owned[0] = kinds.data;
+	f->owned[1] = ids.data;
+	f->sql = "SELECT t.ord::text,"
+		 " CASE WHEN own.embedding IS NOT NULL THEN own.entity_type ELSE artist.entity_type END,"
+		 " (CASE WHEN own.embedding IS NOT NULL THEN own.entity_id ELSE artist.entity_id END)::text,"
+		 " (CASE WHEN own.embedding IS NOT NULL THEN own.xmin ELSE artist.xmin END)::text"
+		 " FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS t(kind, id, ord)"
+		 " LEFT JOIN entity_dna own ON own.entity_type = t.kind AND own.entity_id = t.id"
+		 " LEFT JOIN content_items item ON t.kind = 'track' AND own.embedding IS NULL AND item.id = t.id"
+		 " LEFT JOIN entity_dna artist ON artist.entity_type = 'artist' AND artist.entity_id = item.artist_id"
+		 " AND artist.embedding IS NOT NULL";
+	f->nparams = 2;
+	f->values[0] = f->owned[0];
+	f->values[1] = f->owned[1];
+	return 0;
+}
+
+/* Give the targets their vectors: from the cache, else read (and cached) now. res may be NULL. */
+static int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, char *sqlstate, char *err,
+			size_t errlen)
+{
+	struct strbuf kinds = {0}, ids = {0};
+	struct target_source *sources = NULL;
+	const char *values[2];
+	PGresult *res = NULL; /* the vectors read now */
+	int missing = 0;
+
+	if (!sources_res || b->n_targets == 0)
+		return 0;
+	b->target_vectors = malloc(sizeof(float) * VEC_DIM * (size_t)b->n_targets);
+	sources = calloc((size_t)b->n_targets, sizeof(*sources));
+	if (!b->target_vectors || !sources)
 		goto oom;
-	values[0] = kinds.data;
-	values[1] = ids.data;
-	res = query_state(p,
-			  "SELECT t.ord::text,"
-			  " CASE WHEN own.embedding IS NOT NULL THEN own.entity_type ELSE artist.entity_type END,"
-			  " (CASE WHEN own.embedding IS NOT NULL THEN own.entity_id ELSE artist.entity_id END)::text,"
-			  " (CASE WHEN own.embedding IS NOT NULL THEN own.xmin ELSE artist.xmin END)::text"
-			  " FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS t(kind, id, ord)"
-			  " LEFT JOIN entity_dna own ON own.entity_type = t.kind AND own.entity_id = t.id"
-			  " LEFT JOIN content_items item ON t.kind = 'track' AND own.embedding IS NULL AND item.id = t.id"
-			  " LEFT JOIN entity_dna artist ON artist.entity_type = 'artist' AND artist.entity_id = item.artist_id"
-			  " AND artist.embedding IS NOT NULL",
-			  2, values, NULL, NULL, 0, sqlstate, err, errlen);
-	if (!res)
-		goto fail;
-	strbuf_free(&kinds);
-	strbuf_free(&ids);
 	strbuf_add_str(&kinds, "{");
 	strbuf_add_str(&ids, "{");
 	entity_cache_lock(p->entities);
-	for (int r = 0; r < PQntuples(res); r++) {
-		long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
+	for (int r = 0; r < PQntuples(sources_res); r++) {
+		long ord = strtol(PQgetvalue(sources_res, r, 0), NULL, 10);
 		struct target_source *src;
 		const struct cached_vector *cv;
 
-		if (ord < 1 || ord > b->n_targets || PQgetisnull(res, r, 1) || sources[ord - 1].kind[0])
+		if (ord < 1 || ord > b->n_targets || PQgetisnull(sources_res, r, 1) || sources[ord - 1].kind[0])
 			continue; /* no vector: decay only */
 		src = &sources[ord - 1];
-		snprintf(src->kind, sizeof(src->kind), "%s", PQgetvalue(res, r, 1));
-		snprintf(src->id, sizeof(src->id), "%s", PQgetvalue(res, r, 2));
-		snprintf(src->version, sizeof(src->version), "%s", PQgetvalue(res, r, 3));
+		snprintf(src->kind, sizeof(src->kind), "%s", PQgetvalue(sources_res, r, 1));
+		snprintf(src->id, sizeof(src->id), "%s", PQgetvalue(sources_res, r, 2));
+		snprintf(src->version, sizeof(src->version), "%s", PQgetvalue(sources_res, r, 3));
 		cv = entity_cache_get(p->entities, src->kind, src->id, src->version);
 		if (cv) {
 			target_take(b, (int)ord - 1, cv);
@@ -884,43 +979,65 @@ static int load_targets(struct processor *p, struct batch *b, char *sqlstate, ch
 		strbuf_add_str(&ids, src->id);
 	}
 	entity_cache_unlock(p->entities);
-	PQclear(res);
-	res = NULL;
 	strbuf_add_str(&kinds, "}");
 	strbuf_add_str(&ids, "}");
 	if (kinds.failed || ids.failed)
 		goto oom;
 	if (missing > 0) {
+		bool failed = false, out_of_memory = false;
+
 		values[0] = kinds.data;
 		values[1] = ids.data;
-		res = query_state(p,
-				  "SELECT e.entity_type, e.entity_id::text, e.xmin::text, e.embedding"
-				  " FROM entity_dna e JOIN (SELECT DISTINCT kind, id FROM unnest($1::text[], $2::uuid[])"
-				  " AS s(kind, id)) s ON e.entity_type = s.kind AND e.entity_id = s.id",
-				  2, values, NULL, NULL, 1, sqlstate, err, errlen);
-		if (!res)
+		/*
+		 * One row at a time (single-row mode): each vector goes straight into the cache, so a
+		 * batch with hundreds of cache misses never holds all of them in one result.
+		 */
+		if (!PQsendQueryParams(p->conn,
+				       "SELECT e.entity_type, e.entity_id::text, e.xmin::text, e.embedding"
+				       " FROM entity_dna e JOIN (SELECT DISTINCT kind, id FROM unnest($1::text[], $2::uuid[])"
+				       " AS s(kind, id)) s ON e.entity_type = s.kind AND e.entity_id = s.id",
+				       2, NULL, values, NULL, NULL, 1) ||
+		    !PQsetSingleRowMode(p->conn)) {
+			db_error_text(p->conn, NULL, err, errlen);
+			snprintf(sqlstate, 6, "%s", "08006");
 			goto fail;
-		entity_cache_lock(p->entities);
-		for (int r = 0; r < PQntuples(res); r++) {
-			const char *kind = PQgetvalue(res, r, 0), *id = PQgetvalue(res, r, 1);
-			const struct cached_vector *cv;
-
-			if (PQgetisnull(res, r, 3))
-				continue; /* emptied since the first query: decay only */
-			cv = entity_cache_put(p->entities, kind, id, PQgetvalue(res, r, 2), p->format,
-					      (const unsigned char *)PQgetvalue(res, r, 3),
-					      (size_t)PQgetlength(res, r, 3));
-			for (int i = 0; cv && i < b->n_targets; i++)
-				if (!b->targets[i].x && b->targets[i].valid && strcmp(sources[i].kind, kind) == 0 &&
-				    strcmp(sources[i].id, id) == 0)
-					target_take(b, i, cv);
-			if (!cv) {
-				entity_cache_unlock(p->entities);
-				goto oom;
-			}
 		}
-		entity_cache_unlock(p->entities);
-		PQclear(res);
+		while ((res = PQgetResult(p->conn)) != NULL) {
+			ExecStatusType status = PQresultStatus(res);
+
+			if (status == PGRES_SINGLE_TUPLE && !failed && !PQgetisnull(res, 0, 3)) {
+				const char *kind = PQgetvalue(res, 0, 0), *id = PQgetvalue(res, 0, 1);
+				const struct cached_vector *cv;
+
+				entity_cache_lock(p->entities);
+				cv = entity_cache_put(p->entities, kind, id, PQgetvalue(res, 0, 2), p->format,
+						      (const unsigned char *)PQgetvalue(res, 0, 3),
+						      (size_t)PQgetlength(res, 0, 3));
+				for (int i = 0; cv && i < b->n_targets; i++)
+					if (!b->targets[i].x && b->targets[i].valid &&
+					    strcmp(sources[i].kind, kind) == 0 && strcmp(sources[i].id, id) == 0)
+						target_take(b, i, cv);
+				entity_cache_unlock(p->entities);
+				if (!cv)
+					failed = out_of_memory = true;
+			} else if (status != PGRES_SINGLE_TUPLE && status != PGRES_TUPLES_OK && !failed) {
+				db_error_text(p->conn, res, err, errlen);
+				snprintf(sqlstate, 6, "%s", db_sqlstate(res));
+				failed = true;
+			}
+			/* A NULL embedding: emptied since the first query, decay only. */
+			PQclear(res);
+		}
+		res = NULL;
+		if (out_of_memory)
+			goto oom;
+		if (failed || db_connection_lost(p->conn)) {
+			if (!failed) {
+				db_error_text(p->conn, NULL, err, errlen);
+				snprintf(sqlstate, 6, "%s", "08006");
+			}
+			goto fail;
+		}
 	}
 	strbuf_free(&kinds);
 	strbuf_free(&ids);
@@ -950,20 +1067,17 @@ static int compare_strings(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Which correlation ids of treasury entries have ledger rows. */
-static int load_correlations(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+/* Which correlation ids of treasury entries have ledger rows: the query. */
+static int correlations_fetch(struct processor *p, struct batch *b, struct fetch *f)
 {
 	cJSON *list;
-	char *text;
-	const char *values[1];
-	PGresult *res;
 	int wanted = 0;
 
 	if (!p->has_ledger)
 		return 0;
 	list = cJSON_CreateArray();
 	if (!list)
-		goto oom;
+		return -1;
 	for (int i = 0; i < b->n_entries; i++) {
 		struct entry *e = &b->entries[i];
 		const char *correlation = entry_correlation(e);
@@ -976,27 +1090,28 @@ static int load_correlations(struct processor *p, struct batch *b, char *sqlstat
 		cJSON_Delete(list);
 		return 0;
 	}
-	text = cJSON_PrintUnformatted(list);
+	f->owned[0] = cJSON_PrintUnformatted(list);
 	cJSON_Delete(list);
-	if (!text)
-		goto oom;
-	values[0] = text;
-	res = query_state(p,
-			  "SELECT DISTINCT l.correlation_id FROM ledger_entries l"
-			  " WHERE l.correlation_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
-			  1, values, NULL, NULL, 0, sqlstate, err, errlen);
-	cJSON_free(text);
-	if (!res)
+	if (!f->owned[0])
 		return -1;
+	f->sql = "SELECT DISTINCT l.correlation_id FROM ledger_entries l"
+		 " WHERE l.correlation_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+	f->nparams = 1;
+	f->values[0] = f->owned[0];
+	return 0;
+}
+
+/* The correlation ids found, sorted for ledger_has. res may be NULL. */
+static int correlations_take(struct batch *b, PGresult *res, char *err, size_t errlen)
+{
+	if (!res)
+		return 0;
 	b->n_correlations = PQntuples(res);
 	b->correlations = calloc((size_t)(b->n_correlations + 1), sizeof(char *));
-	if (!b->correlations) {
-		PQclear(res);
+	if (!b->correlations)
 		goto oom;
-	}
 	for (int i = 0; i < b->n_correlations; i++)
 		b->correlations[i] = strdup(PQgetvalue(res, i, 0));
-	PQclear(res);
 	for (int i = 0; i < b->n_correlations; i++)
 		if (!b->correlations[i])
 			goto oom;
@@ -1482,74 +1597,80 @@ done:
 	return rc;
 }
 
-/* One UPDATE for every changed DNA row of the batch. */
+/*
+ * The changed DNA rows, one UPDATE per DNA_WRITE_CHUNK rows (one, usually): the rows' vectors
+ * side by side as one binary real[] (the project's own codec). Chunks keep each message, and so
+ * libpq's send buffer, small when a batch touches hundreds of rows.
+ */
+#define DNA_WRITE_CHUNK 64
 static int write_dna_rows(struct processor *p, struct batch *b, long *written, char *sqlstate, char *err,
 			  size_t errlen)
 {
-	struct strbuf ids = {0}, clocks = {0};
 	float *vectors = NULL;
 	unsigned char *flat = NULL;
-	size_t flat_len;
-	long encoded;
-	int dirty = 0, k = 0;
-	const char *values[3];
-	int lengths[3] = {0, 0, 0};
-	int formats[3] = {0, 1, 0};
-	int rc;
+	size_t flat_size = vec_real_array_size((size_t)DNA_WRITE_CHUNK * VEC_DIM);
+	int next = 0;
 
-	for (int i = 0; i < b->n_rows; i++)
-		dirty += b->rows[i].dirty;
-	if (dirty == 0)
-		return 0;
-	/* The changed rows side by side, sent as one binary real[] (the project's own codec). */
-	vectors = malloc(sizeof(float) * VEC_DIM * (size_t)dirty);
-	flat_len = vec_real_array_size((size_t)dirty * VEC_DIM);
-	flat = malloc(flat_len);
-	if (!vectors || !flat)
-		goto oom;
-	strbuf_add_str(&ids, "{");
-	strbuf_add_str(&clocks, "{");
-	for (int i = 0; i < b->n_rows; i++) {
-		const struct dna_row *row = &b->rows[i];
+	for (;;) {
+		struct strbuf ids = {0}, clocks = {0};
+		const char *values[3];
+		int lengths[3] = {0, 0, 0};
+		int formats[3] = {0, 1, 0};
+		size_t flat_len;
+		long encoded;
+		int k = 0, rc;
 
-		if (!row->dirty)
-			continue;
-		memcpy(vectors + (size_t)k * VEC_DIM, row->v, sizeof(float) * VEC_DIM);
-		if (k) {
-			strbuf_add_str(&ids, ",");
-			strbuf_add_str(&clocks, ",");
+		for (; next < b->n_rows && k < DNA_WRITE_CHUNK; next++) {
+			const struct dna_row *row = &b->rows[next];
+
+			if (!row->dirty)
+				continue;
+			if (!vectors) {
+				vectors = malloc(sizeof(float) * VEC_DIM * DNA_WRITE_CHUNK);
+				flat = malloc(flat_size);
+				if (!vectors || !flat) {
+					strbuf_free(&ids);
+					strbuf_free(&clocks);
+					goto oom;
+				}
+			}
+			memcpy(vectors + (size_t)k * VEC_DIM, row->v, sizeof(float) * VEC_DIM);
+			strbuf_add_str(&ids, k ? "," : "{");
+			strbuf_add_str(&clocks, k ? "," : "{");
+			strbuf_add_str(&ids, row->id);
+			strbuf_add_str(&clocks, row->clock_entry >= 0 ? b->entries[row->clock_entry].id : "NULL");
+			k++;
 		}
-		strbuf_add_str(&ids, row->id);
-		strbuf_add_str(&clocks, row->clock_entry >= 0 ? b->entries[row->clock_entry].id : "NULL");
-		k++;
+		if (k == 0)
+			break;
+		strbuf_add_str(&ids, "}");
+		strbuf_add_str(&clocks, "}");
+		flat_len = vec_real_array_size((size_t)k * VEC_DIM);
+		encoded = vec_encode_real_array(vectors, (size_t)k * VEC_DIM, flat, flat_size);
+		if (ids.failed || clocks.failed || encoded < 0 || (size_t)encoded != flat_len) {
+			strbuf_free(&ids);
+			strbuf_free(&clocks);
+			goto oom;
+		}
+		values[0] = ids.data;
+		values[1] = (const char *)flat;
+		lengths[1] = (int)flat_len;
+		values[2] = clocks.data;
+		rc = write_statement(p, p->update_dna_sql, 3, values, lengths, formats, sqlstate, err, errlen);
+		strbuf_free(&ids);
+		strbuf_free(&clocks);
+		if (rc < 0)
+			goto fail;
+		*written += k;
 	}
-	encoded = vec_encode_real_array(vectors, (size_t)dirty * VEC_DIM, flat, flat_len);
 	free(vectors);
-	vectors = NULL;
-	if (encoded < 0 || (size_t)encoded != flat_len)
-		goto oom;
-	strbuf_add_str(&ids, "}");
-	strbuf_add_str(&clocks, "}");
-	if (ids.failed || clocks.failed)
-		goto oom;
-	values[0] = ids.data;
-	values[1] = (const char *)flat;
-	lengths[1] = (int)flat_len;
-	values[2] = clocks.data;
-	rc = write_statement(p, p->update_dna_sql, 3, values, lengths, formats, sqlstate, err, errlen);
 	free(flat);
-	strbuf_free(&ids);
-	strbuf_free(&clocks);
-	if (rc < 0)
-		return -1;
-	*written += dirty;
 	return 0;
 oom:
+	snprintf(err, errlen, "out of memory");
+fail:
 	free(vectors);
 	free(flat);
-	strbuf_free(&ids);
-	strbuf_free(&clocks);
-	snprintf(err, errlen, "out of memory");
 	return -1;
 }
 
@@ -1629,16 +1750,34 @@ static int process_claimed(struct processor *p, struct batch *b, struct batch_to
 	long dna_rows = 0;
 	struct batch_totals local = {0};
 
+	struct fetch facts[3] = {{0}};
+	int rc;
+
 	for (int i = 0; i < b->n_entries; i++)
 		entry_prepare(p, &b->entries[i], &local);
-	if (load_dna_rows(p, b, sqlstate, err, errlen) < 0)
-		return -1;
-	for (int i = 0; i < b->n_entries; i++) {
-		struct entry *e = &b->entries[i];
-		if (e->outcome == OUTCOME_OK && (e->systems & SYSTEM_MEDIAID))
-			entry_choose_row(b, e);
+	/* The facts the entries need, asked in one round trip: DNA rows, targets, ledger rows. */
+	if (dna_rows_fetch(b, &facts[0]) < 0 || targets_fetch(b, &facts[1]) < 0 ||
+	    correlations_fetch(p, b, &facts[2]) < 0) {
+		snprintf(err, errlen, "out of memory");
+		rc = -1;
+	} else {
+		rc = run_fetches(p, facts, 3, sqlstate, err, errlen);
 	}
-	if (load_targets(p, b, sqlstate, err, errlen) < 0 || load_correlations(p, b, sqlstate, err, errlen) < 0)
+	if (rc == 0)
+		rc = dna_rows_take(p, b, facts[0].res, err, errlen);
+	if (rc == 0) {
+		for (int i = 0; i < b->n_entries; i++) {
+			struct entry *e = &b->entries[i];
+			if (e->outcome == OUTCOME_OK && (e->systems & SYSTEM_MEDIAID))
+				entry_choose_row(b, e);
+		}
+		rc = targets_take(p, b, facts[1].res, sqlstate, err, errlen);
+	}
+	if (rc == 0)
+		rc = correlations_take(b, facts[2].res, err, errlen);
+	for (int i = 0; i < 3; i++)
+		fetch_clear(&facts[i]);
+	if (rc < 0)
 		return -1;
 	for (int i = 0; i < b->n_entries; i++)
 		entry_evaluate(p, b, i);
@@ -1814,66 +1953,28 @@ static char *set_aside_literal(struct processor *p)
 }
 
 /*
- * BEGIN and one query in a single round trip (a pipeline). Returns the query's result, or NULL
- * with the first error (the caller rolls back).
+ * BEGIN and one query in a single round trip. Returns the query's result, or NULL with the first
+ * error (the caller rolls back).
  */
 static PGresult *begin_and_query(struct processor *p, const char *sql, int nparams, const char *const *values,
 				 char *sqlstate, char *err, size_t errlen)
 {
-	PGresult *kept = NULL;
-	int rc = 0, empty = 0;
+	struct fetch f[2] = {{.sql = "BEGIN"}, {.sql = sql, .nparams = nparams}};
+	PGresult *res;
 
-	if (!PQenterPipelineMode(p->conn) || !PQsendQueryParams(p->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
-	    !PQsendQueryParams(p->conn, sql, nparams, NULL, values, NULL, NULL, 0) || !PQpipelineSync(p->conn)) {
-		db_error_text(p->conn, NULL, err, errlen);
-		snprintf(sqlstate, 6, "%s", "08006");
-		(void)PQexitPipelineMode(p->conn);
+	for (int i = 0; i < nparams && i < 4; i++)
+		f[1].values[i] = values[i];
+	if (run_fetches(p, f, 2, sqlstate, err, errlen) < 0)
+		return NULL;
+	res = f[1].res;
+	f[1].res = NULL;
+	PQclear(f[0].res);
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		PQclear(res);
+		snprintf(err, errlen, "the user lock query returned no rows");
 		return NULL;
 	}
-	for (;;) {
-		PGresult *res = PQgetResult(p->conn);
-		ExecStatusType status;
-
-		if (!res) {
-			/* NULL separates the results of two statements; a dead connection yields only NULLs. */
-			if (db_connection_lost(p->conn) || ++empty > 64) {
-				if (rc == 0) {
-					db_error_text(p->conn, NULL, err, errlen);
-					snprintf(sqlstate, 6, "%s", "08006");
-				}
-				rc = -1;
-				break;
-			}
-			continue;
-		}
-		empty = 0;
-		status = PQresultStatus(res);
-		if (status == PGRES_PIPELINE_SYNC) {
-			PQclear(res);
-			break;
-		}
-		if (status == PGRES_FATAL_ERROR && rc == 0) {
-			db_error_text(p->conn, res, err, errlen);
-			snprintf(sqlstate, 6, "%s", db_sqlstate(res));
-			rc = -1;
-		}
-		if (status == PGRES_TUPLES_OK && !kept)
-			kept = res;
-		else
-			PQclear(res);
-	}
-	if (!PQexitPipelineMode(p->conn) && rc == 0) {
-		db_error_text(p->conn, NULL, err, errlen);
-		snprintf(sqlstate, 6, "%s", "08006");
-		rc = -1;
-	}
-	if (rc < 0 || !kept) {
-		if (rc == 0)
-			snprintf(err, errlen, "the user lock query returned no rows");
-		PQclear(kept);
-		return NULL;
-	}
-	return kept;
+	return res;
 }
 
 /*

@@ -1612,6 +1612,30 @@ static void case_workers_determinism(void)
 	end_case();
 }
 
+/* ---- case 20 ---------------------------------------------------------------------------- */
+
+static void case_many_rows_in_one_batch(void)
+{
+	char dsn_a[DSN_MAX], dsn_b[DSN_MAX];
+	PGconn *a, *b;
+	struct summary sa, sb;
+
+	begin_case(20, "one batch touching 200 DNA rows (written in chunks) gives the DNA of batches of one");
+	a = open_case_database("rows1", true, dsn_a);
+	b = open_case_database("rows500", true, dsn_b);
+	CHECK_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(200, 2)"), 400);
+	CHECK_EQ_INT(harness_query_int(b, "SELECT passport_test_workload(200, 2)"), 400);
+	sa = DRAIN(dsn_a, 1);
+	sb = DRAIN(dsn_b, 500);
+	CHECK_EQ_INT(sb.processed, sa.processed);
+	/* On average more than one write chunk (64 rows) per batch: some batch wrote several. */
+	CHECK(sb.dna_rows > 64 * sb.batches);
+	expect_same_dna(a, b, "200 rows in one batch");
+	PQfinish(a);
+	PQfinish(b);
+	end_case();
+}
+
 /* DRAIN_CASES="5 13" runs only those cases (for working on one); unset, all of them. */
 static bool wanted(int number)
 {
@@ -1657,6 +1681,7 @@ int main(void)
 		{17, case_null_user_not_starved},
 		{18, case_evolution_in_applied_order},
 		{19, case_workers_determinism},
+		{20, case_many_rows_in_one_batch},
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
