@@ -124,7 +124,7 @@ struct batch {
 	int n_rows;
 	struct target *targets;
 	int n_targets;
-	float *target_vectors; /* n_targets x VEC_DIM: the targets' private copies */
+	float *target_vectors; /* n_targets x VEC_DIM: the targets' private copies (the processor's buffer) */
 	char **correlations; /* ledger correlation ids that exist, sorted */
 	int n_correlations;
 };
@@ -158,6 +158,14 @@ struct processor {
 	int candidate_users;
 	struct entity_cache *entities;
 	bool owns_entities;
+	/*
+	 * The batch's private copies of its target vectors, kept between batches: a few MB that
+	 * would otherwise be mapped, faulted in and unmapped again for every batch.
+	 */
+	float *target_buffer;
+	size_t target_buffer_vectors;
+	struct entry *entry_buffer; /* likewise the batch's entries */
+	size_t entry_buffer_entries;
 	struct set_aside set_aside[SET_ASIDE_MAX];
 	int n_set_aside;
 };
@@ -462,6 +470,8 @@ void processor_destroy(struct processor *p)
 	vec_free(p->scratch);
 	if (p->owns_entities)
 		entity_cache_destroy(p->entities);
+	free(p->target_buffer);
+	free(p->entry_buffer);
 	free(p);
 }
 
@@ -478,12 +488,10 @@ enum vec_format processor_vector_format(const struct processor *p)
 static void batch_clear(struct batch *b)
 {
 	PQclear(b->claimed);
-	free(b->entries);
 	for (int i = 0; i < b->n_rows; i++)
 		vec_free(b->rows[i].v);
 	free(b->rows);
 	free(b->targets);
-	free(b->target_vectors);
 	for (int i = 0; i < b->n_correlations; i++)
 		free(b->correlations[i]);
 	free(b->correlations);
@@ -491,14 +499,22 @@ static void batch_clear(struct batch *b)
 }
 
 /* Append the rows of a claim result (all with ENTRY_COLUMNS + correlation) to the batch. */
-static int batch_take_claimed(struct batch *b, PGresult *res)
+static int batch_take_claimed(struct processor *p, struct batch *b, PGresult *res)
 {
 	int n = PQntuples(res);
+	size_t wanted = (size_t)(n > 0 ? n : 1);
 
 	b->claimed = res;
-	b->entries = calloc((size_t)(n > 0 ? n : 1), sizeof(*b->entries));
-	if (!b->entries)
-		return -1;
+	if (p->entry_buffer_entries < wanted) {
+		struct entry *grown = malloc(sizeof(*grown) * wanted);
+		if (!grown)
+			return -1;
+		free(p->entry_buffer);
+		p->entry_buffer = grown;
+		p->entry_buffer_entries = wanted;
+	}
+	b->entries = p->entry_buffer;
+	memset(b->entries, 0, sizeof(*b->entries) * wanted);
 	b->n_entries = n;
 	for (int i = 0; i < n; i++) {
 		struct entry *e = &b->entries[i];
@@ -948,9 +964,17 @@ static int targets_take(struct processor *p, struct batch *b, PGresult *sources_
 
 	if (!sources_res || b->n_targets == 0)
 		return 0;
-	b->target_vectors = malloc(sizeof(float) * VEC_DIM * (size_t)b->n_targets);
+	if (p->target_buffer_vectors < (size_t)b->n_targets) {
+		float *grown = malloc(sizeof(float) * VEC_DIM * (size_t)b->n_targets);
+		if (!grown)
+			goto oom;
+		free(p->target_buffer);
+		p->target_buffer = grown;
+		p->target_buffer_vectors = (size_t)b->n_targets;
+	}
+	b->target_vectors = p->target_buffer;
 	sources = calloc((size_t)b->n_targets, sizeof(*sources));
-	if (!b->target_vectors || !sources)
+	if (!sources)
 		goto oom;
 	strbuf_add_str(&kinds, "{");
 	strbuf_add_str(&ids, "{");
@@ -1840,7 +1864,7 @@ static int record_database_failure(struct processor *p, const char *entry_id, co
 	res = query_state(p, p->claim_id_sql, 1, values, NULL, NULL, 0, sqlstate, err, errlen);
 	if (!res)
 		goto fail;
-	if (batch_take_claimed(&b, res) < 0)
+	if (batch_take_claimed(p, &b, res) < 0)
 		goto fail;
 	if (b.n_entries == 1) {
 		e = &b.entries[0];
@@ -1873,7 +1897,7 @@ static int run_single(struct processor *p, const char *entry_id, struct batch_to
 	if (db_command(p->conn, "BEGIN", err, errlen) < 0)
 		return BATCH_ERROR;
 	res = query_state(p, p->claim_id_sql, 1, values, NULL, NULL, 0, sqlstate, err, errlen);
-	if (!res || batch_take_claimed(&b, res) < 0) {
+	if (!res || batch_take_claimed(p, &b, res) < 0) {
 		batch_clear(&b);
 		rollback(p);
 		return BATCH_ERROR;
@@ -2087,7 +2111,7 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 		if (!res)
 			goto error;
 	}
-	if (batch_take_claimed(&b, res) < 0) {
+	if (batch_take_claimed(p, &b, res) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto error;
 	}
@@ -2135,14 +2159,22 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 	}
 	log_warning("batch of %d entries failed (%s: %s); retrying them one at a time", b.n_entries, sqlstate, err);
 	{
-		int status = BATCH_DONE;
-		/* Stop at a lost connection or a transient failure; an entry no longer due is skipped. */
-		for (int i = 0; i < b.n_entries && (status == BATCH_DONE || status == BATCH_EMPTY); i++) {
-			char id[UUID_TEXT_LEN + 1];
-			snprintf(id, sizeof(id), "%s", b.entries[i].id);
-			status = run_single(p, id, totals, err, errlen);
+		/* The ids first: each run_single reuses the processor's entry buffer. */
+		int status = BATCH_DONE, n = b.n_entries;
+		uuid_text *ids = malloc(sizeof(*ids) * (size_t)(n > 0 ? n : 1));
+
+		if (!ids) {
+			batch_clear(&b);
+			snprintf(err, errlen, "out of memory");
+			return BATCH_ERROR;
 		}
+		for (int i = 0; i < n; i++)
+			snprintf(ids[i], sizeof(ids[i]), "%s", b.entries[i].id);
 		batch_clear(&b);
+		/* Stop at a lost connection or a transient failure; an entry no longer due is skipped. */
+		for (int i = 0; i < n && (status == BATCH_DONE || status == BATCH_EMPTY); i++)
+			status = run_single(p, ids[i], totals, err, errlen);
+		free(ids);
 		return status == BATCH_EMPTY ? BATCH_DONE : status;
 	}
 
