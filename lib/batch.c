@@ -784,7 +784,6 @@ oom:
 	return -1;
 }
 
-
 /* Which DNA row an entry applies to (SPEC 3), or a failure recorded on the entry. */
 static void entry_pick_row(struct batch *b, struct entry *e);
 
@@ -1986,7 +1985,11 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 	struct fetch f[2] = {{.sql = "BEGIN"}, {.sql = sql, .nparams = nparams}};
 	PGresult *res;
 
-	for (int i = 0; i < nparams && i < 4; i++)
+	if (nparams > (int)(sizeof(f[1].values) / sizeof(f[1].values[0]))) {
+		snprintf(err, errlen, "begin_and_query: too many parameters");
+		return NULL;
+	}
+	for (int i = 0; i < nparams; i++)
 		f[1].values[i] = values[i];
 	if (run_fetches(p, f, 2, sqlstate, err, errlen) < 0)
 		return NULL;
