@@ -449,6 +449,9 @@ static int command_drain(const struct config *config)
 		pthread_join(workers[i].thread, NULL);
 		failed |= workers[i].failed;
 		held_elsewhere |= workers[i].held_elsewhere;
+		if (n > 1)
+			log_info("drain worker %d: %ld batches, %ld entries%s", i + 1, t->batches, t->claimed,
+				 workers[i].failed ? " (stopped by an error)" : "");
 		totals.batches += t->batches;
 		totals.claimed += t->claimed;
 		totals.processed += t->processed;

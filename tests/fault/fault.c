@@ -171,54 +171,6 @@ void fault_passed(void)
 
 /* ---- SQL --------------------------------------------------------------------------------- */
 
-static char *vformat(const char *fmt, va_list ap)
-{
-	char *out = NULL;
-
-	if (vasprintf(&out, fmt, ap) < 0)
-		HARNESS_FAIL("out of memory");
-	return out;
-}
-
-void fault_execf(PGconn *conn, const char *fmt, ...)
-{
-	va_list ap;
-	char *sql;
-
-	va_start(ap, fmt);
-	sql = vformat(fmt, ap);
-	va_end(ap);
-	harness_exec(conn, sql);
-	free(sql);
-}
-
-long long fault_intf(PGconn *conn, const char *fmt, ...)
-{
-	va_list ap;
-	char *sql;
-	long long value;
-
-	va_start(ap, fmt);
-	sql = vformat(fmt, ap);
-	va_end(ap);
-	value = harness_query_int(conn, sql);
-	free(sql);
-	return value;
-}
-
-char *fault_textf(PGconn *conn, const char *fmt, ...)
-{
-	va_list ap;
-	char *sql, *value;
-
-	va_start(ap, fmt);
-	sql = vformat(fmt, ap);
-	va_end(ap);
-	value = harness_query_text(conn, sql);
-	free(sql);
-	return value;
-}
-
 PGresult *fault_try(PGconn *conn, const char *sql)
 {
 	return PQexec(conn, sql);

@@ -43,12 +43,8 @@ void fault_passed(void);
 /* A private directory for this test's logs and files, removed by the exit hook. */
 const char *fault_temp_dir(void);
 
-/* ---- SQL ------------------------------------------------------------------------------ */
+/* ---- SQL (formatted queries: harness_execf, harness_intf, harness_textf) ------------------ */
 
-void fault_execf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-long long fault_intf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* First column of the first row, malloc'd; NULL for SQL NULL. */
-char *fault_textf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Run a query and return its result whatever the outcome (the caller checks and PQclear-s). */
 PGresult *fault_try(PGconn *conn, const char *sql);
 

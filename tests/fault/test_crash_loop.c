@@ -84,12 +84,12 @@ int main(void)
 
 	conn = fault_create_database("fault_crash", dsn, daemon_dsn);
 	ref = fault_create_database("fault_crash_ref", ref_dsn, ref_daemon_dsn);
-	total = fault_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user);
-	CHECK_EQ_INT(fault_intf(ref, "SELECT passport_test_workload(%d, %d)", users, per_user), total);
+	total = harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user);
+	CHECK_EQ_INT(harness_intf(ref, "SELECT passport_test_workload(%d, %d)", users, per_user), total);
 	CHECK_EQ_INT(total, (long long)users * per_user);
 	/* Money entries with ledger rows to link (treasury), in both databases alike. */
-	fault_execf(conn, money_sql, money, users, money);
-	fault_execf(ref, money_sql, money, users, money);
+	harness_execf(conn, money_sql, money, users, money);
+	harness_execf(ref, money_sql, money, users, money);
 	total += money;
 
 	/* The reference: one clean drain in one process, default batch size. */

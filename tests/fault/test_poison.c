@@ -427,7 +427,7 @@ static void insert_catalogue(PGconn *conn)
 			snprintf(timestamp, sizeof timestamp,
 				 "timestamptz '2026-01-01 00:00:00+00' + make_interval(days => %d, hours => %d)",
 				 1 + (i * 37) % 88, i % 24);
-		fault_execf(conn,
+		harness_execf(conn,
 			    "INSERT INTO passport_entries (id, user_id, mediaid_id, event_type, event_category, payload,"
 			    " affects_systems, source, session_id, \"timestamp\")"
 			    " VALUES (%s, %s, %s, %s, 'poison', %s, %s, %s, %s, %s)",
@@ -436,12 +436,12 @@ static void insert_catalogue(PGconn *conn)
 			    p->session ? p->session : "'poison'", timestamp);
 	}
 	for (int t = 0; t < N_TWINS; t++) {
-		fault_execf(conn,
+		harness_execf(conn,
 			    "INSERT INTO media_ids (id, user_uuid, role, profile_embedding, content_flags, location_code)"
 			    " VALUES (passport_test_uuid('poison-twin-row-%d'), passport_test_uuid('poison-twin-%d'), 'fan',"
 			    " passport_test_vector('poison-twin', 0.2), %s, 'poison')",
 			    t, t, twin_flags[t]);
-		fault_execf(conn,
+		harness_execf(conn,
 			    "INSERT INTO passport_entries (id, user_id, event_type, event_category, payload, \"timestamp\")"
 			    " SELECT passport_test_uuid('poison-twin-%d-' || k), passport_test_uuid('poison-twin-%d'),"
 			    "  (ARRAY['player.track_completed', 'discovery.artist_discovered', 'concierto.vote_cast',"
@@ -535,7 +535,7 @@ static void check_catalogue(PGconn *conn)
 				snprintf(problem, sizeof problem, "last_error is %zu bytes long", strlen(error));
 			else if (p->error && !strstr(error, p->error))
 				snprintf(problem, sizeof problem, "last_error does not mention '%s'", p->error);
-			else if (fault_intf(conn,
+			else if (harness_intf(conn,
 					    "SELECT (SELECT count(*) FROM dna_evolution WHERE passport_entry_id = %s)"
 					    " + (SELECT count(*) FROM coliseum_metrics WHERE passport_entry_id = %s)"
 					    " + (SELECT count(*) FROM ledger_entries WHERE passport_entry_id = %s)",
@@ -565,14 +565,14 @@ static void check_catalogue(PGconn *conn)
 
 static void check_twins(PGconn *conn)
 {
-	CHECK_EQ_INT(fault_intf(conn,
+	CHECK_EQ_INT(harness_intf(conn,
 				"SELECT count(*) FROM passport_entries WHERE id::text IN (SELECT passport_test_uuid("
 				"'poison-twin-' || t || '-' || k)::text FROM generate_series(0, %d) t, generate_series(1, 4) k)"
 				" AND processed",
 				N_TWINS - 1),
 		     4 * N_TWINS);
 	for (int t = 1; t < N_TWINS; t++) {
-		char *same = fault_textf(conn,
+		char *same = harness_textf(conn,
 					 "SELECT a.profile_embedding::text = b.profile_embedding::text AND a.dna_clock = b.dna_clock"
 					 " FROM media_ids a, media_ids b WHERE a.id = passport_test_uuid('poison-twin-row-0')"
 					 " AND b.id = passport_test_uuid('poison-twin-row-%d')",
@@ -583,7 +583,7 @@ static void check_twins(PGconn *conn)
 				     expect_same ? "does not end like" : "ends exactly like");
 		free(same);
 	}
-	CHECK_EQ_INT(fault_intf(conn, "SELECT version FROM media_ids WHERE id = passport_test_uuid('poison-twin-row-0')") > 1,
+	CHECK_EQ_INT(harness_intf(conn, "SELECT version FROM media_ids WHERE id = passport_test_uuid('poison-twin-row-0')") > 1,
 		     1);
 	printf("twins: %d unusable dna_preferences variants give the default result; a valid one does not\n",
 	       N_TWINS - 2);
@@ -676,8 +676,8 @@ static PGconn *create_sql_ascii_database(const char *dbname, char *dsn, char *da
 
 	admin = harness_connect(admin_dsn);
 	harness_exec(admin, "SET client_min_messages = warning");
-	fault_execf(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-	fault_execf(admin,
+	harness_execf(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+	harness_execf(admin,
 		    "CREATE DATABASE %s ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0", dbname);
 	PQfinish(admin);
 
@@ -725,7 +725,7 @@ static void case_invalid_utf8(void)
 			   " VALUES (passport_test_uuid('ascii-row'), passport_test_uuid('ascii-user'), 'fan',"
 			   " passport_test_vector('ascii', 0.2))");
 	for (int i = 0; i < n; i++)
-		fault_execf(conn,
+		harness_execf(conn,
 			    "INSERT INTO passport_entries (id, user_id, event_type, payload, affects_systems, source,"
 			    " session_id, event_category, \"timestamp\")"
 			    " VALUES (passport_test_uuid('ascii-%d'), passport_test_uuid('ascii-user'), %s, 'poison',"
@@ -770,10 +770,10 @@ int main(void)
 	       GOOD_USERS * GOOD_PER_USER);
 	conn = fault_create_database("fault_poison", dsn, daemon_dsn);
 	ref = fault_create_database("fault_poison_ref", ref_dsn, ref_daemon_dsn);
-	good = fault_intf(conn, "SELECT passport_test_workload(%d, %d)", GOOD_USERS, GOOD_PER_USER);
-	CHECK_EQ_INT(fault_intf(ref, "SELECT passport_test_workload(%d, %d)", GOOD_USERS, GOOD_PER_USER), good);
+	good = harness_intf(conn, "SELECT passport_test_workload(%d, %d)", GOOD_USERS, GOOD_PER_USER);
+	CHECK_EQ_INT(harness_intf(ref, "SELECT passport_test_workload(%d, %d)", GOOD_USERS, GOOD_PER_USER), good);
 	check_database_refuses_invalid_escapes(conn);
-	fault_execf(conn, fixtures_sql, N_POISON);
+	harness_execf(conn, fixtures_sql, N_POISON);
 	insert_catalogue(conn);
 
 	/* The reference holds only the good entries, drained once. */

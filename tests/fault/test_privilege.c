@@ -149,8 +149,8 @@ static PGconn *set_up(void)
 
 	random_password(daemon_password, sizeof daemon_password, "daemon");
 	random_password(migrate_password, sizeof migrate_password, "migrate");
-	fault_execf(conn, "ALTER ROLE passportd LOGIN PASSWORD '%s'", daemon_password);
-	fault_execf(conn, "ALTER ROLE passport_migrate LOGIN PASSWORD '%s'", migrate_password);
+	harness_execf(conn, "ALTER ROLE passportd LOGIN PASSWORD '%s'", daemon_password);
+	harness_execf(conn, "ALTER ROLE passport_migrate LOGIN PASSWORD '%s'", migrate_password);
 
 	base_dsn[0] = '\0';
 	fault_dsn_with(base_dsn, sizeof base_dsn, "", "host", server.host);

@@ -40,7 +40,7 @@ struct phase {
 
 static void load_workload(PGconn *conn, long long *count)
 {
-	*count = fault_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user);
+	*count = harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user);
 	CHECK_EQ_INT(*count, (long long)users * per_user);
 }
 
@@ -163,10 +163,10 @@ static void phase_second_wave(struct phase *ph)
 		 DAEMONS);
 	if (!fault_wait_for(ph->conn, 90, sql))
 		HARNESS_FAIL("phase %s: the daemons' listeners did not come back within 90 s", ph->name);
-	fault_execf(ph->ref, second_wave_sql, users, SECOND_WAVE);
+	harness_execf(ph->ref, second_wave_sql, users, SECOND_WAVE);
 	CHECK_EQ_INT(fault_drain(ph->ref_daemon_dsn, NULL), SECOND_WAVE);
 	start = fault_now();
-	fault_execf(ph->conn, second_wave_sql, users, SECOND_WAVE);
+	harness_execf(ph->conn, second_wave_sql, users, SECOND_WAVE);
 	if (!fault_wait_for(ph->conn, 15, "SELECT count(*) = 0 FROM passport_entries WHERE NOT processed AND dead_at IS NULL"))
 		HARNESS_FAIL("phase %s: the second wave was not processed within 15 s of its NOTIFY", ph->name);
 	printf("second wave of %d entries processed %.2f s after its insert\n", SECOND_WAVE, fault_now() - start);
@@ -241,10 +241,10 @@ static void phase_terminate(void)
 		const char *kind = round % 2 ? "passportd listener" : "passportd worker";
 		char *pid;
 		phase_expect_alive(&ph);
-		pid = fault_textf(ph.conn, "SELECT (SELECT pid::text FROM pg_stat_activity WHERE datname = current_database()"
+		pid = harness_textf(ph.conn, "SELECT (SELECT pid::text FROM pg_stat_activity WHERE datname = current_database()"
 					   " AND application_name = '%s' ORDER BY random() LIMIT 1)", kind);
 		if (pid) {
-			fault_execf(ph.conn, "SELECT pg_terminate_backend(%s)", pid);
+			harness_execf(ph.conn, "SELECT pg_terminate_backend(%s)", pid);
 			if (round % 2)
 				listeners++;
 			else

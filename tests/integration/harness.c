@@ -114,7 +114,55 @@ char *harness_query_text(PGconn *conn, const char *sql)
 	return value;
 }
 
-static char *read_text_file(const char *path)
+char *harness_vformat(const char *fmt, va_list ap)
+{
+	char *out = NULL;
+
+	if (vasprintf(&out, fmt, ap) < 0)
+		HARNESS_FAIL("out of memory");
+	return out;
+}
+
+void harness_execf(PGconn *conn, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql;
+
+	va_start(ap, fmt);
+	sql = harness_vformat(fmt, ap);
+	va_end(ap);
+	harness_exec(conn, sql);
+	free(sql);
+}
+
+long long harness_intf(PGconn *conn, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql;
+	long long value;
+
+	va_start(ap, fmt);
+	sql = harness_vformat(fmt, ap);
+	va_end(ap);
+	value = harness_query_int(conn, sql);
+	free(sql);
+	return value;
+}
+
+char *harness_textf(PGconn *conn, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql, *value;
+
+	va_start(ap, fmt);
+	sql = harness_vformat(fmt, ap);
+	va_end(ap);
+	value = harness_query_text(conn, sql);
+	free(sql);
+	return value;
+}
+
+char *harness_read_file(const char *path)
 {
 	FILE *file = fopen(path, "rb");
 	char *text;
@@ -143,7 +191,7 @@ static void exec_source_file(PGconn *conn, const char *relative)
 	if (!root || !*root)
 		HARNESS_FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
 	snprintf(path, sizeof path, "%s/%s", root, relative);
-	sql = read_text_file(path);
+	sql = harness_read_file(path);
 	harness_exec(conn, sql);
 	free(sql);
 }

@@ -2,6 +2,8 @@
 #ifndef PASSPORT_TEST_HARNESS_H
 #define PASSPORT_TEST_HARNESS_H
 
+#include <stdarg.h>
+
 #include <libpq-fe.h>
 #include <stddef.h>
 
@@ -33,6 +35,15 @@ void harness_exec(PGconn *conn, const char *sql);
 /* First column of the first row of a query as a long long / malloc'd string (NULL for SQL NULL). */
 long long harness_query_int(PGconn *conn, const char *sql);
 char *harness_query_text(PGconn *conn, const char *sql);
+
+/* printf-style versions of the three above, and the formatter they share (malloc'd). */
+void harness_execf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+long long harness_intf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *harness_textf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *harness_vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/* A whole file as a malloc'd string; fails the test when it cannot be read. */
+char *harness_read_file(const char *path);
 
 /*
  * Run a program (argv[0] is a path, argv NULL-terminated) with extra environment assignments

@@ -144,26 +144,6 @@ static char *query_text(PGconn *conn, const char *fmt, ...)
 	return harness_query_text(conn, sql);
 }
 
-static char *read_file(const char *path)
-{
-	FILE *file = fopen(path, "rb");
-	char *text;
-	long size;
-
-	if (!file)
-		HARNESS_FAIL("cannot open %s: %s", path, strerror(errno));
-	CHECK(fseek(file, 0, SEEK_END) == 0);
-	size = ftell(file);
-	CHECK(size >= 0);
-	CHECK(fseek(file, 0, SEEK_SET) == 0);
-	text = malloc((size_t)size + 1);
-	CHECK(text != NULL);
-	CHECK(fread(text, 1, (size_t)size, file) == (size_t)size);
-	text[size] = '\0';
-	fclose(file);
-	return text;
-}
-
 static char *read_source_file(const char *relative)
 {
 	const char *root = getenv("PASSPORT_SOURCE_ROOT");
@@ -171,7 +151,7 @@ static char *read_source_file(const char *relative)
 
 	CHECK(root != NULL);
 	snprintf(path, sizeof path, "%s/%s", root, relative);
-	return read_file(path);
+	return harness_read_file(path);
 }
 
 /* The generator of tests/sql/legacy_sample.sql, with both legacy tables emptied of its demo rows. */
@@ -604,7 +584,7 @@ static void test_missing_table_and_safety(void)
 		sleep_ms(1500);
 		harness_exec(conn, "SELECT pg_advisory_unlock(1346458451, 1)");
 		CHECK(waitpid(pid, &status, 0) == pid);
-		out = read_file(path);
+		out = harness_read_file(path);
 		unlink(path);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			HARNESS_FAIL("backfill after the lock was released: status %d\n%s", status, out);
@@ -755,7 +735,7 @@ static void test_window_dry_run_mark_processed(void)
 		CHECK(waitpid(pid, &status, 0) == pid);
 		CHECK(WIFEXITED(status));
 		CHECK_EQ_INT(WEXITSTATUS(status), 1);
-		out = read_file(path);
+		out = harness_read_file(path);
 		unlink(path);
 		CHECK_CONTAINS(out, "interrupted; run the same command again to resume");
 		summary = parse_json_output(out, "backfill");
@@ -793,7 +773,7 @@ static void test_window_dry_run_mark_processed(void)
 						     " AND application_name = 'passport-migrate') AS t"),
 			     1);
 		CHECK(waitpid(pid, &status, 0) == pid);
-		out = read_file(path);
+		out = harness_read_file(path);
 		unlink(path);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			HARNESS_FAIL("backfill after a terminated backend: status %d\n%s", status, out);
@@ -881,7 +861,7 @@ static void test_kill_and_resume_100k(void)
 	/* It resumed: the progress row counts both runs' rows, which it would not after a restart. */
 	CHECK_EQ_INT(query_int(conn, "SELECT rows_seen FROM passport_backfill_progress WHERE legacy_source = 'listening_history'"),
 		     second);
-	out = read_file(log_path);
+	out = harness_read_file(log_path);
 	CHECK_CONTAINS(out, "resuming after id");
 	free(out);
 	unlink(log_path);

@@ -55,43 +55,6 @@ static const char *uid(enum id_kind kind, int n)
 
 /* ---- SQL helpers ------------------------------------------------------------------------ */
 
-static char *vformat(const char *fmt, va_list ap)
-{
-	char *out = NULL;
-
-	if (vasprintf(&out, fmt, ap) < 0)
-		HARNESS_FAIL("out of memory");
-	return out;
-}
-
-static void execf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void execf(PGconn *conn, const char *fmt, ...)
-{
-	va_list ap;
-	char *sql;
-
-	va_start(ap, fmt);
-	sql = vformat(fmt, ap);
-	va_end(ap);
-	harness_exec(conn, sql);
-	free(sql);
-}
-
-/* Text of the first column of the first row, malloc'd; NULL for SQL NULL. */
-static char *textf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *textf(PGconn *conn, const char *fmt, ...)
-{
-	va_list ap;
-	char *sql, *value;
-
-	va_start(ap, fmt);
-	sql = vformat(fmt, ap);
-	va_end(ap);
-	value = harness_query_text(conn, sql);
-	free(sql);
-	return value;
-}
-
 /* The query's text must equal expected (NULL: SQL NULL). */
 #define EXPECT_TEXT(conn, expected, ...) expect_text(__LINE__, conn, expected, __VA_ARGS__)
 static void expect_text(int line, PGconn *conn, const char *expected, const char *fmt, ...)
@@ -102,7 +65,7 @@ static void expect_text(int line, PGconn *conn, const char *expected, const char
 	char *sql, *got;
 
 	va_start(ap, fmt);
-	sql = vformat(fmt, ap);
+	sql = harness_vformat(fmt, ap);
 	va_end(ap);
 	got = harness_query_text(conn, sql);
 	if ((expected == NULL) != (got == NULL) || (expected && strcmp(expected, got) != 0))
@@ -122,7 +85,7 @@ static void expect_int(int line, PGconn *conn, long long expected, const char *f
 	long long got;
 
 	va_start(ap, fmt);
-	sql = vformat(fmt, ap);
+	sql = harness_vformat(fmt, ap);
 	va_end(ap);
 	got = harness_query_int(conn, sql);
 	if (got != expected)
@@ -139,7 +102,7 @@ static void expect_true(int line, PGconn *conn, const char *fmt, ...)
 	char *sql, *got;
 
 	va_start(ap, fmt);
-	sql = vformat(fmt, ap);
+	sql = harness_vformat(fmt, ap);
 	va_end(ap);
 	got = harness_query_text(conn, sql);
 	if (!got || strcmp(got, "t") != 0)
@@ -203,7 +166,7 @@ static void read_vector(PGconn *conn, float *out, const char *fmt, ...)
 	int n = 0;
 
 	va_start(ap, fmt);
-	sql = vformat(fmt, ap);
+	sql = harness_vformat(fmt, ap);
 	va_end(ap);
 	text = harness_query_text(conn, sql);
 	if (!text || text[0] != '{')
@@ -362,7 +325,7 @@ static void add_row(PGconn *conn, int row, int user, const char *role, const cha
 {
 	char *flags_literal = literal(conn, flags ? flags : "{}");
 
-	execf(conn,
+	harness_execf(conn,
 	      "INSERT INTO media_ids (id, user_uuid, role, profile_embedding, content_flags)"
 	      " VALUES ('%s', '%s', '%s', %s, %s::jsonb)",
 	      uid(K_ROW, row), uid(K_USER, user), role, embedding ? embedding : "NULL", flags_literal);
@@ -371,21 +334,21 @@ static void add_row(PGconn *conn, int row, int user, const char *role, const cha
 
 static void add_artist(PGconn *conn, int artist, int user, const char *vector)
 {
-	execf(conn, "INSERT INTO artist_profiles (id, user_id, artist_name) VALUES ('%s', '%s', 'Artist %d')",
+	harness_execf(conn, "INSERT INTO artist_profiles (id, user_id, artist_name) VALUES ('%s', '%s', 'Artist %d')",
 	      uid(K_ARTIST, artist), uid(K_USER, user), artist);
 	if (vector)
-		execf(conn, "INSERT INTO entity_dna (entity_type, entity_id, embedding) VALUES ('artist', '%s', %s)",
+		harness_execf(conn, "INSERT INTO entity_dna (entity_type, entity_id, embedding) VALUES ('artist', '%s', %s)",
 		      uid(K_ARTIST, artist), vector);
 }
 
 /* A content_items track (artist 0: none) and, when vector is not NULL, its entity_dna vector. */
 static void add_track(PGconn *conn, int track, int artist, const char *vector)
 {
-	execf(conn, "INSERT INTO content_items (id, artist_id, title) VALUES ('%s', %s%s%s, 'Track %d')",
+	harness_execf(conn, "INSERT INTO content_items (id, artist_id, title) VALUES ('%s', %s%s%s, 'Track %d')",
 	      uid(K_TRACK, track), artist ? "'" : "", artist ? uid(K_ARTIST, artist) : "NULL", artist ? "'" : "",
 	      track);
 	if (vector)
-		execf(conn, "INSERT INTO entity_dna (entity_type, entity_id, embedding) VALUES ('track', '%s', %s)",
+		harness_execf(conn, "INSERT INTO entity_dna (entity_type, entity_id, embedding) VALUES ('track', '%s', %s)",
 		      uid(K_TRACK, track), vector);
 }
 
@@ -403,7 +366,7 @@ static void add_entry(PGconn *conn, int entry, int user, const char *event_type,
 		snprintf(user_sql, sizeof user_sql, "'%s'", uid(K_USER, user));
 	else
 		snprintf(user_sql, sizeof user_sql, "NULL");
-	execf(conn,
+	harness_execf(conn,
 	      "INSERT INTO passport_entries (id, user_id, event_type, event_category, payload, affects_systems,"
 	      " source, session_id, \"timestamp\")"
 	      " VALUES ('%s', %s, '%s', split_part('%s', '.', 1), %s::jsonb, '%s', 'web', 'session-%d', %s)",
@@ -419,7 +382,7 @@ static void add_entry(PGconn *conn, int entry, int user, const char *event_type,
 #define EXPECT_ENTRY(conn, entry, state, error_part) expect_entry(__LINE__, conn, entry, state, error_part)
 static void expect_entry(int line, PGconn *conn, int entry, const char *state, const char *error_part)
 {
-	char *got = textf(conn,
+	char *got = harness_textf(conn,
 			  "SELECT CASE WHEN processed THEN 'processed'"
 			  " WHEN processed_at > now() - interval '1 hour' THEN 'unprocessed with a fresh processed_at'"
 			  " WHEN dead_at IS NOT NULL THEN 'dead'"
@@ -486,6 +449,13 @@ static struct summary run_drain(int line, const char *dsn, int batch_size, int w
 	    sscanf(summary_line, "drain: processed %ld, failed %ld (retrying %ld, dead %ld), DNA rows updated %ld, batches %ld",
 		   &s.processed, &s.failed, &s.retrying, &s.dead, &s.dna_rows, &s.batches) != 6)
 		harness_fail(__FILE__, line, "no parsable summary line in drain's output");
+	if (workers > 1) {
+		/* Every worker ran (connected and reported), whatever share of the work it got. */
+		char last[48];
+		snprintf(last, sizeof last, "drain worker %d: ", workers);
+		if (!strstr(output, "drain worker 1: ") || !strstr(output, last))
+			harness_fail(__FILE__, line, "drain --workers %d did not report %d workers", workers, workers);
+	}
 	if (s.failed != s.retrying + s.dead)
 		harness_fail(__FILE__, line, "summary: failed %ld is not retrying %ld + dead %ld", s.failed, s.retrying,
 			     s.dead);
@@ -625,7 +595,7 @@ static void case_mediaid_effect(void)
 
 static void expect_coliseum(int line, PGconn *conn, int entry, const char *expected)
 {
-	char *got = textf(conn,
+	char *got = harness_textf(conn,
 			  "SELECT concat_ws('|', m.metric_type, m.metric_value::float8, coalesce(m.metric_unit, '-'),"
 			  " coalesce(m.source, '-'), coalesce(m.artist_id::text, '-'), coalesce(m.track_id::text, '-'),"
 			  " coalesce(m.event_id::text, '-'), coalesce(m.brand_id::text, '-'),"
@@ -658,12 +628,12 @@ static void case_coliseum_effect(void)
 		 "{\"amount_cents\": 1234, \"artistId\": \"%s\", \"trackId\": \"%s\", \"dna_match_score\": 0.75}",
 		 uid(K_ARTIST, 1), uid(K_TRACK, 1));
 	add_entry(conn, 1, 1, "treasury.transaction_created", payload, "{coliseum}", 1.0);
-	execf(conn, "UPDATE passport_entries SET source = 'kiosk' WHERE id = '%s'", uid(K_ENTRY, 1));
+	harness_execf(conn, "UPDATE passport_entries SET source = 'kiosk' WHERE id = '%s'", uid(K_ENTRY, 1));
 	/* A vote: weight; an artist id with no artist_profiles row becomes NULL; score out of range dropped. */
 	snprintf(payload, sizeof payload, "{\"weight\": 3, \"eventId\": \"%s\", \"artist_id\": \"%s\", \"dna_match_score\": 1.5}",
 		 uid(K_EVENT, 1), uid(K_ARTIST, 99));
 	add_entry(conn, 2, 1, "concierto.vote_cast", payload, "{coliseum}", 2.0);
-	execf(conn, "UPDATE passport_entries SET source = 'ios' WHERE id = '%s'", uid(K_ENTRY, 2));
+	harness_execf(conn, "UPDATE passport_entries SET source = 'ios' WHERE id = '%s'", uid(K_ENTRY, 2));
 	/* Plain event: 1; track with no content_items row and a non-UUID artist become NULL. */
 	snprintf(payload, sizeof payload, "{\"track_id\": \"%s\", \"artistId\": \"not-a-uuid\", \"dna_match_score\": -0.1}",
 		 uid(K_TRACK, 99));
@@ -671,7 +641,7 @@ static void case_coliseum_effect(void)
 	/* A numeric value; default route of coliseum.metric_tracked is coliseum; snake_case brand. */
 	snprintf(payload, sizeof payload, "{\"value\": 42.5, \"brand_id\": \"%s\"}", uid(K_BRAND, 1));
 	add_entry(conn, 4, 2, "coliseum.metric_tracked", payload, "{}", 4.0);
-	execf(conn, "UPDATE passport_entries SET source = 'android' WHERE id = '%s'", uid(K_ENTRY, 4));
+	harness_execf(conn, "UPDATE passport_entries SET source = 'android' WHERE id = '%s'", uid(K_ENTRY, 4));
 	/* camelCase amount; a track id of an existing content_items row is kept; a score of 0 is in range. */
 	snprintf(payload, sizeof payload, "{\"amountCents\": 250, \"track_id\": \"%s\", \"dna_match_score\": 0}",
 		 uid(K_TRACK, 1));
@@ -715,9 +685,9 @@ static void case_treasury(void)
 	begin_case(3, "treasury: amounts, ledger links, retry while the ledger row is missing");
 	conn = open_case_database("treasury", false, dsn);
 	add_row(conn, 5, 5, "fan", filled(1), NULL);
-	execf(conn, "INSERT INTO entity_dna (entity_type, entity_id, embedding) VALUES ('event', '%s', %s)",
+	harness_execf(conn, "INSERT INTO entity_dna (entity_type, entity_id, embedding) VALUES ('event', '%s', %s)",
 	      uid(K_EVENT, 1), filled(2));
-	execf(conn, "INSERT INTO ledger_entries (correlation_id, amount_cents) VALUES ('corr-linked', 100)");
+	harness_execf(conn, "INSERT INTO ledger_entries (correlation_id, amount_cents) VALUES ('corr-linked', 100)");
 
 	/* treasury.transaction_created routes to treasury and coliseum by default. */
 	add_entry(conn, 1, 1, "treasury.transaction_created", "{\"amount_cents\": -5}", "{}", 1.0);
@@ -758,8 +728,8 @@ static void case_treasury(void)
 	EXPECT_TRUE(conn, "SELECT dna_clock IS NULL FROM media_ids WHERE id = '%s'", uid(K_ROW, 5));
 
 	/* The ledger row arrives; once the entry is due again it goes through, all effects at once. */
-	execf(conn, "INSERT INTO ledger_entries (correlation_id, amount_cents) VALUES ('corr-later', 999)");
-	execf(conn, "UPDATE passport_entries SET next_attempt_at = now() - interval '1 second' WHERE id = '%s'",
+	harness_execf(conn, "INSERT INTO ledger_entries (correlation_id, amount_cents) VALUES ('corr-later', 999)");
+	harness_execf(conn, "UPDATE passport_entries SET next_attempt_at = now() - interval '1 second' WHERE id = '%s'",
 	      uid(K_ENTRY, 5));
 	s = DRAIN(dsn, 0);
 	EXPECT_SUMMARY(s, 1, 0, 0);
@@ -842,7 +812,7 @@ static void case_ordering(void)
 	begin_case(5, "per-row ordering: (timestamp, id), whatever the insertion order");
 	conn = open_case_database("order", true, dsn);
 	add_row(conn, 1, 1, "fan", "passport_test_vector('c5-dna', 0.5)", NULL);
-	execf(conn, "UPDATE media_ids SET dna_clock = %s WHERE id = '%s'", at_day(-2), uid(K_ROW, 1));
+	harness_execf(conn, "UPDATE media_ids SET dna_clock = %s WHERE id = '%s'", at_day(-2), uid(K_ROW, 1));
 	for (int t = 1; t <= 4; t++) {
 		char vector[64];
 		snprintf(vector, sizeof vector, "passport_test_vector('c5-track-%d', %d)%s", t, t, vector_cast);
@@ -981,7 +951,7 @@ static void case_null_embedding(void)
 	add_row(conn, 1, 1, "fan", NULL, NULL);
 	/* A NULL embedding means Δ = 0 even when a clock is set (here, later than the entry). */
 	add_row(conn, 2, 2, "fan", NULL, NULL);
-	execf(conn, "UPDATE media_ids SET dna_clock = %s WHERE id = '%s'", at_day(60), uid(K_ROW, 2));
+	harness_execf(conn, "UPDATE media_ids SET dna_clock = %s WHERE id = '%s'", at_day(60), uid(K_ROW, 2));
 	add_track(conn, 1, 0, filled(2));
 	snprintf(payload, sizeof payload, "{\"content_id\": \"%s\"}", uid(K_TRACK, 1));
 	add_entry(conn, 1, 1, "player.track_completed", payload, "{mediaid}", 0.0);
@@ -1030,9 +1000,9 @@ static void case_fan_and_artist_rows(void)
 		    uid(K_ENTRY, 1));
 
 	add_entry(conn, 2, 1, "player.track_completed", payload, "{mediaid}", 0.0);
-	execf(conn, "UPDATE passport_entries SET mediaid_id = '%s' WHERE id = '%s'", uid(K_ROW, 2), uid(K_ENTRY, 2));
+	harness_execf(conn, "UPDATE passport_entries SET mediaid_id = '%s' WHERE id = '%s'", uid(K_ROW, 2), uid(K_ENTRY, 2));
 	add_entry(conn, 3, 1, "player.track_completed", payload, "{mediaid}", 0.0);
-	execf(conn, "UPDATE passport_entries SET mediaid_id = '%s' WHERE id = '%s'", uid(K_ROW, 3), uid(K_ENTRY, 3));
+	harness_execf(conn, "UPDATE passport_entries SET mediaid_id = '%s' WHERE id = '%s'", uid(K_ROW, 3), uid(K_ENTRY, 3));
 	s = DRAIN(dsn, 0);
 	EXPECT_SUMMARY(s, 1, 0, 1);
 	EXPECT_BLOCKS(conn, 2, once, 1e-6);
@@ -1063,7 +1033,7 @@ static void case_missing_rows(void)
 	add_entry(conn, 2, 0, "player.track_played", "{}", "{mediaid}", 0.0);
 	add_entry(conn, 3, 0, "player.track_played", "{}", "{}", 1.0); /* default route: mediaid, coliseum */
 	add_entry(conn, 4, 2, "player.track_played", "{}", "{mediaid}", 0.0);
-	execf(conn, "UPDATE passport_entries SET processing_attempts = 4 WHERE id = '%s'", uid(K_ENTRY, 4));
+	harness_execf(conn, "UPDATE passport_entries SET processing_attempts = 4 WHERE id = '%s'", uid(K_ENTRY, 4));
 
 	s = DRAIN(dsn, 0);
 	EXPECT_SUMMARY(s, 0, 1, 3);
@@ -1088,7 +1058,7 @@ static void case_missing_rows(void)
 
 	/* The sign-up trigger has run meanwhile; the retry succeeds. */
 	add_row(conn, 1, 1, "fan", filled(1), NULL);
-	execf(conn, "UPDATE passport_entries SET next_attempt_at = now() - interval '1 second' WHERE id = '%s'",
+	harness_execf(conn, "UPDATE passport_entries SET next_attempt_at = now() - interval '1 second' WHERE id = '%s'",
 	      uid(K_ENTRY, 1));
 	s = DRAIN(dsn, 0);
 	EXPECT_SUMMARY(s, 1, 0, 0);
@@ -1114,10 +1084,10 @@ static void case_unknown_system(void)
 	add_entry(conn, 3, 2, "player.track_played", "{}", "{mediaid}", 2.0);
 	add_entry(conn, 4, 2, "player.track_played", "{}", "{coliseum,mediaid}", 3.0);
 	/* A stale processed_at on a due entry (some other writer's) survives its failure exactly. */
-	execf(conn, "UPDATE passport_entries SET processed_at = '2020-01-02 03:04:05.678901+00' WHERE id = '%s'",
+	harness_execf(conn, "UPDATE passport_entries SET processed_at = '2020-01-02 03:04:05.678901+00' WHERE id = '%s'",
 	      uid(K_ENTRY, 2));
 	/* A retried entry (old error, attempts) that now succeeds loses its old error. */
-	execf(conn, "UPDATE passport_entries SET last_error = 'coliseum: earlier', processing_attempts = 1 WHERE id = '%s'",
+	harness_execf(conn, "UPDATE passport_entries SET last_error = 'coliseum: earlier', processing_attempts = 1 WHERE id = '%s'",
 	      uid(K_ENTRY, 1));
 
 	s = DRAIN(dsn, 0);
@@ -1174,7 +1144,7 @@ static void case_invalid_payloads(void)
 	add_entry(conn, 9, 1, "player.track_completed", payload, "{}", 9.0);
 	add_entry(conn, 10, 1, "concierto.ticket_purchased", "{\"amount_cents\": \"12\"}", "{}", 10.0);
 	add_entry(conn, 11, 1, "player.track_completed", "{}", "{}", 11.0);
-	execf(conn, "UPDATE passport_entries SET payload = jsonb_build_object('pad', repeat('x', 2 * 1024 * 1024))"
+	harness_execf(conn, "UPDATE passport_entries SET payload = jsonb_build_object('pad', repeat('x', 2 * 1024 * 1024))"
 		    " WHERE id = '%s'", uid(K_ENTRY, 11));
 	add_entry(conn, 12, 1, "player.track_completed", NULL, "{}", 12.0);
 	nested = malloc((size_t)depth * 6 + 2);
@@ -1281,7 +1251,7 @@ static void case_bad_vectors(void)
 	snprintf(payload, sizeof payload, "{\"trackId\": \"%s\"}", uid(K_TRACK, 1));
 	add_entry(conn, 30, 2, "player.track_completed", payload, "{mediaid}", 0.0);
 	add_entry(conn, 31, 3, "player.track_completed", payload, "{mediaid}", 0.0);
-	before = textf(conn, "SELECT string_agg(profile_embedding::text, ';' ORDER BY id) FROM media_ids WHERE id IN ('%s', '%s')",
+	before = harness_textf(conn, "SELECT string_agg(profile_embedding::text, ';' ORDER BY id) FROM media_ids WHERE id IN ('%s', '%s')",
 		       uid(K_ROW, 2), uid(K_ROW, 3));
 
 	s = DRAIN(dsn, 0);
@@ -1450,7 +1420,7 @@ static void case_null_timestamp_and_user(void)
 	add_entry(conn, 2, 0, "coliseum.metric_tracked", "{\"value\": 7}", "{}", 1.0);
 	add_entry(conn, 3, 0, "player.track_played", "{}", "{coliseum}", 2.0);
 	add_entry(conn, 4, 1, "player.track_played", "{}", "{mediaid}", 3.0);
-	execf(conn, "UPDATE passport_entries SET \"timestamp\" = 'infinity' WHERE id = '%s'", uid(K_ENTRY, 4));
+	harness_execf(conn, "UPDATE passport_entries SET \"timestamp\" = 'infinity' WHERE id = '%s'", uid(K_ENTRY, 4));
 	add_entry(conn, 5, 1, "player.track_played", "{}", "{mediaid,coliseum}", 4.0);
 
 	s = DRAIN(dsn, 0);
@@ -1521,9 +1491,9 @@ static void case_null_user_not_starved(void)
 	begin_case(17, "entries without a user are taken in timestamp order, not starved");
 	conn = open_case_database("null_user_turn", false, dsn);
 	for (int u = 1; u <= 3; u++)
-		execf(conn, "INSERT INTO media_ids (id, user_uuid, role) VALUES ('%s', '%s', 'fan')", uid(K_ROW, u),
+		harness_execf(conn, "INSERT INTO media_ids (id, user_uuid, role) VALUES ('%s', '%s', 'fan')", uid(K_ROW, u),
 		      uid(K_USER, u));
-	execf(conn,
+	harness_execf(conn,
 	      "INSERT INTO passport_entries (id, user_id, event_type, event_category, \"timestamp\") VALUES"
 	      " ('%s', NULL, 'player.track_paused', 'interaction', '2026-01-01 00:00:00+00'),"
 	      " ('%s', '%s', 'player.track_played', 'interaction', '2026-01-02 00:00:00+00'),"

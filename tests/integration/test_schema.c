@@ -62,26 +62,6 @@ static void load_sql_file_names(void)
 	CHECK(sql_file_count > 0);
 }
 
-static char *read_file(const char *path)
-{
-	FILE *file = fopen(path, "rb");
-	char *text;
-	long size;
-
-	if (!file)
-		HARNESS_FAIL("cannot open %s: %s", path, strerror(errno));
-	CHECK(fseek(file, 0, SEEK_END) == 0);
-	size = ftell(file);
-	CHECK(size >= 0);
-	CHECK(fseek(file, 0, SEEK_SET) == 0);
-	text = malloc((size_t)size + 1);
-	CHECK(text != NULL);
-	CHECK(fread(text, 1, (size_t)size, file) == (size_t)size);
-	text[size] = '\0';
-	fclose(file);
-	return text;
-}
-
 static void write_file(const char *path, const char *text)
 {
 	FILE *file = fopen(path, "wb");
@@ -188,7 +168,7 @@ static PGconn *create_fresh_database(const char *name, char *dsn, size_t dsnlen)
 	conn = harness_connect(dsn);
 	harness_exec(conn, "SET client_min_messages = warning");
 	snprintf(path, sizeof path, "%s/tests/sql/upstream.sql", source_root());
-	text = read_file(path);
+	text = harness_read_file(path);
 	harness_exec(conn, text);
 	free(text);
 	return conn;
@@ -440,7 +420,7 @@ static void test_idempotent(PGconn *conn, const char *dsn)
 		PGresult *result;
 
 		snprintf(path, sizeof path, "%s/sql/%s", source_root(), sql_files[i]);
-		text = read_file(path);
+		text = harness_read_file(path);
 		params[0] = sql_files[i];
 		params[1] = text;
 		snprintf(sql, sizeof sql,
@@ -517,7 +497,7 @@ static char *copy_sql_dir(void)
 
 		snprintf(from, sizeof from, "%s/sql/%s", source_root(), sql_files[i]);
 		snprintf(to, sizeof to, "%s/%s", dir, sql_files[i]);
-		text = read_file(from);
+		text = harness_read_file(from);
 		write_file(to, text);
 		free(text);
 	}
@@ -553,7 +533,7 @@ static void test_changed_and_failing_files(PGconn *conn, const char *dsn)
 	const char *victim = sql_files[0];
 
 	snprintf(path, sizeof path, "%s/%s", dir, victim);
-	original = read_file(path);
+	original = harness_read_file(path);
 	changed = malloc(strlen(original) + 64);
 	CHECK(changed != NULL);
 	sprintf(changed, "%s\n-- edited after it was applied\n", original);
