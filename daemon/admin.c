@@ -28,11 +28,11 @@ static PGresult *run_query(PGconn *conn, const char *sql, int nparams, const cha
 
 static PGconn *admin_connect(const struct config *config, const char *name)
 {
-	char err[512];
-	PGconn *conn = db_connect(config->dsn, name, err, sizeof(err));
+	struct db_error error;
+	PGconn *conn = db_connect(config->dsn, name, &error);
 
 	if (!conn)
-		fprintf(stderr, "passportd: cannot connect to the database: %s\n", err);
+		fprintf(stderr, "passportd: cannot connect to the database: %s\n", error.message);
 	return conn;
 }
 
@@ -250,22 +250,22 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 	}
 	if (options->now && PQntuples(res) > 0) {
 		struct batch_config batch;
-		char err[512];
+		struct db_error error;
 
 		config_to_batch(config, &batch);
-		processor = processor_create(conn, &batch, err, sizeof(err));
+		processor = processor_create(conn, &batch, &error);
 		if (!processor) {
-			fprintf(stderr, "passportd: %s\n", err);
+			fprintf(stderr, "passportd: %s\n", error.message);
 			PQclear(res);
 			goto done;
 		}
 		for (int i = 0; i < PQntuples(res); i++) {
 			struct batch_totals totals = {0};
 			const char *id = PQgetvalue(res, i, 0);
-			int status = processor_run_entry(processor, id, &totals, err, sizeof(err));
+			int status = processor_run_entry(processor, id, &totals, &error);
 
 			if (status == BATCH_ERROR) {
-				printf("%s  error: %s\n", id, err);
+				printf("%s  error: %s\n", id, error.message);
 				continue;
 			}
 			if (status == BATCH_EMPTY) {

@@ -294,28 +294,28 @@ struct drain_worker {
 static int drain_connect(struct drain_worker *w, int tries)
 {
 	const struct config *config = w->shared->config;
-	char err[512];
+	struct db_error error;
 	double pause = 0.5;
 
 	for (int attempt = 1;; attempt++) {
-		w->conn = db_connect(config->dsn, "passportd drain", err, sizeof(err));
+		w->conn = db_connect(config->dsn, "passportd drain", &error);
 		if (w->conn) {
 			struct batch_config batch;
 			config_to_batch(config, &batch);
 			batch.shared_entities = w->shared->entities;
-			w->processor = processor_create(w->conn, &batch, err, sizeof(err));
+			w->processor = processor_create(w->conn, &batch, &error);
 			if (w->processor)
 				return 0;
 			PQfinish(w->conn);
 			w->conn = NULL;
-			log_error("%s", err);
+			log_error("%s", error.message);
 			return -1; /* a schema problem does not go away by waiting */
 		}
 		if (attempt >= tries || stop_requested) {
-			log_error("cannot connect to the database: %s", err);
+			log_error("cannot connect to the database: %s", error.message);
 			return -1;
 		}
-		log_warning("cannot connect to the database (%s); retrying in %.1f s", err, pause);
+		log_warning("cannot connect to the database (%s); retrying in %.1f s", error.message, pause);
 		sleep_seconds(pause);
 		pause = pause * 2 > 8 ? 8 : pause * 2;
 	}
@@ -343,7 +343,7 @@ static int drain_siblings_active(struct drain_shared *shared)
 static void *drain_work(void *arg)
 {
 	struct drain_worker *w = arg;
-	char err[1024];
+	struct db_error error;
 	int status, reconnects = 0;
 	double busy_since = 0;
 
@@ -352,7 +352,7 @@ static void *drain_work(void *arg)
 		goto done;
 	}
 	while (!stop_requested) {
-		status = processor_run_batch(w->processor, &w->totals, err, sizeof(err));
+		status = processor_run_batch(w->processor, &w->totals, &error);
 		if (status == BATCH_EMPTY)
 			break;
 		if (status == BATCH_BUSY) {
@@ -378,11 +378,11 @@ static void *drain_work(void *arg)
 		busy_since = 0;
 		if (status == BATCH_ERROR) {
 			if (!db_connection_lost(w->conn) || ++reconnects > 5) {
-				log_error("batch failed: %s", err);
+				log_error("batch failed: %s", error.message);
 				w->failed = true;
 				break;
 			}
-			log_warning("lost the database connection (%s); reconnecting", err);
+			log_warning("lost the database connection (%s); reconnecting", error.message);
 			drain_disconnect(w);
 			if (drain_connect(w, 10) < 0) {
 				w->failed = true;

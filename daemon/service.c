@@ -84,7 +84,7 @@ struct service {
 	/* results of the last pass, read in the after-work callback */
 	int pass_status;
 	bool pass_connected;
-	char pass_error[512];
+	struct db_error pass_error;
 	struct batch_totals pass_totals;
 	struct batch_totals totals;
 	double worker_backoff;
@@ -334,19 +334,17 @@ static void worker_disconnect(struct service *s)
 static void work_pass(uv_work_t *work)
 {
 	struct service *s = work->data;
-	char *err = s->pass_error;
-	size_t errlen = sizeof(s->pass_error);
 
 	memset(&s->pass_totals, 0, sizeof(s->pass_totals));
-	s->pass_error[0] = '\0';
+	db_error_clear(&s->pass_error);
 	s->pass_connected = false;
 	if (!s->worker) {
-		s->worker = db_connect(s->config.dsn, "passportd worker", err, errlen);
+		s->worker = db_connect(s->config.dsn, "passportd worker", &s->pass_error);
 		if (!s->worker) {
 			s->pass_status = BATCH_ERROR;
 			return;
 		}
-		s->processor = processor_create(s->worker, &s->batch_config, err, errlen);
+		s->processor = processor_create(s->worker, &s->batch_config, &s->pass_error);
 		if (!s->processor) {
 			PQfinish(s->worker);
 			s->worker = NULL;
@@ -358,7 +356,7 @@ static void work_pass(uv_work_t *work)
 	s->pass_connected = true;
 	processor_set_config(s->processor, &s->batch_config);
 	for (;;) {
-		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, err, errlen);
+		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, &s->pass_error);
 		if (s->pass_status != BATCH_DONE || atomic_load(&s->stop_after_batch))
 			break;
 	}
@@ -402,8 +400,8 @@ static void work_done(uv_work_t *work, int status)
 	if (s->pass_status == BATCH_ERROR) {
 		double delay = next_backoff(&s->worker_backoff);
 		s->database_up = false;
-		log_warning("worker: %s; retrying in %.1f s", s->pass_error, delay);
-		set_status(s, "waiting for database: %s", s->pass_error);
+		log_warning("worker: %s; retrying in %.1f s", s->pass_error.message, delay);
+		set_status(s, "waiting for database: %s", s->pass_error.message);
 		uv_timer_start(&s->worker_retry, on_worker_retry, (uint64_t)(delay * 1000), 0);
 		return;
 	}

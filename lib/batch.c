@@ -295,42 +295,6 @@ static double retry_delay_seconds(struct processor *p, int attempts)
 	return delay * jitter;
 }
 
-/* Run a statement; on failure return NULL with the reason in err and the SQLSTATE in sqlstate. */
-static PGresult *query_state(struct processor *p, const char *sql, int nparams, const char *const *values,
-			     const int *lengths, const int *formats, int result_format, char *sqlstate,
-			     char *err, size_t errlen)
-{
-	PGresult *res = PQexecParams(p->conn, sql, nparams, NULL, values, lengths, formats, result_format);
-
-	if (!res || (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
-		db_error_text(p->conn, res, err, errlen);
-		snprintf(sqlstate, 6, "%s", db_sqlstate(res));
-		PQclear(res);
-		return NULL;
-	}
-	return res;
-}
-
-/* query_state for callers that do not need the SQLSTATE. */
-static PGresult *query(struct processor *p, const char *sql, int nparams, const char *const *values,
-		       const int *lengths, const int *formats, int result_format, char *err, size_t errlen)
-{
-	char sqlstate[6];
-
-	return query_state(p, sql, nparams, values, lengths, formats, result_format, sqlstate, err, errlen);
-}
-
-static int query_bool(struct processor *p, const char *sql, bool *out, char *err, size_t errlen)
-{
-	PGresult *res = query(p, sql, 0, NULL, NULL, NULL, 0, err, errlen);
-
-	if (!res)
-		return -1;
-	*out = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	return 0;
-}
-
 static char *sql_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *sql_printf(const char *fmt, ...)
@@ -345,8 +309,7 @@ static char *sql_printf(const char *fmt, ...)
 	return out;
 }
 
-struct processor *processor_create(PGconn *conn, const struct batch_config *config, char *err,
-				   size_t errlen)
+struct processor *processor_create(PGconn *conn, const struct batch_config *config, struct db_error *error)
 {
 	struct processor *p = calloc(1, sizeof(*p));
 	PGresult *res;
@@ -354,7 +317,7 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	bool schema_ready;
 
 	if (!p) {
-		snprintf(err, errlen, "out of memory");
+		db_error_set(error, NULL, "out of memory");
 		return NULL;
 	}
 	p->conn = conn;
@@ -362,25 +325,25 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	p->candidate_users = 16;
 	p->random_state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
 
-	if (query_bool(p,
+	if (db_query_bool(p->conn,
 		       "SELECT to_regclass('passport_entries') IS NOT NULL AND to_regclass('dna_evolution') IS NOT NULL"
 		       " AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('media_ids')"
 		       " AND attname = 'dna_clock' AND NOT attisdropped)",
-		       &schema_ready, err, errlen) < 0)
+		       &schema_ready, error) < 0)
 		goto fail;
 	if (!schema_ready) {
-		snprintf(err, errlen, "the project's schema is missing: run `passport-migrate schema` first");
+		db_error_set(error, NULL, "the project's schema is missing: run `passport-migrate schema` first");
 		goto fail;
 	}
 
-	res = query(p,
+	res = db_query(p->conn,
 		    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
 		    " WHERE attrelid = 'media_ids'::regclass AND attname = 'profile_embedding' AND NOT attisdropped",
-		    0, NULL, NULL, NULL, 0, err, errlen);
+		    0, NULL, NULL, NULL, 0, error);
 	if (!res)
 		goto fail;
 	if (PQntuples(res) != 1) {
-		snprintf(err, errlen, "media_ids.profile_embedding is missing");
+		db_error_set(error, NULL, "media_ids.profile_embedding is missing");
 		PQclear(res);
 		goto fail;
 	}
@@ -389,19 +352,19 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	} else if (strcmp(PQgetvalue(res, 0, 0), "real[]") == 0) {
 		p->format = VEC_FORMAT_REAL_ARRAY;
 	} else {
-		snprintf(err, errlen, "media_ids.profile_embedding has type %s, expected vector(1536) or real[]",
+		db_error_set(error, NULL, "media_ids.profile_embedding has type %s, expected vector(1536) or real[]",
 			 PQgetvalue(res, 0, 0));
 		PQclear(res);
 		goto fail;
 	}
 	PQclear(res);
 
-	if (query_bool(p, "SELECT to_regclass('ledger_entries') IS NOT NULL", &p->has_ledger, err, errlen) < 0)
+	if (db_query_bool(p->conn, "SELECT to_regclass('ledger_entries') IS NOT NULL", &p->has_ledger, error) < 0)
 		goto fail;
-	if (query_bool(p,
+	if (db_query_bool(p->conn,
 		       "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'passport_entries'::regclass"
 		       " AND attname = 'treasury_correlation_id' AND NOT attisdropped)",
-		       &p->has_correlation_column, err, errlen) < 0)
+		       &p->has_correlation_column, error) < 0)
 		goto fail;
 
 	correlation = p->has_correlation_column ? "e.treasury_correlation_id::text" : "NULL::text";
@@ -449,7 +412,7 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	p->entities = p->owns_entities ? entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY) : config->shared_entities;
 	if (!p->entities || !p->claim_users_sql || !p->claim_id_sql || !p->update_dna_sql ||
 	    !p->scratch) {
-		snprintf(err, errlen, "out of memory");
+		db_error_set(error, NULL, "out of memory");
 		goto fail;
 	}
 	dna_init_blas();
@@ -613,100 +576,11 @@ static int compare_rows(const void *a, const void *b)
 }
 
 /*
- * A query of the facts phase: sent with the others in one pipeline (run_fetches), its result
- * then handed to the matching *_take function. sql stays NULL when there is nothing to ask.
- */
-struct fetch {
-	const char *sql;
-	int nparams;
-	const char *values[4];
-	int result_format;
-	char *owned[2]; /* parameter texts to free */
-	PGresult *res;
-};
-
-static void fetch_clear(struct fetch *f)
-{
-	free(f->owned[0]);
-	free(f->owned[1]);
-	PQclear(f->res);
-	memset(f, 0, sizeof(*f));
-}
-
-/*
- * Send the queries (those with sql) in one pipeline, one round trip, and keep each one's result
- * in its res. Returns 0, or -1 with the first error (the results are then cleared).
- */
-static int run_fetches(struct processor *p, struct fetch *f, int n, char *sqlstate, char *err, size_t errlen)
-{
-	int rc = 0, sent = 0;
-
-	for (int i = 0; i < n; i++)
-		sent += f[i].sql != NULL;
-	if (sent == 0)
-		return 0;
-	if (!PQenterPipelineMode(p->conn))
-		goto lost;
-	for (int i = 0; i < n; i++)
-		if (f[i].sql && !PQsendQueryParams(p->conn, f[i].sql, f[i].nparams, NULL, f[i].values, NULL, NULL,
-						   f[i].result_format))
-			goto lost_in_pipeline;
-	if (!PQpipelineSync(p->conn))
-		goto lost_in_pipeline;
-	/* Each query's results end with a NULL; then comes the sync. */
-	for (int i = 0; i <= n; i++) {
-		PGresult *res;
-
-		if (i < n && !f[i].sql)
-			continue;
-		while ((res = PQgetResult(p->conn)) != NULL) {
-			ExecStatusType status = PQresultStatus(res);
-
-			if (i == n && status == PGRES_PIPELINE_SYNC) {
-				PQclear(res);
-				break; /* no NULL follows the sync */
-			}
-			if (status == PGRES_FATAL_ERROR && rc == 0) {
-				db_error_text(p->conn, res, err, errlen);
-				snprintf(sqlstate, 6, "%s", db_sqlstate(res));
-				rc = -1;
-			}
-			if (i < n && !f[i].res && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK))
-				f[i].res = res;
-			else
-				PQclear(res);
-		}
-		if (db_connection_lost(p->conn))
-			goto lost_in_pipeline;
-	}
-	if (!PQexitPipelineMode(p->conn))
-		goto lost;
-	if (rc < 0)
-		for (int i = 0; i < n; i++) {
-			PQclear(f[i].res);
-			f[i].res = NULL;
-		}
-	return rc;
-lost_in_pipeline:
-	(void)PQexitPipelineMode(p->conn);
-lost:
-	if (rc == 0) {
-		db_error_text(p->conn, NULL, err, errlen);
-		snprintf(sqlstate, 6, "%s", "08006");
-	}
-	for (int i = 0; i < n; i++) {
-		PQclear(f[i].res);
-		f[i].res = NULL;
-	}
-	return -1;
-}
-
-/*
  * The media_ids rows of every user with a mediaid entry. They are locked now, skipping rows
  * another session holds (an application update in progress): the entries of such a row are
  * deferred to a later batch rather than waiting here, or being applied out of order.
  */
-static int dna_rows_fetch(struct batch *b, struct fetch *f)
+static int dna_rows_fetch(struct batch *b, struct db_statement *f)
 {
 	const char **users = malloc(sizeof(*users) * (size_t)(b->n_entries + 1));
 	int n_users = 0;
@@ -740,7 +614,7 @@ static int dna_rows_fetch(struct batch *b, struct fetch *f)
 }
 
 /* Decode the DNA rows (sorted by (user, id)); res may be NULL (no mediaid entry). */
-static int dna_rows_take(struct processor *p, struct batch *b, PGresult *res, char *err, size_t errlen)
+static int dna_rows_take(struct processor *p, struct batch *b, PGresult *res, struct db_error *error)
 {
 	if (!res)
 		return 0;
@@ -780,7 +654,7 @@ static int dna_rows_take(struct processor *p, struct batch *b, PGresult *res, ch
 	qsort(b->rows, (size_t)b->n_rows, sizeof(*b->rows), compare_rows);
 	return 0;
 oom:
-	snprintf(err, errlen, "out of memory");
+	db_error_set(error, NULL, "out of memory");
 	return -1;
 }
 
@@ -876,7 +750,7 @@ static uint64_t hash_target(enum target_type type, const char *id)
  * SPEC 3) and that row's version. targets_take then reads only the vectors missing from the
  * entity cache, or changed since.
  */
-static int targets_fetch(struct batch *b, struct fetch *f)
+static int targets_fetch(struct batch *b, struct db_statement *f)
 {
 	struct strbuf kinds = {0}, ids = {0};
 	size_t n_slots = 16;
@@ -952,8 +826,7 @@ static int targets_fetch(struct batch *b, struct fetch *f)
 }
 
 /* Give the targets their vectors: from the cache, else read (and cached) now. res may be NULL. */
-static int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, char *sqlstate, char *err,
-			size_t errlen)
+static int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, struct db_error *error)
 {
 	struct strbuf kinds = {0}, ids = {0};
 	struct target_source *sources = NULL;
@@ -1021,8 +894,7 @@ static int targets_take(struct processor *p, struct batch *b, PGresult *sources_
 				       " AS s(kind, id)) s ON e.entity_type = s.kind AND e.entity_id = s.id",
 				       2, NULL, values, NULL, NULL, 1) ||
 		    !PQsetSingleRowMode(p->conn)) {
-			db_error_text(p->conn, NULL, err, errlen);
-			snprintf(sqlstate, 6, "%s", "08006");
+			db_error_from_connection(error, p->conn);
 			goto fail;
 		}
 		while ((res = PQgetResult(p->conn)) != NULL) {
@@ -1044,8 +916,7 @@ static int targets_take(struct processor *p, struct batch *b, PGresult *sources_
 				if (!cv)
 					failed = out_of_memory = true;
 			} else if (status != PGRES_SINGLE_TUPLE && status != PGRES_TUPLES_OK && !failed) {
-				db_error_text(p->conn, res, err, errlen);
-				snprintf(sqlstate, 6, "%s", db_sqlstate(res));
+				db_error_from_result(error, p->conn, res);
 				failed = true;
 			}
 			/* A NULL embedding: emptied since the first query, decay only. */
@@ -1056,8 +927,7 @@ static int targets_take(struct processor *p, struct batch *b, PGresult *sources_
 			goto oom;
 		if (failed || db_connection_lost(p->conn)) {
 			if (!failed) {
-				db_error_text(p->conn, NULL, err, errlen);
-				snprintf(sqlstate, 6, "%s", "08006");
+				db_error_from_connection(error, p->conn);
 			}
 			goto fail;
 		}
@@ -1067,7 +937,7 @@ static int targets_take(struct processor *p, struct batch *b, PGresult *sources_
 	free(sources);
 	return 0;
 oom:
-	snprintf(err, errlen, "out of memory");
+	db_error_set(error, NULL, "out of memory");
 fail:
 	PQclear(res);
 	strbuf_free(&kinds);
@@ -1091,7 +961,7 @@ static int compare_strings(const void *a, const void *b)
 }
 
 /* Which correlation ids of treasury entries have ledger rows: the query. */
-static int correlations_fetch(struct processor *p, struct batch *b, struct fetch *f)
+static int correlations_fetch(struct processor *p, struct batch *b, struct db_statement *f)
 {
 	cJSON *list;
 	int wanted = 0;
@@ -1125,7 +995,7 @@ static int correlations_fetch(struct processor *p, struct batch *b, struct fetch
 }
 
 /* The correlation ids found, sorted for ledger_has. res may be NULL. */
-static int correlations_take(struct batch *b, PGresult *res, char *err, size_t errlen)
+static int correlations_take(struct batch *b, PGresult *res, struct db_error *error)
 {
 	if (!res)
 		return 0;
@@ -1141,7 +1011,7 @@ static int correlations_take(struct batch *b, PGresult *res, char *err, size_t e
 	qsort(b->correlations, (size_t)b->n_correlations, sizeof(char *), compare_strings);
 	return 0;
 oom:
-	snprintf(err, errlen, "out of memory");
+	db_error_set(error, NULL, "out of memory");
 	return -1;
 }
 
@@ -1238,84 +1108,7 @@ static void entry_evaluate(struct processor *p, struct batch *b, int index)
 }
 
 
-/* Run one write statement whose single parameter is a JSON array; skipped when it is empty. */
-/*
- * Run a write: sent into the pipeline when one is open (the batch's writes and COMMIT travel
- * together, one round trip), else executed at once.
- */
-static int write_statement(struct processor *p, const char *sql, int nparams, const char *const *values,
-			   const int *lengths, const int *formats, char *sqlstate, char *err, size_t errlen)
-{
-	PGresult *res;
-
-	if (PQpipelineStatus(p->conn) == PQ_PIPELINE_ON) {
-		if (!PQsendQueryParams(p->conn, sql, nparams, NULL, values, lengths, formats, 0)) {
-			db_error_text(p->conn, NULL, err, errlen);
-			snprintf(sqlstate, 6, "%s", "08006");
-			return -1;
-		}
-		return 0;
-	}
-	res = query_state(p, sql, nparams, values, lengths, formats, 0, sqlstate, err, errlen);
-	if (!res)
-		return -1;
-	PQclear(res);
-	return 0;
-}
-
-/*
- * Send the pipeline's sync and read every result up to it. Returns 0 when all succeeded, else -1
- * with the first failure (later statements of the pipeline are then skipped by the server).
- * Leaves pipeline mode either way.
- */
-static int pipeline_finish(struct processor *p, char *sqlstate, char *err, size_t errlen)
-{
-	int rc = 0, empty = 0;
-
-	if (!PQpipelineSync(p->conn)) {
-		db_error_text(p->conn, NULL, err, errlen);
-		snprintf(sqlstate, 6, "%s", "08006");
-		(void)PQexitPipelineMode(p->conn);
-		return -1;
-	}
-	for (;;) {
-		PGresult *res = PQgetResult(p->conn);
-		ExecStatusType status;
-
-		if (!res) {
-			/* NULL separates the results of two statements; a dead connection yields only NULLs. */
-			if (db_connection_lost(p->conn) || ++empty > 64) {
-				if (rc == 0) {
-					db_error_text(p->conn, NULL, err, errlen);
-					snprintf(sqlstate, 6, "%s", "08006");
-				}
-				rc = -1;
-				break;
-			}
-			continue;
-		}
-		empty = 0;
-		status = PQresultStatus(res);
-		if (status == PGRES_PIPELINE_SYNC) {
-			PQclear(res);
-			break;
-		}
-		if (status == PGRES_FATAL_ERROR && rc == 0) {
-			db_error_text(p->conn, res, err, errlen);
-			snprintf(sqlstate, 6, "%s", db_sqlstate(res));
-			rc = -1;
-		}
-		PQclear(res);
-	}
-	if (!PQexitPipelineMode(p->conn) && rc == 0) {
-		db_error_text(p->conn, NULL, err, errlen);
-		snprintf(sqlstate, 6, "%s", "08006");
-		rc = -1;
-	}
-	return rc;
-}
-
-static int write_json(struct processor *p, const char *sql, cJSON *rows, char *sqlstate, char *err, size_t errlen)
+static int write_json(struct processor *p, const char *sql, cJSON *rows, struct db_error *error)
 {
 	char *text;
 	const char *values[1];
@@ -1328,11 +1121,11 @@ static int write_json(struct processor *p, const char *sql, cJSON *rows, char *s
 	text = cJSON_PrintUnformatted(rows);
 	cJSON_Delete(rows);
 	if (!text) {
-		snprintf(err, errlen, "out of memory");
+		db_error_set(error, NULL, "out of memory");
 		return -1;
 	}
 	values[0] = text;
-	rc = write_statement(p, sql, 1, values, NULL, NULL, sqlstate, err, errlen);
+	rc = db_send(p->conn, sql, 1, values, NULL, NULL, error);
 	cJSON_free(text);
 	return rc;
 }
@@ -1403,15 +1196,14 @@ static void array_add_uuid(struct array_param *a, const char *id)
 }
 
 /* Finish the columns and run the statement with them as parameters $1..$n. */
-static int write_arrays(struct processor *p, const char *sql, struct array_param *columns, int n, char *sqlstate,
-			char *err, size_t errlen)
+static int write_arrays(struct processor *p, const char *sql, struct array_param *columns, int n, struct db_error *error)
 {
 	const char *values[16];
 	bool failed = false;
 	int rc = 0;
 
 	if (n > (int)(sizeof(values) / sizeof(values[0]))) {
-		snprintf(err, errlen, "write_arrays: %d columns, at most %zu", n, sizeof(values) / sizeof(values[0]));
+		db_error_set(error, NULL, "write_arrays: %d columns, at most %zu", n, sizeof(values) / sizeof(values[0]));
 		rc = -1;
 		goto done;
 	}
@@ -1423,11 +1215,11 @@ static int write_arrays(struct processor *p, const char *sql, struct array_param
 		values[i] = columns[i].text.data;
 	}
 	if (failed) {
-		snprintf(err, errlen, "out of memory");
+		db_error_set(error, NULL, "out of memory");
 		rc = -1;
 		goto done;
 	}
-	rc = write_statement(p, sql, n, values, NULL, NULL, sqlstate, err, errlen);
+	rc = db_send(p->conn, sql, n, values, NULL, NULL, error);
 done:
 	for (int i = 0; i < n; i++)
 		strbuf_free(&columns[i].text);
@@ -1441,7 +1233,7 @@ done:
  * Ids that reference no row become NULL rather than failing the insert. Rows are found by
  * ctid (no index descent): the claim's FOR UPDATE lock, held until COMMIT, keeps them in place.
  */
-static int write_processed(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+static int write_processed(struct processor *p, struct batch *b, struct db_error *error)
 {
 	struct array_param columns[9] = {0};
 	struct array_param *done = &columns[8];
@@ -1475,7 +1267,7 @@ static int write_processed(struct processor *p, struct batch *b, char *sqlstate,
 		return write_arrays(p,
 				    "UPDATE passport_entries SET processed = true, processed_at = now(),"
 				    " last_error = NULL, next_attempt_at = NULL WHERE ctid = ANY($1::tid[])",
-				    done, 1, sqlstate, err, errlen);
+				    done, 1, error);
 	}
 	return write_arrays(p,
 			    "WITH marked AS (UPDATE passport_entries SET processed = true, processed_at = now(),"
@@ -1494,10 +1286,10 @@ static int write_processed(struct processor *p, struct batch *b, char *sqlstate,
 			    " LEFT JOIN artist_profiles a ON a.id = r.artist_id"
 			    " LEFT JOIN content_items c ON c.id = r.track_id"
 			    " ORDER BY r.ord",
-			    columns, 9, sqlstate, err, errlen);
+			    columns, 9, error);
 }
 
-static int write_ledger_links(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+static int write_ledger_links(struct processor *p, struct batch *b, struct db_error *error)
 {
 	cJSON *rows;
 
@@ -1505,7 +1297,7 @@ static int write_ledger_links(struct processor *p, struct batch *b, char *sqlsta
 		return 0;
 	rows = cJSON_CreateArray();
 	if (!rows) {
-		snprintf(err, errlen, "out of memory");
+		db_error_set(error, NULL, "out of memory");
 		return -1;
 	}
 	for (int i = 0; i < b->n_entries; i++) {
@@ -1527,7 +1319,7 @@ static int write_ledger_links(struct processor *p, struct batch *b, char *sqlsta
 			  " FROM jsonb_to_recordset($1::jsonb) AS x(ord int, entry_id uuid, correlation_id text)"
 			  " ORDER BY correlation_id, ord) r"
 			  " WHERE l.correlation_id = r.correlation_id AND l.passport_entry_id IS NULL",
-			  rows, sqlstate, err, errlen);
+			  rows, error);
 }
 
 /*
@@ -1536,7 +1328,7 @@ static int write_ledger_links(struct processor *p, struct batch *b, char *sqlsta
  */
 #define EVOLUTION_TEXT_COLUMNS 7
 #define EVOLUTION_REAL_COLUMNS 9
-static int write_evolution(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+static int write_evolution(struct processor *p, struct batch *b, struct db_error *error)
 {
 	struct array_param text[EVOLUTION_TEXT_COLUMNS] = {0};
 	float *reals = NULL;
@@ -1594,7 +1386,7 @@ static int write_evolution(struct processor *p, struct batch *b, char *sqlstate,
 	}
 	if (failed)
 		goto oom;
-	rc = write_statement(p,
+	rc = db_send(p->conn,
 			     "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, target_type,"
 			     " target_id, alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial,"
 			     " delta_cultural, delta_behavioral, delta_economic, delta_spatial, late)"
@@ -1606,10 +1398,10 @@ static int write_evolution(struct processor *p, struct batch *b, char *sqlstate,
 			     " WITH ORDINALITY AS r(mediaid_id, entry_id, target_type, target_id, late, event_type, event_time,"
 			     " alpha, d1, d2, d3, d4, n1, n2, n3, n4, ord)"
 			     " ORDER BY r.ord",
-			     EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS, values, lengths, formats, sqlstate, err, errlen);
+			     EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS, values, lengths, formats, error);
 	goto done;
 oom:
-	snprintf(err, errlen, "out of memory");
+	db_error_set(error, NULL, "out of memory");
 	rc = -1;
 done:
 	for (int c = 0; c < EVOLUTION_TEXT_COLUMNS; c++)
@@ -1626,8 +1418,7 @@ done:
  * libpq's send buffer, small when a batch touches hundreds of rows.
  */
 #define DNA_WRITE_CHUNK 64
-static int write_dna_rows(struct processor *p, struct batch *b, long *written, char *sqlstate, char *err,
-			  size_t errlen)
+static int write_dna_rows(struct processor *p, struct batch *b, long *written, struct db_error *error)
 {
 	float *vectors = NULL;
 	unsigned char *flat = NULL;
@@ -1679,7 +1470,7 @@ static int write_dna_rows(struct processor *p, struct batch *b, long *written, c
 		values[1] = (const char *)flat;
 		lengths[1] = (int)flat_len;
 		values[2] = clocks.data;
-		rc = write_statement(p, p->update_dna_sql, 3, values, lengths, formats, sqlstate, err, errlen);
+		rc = db_send(p->conn, p->update_dna_sql, 3, values, lengths, formats, error);
 		strbuf_free(&ids);
 		strbuf_free(&clocks);
 		if (rc < 0)
@@ -1690,7 +1481,7 @@ static int write_dna_rows(struct processor *p, struct batch *b, long *written, c
 	free(flat);
 	return 0;
 oom:
-	snprintf(err, errlen, "out of memory");
+	db_error_set(error, NULL, "out of memory");
 fail:
 	free(vectors);
 	free(flat);
@@ -1698,7 +1489,7 @@ fail:
 }
 
 /* The failures of a batch: attempts, last_error, and a retry time or dead_at. */
-static int write_failures(struct processor *p, struct batch *b, char *sqlstate, char *err, size_t errlen)
+static int write_failures(struct processor *p, struct batch *b, struct db_error *error)
 {
 	cJSON *failures = cJSON_CreateArray();
 	char *text;
@@ -1732,7 +1523,7 @@ static int write_failures(struct processor *p, struct batch *b, char *sqlstate, 
 	snprintf(max_attempts, sizeof(max_attempts), "%d", p->config.max_attempts);
 	values[0] = text;
 	values[1] = max_attempts;
-	rc = write_statement(p,
+	rc = db_send(p->conn,
 			     "UPDATE passport_entries e SET processing_attempts = coalesce(e.processing_attempts, 0) + 1,"
 			     " last_error = r.error,"
 			     " dead_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
@@ -1741,11 +1532,11 @@ static int write_failures(struct processor *p, struct batch *b, char *sqlstate, 
 			     " THEN NULL ELSE now() + make_interval(secs => r.delay) END"
 			     " FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, error text, permanent boolean, delay float8)"
 			     " WHERE e.id = r.id",
-			     2, values, NULL, NULL, sqlstate, err, errlen);
+			     2, values, NULL, NULL, error);
 	cJSON_free(text);
 	return rc;
 oom:
-	snprintf(err, errlen, "out of memory");
+	db_error_set(error, NULL, "out of memory");
 	return -1;
 }
 
@@ -1767,13 +1558,12 @@ static void count_outcomes(const struct processor *p, const struct batch *b, str
 }
 
 /* Evaluate and write a claimed batch inside the open transaction. */
-static int process_claimed(struct processor *p, struct batch *b, struct batch_totals *totals, char *sqlstate,
-			   char *err, size_t errlen)
+static int process_claimed(struct processor *p, struct batch *b, struct batch_totals *totals, struct db_error *error)
 {
 	long dna_rows = 0;
 	struct batch_totals local = {0};
 
-	struct fetch facts[3] = {{0}};
+	struct db_statement facts[3] = {{0}};
 	int rc;
 
 	for (int i = 0; i < b->n_entries; i++)
@@ -1781,25 +1571,25 @@ static int process_claimed(struct processor *p, struct batch *b, struct batch_to
 	/* The facts the entries need, asked in one round trip: DNA rows, targets, ledger rows. */
 	if (dna_rows_fetch(b, &facts[0]) < 0 || targets_fetch(b, &facts[1]) < 0 ||
 	    correlations_fetch(p, b, &facts[2]) < 0) {
-		snprintf(err, errlen, "out of memory");
+		db_error_set(error, NULL, "out of memory");
 		rc = -1;
 	} else {
-		rc = run_fetches(p, facts, 3, sqlstate, err, errlen);
+		rc = db_pipeline_run(p->conn, facts, 3, error);
 	}
 	if (rc == 0)
-		rc = dna_rows_take(p, b, facts[0].res, err, errlen);
+		rc = dna_rows_take(p, b, facts[0].res, error);
 	if (rc == 0) {
 		for (int i = 0; i < b->n_entries; i++) {
 			struct entry *e = &b->entries[i];
 			if (e->outcome == OUTCOME_OK && (e->systems & SYSTEM_MEDIAID))
 				entry_choose_row(b, e);
 		}
-		rc = targets_take(p, b, facts[1].res, sqlstate, err, errlen);
+		rc = targets_take(p, b, facts[1].res, error);
 	}
 	if (rc == 0)
-		rc = correlations_take(b, facts[2].res, err, errlen);
+		rc = correlations_take(b, facts[2].res, error);
 	for (int i = 0; i < 3; i++)
-		fetch_clear(&facts[i]);
+		db_statement_clear(&facts[i]);
 	if (rc < 0)
 		return -1;
 	for (int i = 0; i < b->n_entries; i++)
@@ -1807,20 +1597,19 @@ static int process_claimed(struct processor *p, struct batch *b, struct batch_to
 
 	/* Every write and the COMMIT in one pipeline: one round trip for the whole write phase. */
 	if (!PQenterPipelineMode(p->conn)) {
-		db_error_text(p->conn, NULL, err, errlen);
-		snprintf(sqlstate, 6, "%s", "08006");
+		db_error_from_connection(error, p->conn);
 		return -1;
 	}
-	if (write_processed(p, b, sqlstate, err, errlen) < 0 || write_ledger_links(p, b, sqlstate, err, errlen) < 0 ||
-	    write_evolution(p, b, sqlstate, err, errlen) < 0 ||
-	    write_dna_rows(p, b, &dna_rows, sqlstate, err, errlen) < 0 ||
-	    write_failures(p, b, sqlstate, err, errlen) < 0 ||
-	    write_statement(p, "COMMIT", 0, NULL, NULL, NULL, sqlstate, err, errlen) < 0) {
-		char ignored[6], ignored_err[256];
-		(void)pipeline_finish(p, ignored, ignored_err, sizeof(ignored_err));
+	if (write_processed(p, b, error) < 0 || write_ledger_links(p, b, error) < 0 ||
+	    write_evolution(p, b, error) < 0 ||
+	    write_dna_rows(p, b, &dna_rows, error) < 0 ||
+	    write_failures(p, b, error) < 0 ||
+	    db_send(p->conn, "COMMIT", 0, NULL, NULL, NULL, error) < 0) {
+		struct db_error ignored;
+		(void)db_pipeline_finish(p->conn, &ignored);
 		return -1;
 	}
-	if (pipeline_finish(p, sqlstate, err, errlen) < 0)
+	if (db_pipeline_finish(p->conn, error) < 0)
 		return -1;
 	totals->batches++;
 	totals->claimed += b->n_entries;
@@ -1830,37 +1619,18 @@ static int process_claimed(struct processor *p, struct batch *b, struct batch_to
 	return 0;
 }
 
-/*
- * Failures that say nothing about the entries: the whole batch is rolled back and tried again
- * later, nothing is recorded on the entries (a deadlock or serialization failure, or a cancelled
- * statement, e.g. when the daemon is stopping).
- */
-static bool transient_failure(const char *sqlstate)
-{
-	return strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "57014") == 0;
-}
-
-static void rollback(struct processor *p)
-{
-	char ignored[256];
-
-	if (!db_connection_lost(p->conn))
-		(void)db_command(p->conn, "ROLLBACK", ignored, sizeof(ignored));
-}
-
 /* Record a failure that the database itself reported for one entry, in its own transaction. */
 static int record_database_failure(struct processor *p, const char *entry_id, const char *message,
-				   struct batch_totals *totals, char *err, size_t errlen)
+				   struct batch_totals *totals, struct db_error *error)
 {
 	struct batch b = {0};
-	char sqlstate[6] = "";
 	const char *values[1] = {entry_id};
 	PGresult *res;
 	struct entry *e;
 
-	if (db_command(p->conn, "BEGIN", err, errlen) < 0)
+	if (db_command(p->conn, "BEGIN", error) < 0)
 		return -1;
-	res = query_state(p, p->claim_id_sql, 1, values, NULL, NULL, 0, sqlstate, err, errlen);
+	res = db_query(p->conn, p->claim_id_sql, 1, values, NULL, NULL, 0, error);
 	if (!res)
 		goto fail;
 	if (batch_take_claimed(p, &b, res) < 0)
@@ -1869,71 +1639,68 @@ static int record_database_failure(struct processor *p, const char *entry_id, co
 		e = &b.entries[0];
 		e->outcome = OUTCOME_OK;
 		entry_fail(e, OUTCOME_RETRY, "database: %s", message);
-		if (write_failures(p, &b, sqlstate, err, errlen) < 0)
+		if (write_failures(p, &b, error) < 0)
 			goto fail;
 		count_outcomes(p, &b, totals);
 		totals->claimed++;
 	}
 	batch_clear(&b);
-	return db_command(p->conn, "COMMIT", err, errlen);
+	return db_command(p->conn, "COMMIT", error);
 fail:
 	batch_clear(&b);
-	rollback(p);
+	db_rollback(p->conn);
 	return -1;
 }
 
 /* Process one entry in its own transaction (used to isolate a batch whose writes failed). */
-static int run_single(struct processor *p, const char *entry_id, struct batch_totals *totals, char *err,
-		      size_t errlen)
+static int run_single(struct processor *p, const char *entry_id, struct batch_totals *totals, struct db_error *error)
 {
 	struct batch b = {0};
-	char sqlstate[6] = "";
 	const char *values[1] = {entry_id};
 	PGresult *res;
 	char message[ERROR_TEXT_MAX + 1];
 	int status;
 
-	if (db_command(p->conn, "BEGIN", err, errlen) < 0)
+	if (db_command(p->conn, "BEGIN", error) < 0)
 		return BATCH_ERROR;
-	res = query_state(p, p->claim_id_sql, 1, values, NULL, NULL, 0, sqlstate, err, errlen);
+	res = db_query(p->conn, p->claim_id_sql, 1, values, NULL, NULL, 0, error);
 	if (!res || batch_take_claimed(p, &b, res) < 0) {
 		batch_clear(&b);
-		rollback(p);
+		db_rollback(p->conn);
 		return BATCH_ERROR;
 	}
 	if (b.n_entries == 0) {
 		batch_clear(&b);
-		rollback(p);
+		db_rollback(p->conn);
 		return BATCH_EMPTY;
 	}
-	if (process_claimed(p, &b, totals, sqlstate, err, errlen) == 0) {
+	if (process_claimed(p, &b, totals, error) == 0) {
 		bool deferred = b.entries[0].outcome == OUTCOME_DEFERRED;
 		batch_clear(&b);
 		return deferred ? BATCH_EMPTY : BATCH_DONE;
 	}
 	batch_clear(&b);
-	rollback(p);
+	db_rollback(p->conn);
 	if (db_connection_lost(p->conn))
 		return BATCH_ERROR;
-	if (transient_failure(sqlstate))
+	if (db_error_is_transient(error))
 		return BATCH_BUSY;
-	snprintf(message, sizeof(message), "%s", err);
+	snprintf(message, sizeof(message), "%.*s", ERROR_TEXT_MAX, error->message);
 	utf8_truncate(message, ERROR_TEXT_MAX - 20);
 	log_warning("entry %s: the database refused its effects: %s", entry_id, message);
-	status = record_database_failure(p, entry_id, message, totals, err, errlen);
+	status = record_database_failure(p, entry_id, message, totals, error);
 	return status < 0 ? BATCH_ERROR : BATCH_DONE;
 }
 
-int processor_run_entry(struct processor *p, const char *entry_id, struct batch_totals *totals, char *err,
-			size_t errlen)
+int processor_run_entry(struct processor *p, const char *entry_id, struct batch_totals *totals, struct db_error *error)
 {
 	uuid_text id;
 
 	if (uuid_canonical(entry_id, id) < 0) {
-		snprintf(err, errlen, "not a UUID: %.40s", entry_id);
+		db_error_set(error, NULL, "not a UUID: %.40s", entry_id);
 		return BATCH_ERROR;
 	}
-	return run_single(p, id, totals, err, errlen);
+	return run_single(p, id, totals, error);
 }
 
 static double monotonic_seconds(void)
@@ -1980,25 +1747,25 @@ static char *set_aside_literal(struct processor *p)
  * error (the caller rolls back).
  */
 static PGresult *begin_and_query(struct processor *p, const char *sql, int nparams, const char *const *values,
-				 char *sqlstate, char *err, size_t errlen)
+				 struct db_error *error)
 {
-	struct fetch f[2] = {{.sql = "BEGIN"}, {.sql = sql, .nparams = nparams}};
+	struct db_statement f[2] = {{.sql = "BEGIN"}, {.sql = sql, .nparams = nparams}};
 	PGresult *res;
 
 	if (nparams > (int)(sizeof(f[1].values) / sizeof(f[1].values[0]))) {
-		snprintf(err, errlen, "begin_and_query: too many parameters");
+		db_error_set(error, NULL, "begin_and_query: too many parameters");
 		return NULL;
 	}
 	for (int i = 0; i < nparams; i++)
 		f[1].values[i] = values[i];
-	if (run_fetches(p, f, 2, sqlstate, err, errlen) < 0)
+	if (db_pipeline_run(p->conn, f, 2, error) < 0)
 		return NULL;
 	res = f[1].res;
 	f[1].res = NULL;
 	PQclear(f[0].res);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		PQclear(res);
-		snprintf(err, errlen, "the user lock query returned no rows");
+		db_error_set(error, NULL, "the user lock query returned no rows");
 		return NULL;
 	}
 	return res;
@@ -2040,18 +1807,17 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 	" (SELECT count(*) AS scanned, coalesce(bool_or(user_id IS NULL), false) AS null_user FROM scan) s" \
 	" LEFT JOIN (SELECT ord, id, due FROM walk WHERE locked) w ON true ORDER BY w.ord"
 
-int processor_run_batch(struct processor *p, struct batch_totals *totals, char *err, size_t errlen)
+int processor_run_batch(struct processor *p, struct batch_totals *totals, struct db_error *error)
 {
 	char *aside = NULL, *locked = NULL;
 	bool null_user;
-	char sqlstate[6] = "";
 	char limit[16], scan[16], wanted_users[16];
 	struct batch b = {0};
 	PGresult *res, *lock_res = NULL;
 
 	aside = set_aside_literal(p);
 	if (!aside) {
-		snprintf(err, errlen, "out of memory");
+		db_error_set(error, NULL, "out of memory");
 		return BATCH_ERROR;
 	}
 	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
@@ -2060,14 +1826,14 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 	snprintf(wanted_users, sizeof(wanted_users), "%d", p->candidate_users);
 	{
 		const char *values[4] = {aside, scan, wanted_users, limit};
-		res = begin_and_query(p, LOCK_USERS_SQL, 4, values, sqlstate, err, errlen);
+		res = begin_and_query(p, LOCK_USERS_SQL, 4, values, error);
 	}
 	free(aside);
 	if (!res)
 		goto error;
 	if (PQntuples(res) < 1 || atol(PQgetvalue(res, 0, 0)) == 0) {
 		PQclear(res);
-		rollback(p);
+		db_rollback(p->conn);
 		return BATCH_EMPTY;
 	}
 	null_user = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
@@ -2078,7 +1844,7 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 
 		if (!users) {
 			PQclear(res);
-			snprintf(err, errlen, "out of memory");
+			db_error_set(error, NULL, "out of memory");
 			goto error;
 		}
 		for (int i = 0; i < n; i++) {
@@ -2099,7 +1865,7 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 
 	if (!locked && !null_user) {
 		PQclear(lock_res);
-		rollback(p);
+		db_rollback(p->conn);
 		return BATCH_BUSY;
 	}
 	/*
@@ -2108,14 +1874,14 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 	 */
 	{
 		const char *values[3] = {locked ? locked : "{}", limit, null_user ? "true" : "false"};
-		res = query_state(p, p->claim_users_sql, 3, values, NULL, NULL, 0, sqlstate, err, errlen);
+		res = db_query(p->conn, p->claim_users_sql, 3, values, NULL, NULL, 0, error);
 		free(locked);
 		locked = NULL;
 		if (!res)
 			goto error;
 	}
 	if (batch_take_claimed(p, &b, res) < 0) {
-		snprintf(err, errlen, "out of memory");
+		db_error_set(error, NULL, "out of memory");
 		goto error;
 	}
 	/* A locked user with nothing claimed has its next entry held by another session. */
@@ -2133,11 +1899,11 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 	lock_res = NULL;
 	if (b.n_entries == 0) {
 		batch_clear(&b);
-		rollback(p);
+		db_rollback(p->conn);
 		return BATCH_BUSY;
 	}
 	log_debug("batch: claimed %d entries", b.n_entries);
-	if (process_claimed(p, &b, totals, sqlstate, err, errlen) == 0) {
+	if (process_claimed(p, &b, totals, error) == 0) {
 		bool progressed = false;
 		for (int i = 0; i < b.n_entries; i++) {
 			if (b.entries[i].outcome != OUTCOME_DEFERRED)
@@ -2150,17 +1916,17 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 	}
 
 	/* The batch failed as a whole. Roll back, then isolate the entry at fault. */
-	rollback(p);
+	db_rollback(p->conn);
 	if (db_connection_lost(p->conn)) {
 		batch_clear(&b);
 		return BATCH_ERROR;
 	}
-	if (transient_failure(sqlstate)) {
-		log_info("batch of %d entries rolled back (%s: %s); it will be tried again", b.n_entries, sqlstate, err);
+	if (db_error_is_transient(error)) {
+		log_info("batch of %d entries rolled back (%s: %s); it will be tried again", b.n_entries, error->sqlstate, error->message);
 		batch_clear(&b);
 		return BATCH_BUSY;
 	}
-	log_warning("batch of %d entries failed (%s: %s); retrying them one at a time", b.n_entries, sqlstate, err);
+	log_warning("batch of %d entries failed (%s: %s); retrying them one at a time", b.n_entries, error->sqlstate, error->message);
 	{
 		/* The ids first: each run_single reuses the processor's entry buffer. */
 		int status = BATCH_DONE, n = b.n_entries;
@@ -2168,7 +1934,7 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 
 		if (!ids) {
 			batch_clear(&b);
-			snprintf(err, errlen, "out of memory");
+			db_error_set(error, NULL, "out of memory");
 			return BATCH_ERROR;
 		}
 		for (int i = 0; i < n; i++)
@@ -2176,7 +1942,7 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, char *
 		batch_clear(&b);
 		/* Stop at a lost connection or a transient failure; an entry no longer due is skipped. */
 		for (int i = 0; i < n && (status == BATCH_DONE || status == BATCH_EMPTY); i++)
-			status = run_single(p, ids[i], totals, err, errlen);
+			status = run_single(p, ids[i], totals, error);
 		free(ids);
 		return status == BATCH_EMPTY ? BATCH_DONE : status;
 	}
@@ -2185,6 +1951,6 @@ error:
 	free(locked);
 	PQclear(lock_res);
 	batch_clear(&b);
-	rollback(p);
+	db_rollback(p->conn);
 	return BATCH_ERROR;
 }

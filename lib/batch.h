@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include "db.h"
 #include "vec.h"
 
 /* Target vectors a processor's cache keeps between batches (6 KiB each). */
@@ -46,7 +47,7 @@ struct batch_totals {
 };
 
 enum batch_status {
-	BATCH_ERROR = -1, /* database error; err says why; check db_connection_lost */
+	BATCH_ERROR = -1, /* database error; error says why; check db_connection_lost */
 	BATCH_EMPTY = 0,  /* nothing is due */
 	BATCH_DONE = 1,   /* a batch was processed */
 	BATCH_BUSY = 2,   /* entries are due but other workers hold all their users: try again soon */
@@ -59,9 +60,8 @@ enum batch_status {
  */
 struct processor;
 
-/* Inspect the database behind conn. Returns NULL with a reason in err (e.g. schema missing). */
-struct processor *processor_create(PGconn *conn, const struct batch_config *config, char *err,
-				   size_t errlen);
+/* Inspect the database behind conn. Returns NULL with a reason in error (e.g. schema missing). */
+struct processor *processor_create(PGconn *conn, const struct batch_config *config, struct db_error *error);
 void processor_destroy(struct processor *processor);
 
 /* Replace the configuration (e.g. after a reload). */
@@ -73,8 +73,7 @@ enum vec_format processor_vector_format(const struct processor *processor);
  * Claim and process one batch. Failures of single entries are recorded on the entries and
  * counted, never returned. Returns a batch_status.
  */
-int processor_run_batch(struct processor *processor, struct batch_totals *totals, char *err,
-			size_t errlen);
+int processor_run_batch(struct processor *processor, struct batch_totals *totals, struct db_error *error);
 
 /*
  * Process the entry with this id now, if it is due and nobody else holds it. Returns BATCH_DONE
@@ -82,6 +81,6 @@ int processor_run_batch(struct processor *processor, struct batch_totals *totals
  * held elsewhere, BATCH_ERROR on a database error.
  */
 int processor_run_entry(struct processor *processor, const char *entry_id, struct batch_totals *totals,
-			char *err, size_t errlen);
+			struct db_error *error);
 
 #endif

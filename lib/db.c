@@ -1,6 +1,7 @@
-/* db: connecting to PostgreSQL and small helpers around libpq results. */
+/* db: the one libpq layer: connections, statements, pipelines and struct db_error. */
 #include "db.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,32 +88,73 @@ void db_redact_error(const char *dsn, char *message, size_t size)
 	PQconninfoFree(options);
 }
 
-PGconn *db_connect(const char *dsn, const char *application_name, char *err, size_t errlen)
+void db_error_clear(struct db_error *error)
 {
-	const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-	const char *values[] = {db_resolve_dsn(dsn), application_name, "10", NULL};
+	error->sqlstate[0] = '\0';
+	error->message[0] = '\0';
+}
+
+void db_error_set(struct db_error *error, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(error->sqlstate, sizeof(error->sqlstate), "%s", sqlstate ? sqlstate : "");
+	va_start(ap, fmt);
+	vsnprintf(error->message, sizeof(error->message), fmt, ap);
+	va_end(ap);
+}
+
+void db_error_from_result(struct db_error *error, PGconn *conn, const PGresult *res)
+{
+	db_error_text(conn, res, error->message, sizeof(error->message));
+	snprintf(error->sqlstate, sizeof(error->sqlstate), "%s", db_sqlstate(res));
+}
+
+void db_error_from_connection(struct db_error *error, PGconn *conn)
+{
+	db_error_text(conn, NULL, error->message, sizeof(error->message));
+	snprintf(error->sqlstate, sizeof(error->sqlstate), "%s", DB_SQLSTATE_CONNECTION_FAILURE);
+}
+
+bool db_error_is_transient(const struct db_error *error)
+{
+	return strcmp(error->sqlstate, "40001") == 0 || strcmp(error->sqlstate, "40P01") == 0 ||
+	       strcmp(error->sqlstate, "57014") == 0;
+}
+
+PGconn *db_connect_params(const char *const *keywords, const char *const *values, const char *session_sql,
+			  struct db_error *error)
+{
 	PGconn *conn;
 
 	/* expand_dbname = 1: dbname may be a whole connection string or URI. */
-	conn = PQconnectdbParams(keys, values, 1);
+	conn = PQconnectdbParams(keywords, values, 1);
 	if (!conn) {
-		snprintf(err, errlen, "out of memory");
+		db_error_set(error, DB_SQLSTATE_CONNECTION_FAILURE, "out of memory");
 		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
-		db_error_text(conn, NULL, err, errlen);
-		db_redact_error(dsn, err, errlen);
+		db_error_from_connection(error, conn);
+		db_redact_error(values[0], error->message, sizeof(error->message));
 		PQfinish(conn);
 		return NULL;
 	}
-	if (db_command(conn,
-		       "SET TimeZone = 'UTC'; SET client_min_messages = warning; "
-		       "SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '10min'",
-		       err, errlen) < 0) {
+	if (session_sql && db_command(conn, session_sql, error) < 0) {
 		PQfinish(conn);
 		return NULL;
 	}
 	return conn;
+}
+
+PGconn *db_connect(const char *dsn, const char *application_name, struct db_error *error)
+{
+	const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+	const char *values[] = {db_resolve_dsn(dsn), application_name, "10", NULL};
+
+	return db_connect_params(keys, values,
+				 "SET TimeZone = 'UTC'; SET client_min_messages = warning; "
+				 "SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '10min'",
+				 error);
 }
 
 bool db_connection_lost(PGconn *conn)
@@ -120,21 +162,193 @@ bool db_connection_lost(PGconn *conn)
 	return !conn || PQstatus(conn) != CONNECTION_OK;
 }
 
-int db_command(PGconn *conn, const char *sql, char *err, size_t errlen)
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
+		   const int *formats, int result_format, struct db_error *error)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+
+	if (!res || (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
+		db_error_from_result(error, conn, res);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+int db_command(PGconn *conn, const char *sql, struct db_error *error)
 {
 	PGresult *res = PQexec(conn, sql);
 	int rc = 0;
 
 	if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
-		db_error_text(conn, res, err, errlen);
+		db_error_from_result(error, conn, res);
 		rc = -1;
 	}
 	PQclear(res);
 	return rc;
 }
 
+void db_rollback(PGconn *conn)
+{
+	struct db_error ignored;
+
+	if (!db_connection_lost(conn))
+		(void)db_command(conn, "ROLLBACK", &ignored);
+}
+
+int db_query_bool(PGconn *conn, const char *sql, bool *out, struct db_error *error)
+{
+	PGresult *res = db_query(conn, sql, 0, NULL, NULL, NULL, 0, error);
+
+	if (!res)
+		return -1;
+	*out = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return 0;
+}
+
 const char *db_sqlstate(const PGresult *res)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	return state ? state : "";
+}
+
+void db_statement_clear(struct db_statement *statement)
+{
+	free(statement->owned[0]);
+	free(statement->owned[1]);
+	PQclear(statement->res);
+	memset(statement, 0, sizeof(*statement));
+}
+
+int db_pipeline_run(PGconn *conn, struct db_statement *statements, int n, struct db_error *error)
+{
+	int rc = 0, sent = 0;
+
+	for (int i = 0; i < n; i++)
+		sent += statements[i].sql != NULL;
+	if (sent == 0)
+		return 0;
+	if (!PQenterPipelineMode(conn))
+		goto lost;
+	for (int i = 0; i < n; i++) {
+		const struct db_statement *s = &statements[i];
+		if (s->sql && !PQsendQueryParams(conn, s->sql, s->nparams, NULL, s->values, NULL, NULL, s->result_format))
+			goto lost_in_pipeline;
+	}
+	if (!PQpipelineSync(conn))
+		goto lost_in_pipeline;
+	/* Each statement's results end with a NULL; then comes the sync. */
+	for (int i = 0; i <= n; i++) {
+		PGresult *res;
+
+		if (i < n && !statements[i].sql)
+			continue;
+		while ((res = PQgetResult(conn)) != NULL) {
+			ExecStatusType status = PQresultStatus(res);
+
+			if (i == n && status == PGRES_PIPELINE_SYNC) {
+				PQclear(res);
+				break; /* no NULL follows the sync */
+			}
+			if (status == PGRES_FATAL_ERROR && rc == 0) {
+				db_error_from_result(error, conn, res);
+				rc = -1;
+			}
+			if (i < n && !statements[i].res && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK))
+				statements[i].res = res;
+			else
+				PQclear(res);
+		}
+		if (db_connection_lost(conn))
+			goto lost_in_pipeline;
+	}
+	if (!PQexitPipelineMode(conn))
+		goto lost;
+	if (rc < 0)
+		for (int i = 0; i < n; i++) {
+			PQclear(statements[i].res);
+			statements[i].res = NULL;
+		}
+	return rc;
+lost_in_pipeline:
+	(void)PQexitPipelineMode(conn);
+lost:
+	if (rc == 0)
+		db_error_from_connection(error, conn);
+	for (int i = 0; i < n; i++) {
+		PQclear(statements[i].res);
+		statements[i].res = NULL;
+	}
+	return -1;
+}
+
+int db_pipeline_begin(PGconn *conn, struct db_error *error)
+{
+	if (!PQenterPipelineMode(conn)) {
+		db_error_from_connection(error, conn);
+		return -1;
+	}
+	return 0;
+}
+
+int db_send(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
+	    const int *formats, struct db_error *error)
+{
+	PGresult *res;
+
+	if (PQpipelineStatus(conn) == PQ_PIPELINE_ON) {
+		if (!PQsendQueryParams(conn, sql, nparams, NULL, values, lengths, formats, 0)) {
+			db_error_from_connection(error, conn);
+			return -1;
+		}
+		return 0;
+	}
+	res = db_query(conn, sql, nparams, values, lengths, formats, 0, error);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int db_pipeline_finish(PGconn *conn, struct db_error *error)
+{
+	int rc = 0, empty = 0;
+
+	if (!PQpipelineSync(conn)) {
+		db_error_from_connection(error, conn);
+		(void)PQexitPipelineMode(conn);
+		return -1;
+	}
+	for (;;) {
+		PGresult *res = PQgetResult(conn);
+		ExecStatusType status;
+
+		if (!res) {
+			/* NULL separates the results of two statements; a dead connection yields only NULLs. */
+			if (db_connection_lost(conn) || ++empty > 64) {
+				if (rc == 0)
+					db_error_from_connection(error, conn);
+				rc = -1;
+				break;
+			}
+			continue;
+		}
+		empty = 0;
+		status = PQresultStatus(res);
+		if (status == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			break;
+		}
+		if (status == PGRES_FATAL_ERROR && rc == 0) {
+			db_error_from_result(error, conn, res);
+			rc = -1;
+		}
+		PQclear(res);
+	}
+	if (!PQexitPipelineMode(conn) && rc == 0) {
+		db_error_from_connection(error, conn);
+		rc = -1;
+	}
+	return rc;
 }

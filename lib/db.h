@@ -1,4 +1,11 @@
-/* db: connecting to PostgreSQL and small helpers around libpq results. */
+/*
+ * db: the one libpq layer of the project: connecting, statements, pipelines, and the error that
+ * every database path reports (struct db_error).
+ *
+ * Ownership: a PGresult returned by a db_* function belongs to the caller (PQclear); a
+ * db_statement's results and owned parameter texts belong to the statement until
+ * db_statement_clear. Connections belong to whoever opened them (PQfinish).
+ */
 #ifndef PASSPORT_DB_H
 #define PASSPORT_DB_H
 
@@ -7,6 +14,37 @@
 
 #include <libpq-fe.h>
 
+#define DB_ERROR_MESSAGE_MAX 1024
+#define DB_SQLSTATE_CONNECTION_FAILURE "08006"
+
+/*
+ * Why a database step failed: libpq's message on one line, and the SQLSTATE ("" when the server
+ * sent none, 08006 when the connection was lost or could not carry the statement).
+ */
+struct db_error {
+	char sqlstate[6];
+	char message[DB_ERROR_MESSAGE_MAX];
+};
+
+/* Set both fields to "". */
+void db_error_clear(struct db_error *error);
+
+/* Set the error from a format; sqlstate may be NULL (""). */
+void db_error_set(struct db_error *error, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The message and SQLSTATE of a failed result (res may be NULL: conn's message, no SQLSTATE). */
+void db_error_from_result(struct db_error *error, PGconn *conn, const PGresult *res);
+
+/* conn's message with SQLSTATE 08006: the connection could not send or receive. */
+void db_error_from_connection(struct db_error *error, PGconn *conn);
+
+/*
+ * Failures that say nothing about the data: a deadlock, a serialization failure or a cancelled
+ * statement (e.g. when the daemon is stopping). The work is rolled back and tried again.
+ */
+bool db_error_is_transient(const struct db_error *error);
+
 /*
  * The connection string to use: dsn when given, else $PASSPORT_DATABASE_URL, else "" (libpq's
  * own PG* environment and service file). The result is never logged: it may hold a password.
@@ -14,11 +52,20 @@
 const char *db_resolve_dsn(const char *dsn);
 
 /*
- * Open a blocking connection and prepare the session (application_name, UTC, quiet notices,
- * lock_timeout so a row held by another client can never stall a batch for long). Returns the
- * connection, or NULL with libpq's reason in err. The caller owns the connection (PQfinish).
+ * Open a blocking connection and prepare the daemon's session (application_name, UTC, quiet
+ * notices, lock_timeout so a row held by another client can never stall a batch for long).
+ * Returns the connection, or NULL with libpq's reason (password masked). The caller owns the
+ * connection (PQfinish).
  */
-PGconn *db_connect(const char *dsn, const char *application_name, char *err, size_t errlen);
+PGconn *db_connect(const char *dsn, const char *application_name, struct db_error *error);
+
+/*
+ * Open a blocking connection with libpq's keyword/value arrays (keywords[0] must be "dbname",
+ * whose value may be a whole connection string), then run session_sql when not NULL. On failure
+ * returns NULL with the reason, the password masked.
+ */
+PGconn *db_connect_params(const char *const *keywords, const char *const *values, const char *session_sql,
+			  struct db_error *error);
 
 /* libpq's error message of conn or res on one line, without a trailing newline. */
 void db_error_text(PGconn *conn, const PGresult *res, char *err, size_t errlen);
@@ -36,13 +83,66 @@ int db_check_dsn(const char *dsn, char *err, size_t errlen);
 /* True when the connection is gone (the caller should reconnect). */
 bool db_connection_lost(PGconn *conn);
 
+/* Run a command that returns no rows (BEGIN, COMMIT, SET ...). Returns 0, or -1 with error set. */
+int db_command(PGconn *conn, const char *sql, struct db_error *error);
+
+/* ROLLBACK when the connection is still there; errors are ignored (the caller already has one). */
+void db_rollback(PGconn *conn);
+
 /*
- * Run a command that returns no rows (BEGIN, COMMIT, SET ...). Returns 0, or -1 with a reason in
- * err. The result is cleared either way.
+ * Run one statement (PQexecParams). Returns its result (rows or a command), or NULL with error
+ * set. lengths, formats may be NULL (all text).
  */
-int db_command(PGconn *conn, const char *sql, char *err, size_t errlen);
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
+		   const int *formats, int result_format, struct db_error *error);
+
+/* A query of one boolean: *out is true when it returned one row holding true. */
+int db_query_bool(PGconn *conn, const char *sql, bool *out, struct db_error *error);
 
 /* SQLSTATE of a failed result ("" when none). */
 const char *db_sqlstate(const PGresult *res);
+
+/* ---- pipelines ------------------------------------------------------------------------------ */
+
+#define DB_STATEMENT_MAX_PARAMS 16
+
+/*
+ * One statement of a pipeline. sql NULL: skipped (nothing to ask). owned[] are parameter texts
+ * the statement frees; res is its result after db_pipeline_run.
+ */
+struct db_statement {
+	const char *sql;
+	int nparams;
+	const char *values[DB_STATEMENT_MAX_PARAMS];
+	int result_format;
+	char *owned[2];
+	PGresult *res;
+};
+
+/* Free the owned texts and the result, and zero the statement. */
+void db_statement_clear(struct db_statement *statement);
+
+/*
+ * Send the statements (those with sql) in one pipeline, one round trip, and keep each one's
+ * result in its res. Returns 0, or -1 with the first error (the results are then cleared).
+ */
+int db_pipeline_run(PGconn *conn, struct db_statement *statements, int n, struct db_error *error);
+
+/* Enter pipeline mode: the following db_send calls are queued until db_pipeline_finish. */
+int db_pipeline_begin(PGconn *conn, struct db_error *error);
+
+/*
+ * Send a statement that returns nothing the caller reads: queued when the connection is in
+ * pipeline mode (the result is checked by db_pipeline_finish), else executed at once.
+ */
+int db_send(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
+	    const int *formats, struct db_error *error);
+
+/*
+ * Send the pipeline's sync and read every result up to it. Returns 0 when all succeeded, else -1
+ * with the first failure (the server skips the statements after it). Leaves pipeline mode
+ * either way.
+ */
+int db_pipeline_finish(PGconn *conn, struct db_error *error);
 
 #endif
