@@ -37,6 +37,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "claim.h"
 #include "db.h"
 #include "dna.h"
 #include "entity_cache.h"
@@ -47,11 +48,6 @@
 #define ERROR_TEXT_MAX 500
 #define SET_ASIDE_MAX 256           /* users passed over for a while, see struct set_aside */
 #define SET_ASIDE_SECONDS 1.0
-#define ADVISORY_NAMESPACE "1346458451" /* 'PASS': the first key of the user locks */
-
-/* A condition on passport_entries e: the entry is due now. */
-#define DUE_CONDITION                                                                              \
-	"NOT e.processed AND e.dead_at IS NULL AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())"
 
 /* The columns a batch reads of an entry, from passport_entries (or a CTE of it) named c. */
 #define ENTRY_COLUMNS                                                                              \
@@ -390,7 +386,7 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	p->claim_id_sql = sql_printf(
 		"WITH claimed AS (SELECT e.*, e.ctid AS row_ctid, %s AS correlation FROM passport_entries e"
 		"  WHERE e.id = $1::uuid AND " DUE_CONDITION
-		"  AND (e.user_id IS NULL OR pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ", hashtext(e.user_id::text)))"
+		"  AND (e.user_id IS NULL OR pg_try_advisory_xact_lock(" LOCK_CLASS_USER ", hashtext(e.user_id::text)))"
 		"  FOR UPDATE OF e SKIP LOCKED)"
 		" SELECT " ENTRY_COLUMNS " FROM claimed c",
 		correlation);
@@ -1798,7 +1794,7 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 	"  UNION ALL"                                                                               \
 	"  SELECT c.ord, c.id, l.locked, d.due, w.total + d.due"                                      \
 	"  FROM walk w JOIN candidate c ON c.ord = w.ord + 1"                                         \
-	"  CROSS JOIN LATERAL (SELECT pg_try_advisory_xact_lock(" ADVISORY_NAMESPACE ","              \
+	"  CROSS JOIN LATERAL (SELECT pg_try_advisory_xact_lock(" LOCK_CLASS_USER ","              \
 	"   hashtext(c.id::text)) AS locked OFFSET 0) l"                                              \
 	"  CROSS JOIN LATERAL (SELECT CASE WHEN l.locked THEN (SELECT count(*) FROM passport_entries e" \
 	"   WHERE e.user_id = c.id AND " DUE_CONDITION ") ELSE 0 END AS due OFFSET 0) d"                 \
