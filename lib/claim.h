@@ -25,4 +25,29 @@
 #define DUE_CONDITION                                                                              \
 	"NOT e.processed AND e.dead_at IS NULL AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())"
 
+struct processor;
+struct batch;
+struct db_error;
+
+/* Build the claim statements for this database (after processor_create inspected it). -1: out of memory. */
+int claim_prepare(struct processor *p);
+void claim_finish(struct processor *p);
+
+/*
+ * Open a transaction, lock users and claim their due entries into b. Returns BATCH_DONE with the
+ * transaction open and b filled; BATCH_EMPTY (nothing due) or BATCH_BUSY (everything due is held
+ * elsewhere) rolled back; BATCH_ERROR rolled back, with error set.
+ */
+int claim_batch(struct processor *p, struct batch *b, struct db_error *error);
+
+/*
+ * Open a transaction and claim the entry with this canonical id into b, if it is due and nobody
+ * holds it or its user (b then has 0 or 1 entries). Returns 0, or -1 with error set; the caller
+ * rolls back either way when it does not commit.
+ */
+int claim_entry(struct processor *p, struct batch *b, const char *entry_id, struct db_error *error);
+
+/* Leave the user out of the candidates for SET_ASIDE_SECONDS: another session holds its next entry. */
+void claim_set_aside_user(struct processor *p, const char *user);
+
 #endif

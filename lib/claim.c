@@ -1,0 +1,358 @@
+/*
+ * claim: which users a batch takes and the claim of their due entries.
+ *
+ * Three steps, in one transaction, whatever the batch size:
+ *   1. candidates: the users of the oldest due entries (leaving out users set aside);
+ *   2. lock: a transaction-scoped advisory lock per user (skipping users another worker holds),
+ *      taking users in order of their oldest due entry until their due entries fill the batch;
+ *   3. claim: all due entries of the locked users, FOR UPDATE SKIP LOCKED, in (timestamp, id)
+ *      order, each user's claim cut at the first due entry another session holds.
+ * Steps 1 and 2 are one statement, sent in one round trip with BEGIN; step 3 is a second.
+ *
+ * Why lock users and not only entries: the DNA rule is order dependent. If two workers could hold
+ * entries of one user at once, the later entries could be applied before the earlier ones, and
+ * the result would depend on scheduling. Holding the user for the whole transaction makes every
+ * DNA row's entries apply strictly in (timestamp, id) order, whatever the batch size or the
+ * number of workers.
+ */
+#include "claim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "log.h"
+#include "pipeline.h"
+#include "strbuf.h"
+
+/* The columns a batch reads of an entry, from passport_entries (or a CTE of it) named c. */
+#define ENTRY_COLUMNS                                                                              \
+	"c.id::text, c.user_id::text, c.mediaid_id::text, c.event_type, c.payload::text, "              \
+	"array_to_json(c.affects_systems)::text, coalesce(c.processing_attempts, 0), "                  \
+	"floor(extract(epoch FROM c.\"timestamp\") * 1000000)::text, c.correlation, c.\"timestamp\"::text, "      \
+	"c.row_ctid::text"
+
+int claim_prepare(struct processor *p)
+{
+	const char *correlation;
+
+	correlation = p->has_correlation_column ? "e.treasury_correlation_id::text" : "NULL::text";
+	/*
+	 * Claim the due entries of the locked users (and of no user). SKIP LOCKED passes over an
+	 * entry some other session holds; taking the user's later entries then would apply them
+	 * before it. So each user's claim is cut at the first due entry not claimed ("gap"): what
+	 * is claimed is always a prefix of the user's due entries in (timestamp, id) order. The cut
+	 * entries stay due, untouched.
+	 */
+	p->claim_users_sql = sql_printf(
+		"WITH claimed AS (SELECT e.*, e.ctid AS row_ctid, %s AS correlation FROM passport_entries e"
+		"  WHERE (e.user_id = ANY($1::uuid[]) OR ($3::boolean AND e.user_id IS NULL)) AND " DUE_CONDITION
+		"  ORDER BY e.\"timestamp\", e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED),"
+		" gap AS (SELECT DISTINCT ON (e.user_id) e.user_id, coalesce(e.\"timestamp\", 'infinity') AS ts, e.id"
+		"  FROM passport_entries e WHERE e.user_id = ANY($1::uuid[]) AND " DUE_CONDITION
+		"  AND e.id NOT IN (SELECT id FROM claimed)"
+		"  ORDER BY e.user_id, coalesce(e.\"timestamp\", 'infinity'), e.id)"
+		" SELECT " ENTRY_COLUMNS " FROM claimed c LEFT JOIN gap g ON g.user_id = c.user_id"
+		" WHERE g.user_id IS NULL OR (coalesce(c.\"timestamp\", 'infinity'), c.id) < (g.ts, g.id)"
+		" ORDER BY c.\"timestamp\", c.id",
+		correlation);
+	p->claim_id_sql = sql_printf(
+		"WITH claimed AS (SELECT e.*, e.ctid AS row_ctid, %s AS correlation FROM passport_entries e"
+		"  WHERE e.id = $1::uuid AND " DUE_CONDITION
+		"  AND (e.user_id IS NULL OR pg_try_advisory_xact_lock(" LOCK_CLASS_USER ", hashtext(e.user_id::text)))"
+		"  FOR UPDATE OF e SKIP LOCKED)"
+		" SELECT " ENTRY_COLUMNS " FROM claimed c",
+		correlation);
+	return p->claim_users_sql && p->claim_id_sql ? 0 : -1;
+}
+
+void claim_finish(struct processor *p)
+{
+	free(p->claim_users_sql);
+	free(p->claim_id_sql);
+	p->claim_users_sql = p->claim_id_sql = NULL;
+}
+
+int parse_micros(const char *text, int64_t *out)
+{
+	char *end;
+	long long value;
+
+	if (!text || !*text)
+		return -1;
+	errno = 0;
+	value = strtoll(text, &end, 10);
+	if (errno || *end != '\0')
+		return -1;
+	*out = value;
+	return 0;
+}
+
+/* Append the rows of a claim result (all with ENTRY_COLUMNS + correlation) to the batch. */
+static int take_claimed(struct processor *p, struct batch *b, PGresult *res)
+{
+	int n = PQntuples(res);
+	size_t wanted = (size_t)(n > 0 ? n : 1);
+
+	b->claimed = res;
+	if (p->entry_buffer_entries < wanted) {
+		struct entry *grown = malloc(sizeof(*grown) * wanted);
+		if (!grown)
+			return -1;
+		free(p->entry_buffer);
+		p->entry_buffer = grown;
+		p->entry_buffer_entries = wanted;
+	}
+	b->entries = p->entry_buffer;
+	memset(b->entries, 0, sizeof(*b->entries) * wanted);
+	b->n_entries = n;
+	for (int i = 0; i < n; i++) {
+		struct entry *e = &b->entries[i];
+
+		e->id = PQgetvalue(res, i, 0);
+		e->user_id = PQgetvalue(res, i, 1);
+		e->mediaid_id = PQgetvalue(res, i, 2);
+		e->event_type = PQgetvalue(res, i, 3);
+		e->payload = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
+		e->payload_len = e->payload ? (size_t)PQgetlength(res, i, 4) : 0;
+		e->systems_json = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
+		e->attempts = atoi(PQgetvalue(res, i, 6));
+		e->has_time = parse_micros(PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7), &e->time_us) == 0;
+		e->correlation_column = PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8);
+		e->time_text = PQgetisnull(res, i, 9) ? NULL : PQgetvalue(res, i, 9);
+		e->ctid = PQgetvalue(res, i, 10);
+		e->dna_row = -1;
+		e->target = -1;
+	}
+	return 0;
+}
+
+static double monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void claim_set_aside_user(struct processor *p, const char *user)
+{
+	double now = monotonic_seconds();
+	int keep = 0;
+
+	for (int i = 0; i < p->n_set_aside; i++) {
+		if (p->set_aside[i].until <= now || strcmp(p->set_aside[i].user, user) == 0)
+			continue;
+		p->set_aside[keep++] = p->set_aside[i];
+	}
+	p->n_set_aside = keep;
+	if (p->n_set_aside == SET_ASIDE_MAX)
+		return; /* full: this one stays a candidate, which is only slower */
+	snprintf(p->set_aside[p->n_set_aside].user, sizeof(p->set_aside[0].user), "%s", user);
+	p->set_aside[p->n_set_aside].until = now + SET_ASIDE_SECONDS;
+	p->n_set_aside++;
+}
+
+/* "{...}" of the users set aside now (expired ones are dropped). NULL when out of memory. */
+static char *set_aside_literal(struct processor *p)
+{
+	double now = monotonic_seconds();
+	const char *users[SET_ASIDE_MAX];
+	int n = 0;
+
+	for (int i = 0; i < p->n_set_aside; i++)
+		if (p->set_aside[i].until > now)
+			users[n++] = p->set_aside[i].user;
+	return uuid_array_literal(users, n);
+}
+
+/*
+ * BEGIN and one query in a single round trip. Returns the query's result, or NULL with the first
+ * error (the caller rolls back).
+ */
+static PGresult *begin_and_query(struct processor *p, const char *sql, int nparams, const char *const *values,
+				 struct db_error *error)
+{
+	struct db_statement f[2] = {{.sql = "BEGIN"}, {.sql = sql, .nparams = nparams}};
+	PGresult *res;
+
+	if (nparams > (int)(sizeof(f[1].values) / sizeof(f[1].values[0]))) {
+		db_error_set(error, NULL, "begin_and_query: too many parameters");
+		return NULL;
+	}
+	for (int i = 0; i < nparams; i++)
+		f[1].values[i] = values[i];
+	if (db_pipeline_run(p->conn, f, 2, error) < 0)
+		return NULL;
+	res = f[1].res;
+	f[1].res = NULL;
+	PQclear(f[0].res);
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		PQclear(res);
+		db_error_set(error, NULL, "the user lock query returned no rows");
+		return NULL;
+	}
+	return res;
+}
+
+/*
+ * Which users a batch takes, in one statement (sent together with BEGIN):
+ *   scan: the oldest due entries (about twice as many as users are wanted, at most a batch),
+ *         leaving out users set aside;
+ *   candidate: their users in order of first appearance, without repeats;
+ *   walk: lock candidates in that order while the due entries of the users locked so far fit in
+ *         the batch (the first user always). Users held by another worker are skipped, not waited
+ *         for, and do not count. It is a recursive CTE so that each user's lock is tried, and its
+ *         due entries counted, only when the walk reaches it (OFFSET 0 keeps the planner from
+ *         evaluating the lock more than once).
+ * One row always: how many entries the scan saw and whether one had no user; then one row per
+ * locked user (id, due entries), in walk order.
+ */
+#define LOCK_USERS_SQL                                                                             \
+	"WITH RECURSIVE scan AS MATERIALIZED ("                                                     \
+	"  SELECT e.user_id, row_number() OVER (ORDER BY e.\"timestamp\", e.id) AS n FROM ("       \
+	"   SELECT e.user_id, e.\"timestamp\", e.id FROM passport_entries e WHERE " DUE_CONDITION   \
+	"   AND (e.user_id IS NULL OR NOT e.user_id = ANY($1::uuid[]))"                              \
+	"   ORDER BY e.\"timestamp\", e.id LIMIT $2::int) e),"                                       \
+	" candidate AS MATERIALIZED ("                                                              \
+	"  SELECT user_id AS id, row_number() OVER (ORDER BY min(n)) AS ord FROM scan"              \
+	"  WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY min(n) LIMIT $3::int),"               \
+	" walk(ord, id, locked, due, total) AS ("                                                   \
+	"  SELECT 0::bigint, NULL::uuid, false, 0::bigint, 0::bigint"                                \
+	"  UNION ALL"                                                                               \
+	"  SELECT c.ord, c.id, l.locked, d.due, w.total + d.due"                                      \
+	"  FROM walk w JOIN candidate c ON c.ord = w.ord + 1"                                         \
+	"  CROSS JOIN LATERAL (SELECT pg_try_advisory_xact_lock(" LOCK_CLASS_USER ","              \
+	"   hashtext(c.id::text)) AS locked OFFSET 0) l"                                              \
+	"  CROSS JOIN LATERAL (SELECT CASE WHEN l.locked THEN (SELECT count(*) FROM passport_entries e" \
+	"   WHERE e.user_id = c.id AND " DUE_CONDITION ") ELSE 0 END AS due OFFSET 0) d"                 \
+	"  WHERE w.total < $4::int)"                                                                 \
+	" SELECT s.scanned, s.null_user, w.id::text, w.due FROM"                                      \
+	" (SELECT count(*) AS scanned, coalesce(bool_or(user_id IS NULL), false) AS null_user FROM scan) s" \
+	" LEFT JOIN (SELECT ord, id, due FROM walk WHERE locked) w ON true ORDER BY w.ord"
+
+int claim_batch(struct processor *p, struct batch *b, struct db_error *error)
+{
+	char *aside = NULL, *locked = NULL;
+	bool null_user;
+	char limit[16], scan[16], wanted_users[16];
+	PGresult *res, *lock_res = NULL;
+
+	aside = set_aside_literal(p);
+	if (!aside) {
+		db_error_set(error, NULL, "out of memory");
+		return BATCH_ERROR;
+	}
+	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
+	/* Most of the oldest entries belong to different users: scan twice the users wanted. */
+	snprintf(scan, sizeof(scan), "%d", (int)fmin(p->config.batch_size, fmax(64.0, 2.0 * p->candidate_users)));
+	snprintf(wanted_users, sizeof(wanted_users), "%d", p->candidate_users);
+	{
+		const char *values[4] = {aside, scan, wanted_users, limit};
+		res = begin_and_query(p, LOCK_USERS_SQL, 4, values, error);
+	}
+	free(aside);
+	if (!res)
+		goto error;
+	if (PQntuples(res) < 1 || atol(PQgetvalue(res, 0, 0)) == 0) {
+		PQclear(res);
+		db_rollback(p->conn);
+		return BATCH_EMPTY;
+	}
+	null_user = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	{
+		int n = PQntuples(res), n_users = 0;
+		const char **users = malloc(sizeof(*users) * (size_t)(n + 1));
+		long due = 0;
+
+		if (!users) {
+			PQclear(res);
+			db_error_set(error, NULL, "out of memory");
+			goto error;
+		}
+		for (int i = 0; i < n; i++) {
+			if (PQgetisnull(res, i, 2))
+				continue; /* the one row of a walk that locked nobody */
+			users[n_users++] = PQgetvalue(res, i, 2);
+			due += atol(PQgetvalue(res, i, 3));
+		}
+		if (n_users > 0) {
+			double average = (double)due / n_users;
+			double wanted = average > 0 ? 4.0 * ceil((double)p->config.batch_size / average) : 16.0;
+			p->candidate_users = (int)fmin(fmax(wanted, 4.0), (double)p->config.batch_size);
+		}
+		locked = n_users > 0 ? uuid_array_literal(users, n_users) : NULL;
+		free(users);
+		lock_res = res; /* kept to see which locked users got no entries */
+	}
+
+	if (!locked && !null_user) {
+		PQclear(lock_res);
+		db_rollback(p->conn);
+		return BATCH_BUSY;
+	}
+	/*
+	 * Entries without a user need no lock (they touch no DNA row); they join the batch whenever
+	 * one of them is among the oldest due entries, so they are never starved by busy users.
+	 */
+	{
+		const char *values[3] = {locked ? locked : "{}", limit, null_user ? "true" : "false"};
+		res = db_query(p->conn, p->claim_users_sql, 3, values, NULL, NULL, 0, error);
+		free(locked);
+		locked = NULL;
+		if (!res)
+			goto error;
+	}
+	if (take_claimed(p, b, res) < 0) {
+		db_error_set(error, NULL, "out of memory");
+		goto error;
+	}
+	/* A locked user with nothing claimed has its next entry held by another session. */
+	for (int u = 0; u < PQntuples(lock_res); u++) {
+		const char *user = PQgetvalue(lock_res, u, 2);
+		bool claimed = false;
+		if (PQgetisnull(lock_res, u, 2))
+			continue;
+		for (int i = 0; i < b->n_entries && !claimed; i++)
+			claimed = strcmp(b->entries[i].user_id, user) == 0;
+		if (!claimed)
+			claim_set_aside_user(p, user);
+	}
+	PQclear(lock_res);
+	lock_res = NULL;
+	if (b->n_entries == 0) {
+		batch_clear(b);
+		db_rollback(p->conn);
+		return BATCH_BUSY;
+	}
+	log_debug("batch: claimed %d entries", b->n_entries);
+	return BATCH_DONE;
+
+error:
+	free(locked);
+	PQclear(lock_res);
+	batch_clear(b);
+	db_rollback(p->conn);
+	return BATCH_ERROR;
+}
+
+int claim_entry(struct processor *p, struct batch *b, const char *entry_id, struct db_error *error)
+{
+	const char *values[1] = {entry_id};
+	PGresult *res;
+
+	if (db_command(p->conn, "BEGIN", error) < 0)
+		return -1;
+	res = db_query(p->conn, p->claim_id_sql, 1, values, NULL, NULL, 0, error);
+	if (!res)
+		return -1;
+	if (take_claimed(p, b, res) < 0) {
+		db_error_set(error, NULL, "out of memory");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,197 @@
+/*
+ * commit: the write phase of a batch and the record of failures.
+ *
+ * Why one pipeline: the batch's writes and COMMIT go out together and their results come back
+ * together, one round trip for the whole phase. The server stops at the first failing statement
+ * and the transaction is aborted, so a batch commits whole or not at all; the caller then
+ * isolates the entry at fault (batch.c).
+ */
+#include "commit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "coliseum.h"
+#include "db.h"
+#include "log.h"
+#include "mediaid.h"
+#include "pipeline.h"
+#include "strbuf.h"
+#include "treasury.h"
+
+/* The processed mark of the rows at the ctids of parameter $n (the claim's lock keeps them in place). */
+#define MARK_PROCESSED(param)                                                                      	"UPDATE passport_entries SET processed = true, processed_at = now(),"                       	" last_error = NULL, next_attempt_at = NULL WHERE ctid = ANY(" param "::tid[])"
+
+static uint64_t next_random(struct processor *p)
+{
+	/* xorshift64*: jitter only, not security. */
+	uint64_t x = p->random_state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	p->random_state = x;
+	return x * 2685821657736338717ULL;
+}
+
+double commit_retry_delay(double base, double cap, int attempts, uint64_t random)
+{
+	double delay = base;
+	double jitter;
+
+	for (int i = 1; i < attempts && delay < cap; i++)
+		delay *= 2.0;
+	if (delay > cap)
+		delay = cap;
+	/* +-20 % so that entries failing together do not come back together. */
+	jitter = 0.8 + 0.4 * (double)(random >> 11) / 9007199254740992.0;
+	return delay * jitter;
+}
+
+/* Finish the columns and run the statement with them as parameters $1..$n. */
+static int write_arrays(struct processor *p, const char *sql, struct array_param *columns, int n, struct db_error *error)
+{
+	const char *values[16];
+	bool failed = false;
+	int rc = 0;
+
+	if (n > (int)(sizeof(values) / sizeof(values[0]))) {
+		db_error_set(error, NULL, "write_arrays: %d columns, at most %zu", n, sizeof(values) / sizeof(values[0]));
+		rc = -1;
+		goto done;
+	}
+	if (columns[0].n == 0)
+		goto done; /* nothing to write */
+	for (int i = 0; i < n; i++) {
+		strbuf_add_str(&columns[i].text, "}");
+		failed |= columns[i].text.failed;
+		values[i] = columns[i].text.data;
+	}
+	if (failed) {
+		db_error_set(error, NULL, "out of memory");
+		rc = -1;
+		goto done;
+	}
+	rc = db_send(p->conn, sql, n, values, NULL, NULL, error);
+done:
+	for (int i = 0; i < n; i++)
+		strbuf_free(&columns[i].text);
+	return rc;
+}
+
+/*
+ * The processed marks of the entries that succeeded and, in the same statement, the coliseum
+ * rows of those routed there (COLISEUM_INSERT_FROM_MARKED). Rows are found by ctid (no index
+ * descent): the claim's FOR UPDATE lock, held until COMMIT, keeps them in place.
+ */
+static int write_processed(struct processor *p, const struct batch *b, struct db_error *error)
+{
+	struct array_param columns[COLISEUM_COLUMNS + 1] = {0};
+	struct array_param *done = &columns[COLISEUM_COLUMNS];
+
+	for (int i = 0; i < b->n_entries; i++) {
+		const struct entry *e = &b->entries[i];
+
+		if (e->outcome != OUTCOME_OK)
+			continue;
+		array_add_quoted(done, e->ctid);
+		if (e->systems & SYSTEM_COLISEUM)
+			coliseum_add_row(columns, e);
+	}
+	if (columns[0].n == 0) {
+		for (int i = 0; i < COLISEUM_COLUMNS; i++)
+			strbuf_free(&columns[i].text);
+		return write_arrays(p, MARK_PROCESSED("$1"), done, 1, error);
+	}
+	return write_arrays(p,
+			    "WITH marked AS (" MARK_PROCESSED("$9")
+			    " RETURNING id, user_id, event_type, source, session_id, payload, \"timestamp\")"
+			    COLISEUM_INSERT_FROM_MARKED,
+			    columns, COLISEUM_COLUMNS + 1, error);
+}
+
+/* The failures of a batch: attempts, last_error, and a retry time or dead_at. */
+int commit_write_failures(struct processor *p, const struct batch *b, struct db_error *error)
+{
+	cJSON *failures = cJSON_CreateArray();
+	char *text;
+	char max_attempts[16];
+	const char *values[2];
+	int rc;
+
+	if (!failures)
+		goto oom;
+	for (int i = 0; i < b->n_entries; i++) {
+		const struct entry *e = &b->entries[i];
+		cJSON *row;
+
+		if (e->outcome == OUTCOME_OK || e->outcome == OUTCOME_DEFERRED)
+			continue;
+		row = cJSON_CreateObject();
+		cJSON_AddItemToArray(failures, row);
+		cJSON_AddStringToObject(row, "id", e->id);
+		cJSON_AddStringToObject(row, "error", e->error);
+		cJSON_AddBoolToObject(row, "permanent", e->outcome == OUTCOME_PERMANENT);
+		cJSON_AddNumberToObject(row, "delay", commit_retry_delay(p->config.retry_base_seconds, p->config.retry_cap_seconds, e->attempts + 1,
+								   next_random(p)));
+	}
+	if (cJSON_GetArraySize(failures) == 0) {
+		cJSON_Delete(failures);
+		return 0;
+	}
+	text = cJSON_PrintUnformatted(failures);
+	cJSON_Delete(failures);
+	if (!text)
+		goto oom;
+	snprintf(max_attempts, sizeof(max_attempts), "%d", p->config.max_attempts);
+	values[0] = text;
+	values[1] = max_attempts;
+	rc = db_send(p->conn,
+			     "UPDATE passport_entries e SET processing_attempts = coalesce(e.processing_attempts, 0) + 1,"
+			     " last_error = r.error,"
+			     " dead_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
+			     " THEN now() END,"
+			     " next_attempt_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
+			     " THEN NULL ELSE now() + make_interval(secs => r.delay) END"
+			     " FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, error text, permanent boolean, delay float8)"
+			     " WHERE e.id = r.id",
+			     2, values, NULL, NULL, error);
+	cJSON_free(text);
+	return rc;
+oom:
+	db_error_set(error, NULL, "out of memory");
+	return -1;
+}
+
+void commit_count_outcomes(const struct processor *p, const struct batch *b, struct batch_totals *totals)
+{
+	for (int i = 0; i < b->n_entries; i++) {
+		const struct entry *e = &b->entries[i];
+		if (e->outcome == OUTCOME_DEFERRED)
+			continue;
+		if (e->outcome == OUTCOME_OK)
+			totals->processed++;
+		else if (e->outcome == OUTCOME_PERMANENT || e->attempts + 1 >= p->config.max_attempts)
+			totals->dead++;
+		else
+			totals->retrying++;
+		if (e->outcome != OUTCOME_OK)
+			log_info("entry %s (%s) failed: %s", e->id, e->event_type, e->error);
+	}
+}
+
+int commit_batch(struct processor *p, const struct batch *b, long *dna_rows, struct db_error *error)
+{
+	if (db_pipeline_begin(p->conn, error) < 0)
+		return -1;
+	if (write_processed(p, b, error) < 0 || treasury_write_links(p, b, error) < 0 ||
+	    mediaid_write_evolution(p, b, error) < 0 || mediaid_write_rows(p, b, dna_rows, error) < 0 ||
+	    commit_write_failures(p, b, error) < 0 || db_send(p->conn, "COMMIT", 0, NULL, NULL, NULL, error) < 0) {
+		struct db_error ignored;
+		(void)db_pipeline_finish(p->conn, &ignored);
+		return -1;
+	}
+	return db_pipeline_finish(p->conn, error);
+}

@@ -1,0 +1,412 @@
+/*
+ * mediaid: the DNA system. Reads the users' media_ids rows (locking them), picks each entry's
+ * DNA row, applies the DNA rule (dna.c) to the rows' in-memory state in (timestamp, id) order,
+ * and writes one dna_evolution row per applied entry and one update per changed DNA row.
+ *
+ * Why the in-memory state: a batch may hold several entries of one DNA row; each step starts
+ * from the state the previous step left, so the rows are read once, updated in memory, and
+ * written once, and the result is the same as applying the entries one by one.
+ */
+#include "mediaid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "db.h"
+#include "pipeline.h"
+#include "strbuf.h"
+
+int mediaid_prepare(struct processor *p)
+{
+	/*
+	 * All embeddings of a batch travel as one flat binary real[] parameter; row i takes the slice
+	 * [i*1536+1, (i+1)*1536]. real[] to vector is pgvector's own exact cast, so one statement
+	 * serves both column types.
+	 */
+	p->update_dna_sql = sql_printf(
+		"UPDATE media_ids m SET profile_embedding = ($2::real[])[(u.ord - 1) * %d + 1 : u.ord * %d]%s,"
+		" dna_clock = CASE WHEN u.clock_entry IS NULL THEN m.dna_clock"
+		" ELSE (SELECT c.\"timestamp\" FROM passport_entries c WHERE c.id = u.clock_entry) END,"
+		" version = m.version + 1, updated_at = now()"
+		" FROM unnest($1::uuid[], $3::uuid[]) WITH ORDINALITY AS u(id, clock_entry, ord)"
+		" WHERE m.id = u.id",
+		VEC_DIM, VEC_DIM, p->format == VEC_FORMAT_PGVECTOR ? "::vector" : "");
+	return p->update_dna_sql ? 0 : -1;
+}
+
+void mediaid_finish(struct processor *p)
+{
+	free(p->update_dna_sql);
+	p->update_dna_sql = NULL;
+}
+
+static int compare_rows(const void *a, const void *b)
+{
+	const struct dna_row *x = a, *y = b;
+	int c = strcmp(x->user_id, y->user_id);
+	return c ? c : strcmp(x->id, y->id);
+}
+
+/*
+ * The media_ids rows of every user with a mediaid entry. They are locked now, skipping rows
+ * another session holds (an application update in progress): the entries of such a row are
+ * deferred to a later batch rather than waiting here, or being applied out of order.
+ */
+int mediaid_rows_fetch(const struct batch *b, struct db_statement *f)
+{
+	const char **users = malloc(sizeof(*users) * (size_t)(b->n_entries + 1));
+	int n_users = 0;
+
+	if (!users)
+		return -1;
+	for (int i = 0; i < b->n_entries; i++) {
+		const struct entry *e = &b->entries[i];
+		if (e->outcome == OUTCOME_OK && (e->systems & SYSTEM_MEDIAID) && e->user_id[0])
+			users[n_users++] = e->user_id;
+	}
+	if (n_users == 0) {
+		free(users);
+		return 0;
+	}
+	f->owned[0] = uuid_array_literal(users, n_users);
+	free(users);
+	if (!f->owned[0])
+		return -1;
+	f->sql = "WITH held AS (SELECT m.id FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
+		 "  FOR NO KEY UPDATE OF m SKIP LOCKED)"
+		 " SELECT m.id::text, m.user_uuid::text, m.role::text, m.profile_embedding,"
+		 " floor(extract(epoch FROM m.dna_clock) * 1000000)::text,"
+		 " (m.content_flags -> 'dna_preferences')::text, (m.id IN (SELECT id FROM held))::text"
+		 " FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
+		 " ORDER BY m.user_uuid, m.id";
+	f->nparams = 1;
+	f->values[0] = f->owned[0];
+	f->result_format = 1;
+	return 0;
+}
+
+/* Decode the DNA rows (sorted by (user, id)); res may be NULL (no mediaid entry). */
+int mediaid_rows_take(struct processor *p, struct batch *b, PGresult *res, struct db_error *error)
+{
+	if (!res)
+		return 0;
+	b->n_rows = PQntuples(res);
+	b->rows = calloc((size_t)(b->n_rows > 0 ? b->n_rows : 1), sizeof(*b->rows));
+	if (!b->rows)
+		goto oom;
+	for (int i = 0; i < b->n_rows; i++) {
+		struct dna_row *row = &b->rows[i];
+		char reason[160];
+
+		snprintf(row->id, sizeof(row->id), "%s", PQgetvalue(res, i, 0));
+		snprintf(row->user_id, sizeof(row->user_id), "%s", PQgetvalue(res, i, 1));
+		row->is_fan = strcmp(PQgetvalue(res, i, 2), "fan") == 0;
+		row->held_elsewhere = strcmp(PQgetvalue(res, i, 6), "true") != 0;
+		row->clock_entry = -1;
+		row->valid = true;
+		row->v = vec_create(VEC_DIM);
+		if (!row->v)
+			goto oom;
+		if (!PQgetisnull(res, i, 3)) {
+			if (vec_decode(p->format, (const unsigned char *)PQgetvalue(res, i, 3),
+				       (size_t)PQgetlength(res, i, 3), row->v, VEC_DIM, reason, sizeof(reason)) < 0) {
+				row->valid = false;
+				snprintf(row->invalid_reason, sizeof(row->invalid_reason), "%s", reason);
+			}
+			row->has_clock = parse_micros(PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
+						      &row->clock_us) == 0;
+		}
+		dna_preferences_default(&row->prefs);
+		if (!PQgetisnull(res, i, 5)) {
+			cJSON *prefs = cJSON_ParseWithLength(PQgetvalue(res, i, 5), (size_t)PQgetlength(res, i, 5));
+			dna_preferences_from_json(prefs, &row->prefs);
+			cJSON_Delete(prefs);
+		}
+	}
+	qsort(b->rows, (size_t)b->n_rows, sizeof(*b->rows), compare_rows);
+	return 0;
+oom:
+	db_error_set(error, NULL, "out of memory");
+	return -1;
+}
+
+enum outcome mediaid_choose_row(const struct dna_row *rows, int n_rows, const char *user_id, const char *mediaid_id,
+			       int *row, char *reason, size_t reason_len)
+{
+	int first = -1, count = 0, fan = -1;
+
+	*row = -1;
+	if (!user_id[0]) {
+		snprintf(reason, reason_len, "entry has no user_id");
+		return OUTCOME_PERMANENT;
+	}
+	for (int i = 0; i < n_rows; i++) {
+		int c = strcmp(rows[i].user_id, user_id);
+		if (c > 0)
+			break;
+		if (c < 0)
+			continue;
+		if (first < 0)
+			first = i;
+		count++;
+		if (rows[i].is_fan)
+			fan = i;
+		if (mediaid_id[0] && strcmp(rows[i].id, mediaid_id) == 0) {
+			*row = i;
+			return OUTCOME_OK;
+		}
+	}
+	if (mediaid_id[0]) {
+		snprintf(reason, reason_len, "media_ids row %s does not belong to user %s", mediaid_id, user_id);
+		return OUTCOME_PERMANENT;
+	}
+	if (count == 0) {
+		snprintf(reason, reason_len, "user %s has no media_ids row yet", user_id);
+		return OUTCOME_RETRY;
+	}
+	if (count == 1) {
+		*row = first;
+		return OUTCOME_OK;
+	}
+	if (fan < 0) {
+		snprintf(reason, reason_len, "user %s has %d media_ids rows and none with role fan; set mediaid_id",
+			 user_id, count);
+		return OUTCOME_PERMANENT;
+	}
+	*row = fan;
+	return OUTCOME_OK;
+}
+
+void mediaid_pick_rows(struct batch *b)
+{
+	for (int i = 0; i < b->n_entries; i++) {
+		struct entry *e = &b->entries[i];
+		char reason[200];
+		enum outcome outcome;
+
+		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_MEDIAID))
+			continue;
+		outcome = mediaid_choose_row(b->rows, b->n_rows, e->user_id, e->mediaid_id, &e->dna_row, reason,
+					     sizeof(reason));
+		if (outcome != OUTCOME_OK)
+			entry_fail(e, outcome, "mediaid: %s", reason);
+		else if (b->rows[e->dna_row].held_elsewhere)
+			e->outcome = OUTCOME_DEFERRED;
+	}
+}
+
+void mediaid_apply_entry(struct processor *p, struct batch *b, int index)
+{
+	struct entry *e = &b->entries[index];
+	struct dna_row *row;
+	const float *x = NULL;
+
+	if (e->dna_row < 0)
+		return; /* entry_pick_row recorded why */
+	row = &b->rows[e->dna_row];
+	if (!row->valid) {
+		entry_fail(e, OUTCOME_PERMANENT, "mediaid: profile_embedding of media_ids %s is invalid: %s", row->id,
+			   row->invalid_reason);
+		return;
+	}
+	if (e->target >= 0) {
+		const struct target *t = &b->targets[e->target];
+		if (!t->valid) {
+			entry_fail(e, OUTCOME_PERMANENT, "mediaid: entity_dna vector for %s %s is invalid: %s",
+				   target_type_name(t->type), t->id, t->invalid_reason);
+			return;
+		}
+		x = t->x; /* NULL when no vector: decay only */
+	}
+	dna_compute_step(row->has_clock, row->clock_us, e->time_us, influence_for_event(e->event_type), &row->prefs,
+			 &e->step);
+	memcpy(p->scratch, row->v, sizeof(float) * VEC_DIM);
+	dna_apply_step(p->scratch, x, &e->step, e->delta_norms);
+	if (!vec_all_finite(p->scratch, VEC_DIM)) {
+		entry_fail(e, OUTCOME_PERMANENT, "mediaid: the update would make media_ids %s non-finite", row->id);
+		return;
+	}
+	{
+		float *previous = row->v; /* the new state is the scratch vector: swap, do not copy */
+		row->v = p->scratch;
+		p->scratch = previous;
+	}
+	if (e->step.advances_clock) {
+		row->has_clock = true;
+		row->clock_us = e->time_us;
+		row->clock_entry = index;
+	}
+	row->dirty = true;
+	if (!x)
+		e->target = -1; /* recorded as no target */
+}
+
+/*
+ * The dna_evolution rows. The nine real columns (alpha, decay and delta per domain) travel as
+ * binary real[] (the project's own codec): no number printing here, no parsing on the server.
+ */
+#define EVOLUTION_TEXT_COLUMNS 7
+#define EVOLUTION_REAL_COLUMNS 9
+int mediaid_write_evolution(struct processor *p, const struct batch *b, struct db_error *error)
+{
+	struct array_param text[EVOLUTION_TEXT_COLUMNS] = {0};
+	float *reals = NULL;
+	unsigned char *encoded[EVOLUTION_REAL_COLUMNS] = {0};
+	const char *values[EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS];
+	int lengths[EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS] = {0};
+	int formats[EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS] = {0};
+	size_t n = 0, size;
+	bool failed = false;
+	int rc = -1;
+
+	reals = malloc(sizeof(float) * EVOLUTION_REAL_COLUMNS * (size_t)(b->n_entries + 1));
+	if (!reals)
+		goto oom;
+	for (int i = 0; i < b->n_entries; i++) {
+		const struct entry *e = &b->entries[i];
+		const struct target *t = e->target >= 0 ? &b->targets[e->target] : NULL;
+		size_t stride = (size_t)(b->n_entries + 1);
+
+		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_MEDIAID) || e->dna_row < 0)
+			continue;
+		array_add_uuid(&text[0], b->rows[e->dna_row].id);
+		array_add_uuid(&text[1], e->id);
+		array_add(&text[2], t ? target_type_name(t->type) : NULL);
+		array_add_uuid(&text[3], t ? t->id : NULL);
+		array_add(&text[4], e->step.late ? "true" : "false");
+		array_add_quoted(&text[5], e->event_type);
+		array_add_quoted(&text[6], e->time_text);
+		/* Column c of row n at reals[c * stride + n]: each column contiguous, ready to encode. */
+		reals[n] = (float)e->step.base_alpha;
+		for (int d = 0; d < VEC_DOMAINS; d++) {
+			reals[(size_t)(1 + d) * stride + n] = e->step.late ? e->step.late_factor[d] : e->step.keep[d];
+			reals[(size_t)(5 + d) * stride + n] = (float)e->delta_norms[d];
+		}
+		n++;
+	}
+	if (n == 0) {
+		rc = 0;
+		goto done;
+	}
+	size = vec_real_array_size(n);
+	for (int c = 0; c < EVOLUTION_REAL_COLUMNS; c++) {
+		encoded[c] = malloc(size);
+		if (!encoded[c] ||
+		    vec_encode_real_array(reals + (size_t)c * (size_t)(b->n_entries + 1), n, encoded[c], size) != (long)size)
+			goto oom;
+		values[EVOLUTION_TEXT_COLUMNS + c] = (const char *)encoded[c];
+		lengths[EVOLUTION_TEXT_COLUMNS + c] = (int)size;
+		formats[EVOLUTION_TEXT_COLUMNS + c] = 1;
+	}
+	for (int c = 0; c < EVOLUTION_TEXT_COLUMNS; c++) {
+		strbuf_add_str(&text[c].text, "}");
+		failed |= text[c].text.failed;
+		values[c] = text[c].text.data;
+	}
+	if (failed)
+		goto oom;
+	rc = db_send(p->conn,
+			     "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, target_type,"
+			     " target_id, alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial,"
+			     " delta_cultural, delta_behavioral, delta_economic, delta_spatial, late)"
+			     " SELECT r.mediaid_id, r.entry_id, r.event_type, r.event_time, r.target_type, r.target_id,"
+			     " r.alpha, r.d1, r.d2, r.d3, r.d4, r.n1, r.n2, r.n3, r.n4, r.late"
+			     " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::boolean[], $6::text[],"
+			     " $7::timestamptz[], $8::real[], $9::real[], $10::real[], $11::real[], $12::real[], $13::real[],"
+			     " $14::real[], $15::real[], $16::real[])"
+			     " WITH ORDINALITY AS r(mediaid_id, entry_id, target_type, target_id, late, event_type, event_time,"
+			     " alpha, d1, d2, d3, d4, n1, n2, n3, n4, ord)"
+			     " ORDER BY r.ord",
+			     EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS, values, lengths, formats, error);
+	goto done;
+oom:
+	db_error_set(error, NULL, "out of memory");
+	rc = -1;
+done:
+	for (int c = 0; c < EVOLUTION_TEXT_COLUMNS; c++)
+		strbuf_free(&text[c].text);
+	for (int c = 0; c < EVOLUTION_REAL_COLUMNS; c++)
+		free(encoded[c]);
+	free(reals);
+	return rc;
+}
+
+/*
+ * The changed DNA rows, one UPDATE per DNA_WRITE_CHUNK rows (one, usually): the rows' vectors
+ * side by side as one binary real[] (the project's own codec). Chunks keep each message, and so
+ * libpq's send buffer, small when a batch touches hundreds of rows.
+ */
+#define DNA_WRITE_CHUNK 64
+int mediaid_write_rows(struct processor *p, const struct batch *b, long *written, struct db_error *error)
+{
+	float *vectors = NULL;
+	unsigned char *flat = NULL;
+	size_t flat_size = vec_real_array_size((size_t)DNA_WRITE_CHUNK * VEC_DIM);
+	int next = 0;
+
+	for (;;) {
+		struct strbuf ids = {0}, clocks = {0};
+		const char *values[3];
+		int lengths[3] = {0, 0, 0};
+		int formats[3] = {0, 1, 0};
+		size_t flat_len;
+		long encoded;
+		int k = 0, rc;
+
+		for (; next < b->n_rows && k < DNA_WRITE_CHUNK; next++) {
+			const struct dna_row *row = &b->rows[next];
+
+			if (!row->dirty)
+				continue;
+			if (!vectors) {
+				vectors = malloc(sizeof(float) * VEC_DIM * DNA_WRITE_CHUNK);
+				flat = malloc(flat_size);
+				if (!vectors || !flat) {
+					strbuf_free(&ids);
+					strbuf_free(&clocks);
+					goto oom;
+				}
+			}
+			memcpy(vectors + (size_t)k * VEC_DIM, row->v, sizeof(float) * VEC_DIM);
+			strbuf_add_str(&ids, k ? "," : "{");
+			strbuf_add_str(&clocks, k ? "," : "{");
+			strbuf_add_str(&ids, row->id);
+			strbuf_add_str(&clocks, row->clock_entry >= 0 ? b->entries[row->clock_entry].id : "NULL");
+			k++;
+		}
+		if (k == 0)
+			break;
+		strbuf_add_str(&ids, "}");
+		strbuf_add_str(&clocks, "}");
+		flat_len = vec_real_array_size((size_t)k * VEC_DIM);
+		encoded = vec_encode_real_array(vectors, (size_t)k * VEC_DIM, flat, flat_size);
+		if (ids.failed || clocks.failed || encoded < 0 || (size_t)encoded != flat_len) {
+			strbuf_free(&ids);
+			strbuf_free(&clocks);
+			goto oom;
+		}
+		values[0] = ids.data;
+		values[1] = (const char *)flat;
+		lengths[1] = (int)flat_len;
+		values[2] = clocks.data;
+		rc = db_send(p->conn, p->update_dna_sql, 3, values, lengths, formats, error);
+		strbuf_free(&ids);
+		strbuf_free(&clocks);
+		if (rc < 0)
+			goto fail;
+		*written += k;
+	}
+	free(vectors);
+	free(flat);
+	return 0;
+oom:
+	db_error_set(error, NULL, "out of memory");
+fail:
+	free(vectors);
+	free(flat);
+	return -1;
+}
+

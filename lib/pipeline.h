@@ -1,0 +1,156 @@
+/*
+ * pipeline: the state the steps of one batch hand each other, in the order they run:
+ *   claim (claim.c)      -> entries, locked users
+ *   route (route.c)      -> each entry's payload facts and systems
+ *   facts                -> DNA rows (mediaid.c), target vectors (targets.c), ledger rows (treasury.c)
+ *   evaluate             -> treasury checks, the DNA rule on the rows' in-memory state (mediaid.c)
+ *   commit (commit.c)    -> coliseum rows (coliseum.c), ledger links, evolution, DNA rows, marks,
+ *                           failures, COMMIT
+ * batch.c calls them in that order. This header is internal to lib/: the daemon sees batch.h.
+ *
+ * Ownership: a batch's entries point into its claim result (batch.claimed) and into the
+ * processor's entry buffer, both valid until batch_clear; rows' vectors and the targets array
+ * belong to the batch; target vectors live in the processor's target buffer (valid for the batch).
+ */
+#ifndef PASSPORT_PIPELINE_H
+#define PASSPORT_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "batch.h"
+#include "dna.h"
+#include "payload.h"
+#include "tables.h"
+#include "vec.h"
+
+#define ERROR_TEXT_MAX 500  /* bytes of last_error an entry's failure may take */
+#define SET_ASIDE_MAX 256   /* users passed over for a while, see struct set_aside */
+#define SET_ASIDE_SECONDS 1.0
+
+enum outcome {
+	OUTCOME_OK = 0,
+	OUTCOME_RETRY,
+	OUTCOME_PERMANENT,
+	OUTCOME_DEFERRED, /* left due, untouched: its DNA row is locked by another session */
+};
+
+struct entry {
+	const char *id;
+	const char *user_id;    /* "" when NULL */
+	const char *mediaid_id; /* "" when NULL */
+	const char *event_type;
+	const char *payload; /* NULL when SQL NULL */
+	size_t payload_len;
+	const char *systems_json; /* NULL when SQL NULL */
+	const char *correlation_column; /* treasury_correlation_id, NULL when absent */
+	const char *time_text;          /* the timestamp as the server prints it, NULL when NULL */
+	const char *ctid;               /* where the row is: stable while the claim's lock is held */
+	int attempts;
+	bool has_time;
+	int64_t time_us;
+
+	unsigned systems;
+	struct payload_info info;
+	enum outcome outcome;
+	char error[ERROR_TEXT_MAX + 1];
+
+	int dna_row;      /* index into batch rows, or -1 */
+	int target;       /* index into batch targets, or -1 */
+	struct dna_step step;
+	double delta_norms[VEC_DOMAINS];
+};
+
+struct dna_row {
+	char id[UUID_TEXT_LEN + 1];
+	char user_id[UUID_TEXT_LEN + 1];
+	bool is_fan;
+	float *v;
+	bool valid;
+	char invalid_reason[200];
+	bool has_clock; /* false when dna_clock or the embedding is NULL */
+	int64_t clock_us;
+	struct dna_preferences prefs;
+	int clock_entry; /* entry whose timestamp is the new clock, or -1 */
+	bool dirty;
+	bool held_elsewhere; /* another session holds a lock on the row */
+};
+
+struct target {
+	enum target_type type;
+	char id[UUID_TEXT_LEN + 1];
+	float *x; /* NULL when no vector was found */
+	bool valid;
+	char invalid_reason[200];
+};
+
+struct batch {
+	PGresult *claimed; /* owns the strings the entries point to */
+	struct entry *entries;
+	int n_entries;
+	struct dna_row *rows; /* sorted by (user_id, id) */
+	int n_rows;
+	struct target *targets;
+	int n_targets;
+	float *target_vectors; /* n_targets x VEC_DIM: the targets' private copies (the processor's buffer) */
+	char **correlations; /* ledger correlation ids that exist, sorted */
+	int n_correlations;
+};
+
+/*
+ * A user whose next due entry (or DNA row) another session holds cannot make progress; it is
+ * left out of the candidates for a second, so that it does not take a place in every batch
+ * (with small batches it could otherwise fill them all, and nobody else would move).
+ */
+struct set_aside {
+	char user[UUID_TEXT_LEN + 1];
+	double until; /* monotonic seconds */
+};
+
+struct processor {
+	PGconn *conn;
+	struct batch_config config;
+	enum vec_format format;
+	bool has_ledger;
+	bool has_correlation_column;
+	char *claim_users_sql; /* claim.c */
+	char *claim_id_sql;    /* claim.c */
+	char *update_dna_sql;  /* mediaid.c */
+	float *scratch;
+	uint64_t random_state;
+	/*
+	 * How many candidate users to consider for the next batch: about twice the number whose due
+	 * entries filled the last one. Counting the due entries of every user behind the oldest
+	 * batch_size entries would cost a count per user for users the batch cannot take.
+	 */
+	int candidate_users;
+	struct entity_cache *entities;
+	bool owns_entities;
+	/*
+	 * The batch's private copies of its target vectors, kept between batches: a few MB that
+	 * would otherwise be mapped, faulted in and unmapped again for every batch.
+	 */
+	float *target_buffer;
+	size_t target_buffer_vectors;
+	struct entry *entry_buffer; /* likewise the batch's entries */
+	size_t entry_buffer_entries;
+	struct set_aside set_aside[SET_ASIDE_MAX];
+	int n_set_aside;
+};
+
+/* Record a failure on the entry; only the first failure of an entry is kept. */
+void entry_fail(struct entry *entry, enum outcome outcome, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Free what the batch owns and zero it (the processor's buffers stay). */
+void batch_clear(struct batch *b);
+
+/*
+ * Parse the text of a whole number of microseconds (from floor(extract(epoch ...) * 1e6)).
+ * Returns 0, or -1 for NULL, infinity or a value out of range.
+ */
+int parse_micros(const char *text, int64_t *out);
+
+#endif

@@ -1,0 +1,63 @@
+/* route: payload, timestamp and systems of a claimed entry, before any database fact is read. */
+#include "route.h"
+
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "pipeline.h"
+#include "strbuf.h"
+
+int route_systems(const char *systems_json, const char *event_type, unsigned enabled, unsigned *systems,
+		  long *skipped, char *reason, size_t reason_len)
+{
+	unsigned routed = 0;
+	int rc = 0;
+	cJSON *list;
+
+	list = systems_json ? cJSON_Parse(systems_json) : NULL;
+	if (cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0) {
+		const cJSON *item;
+		cJSON_ArrayForEach(item, list) {
+			unsigned system = cJSON_IsString(item) ? system_from_name(item->valuestring) : 0;
+			if (!system) {
+				char name[80];
+				snprintf(name, sizeof(name), "%s", cJSON_IsString(item) ? item->valuestring : "null");
+				utf8_truncate(name, 64);
+				snprintf(reason, reason_len, "unknown system '%s' in affects_systems", name);
+				rc = -1;
+				break;
+			}
+			routed |= system;
+		}
+	} else {
+		routed = route_for_event(event_type)->systems;
+	}
+	cJSON_Delete(list);
+	for (unsigned bit = 1; bit <= SYSTEM_TREASURY; bit <<= 1)
+		if ((routed & bit) && !(enabled & bit)) {
+			routed &= ~bit;
+			(*skipped)++;
+		}
+	*systems = routed;
+	return rc;
+}
+
+void route_entry(const struct processor *p, struct entry *e, struct batch_totals *totals)
+{
+	char reason[200];
+
+	e->outcome = OUTCOME_OK;
+	if (payload_parse(e->payload, e->payload_len, p->config.max_payload_bytes, &e->info, reason,
+			  sizeof(reason)) < 0) {
+		entry_fail(e, OUTCOME_PERMANENT, "payload: %s", reason);
+		return;
+	}
+	if (!e->has_time) {
+		entry_fail(e, OUTCOME_PERMANENT, "entry: timestamp is NULL or out of range");
+		return;
+	}
+	if (route_systems(e->systems_json, e->event_type, p->config.enabled_systems, &e->systems,
+			  &totals->skipped_systems, reason, sizeof(reason)) < 0)
+		entry_fail(e, OUTCOME_PERMANENT, "route: %s", reason);
+}

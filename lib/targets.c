@@ -1,0 +1,248 @@
+/*
+ * targets: the target vectors of a batch's mediaid entries (SPEC 3). One query says which
+ * entity_dna row holds each target's vector (its own, or for a track without one its artist's)
+ * and that row's version (xmin); only the vectors missing from the entity cache, or changed since,
+ * are then read, one row at a time, straight into the cache.
+ */
+#include "targets.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "entity_cache.h"
+#include "pipeline.h"
+#include "strbuf.h"
+
+/* Where a target's vector is: the entity_dna row that holds it. */
+struct target_source {
+	char kind[8];                 /* entity_type of the entity_dna row holding the vector */
+	char id[UUID_TEXT_LEN + 1];
+	char version[24];             /* its xmin */
+};
+
+/* Give target i the value of a cached vector (a private copy: the cache may drop it later). */
+static void target_take(struct batch *b, int i, const struct cached_vector *cv)
+{
+	struct target *t = &b->targets[i];
+
+	t->valid = cv->valid;
+	if (!cv->valid) {
+		snprintf(t->invalid_reason, sizeof(t->invalid_reason), "%s", cv->invalid_reason);
+		return;
+	}
+	t->x = b->target_vectors + (size_t)i * VEC_DIM;
+	memcpy(t->x, cv->x, sizeof(float) * VEC_DIM);
+}
+
+static uint64_t hash_target(enum target_type type, const char *id)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)type; /* FNV-1a */
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+	return h;
+}
+
+/*
+ * The targets of mediaid entries, collected without repeats, and the query that says which
+ * entity_dna row holds each one's vector (its own, or for a track without one its artist's;
+ * SPEC 3) and that row's version. targets_take then reads only the vectors missing from the
+ * entity cache, or changed since.
+ */
+int targets_fetch(struct batch *b, struct db_statement *f)
+{
+	struct strbuf kinds = {0}, ids = {0};
+	size_t n_slots = 16;
+	int *slots; /* open addressing: target index + 1, 0 = empty */
+
+	while (n_slots < 2 * (size_t)b->n_entries)
+		n_slots *= 2;
+	b->targets = calloc((size_t)(b->n_entries > 0 ? b->n_entries : 1), sizeof(*b->targets));
+	slots = calloc(n_slots, sizeof(*slots));
+	if (!b->targets || !slots) {
+		free(slots);
+		return -1;
+	}
+	for (int i = 0; i < b->n_entries; i++) {
+		struct entry *e = &b->entries[i];
+		size_t slot;
+		int t;
+
+		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_MEDIAID) || !e->user_id[0] ||
+		    e->info.target_type == TARGET_NONE)
+			continue;
+		slot = (size_t)hash_target(e->info.target_type, e->info.target_id) & (n_slots - 1);
+		for (;; slot = (slot + 1) & (n_slots - 1)) {
+			t = slots[slot] - 1;
+			if (t < 0 || (b->targets[t].type == e->info.target_type &&
+				      strcmp(b->targets[t].id, e->info.target_id) == 0))
+				break;
+		}
+		if (t < 0) {
+			t = b->n_targets++;
+			slots[slot] = t + 1;
+			b->targets[t].type = e->info.target_type;
+			memcpy(b->targets[t].id, e->info.target_id, sizeof(b->targets[t].id));
+			b->targets[t].valid = true;
+		}
+		e->target = t;
+	}
+	free(slots);
+	if (b->n_targets == 0)
+		return 0;
+	strbuf_add_str(&kinds, "{");
+	strbuf_add_str(&ids, "{");
+	for (int i = 0; i < b->n_targets; i++) {
+		if (i) {
+			strbuf_add_str(&kinds, ",");
+			strbuf_add_str(&ids, ",");
+		}
+		strbuf_add_str(&kinds, target_type_name(b->targets[i].type));
+		strbuf_add_str(&ids, b->targets[i].id);
+	}
+	strbuf_add_str(&kinds, "}");
+	strbuf_add_str(&ids, "}");
+	if (kinds.failed || ids.failed) {
+		strbuf_free(&kinds);
+		strbuf_free(&ids);
+		return -1;
+	}
+	f->owned[0] = kinds.data;
+	f->owned[1] = ids.data;
+	f->sql = "SELECT t.ord::text,"
+		 " CASE WHEN own.embedding IS NOT NULL THEN own.entity_type ELSE artist.entity_type END,"
+		 " (CASE WHEN own.embedding IS NOT NULL THEN own.entity_id ELSE artist.entity_id END)::text,"
+		 " (CASE WHEN own.embedding IS NOT NULL THEN own.xmin ELSE artist.xmin END)::text"
+		 " FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS t(kind, id, ord)"
+		 " LEFT JOIN entity_dna own ON own.entity_type = t.kind AND own.entity_id = t.id"
+		 " LEFT JOIN content_items item ON t.kind = 'track' AND own.embedding IS NULL AND item.id = t.id"
+		 " LEFT JOIN entity_dna artist ON artist.entity_type = 'artist' AND artist.entity_id = item.artist_id"
+		 " AND artist.embedding IS NOT NULL";
+	f->nparams = 2;
+	f->values[0] = f->owned[0];
+	f->values[1] = f->owned[1];
+	return 0;
+}
+
+/* Give the targets their vectors: from the cache, else read (and cached) now. res may be NULL. */
+int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, struct db_error *error)
+{
+	struct strbuf kinds = {0}, ids = {0};
+	struct target_source *sources = NULL;
+	const char *values[2];
+	PGresult *res = NULL; /* the vectors read now */
+	int missing = 0;
+
+	if (!sources_res || b->n_targets == 0)
+		return 0;
+	if (p->target_buffer_vectors < (size_t)b->n_targets) {
+		float *grown = malloc(sizeof(float) * VEC_DIM * (size_t)b->n_targets);
+		if (!grown)
+			goto oom;
+		free(p->target_buffer);
+		p->target_buffer = grown;
+		p->target_buffer_vectors = (size_t)b->n_targets;
+	}
+	b->target_vectors = p->target_buffer;
+	sources = calloc((size_t)b->n_targets, sizeof(*sources));
+	if (!sources)
+		goto oom;
+	strbuf_add_str(&kinds, "{");
+	strbuf_add_str(&ids, "{");
+	entity_cache_lock(p->entities);
+	for (int r = 0; r < PQntuples(sources_res); r++) {
+		long ord = strtol(PQgetvalue(sources_res, r, 0), NULL, 10);
+		struct target_source *src;
+		const struct cached_vector *cv;
+
+		if (ord < 1 || ord > b->n_targets || PQgetisnull(sources_res, r, 1) || sources[ord - 1].kind[0])
+			continue; /* no vector: decay only */
+		src = &sources[ord - 1];
+		snprintf(src->kind, sizeof(src->kind), "%s", PQgetvalue(sources_res, r, 1));
+		snprintf(src->id, sizeof(src->id), "%s", PQgetvalue(sources_res, r, 2));
+		snprintf(src->version, sizeof(src->version), "%s", PQgetvalue(sources_res, r, 3));
+		cv = entity_cache_get(p->entities, src->kind, src->id, src->version);
+		if (cv) {
+			target_take(b, (int)ord - 1, cv);
+			continue;
+		}
+		if (missing++) {
+			strbuf_add_str(&kinds, ",");
+			strbuf_add_str(&ids, ",");
+		}
+		strbuf_add_str(&kinds, src->kind);
+		strbuf_add_str(&ids, src->id);
+	}
+	entity_cache_unlock(p->entities);
+	strbuf_add_str(&kinds, "}");
+	strbuf_add_str(&ids, "}");
+	if (kinds.failed || ids.failed)
+		goto oom;
+	if (missing > 0) {
+		bool failed = false, out_of_memory = false;
+
+		values[0] = kinds.data;
+		values[1] = ids.data;
+		/*
+		 * One row at a time (single-row mode): each vector goes straight into the cache, so a
+		 * batch with hundreds of cache misses never holds all of them in one result.
+		 */
+		if (!PQsendQueryParams(p->conn,
+				       "SELECT e.entity_type, e.entity_id::text, e.xmin::text, e.embedding"
+				       " FROM entity_dna e JOIN (SELECT DISTINCT kind, id FROM unnest($1::text[], $2::uuid[])"
+				       " AS s(kind, id)) s ON e.entity_type = s.kind AND e.entity_id = s.id",
+				       2, NULL, values, NULL, NULL, 1) ||
+		    !PQsetSingleRowMode(p->conn)) {
+			db_error_from_connection(error, p->conn);
+			goto fail;
+		}
+		while ((res = PQgetResult(p->conn)) != NULL) {
+			ExecStatusType status = PQresultStatus(res);
+
+			if (status == PGRES_SINGLE_TUPLE && !failed && !PQgetisnull(res, 0, 3)) {
+				const char *kind = PQgetvalue(res, 0, 0), *id = PQgetvalue(res, 0, 1);
+				const struct cached_vector *cv;
+
+				entity_cache_lock(p->entities);
+				cv = entity_cache_put(p->entities, kind, id, PQgetvalue(res, 0, 2), p->format,
+						      (const unsigned char *)PQgetvalue(res, 0, 3),
+						      (size_t)PQgetlength(res, 0, 3));
+				for (int i = 0; cv && i < b->n_targets; i++)
+					if (!b->targets[i].x && b->targets[i].valid &&
+					    strcmp(sources[i].kind, kind) == 0 && strcmp(sources[i].id, id) == 0)
+						target_take(b, i, cv);
+				entity_cache_unlock(p->entities);
+				if (!cv)
+					failed = out_of_memory = true;
+			} else if (status != PGRES_SINGLE_TUPLE && status != PGRES_TUPLES_OK && !failed) {
+				db_error_from_result(error, p->conn, res);
+				failed = true;
+			}
+			/* A NULL embedding: emptied since the first query, decay only. */
+			PQclear(res);
+		}
+		res = NULL;
+		if (out_of_memory)
+			goto oom;
+		if (failed || db_connection_lost(p->conn)) {
+			if (!failed) {
+				db_error_from_connection(error, p->conn);
+			}
+			goto fail;
+		}
+	}
+	strbuf_free(&kinds);
+	strbuf_free(&ids);
+	free(sources);
+	return 0;
+oom:
+	db_error_set(error, NULL, "out of memory");
+fail:
+	PQclear(res);
+	strbuf_free(&kinds);
+	strbuf_free(&ids);
+	free(sources);
+	return -1;
+}
+
