@@ -15,7 +15,7 @@ struct db_error;
 
 /*
  * Seconds until a failed entry is tried again (pure): base * 2^(attempts - 1), at most cap,
- * times a jitter in [0.8, 1.2) drawn from random (any 64-bit value), so that entries failing
+ * times a jitter in [0.8, 1.2] drawn from random (any 64-bit value), so that entries failing
  * together do not come back together. attempts counts this failure (1 for the first).
  */
 double commit_retry_delay(double base, double cap, int attempts, uint64_t random);
