@@ -303,9 +303,6 @@ void backfill_count_rows(PGconn *conn, struct source_run *run, const char *const
 
 /* ---- report (backfill_report.c) -------------------------------------------------------------- */
 
-/* "complete", "failed", ...: the status as the summary prints it. */
-const char *source_status_name(enum source_status status);
-
 /* Count rows of an unmapped type; beyond BACKFILL_MAX_UNMAPPED_TYPES types they go to unmapped_other. */
 void backfill_add_unmapped(struct source_run *run, const char *legacy_type, const char *event_type, long long count);
 

@@ -14,11 +14,6 @@ static const char *const status_names[] = {
 	[SOURCE_FAILED] = "failed",
 };
 
-const char *source_status_name(enum source_status status)
-{
-	return status_names[status];
-}
-
 void backfill_add_unmapped(struct source_run *run, const char *legacy_type, const char *event_type, long long count)
 {
 	run->unmapped_total += count;

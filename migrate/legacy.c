@@ -299,11 +299,15 @@ static char *payload_expression(const struct legacy_layout *layout, const struct
 	bool first = true;
 
 	text_buffer_append(&payload, "jsonb_build_object(");
-	for (const struct legacy_payload_key *k = layout->payload_keys; k->key; k++) {
+	for (size_t i = 0; i < LEGACY_MAX_PAYLOAD_KEYS && layout->payload_keys[i].key; i++) {
+		const struct legacy_payload_key *k = &layout->payload_keys[i];
+
 		payload_key(&payload, columns, k->key, k->column, first);
 		first = false;
 	}
-	for (const struct legacy_payload_key *k = layout->client_info_keys; include_client_info && k->key; k++) {
+	for (size_t i = 0; include_client_info && i < LEGACY_MAX_PAYLOAD_KEYS && layout->client_info_keys[i].key; i++) {
+		const struct legacy_payload_key *k = &layout->client_info_keys[i];
+
 		if (column_type(columns, k->column)) {
 			payload_key(&payload, columns, k->key, k->column, first);
 			first = false;
