@@ -6,6 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Set once at start-up by a terminal program (db_keep_line_breaks); the daemon leaves it false. */
+static bool keep_line_breaks;
+
+void db_keep_line_breaks(bool keep)
+{
+	keep_line_breaks = keep;
+}
+
 const char *db_resolve_dsn(const char *dsn)
 {
 	const char *env;
@@ -30,12 +38,12 @@ void db_error_text(PGconn *conn, const PGresult *res, char *err, size_t errlen)
 	if (!message || !*message)
 		message = "unknown database error";
 	snprintf(err, errlen, "%s", message);
-	/* One line: fold newlines, drop the trailing one. */
-	for (char *p = err; *p; p++)
+	/* One line: fold newlines, drop the trailing one (unless the program keeps them). */
+	for (char *p = err; *p && !keep_line_breaks; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
 	n = strlen(err);
-	while (n > 0 && err[n - 1] == ' ')
+	while (n > 0 && (err[n - 1] == ' ' || err[n - 1] == '\n' || err[n - 1] == '\r'))
 		err[--n] = '\0';
 }
 
@@ -351,4 +359,43 @@ int db_pipeline_finish(PGconn *conn, struct db_error *error)
 		rc = -1;
 	}
 	return rc;
+}
+
+void db_error_prefix(struct db_error *error, const char *fmt, ...)
+{
+	char context[DB_ERROR_MESSAGE_MAX], reason[DB_ERROR_MESSAGE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(context, sizeof(context), fmt, ap);
+	va_end(ap);
+	memcpy(reason, error->message, sizeof(reason));
+	/* A message too long for the buffer is cut; the context comes first, so it survives. */
+	if (snprintf(error->message, sizeof(error->message), "%s: %s", context, reason) < 0)
+		error->message[0] = '\0';
+}
+
+PGresult *db_query_typed(PGconn *conn, const char *sql, int nparams, const Oid *types, const char *const *values,
+			 struct db_error *error)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, types, values, NULL, NULL, 0);
+
+	if (!res || (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
+		db_error_from_result(error, conn, res);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+int db_run_script(PGconn *conn, const char *sql, PGresult **result, struct db_error *error)
+{
+	ExecStatusType status;
+
+	*result = PQexec(conn, sql);
+	status = PQresultStatus(*result);
+	if (*result && (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY))
+		return 0;
+	db_error_from_result(error, conn, *result);
+	return -1;
 }

@@ -67,8 +67,22 @@ PGconn *db_connect(const char *dsn, const char *application_name, struct db_erro
 PGconn *db_connect_params(const char *const *keywords, const char *const *values, const char *session_sql,
 			  struct db_error *error);
 
-/* libpq's error message of conn or res on one line, without a trailing newline. */
+/*
+ * libpq's error message of conn or res on one line, without a trailing newline (the line breaks
+ * are kept after db_keep_line_breaks(true)).
+ */
 void db_error_text(PGconn *conn, const PGresult *res, char *err, size_t errlen);
+
+/*
+ * Keep libpq's line breaks in error messages (a syntax error's LINE and caret, DETAIL, a
+ * connection failure's hint) instead of folding them into one line. A terminal program
+ * (passport-migrate) sets it once at start-up, before any thread; passportd's log lines keep the
+ * default, one line per message.
+ */
+void db_keep_line_breaks(bool keep);
+
+/* Put "<context>: " in front of the error's message (the SQLSTATE stays). */
+void db_error_prefix(struct db_error *error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * Make a libpq error message safe to print for a connection made with dsn: when dsn does not
@@ -95,6 +109,21 @@ void db_rollback(PGconn *conn);
  */
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
 		   const int *formats, int result_format, struct db_error *error);
+
+/*
+ * db_query with the parameters' types (types[i] 0: let the server infer it), so that a parameter
+ * the statement does not use is still legal. Text parameters and results.
+ */
+PGresult *db_query_typed(PGconn *conn, const char *sql, int nparams, const Oid *types, const char *const *values,
+			 struct db_error *error);
+
+/*
+ * Run a script: sql may hold several statements, or none (PQexec). Returns 0 when it succeeded
+ * (an empty script included), else -1 with error set. Either way *result is the result (NULL
+ * when libpq returned none), so a caller can read a failure's diagnostic fields
+ * (PG_DIAG_STATEMENT_POSITION, PG_DIAG_CONTEXT); the caller PQclears it.
+ */
+int db_run_script(PGconn *conn, const char *sql, PGresult **result, struct db_error *error);
 
 /* A query of one boolean: *out is true when it returned one row holding true. */
 int db_query_bool(PGconn *conn, const char *sql, bool *out, struct db_error *error);

@@ -1,4 +1,5 @@
 /* entity_dna: `passport-migrate entity-dna` seeds artist target vectors from the artists' own DNA. */
+#include "db.h"
 #include "migrate.h"
 
 #include <getopt.h>
@@ -58,7 +59,7 @@ int entity_dna_main(struct migrate_globals *globals, int argc, char **argv)
 	};
 	bool refresh = false;
 	const char *params[1];
-	char message[2048];
+	struct db_error error;
 	PGresult *result;
 	PGconn *conn;
 	int opt;
@@ -91,14 +92,11 @@ int entity_dna_main(struct migrate_globals *globals, int argc, char **argv)
 		return MIGRATE_EXIT_FAILURE;
 
 	params[0] = refresh ? "true" : "false";
-	result = PQexecParams(conn, ENTITY_DNA_SQL, 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(result) != PGRES_COMMAND_OK) {
-		const char *sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-
-		migrate_error("entity-dna: %s", migrate_result_error(result, message, sizeof message));
-		if (sqlstate && strcmp(sqlstate, "42P01") == 0)
+	result = db_query(conn, ENTITY_DNA_SQL, 1, params, NULL, NULL, 0, &error);
+	if (!result) {
+		migrate_error("entity-dna: %s", error.message);
+		if (strcmp(error.sqlstate, "42P01") == 0) /* undefined_table */
 			fprintf(stderr, "  hint: run `" MIGRATE_PROGRAM " schema` first\n");
-		PQclear(result);
 		PQfinish(conn);
 		return MIGRATE_EXIT_FAILURE;
 	}

@@ -1,4 +1,4 @@
-/* legacy: find the legacy logs and build the SQL that reads them, whichever layout they have. */
+/* legacy: the table of legacy layouts, and the SQL that reads a legacy log in whichever layout it has. */
 #include "legacy.h"
 #include "migrate.h"
 
@@ -11,6 +11,87 @@
 static const char *const source_names[LEGACY_SOURCE_COUNT] = {
 	[LEGACY_LISTENING_HISTORY] = "listening_history",
 	[LEGACY_MEDIA_ENGAGEMENT_LOG] = "media_engagement_log",
+};
+
+static const struct legacy_type_mapping listening_history_types[] = {
+	{"played", "player.track_played"},
+	{"completed", "player.track_completed"},
+	{"skipped", "player.track_skipped"},
+	{"paused", "player.track_paused"},
+	{"resumed", "player.track_resumed"},
+	{"added", "player.queue_updated"},
+	{"added_to_queue", "player.queue_updated"},
+	{"downloaded", "player.track_downloaded"},
+};
+
+static const struct legacy_type_mapping media_engagement_log_types[] = {
+	{"track_play", "player.track_played"},
+	{"track_complete", "player.track_completed"},
+	{"track_skip", "player.track_skipped"},
+	{"track_pause", "player.track_paused"},
+	{"play", "player.track_played"},
+	{"content_like", "social.content_liked"},
+	{"like", "social.content_liked"},
+	{"share", "social.content_shared"},
+	{"mediaid_setup_completed", "mediaid.setup_completed"},
+};
+
+#define TYPE_MAP(map) .type_map = (map), .type_map_count = sizeof(map) / sizeof((map)[0])
+
+/*
+ * Every known layout (SPEC §2.3 and §6). Why the event times differ: listening_history's event
+ * is its row's creation; media_engagement_log records it in "timestamp" (naive UTC in the
+ * production layout, read as such by time_column), created_at being only the insertion.
+ *
+ * The fallback prefixes: listening_history follows the seed's rule (x -> player.track_x);
+ * media_engagement_log's other types become legacy.x, which routes nowhere.
+ *
+ * The two media_engagement_log layouts differ in external_content_id: the production (older)
+ * one has no such column, and inventing a null key would suggest it had. user_agent and
+ * ip_address are copied only when asked for (--include-client-info).
+ */
+static const struct legacy_layout legacy_layouts[] = {
+	{
+		.source = LEGACY_LISTENING_HISTORY,
+		.name = "canonical",
+		.detection_column = NULL,
+		.time_columns = {"created_at", "updated_at"},
+		.time_column_shown = "created_at",
+		.payload_keys = {{"content_id", "content_id"},
+				 {"content_title", "content_title"},
+				 {"content_artist", "content_artist"},
+				 {"play_duration_seconds", "play_duration_seconds"},
+				 {"progress_percentage", "progress_percentage"},
+				 {"session_id", "session_id"}},
+		.client_info_keys = {{NULL, NULL}},
+		TYPE_MAP(listening_history_types),
+		.fallback_prefix = "player.track_",
+	},
+	{
+		.source = LEGACY_MEDIA_ENGAGEMENT_LOG,
+		.name = "canonical",
+		.detection_column = "external_content_id",
+		.time_columns = {"timestamp", "created_at"},
+		.time_column_shown = "\"timestamp\"",
+		.payload_keys = {{"content_id", "content_id"},
+				 {"external_content_id", "external_content_id"},
+				 {"metadata", "metadata"},
+				 {"session_id", "session_id"}},
+		.client_info_keys = {{"user_agent", "user_agent"}, {"ip_address", "ip_address"}},
+		TYPE_MAP(media_engagement_log_types),
+		.fallback_prefix = "legacy.",
+	},
+	{
+		.source = LEGACY_MEDIA_ENGAGEMENT_LOG,
+		.name = "production",
+		.detection_column = NULL,
+		.time_columns = {"timestamp", "created_at"},
+		.time_column_shown = "\"timestamp\"",
+		.payload_keys = {{"content_id", "content_id"}, {"metadata", "metadata"}, {"session_id", "session_id"}},
+		.client_info_keys = {{"user_agent", "user_agent"}, {"ip_address", "ip_address"}},
+		TYPE_MAP(media_engagement_log_types),
+		.fallback_prefix = "legacy.",
+	},
 };
 
 const char *legacy_source_name(enum legacy_source source)
@@ -157,13 +238,13 @@ static char *time_column(const struct column_list *columns, const char *name)
 	return text_buffer_take(&sql);
 }
 
-/* The first present time column of names[], coalesced with the later ones. */
-static char *event_time_expression(const struct column_list *columns, const char *const names[], size_t count)
+/* The present time columns of names[] (up to its first NULL), coalesced in that order. */
+static char *event_time_expression(const struct column_list *columns, const char *const names[LEGACY_MAX_TIME_COLUMNS])
 {
 	struct text_buffer sql = {0};
 	size_t found = 0;
 
-	for (size_t i = 0; i < count; i++) {
+	for (size_t i = 0; i < LEGACY_MAX_TIME_COLUMNS && names[i]; i++) {
 		char *expr = time_column(columns, names[i]);
 
 		if (!expr)
@@ -196,20 +277,54 @@ static void payload_key(struct text_buffer *sql, const struct column_list *colum
 			   column_type(columns, column) ? column : "");
 }
 
+/* The layout of source that the table's columns identify (legacy_layouts[] order), or NULL. */
+static const struct legacy_layout *detect_layout(enum legacy_source source, const struct column_list *columns)
+{
+	for (size_t i = 0; i < sizeof legacy_layouts / sizeof legacy_layouts[0]; i++) {
+		const struct legacy_layout *layout = &legacy_layouts[i];
+
+		if (layout->source != source)
+			continue;
+		if (!layout->detection_column || column_type(columns, layout->detection_column))
+			return layout;
+	}
+	return NULL;
+}
+
+/* "jsonb_build_object(...)" of the layout's payload keys (and client-info keys when asked for). */
+static char *payload_expression(const struct legacy_layout *layout, const struct column_list *columns,
+				bool include_client_info)
+{
+	struct text_buffer payload = {0};
+	bool first = true;
+
+	text_buffer_append(&payload, "jsonb_build_object(");
+	for (size_t i = 0; i < LEGACY_MAX_PAYLOAD_KEYS && layout->payload_keys[i].key; i++) {
+		const struct legacy_payload_key *k = &layout->payload_keys[i];
+
+		payload_key(&payload, columns, k->key, k->column, first);
+		first = false;
+	}
+	for (size_t i = 0; include_client_info && i < LEGACY_MAX_PAYLOAD_KEYS && layout->client_info_keys[i].key; i++) {
+		const struct legacy_payload_key *k = &layout->client_info_keys[i];
+
+		if (column_type(columns, k->column)) {
+			payload_key(&payload, columns, k->key, k->column, first);
+			first = false;
+		}
+	}
+	text_buffer_append(&payload, ")");
+	return text_buffer_take(&payload);
+}
+
 /*
- * Payload keys (SPEC §6, "the seed's keys"): listening_history keeps content_id, content_title,
- * content_artist, play_duration_seconds, progress_percentage and session_id; media_engagement_log
- * keeps content_id, external_content_id (the canonical layout only: the production one has no
- * such column, and inventing a null key would suggest it had), metadata and session_id, plus
- * user_agent and ip_address only when asked for. A key whose column is missing is kept as null
- * so every backfilled entry of a source has the same keys.
+ * The columns every layout needs come first (a uuid id, a text event_type, a usable user_id);
+ * only then is the layout decided, and its time and payload columns read.
  */
 static int describe_columns(struct legacy_table *table, const struct column_list *columns,
 			    bool include_client_info)
 {
-	static const char *const history_times[] = {"created_at", "updated_at"};
-	static const char *const engagement_times[] = {"timestamp", "created_at"};
-	struct text_buffer payload = {0};
+	const struct legacy_layout *layout;
 	const char *user_type = column_type(columns, "user_id");
 	const char *id_type = column_type(columns, "id");
 	const char *event_type = column_type(columns, "event_type");
@@ -242,41 +357,19 @@ static int describe_columns(struct legacy_table *table, const struct column_list
 	}
 
 	table->session_expr = strdup(column_type(columns, "session_id") ? "legacy.session_id::text" : "NULL::text");
-	table->has_client_info = column_type(columns, "user_agent") || column_type(columns, "ip_address");
 
-	text_buffer_append(&payload, "jsonb_build_object(");
-	if (table->source == LEGACY_LISTENING_HISTORY) {
-		snprintf(table->layout, sizeof table->layout, "canonical");
-		table->time_expr = event_time_expression(columns, history_times, 2);
-		payload_key(&payload, columns, "content_id", "content_id", true);
-		payload_key(&payload, columns, "content_title", "content_title", false);
-		payload_key(&payload, columns, "content_artist", "content_artist", false);
-		payload_key(&payload, columns, "play_duration_seconds", "play_duration_seconds", false);
-		payload_key(&payload, columns, "progress_percentage", "progress_percentage", false);
-		payload_key(&payload, columns, "session_id", "session_id", false);
-	} else {
-		bool canonical = column_type(columns, "external_content_id") != NULL;
-
-		snprintf(table->layout, sizeof table->layout, "%s", canonical ? "canonical" : "production");
-		table->time_expr = event_time_expression(columns, engagement_times, 2);
-		payload_key(&payload, columns, "content_id", "content_id", true);
-		if (canonical)
-			payload_key(&payload, columns, "external_content_id", "external_content_id", false);
-		payload_key(&payload, columns, "metadata", "metadata", false);
-		payload_key(&payload, columns, "session_id", "session_id", false);
-		if (include_client_info) {
-			if (column_type(columns, "user_agent"))
-				payload_key(&payload, columns, "user_agent", "user_agent", false);
-			if (column_type(columns, "ip_address"))
-				payload_key(&payload, columns, "ip_address", "ip_address", false);
-		}
+	layout = detect_layout(table->source, columns);
+	if (!layout) {
+		snprintf(table->problem, sizeof table->problem, "its columns match none of the known layouts");
+		return 0;
 	}
-	text_buffer_append(&payload, ")");
-	table->payload_expr = text_buffer_take(&payload);
+	table->layout = layout;
+	table->time_expr = event_time_expression(columns, layout->time_columns);
+	table->payload_expr = payload_expression(layout, columns, include_client_info);
 
 	if (!table->time_expr) {
 		snprintf(table->problem, sizeof table->problem, "it has no usable time column (%s)",
-			 table->source == LEGACY_LISTENING_HISTORY ? "created_at" : "\"timestamp\"");
+			 layout->time_column_shown);
 		return 0;
 	}
 	if (!table->user_expr || !table->type_expr || !table->session_expr || !table->payload_expr)
@@ -284,29 +377,30 @@ static int describe_columns(struct legacy_table *table, const struct column_list
 	return 0;
 }
 
+const char *legacy_table_layout_name(const struct legacy_table *table)
+{
+	return table->layout ? table->layout->name : "none";
+}
+
 int legacy_table_inspect(PGconn *conn, enum legacy_source source, bool include_client_info,
-			 struct legacy_table *table, char *err, size_t errlen)
+			 struct legacy_table *table, struct db_error *error)
 {
 	const char *params[1] = {legacy_source_name(source)};
 	struct column_list columns = {NULL};
 	PGresult *result;
-	char message[1024];
 	int rc;
 
 	memset(table, 0, sizeof *table);
 	table->source = source;
-	snprintf(table->layout, sizeof table->layout, "none");
 
 	/* Tables, partitioned tables and views all read alike; the search path decides the schema. */
-	result = PQexecParams(conn,
-			      "SELECT format('%I.%I', n.nspname, c.relname)"
-			      "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-			      " WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
-			      1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "looking up %s: %s", params[0],
-			 migrate_result_error(result, message, sizeof message));
-		PQclear(result);
+	result = db_query(conn,
+			  "SELECT format('%I.%I', n.nspname, c.relname)"
+			  "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+			  " WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+			  1, params, NULL, NULL, 0, error);
+	if (!result) {
+		db_error_prefix(error, "looking up %s", params[0]);
 		return -1;
 	}
 	if (PQntuples(result) == 0) {
@@ -317,22 +411,20 @@ int legacy_table_inspect(PGconn *conn, enum legacy_source source, bool include_c
 	snprintf(table->relation, sizeof table->relation, "%s", PQgetvalue(result, 0, 0));
 	PQclear(result);
 
-	columns.result = PQexecParams(conn,
-				      "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)"
-				      "  FROM pg_attribute a"
-				      " WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped"
-				      " ORDER BY a.attnum",
-				      1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(columns.result) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "reading the columns of %s: %s", params[0],
-			 migrate_result_error(columns.result, message, sizeof message));
-		PQclear(columns.result);
+	columns.result = db_query(conn,
+				  "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)"
+				  "  FROM pg_attribute a"
+				  " WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped"
+				  " ORDER BY a.attnum",
+				  1, params, NULL, NULL, 0, error);
+	if (!columns.result) {
+		db_error_prefix(error, "reading the columns of %s", params[0]);
 		return -1;
 	}
 	rc = describe_columns(table, &columns, include_client_info);
 	PQclear(columns.result);
 	if (rc < 0)
-		snprintf(err, errlen, "describing %s: out of memory", params[0]);
+		db_error_set(error, NULL, "describing %s: out of memory", params[0]);
 	return rc;
 }
 

@@ -1,5 +1,6 @@
 /* passport-migrate: the companion tool of passportd (schema, backfill, verify, entity-dna). */
 #include "build_config.h"
+#include "db.h"
 #include "migrate.h"
 
 #include <getopt.h>
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
 
 	/* Line-buffered even into a pipe, so progress and errors interleave in order. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* A terminal tool: libpq's messages keep their lines (a syntax error's caret, a hint). */
+	db_keep_line_breaks(true);
 
 	/* "+": stop at the command name, whose options its own parser reads. */
 	while ((opt = getopt_long(argc, argv, "+hV", options, NULL)) != -1) {

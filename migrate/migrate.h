@@ -1,4 +1,8 @@
-/* migrate: what the passport-migrate subcommands share (connection helpers and entry points). */
+/*
+ * migrate: what the passport-migrate subcommands share (the connection, error printing and the
+ * entry points). Every query goes through lib/db.h and reports a struct db_error; the
+ * subcommands print it with the context of what they were doing.
+ */
 #ifndef PASSPORT_MIGRATE_MIGRATE_H
 #define PASSPORT_MIGRATE_MIGRATE_H
 
@@ -38,20 +42,5 @@ void migrate_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * and returns NULL. The caller PQfinish-es the connection.
  */
 PGconn *migrate_connect(const struct migrate_globals *globals);
-
-/*
- * Replace every occurrence of the password found in dsn (keyword or URI form) in message with
- * "********", in place. Exposed for the connection code and its test.
- */
-void migrate_mask_password(const char *dsn, char *message, size_t size);
-
-/*
- * Run sql (no parameters); returns 0 when it succeeded, else prints "<what>: <error>" and
- * returns -1. The result is cleared either way.
- */
-int migrate_exec(PGconn *conn, const char *sql, const char *what);
-
-/* libpq's error message of a result without the trailing newline, into buf. */
-const char *migrate_result_error(const PGresult *result, char *buf, size_t size);
 
 #endif

@@ -1,4 +1,5 @@
 /* schema: `passport-migrate schema` applies the numbered sql/ migrations once each, in order. */
+#include "db.h"
 #include "migrate.h"
 #include "migrations.h"
 
@@ -58,14 +59,16 @@ static void schema_usage(FILE *out)
 static int compute_checksum(PGconn *conn, const struct migration *m, char out[65])
 {
 	const char *params[1] = {m->text};
-	PGresult *result = PQexecParams(conn, "SELECT encode(sha256(convert_to($1::text, 'UTF8')), 'hex')",
-					1, NULL, params, NULL, NULL, 0);
-	char message[2048];
+	struct db_error error;
+	PGresult *result = db_query(conn, "SELECT encode(sha256(convert_to($1::text, 'UTF8')), 'hex')", 1, params,
+				    NULL, NULL, 0, &error);
 
-	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1 ||
-	    strlen(PQgetvalue(result, 0, 0)) != 64) {
-		migrate_error("checksum of %s: %s", m->name,
-			      migrate_result_error(result, message, sizeof message));
+	if (!result) {
+		migrate_error("checksum of %s: %s", m->name, error.message);
+		return -1;
+	}
+	if (PQntuples(result) != 1 || strlen(PQgetvalue(result, 0, 0)) != 64) {
+		migrate_error("checksum of %s: %s", m->name, PQresStatus(PQresultStatus(result)));
 		PQclear(result);
 		return -1;
 	}
@@ -77,19 +80,13 @@ static int compute_checksum(PGconn *conn, const struct migration *m, char out[65
 /* Whether passport_schema_migrations exists (in the search path); -1 on error. */
 static int record_table_exists(PGconn *conn)
 {
-	PGresult *result =
-		PQexec(conn, "SELECT to_regclass('passport_schema_migrations') IS NOT NULL");
-	char message[2048];
-	int exists;
+	struct db_error error;
+	bool exists;
 
-	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1) {
-		migrate_error("looking for passport_schema_migrations: %s",
-			      migrate_result_error(result, message, sizeof message));
-		PQclear(result);
+	if (db_query_bool(conn, "SELECT to_regclass('passport_schema_migrations') IS NOT NULL", &exists, &error) < 0) {
+		migrate_error("looking for passport_schema_migrations: %s", error.message);
 		return -1;
 	}
-	exists = strcmp(PQgetvalue(result, 0, 0), "t") == 0;
-	PQclear(result);
 	return exists;
 }
 
@@ -101,16 +98,14 @@ static int plan_migrations(PGconn *conn, bool table_exists, const struct migrati
 			   struct planned_migration *plan)
 {
 	PGresult *records = NULL;
-	char message[2048];
+	struct db_error error;
 	int rows = 0;
 
 	if (table_exists) {
-		records = PQexec(conn, "SELECT version, name, checksum FROM passport_schema_migrations "
-				       "ORDER BY version");
-		if (PQresultStatus(records) != PGRES_TUPLES_OK) {
-			migrate_error("reading passport_schema_migrations: %s",
-				      migrate_result_error(records, message, sizeof message));
-			PQclear(records);
+		records = db_query(conn, "SELECT version, name, checksum FROM passport_schema_migrations ORDER BY version",
+				   0, NULL, NULL, NULL, 0, &error);
+		if (!records) {
+			migrate_error("reading passport_schema_migrations: %s", error.message);
 			return -1;
 		}
 		rows = PQntuples(records);
@@ -167,10 +162,12 @@ static int line_of_position(const char *text, long position)
 	return line;
 }
 
-/* Print why a migration failed: the server's message, the file line and any PL/pgSQL context. */
-static void report_failure(const struct migration *m, const PGresult *result)
+/*
+ * Print why a migration failed: the server's message, the file line and any PL/pgSQL context,
+ * read from the failed result (struct db_error carries only the message and SQLSTATE).
+ */
+static void report_failure(const struct migration *m, const PGresult *result, const struct db_error *error)
 {
-	char message[4096];
 	const char *position = result ? PQresultErrorField(result, PG_DIAG_STATEMENT_POSITION) : NULL;
 	const char *context = result ? PQresultErrorField(result, PG_DIAG_CONTEXT) : NULL;
 	const char *primary = result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -181,8 +178,7 @@ static void report_failure(const struct migration *m, const PGresult *result)
 	} else if (primary) {
 		migrate_error("%s failed: %s", m->name, primary);
 	} else {
-		migrate_error("%s failed: %s", m->name,
-			      migrate_result_error(result, message, sizeof message));
+		migrate_error("%s failed: %s", m->name, error->message);
 	}
 	if (context)
 		fprintf(stderr, "  context: %s\n", context);
@@ -203,63 +199,61 @@ static int apply_migration(PGconn *conn, const struct planned_migration *p)
 	const struct migration *m = p->migration;
 	char version[16];
 	const char *params[3] = {version, m->name, p->checksum};
+	struct db_error error;
 	PGresult *result;
 
 	snprintf(version, sizeof version, "%d", m->version);
-	if (migrate_exec(conn, "BEGIN", "begin") < 0)
+	if (db_command(conn, "BEGIN", &error) < 0) {
+		migrate_error("begin: %s", error.message);
 		return -1;
+	}
 
-	result = PQexec(conn, m->text);
-	if (PQresultStatus(result) != PGRES_COMMAND_OK && PQresultStatus(result) != PGRES_TUPLES_OK &&
-	    PQresultStatus(result) != PGRES_EMPTY_QUERY) {
-		report_failure(m, result);
+	/* A script: the file's statements run as one string; an empty file is a valid migration. */
+	if (db_run_script(conn, m->text, &result, &error) < 0) {
+		report_failure(m, result, &error);
 		PQclear(result);
 		goto rollback;
 	}
 	PQclear(result);
 
-	result = PQexecParams(conn,
-			      "INSERT INTO passport_schema_migrations (version, name, checksum) "
-			      "VALUES ($1::integer, $2, $3)",
-			      3, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(result) != PGRES_COMMAND_OK) {
-		char message[2048];
-		migrate_error("recording %s: %s", m->name,
-			      migrate_result_error(result, message, sizeof message));
-		PQclear(result);
+	result = db_query(conn, "INSERT INTO passport_schema_migrations (version, name, checksum) VALUES ($1::integer, $2, $3)",
+			  3, params, NULL, NULL, 0, &error);
+	if (!result) {
+		migrate_error("recording %s: %s", m->name, error.message);
 		goto rollback;
 	}
 	PQclear(result);
 
-	if (migrate_exec(conn, "COMMIT", m->name) < 0)
+	if (db_command(conn, "COMMIT", &error) < 0) {
+		migrate_error("%s: %s", m->name, error.message);
 		goto rollback;
+	}
 	return 0;
 
 rollback:
-	PQclear(PQexec(conn, "ROLLBACK"));
+	db_rollback(conn);
 	return -1;
 }
 
 /* Take the lock, telling the operator when another run holds it. */
 static int take_schema_lock(PGconn *conn)
 {
-	PGresult *result = PQexec(conn, "SELECT pg_try_advisory_lock(" SCHEMA_LOCK_KEY ")");
-	char message[2048];
+	struct db_error error;
 	bool locked;
 
-	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1) {
-		migrate_error("taking the schema lock: %s",
-			      migrate_result_error(result, message, sizeof message));
-		PQclear(result);
+	if (db_query_bool(conn, "SELECT pg_try_advisory_lock(" SCHEMA_LOCK_KEY ")", &locked, &error) < 0) {
+		migrate_error("taking the schema lock: %s", error.message);
 		return -1;
 	}
-	locked = strcmp(PQgetvalue(result, 0, 0), "t") == 0;
-	PQclear(result);
 	if (locked)
 		return 0;
 	printf("waiting for another `" MIGRATE_PROGRAM " schema` run to finish...\n");
 	fflush(stdout);
-	return migrate_exec(conn, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY ")", "taking the schema lock");
+	if (db_command(conn, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY ")", &error) < 0) {
+		migrate_error("taking the schema lock: %s", error.message);
+		return -1;
+	}
+	return 0;
 }
 
 static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_run)
@@ -274,10 +268,14 @@ static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_
 		return MIGRATE_EXIT_FAILURE;
 	}
 	if (!dry_run) {
+		struct db_error error;
+
 		if (take_schema_lock(conn) < 0)
 			goto out;
-		if (migrate_exec(conn, SCHEMA_TABLE_SQL, "creating passport_schema_migrations") < 0)
+		if (db_command(conn, SCHEMA_TABLE_SQL, &error) < 0) {
+			migrate_error("creating passport_schema_migrations: %s", error.message);
 			goto out;
+		}
 		table_exists = 1;
 	} else {
 		table_exists = record_table_exists(conn);

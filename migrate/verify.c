@@ -73,7 +73,8 @@ static int verify_source(PGconn *conn, const struct legacy_table *table, const c
 {
 	const char *params[3] = {since, until, legacy_source_name(table->source)};
 	struct text_buffer sql = {0};
-	char *counts_sql, *missing_sql, message[1024];
+	char *counts_sql, *missing_sql;
+	struct db_error error;
 	PGresult *res;
 	int rc = -1;
 
@@ -101,11 +102,10 @@ static int verify_source(PGconn *conn, const struct legacy_table *table, const c
 		goto out;
 	}
 
-	res = PQexecParams(conn, counts_sql, 3, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		snprintf(result->error, sizeof result->error, "counting: %s",
-			 migrate_result_error(res, message, sizeof message));
-		PQclear(res);
+	res = db_query(conn, counts_sql, 3, params, NULL, NULL, 0, &error);
+	if (!res) {
+		db_error_prefix(&error, "counting");
+		snprintf(result->error, sizeof result->error, "%s", error.message);
 		goto out;
 	}
 	result->legacy_rows = atoll(PQgetvalue(res, 0, 0));
@@ -113,11 +113,10 @@ static int verify_source(PGconn *conn, const struct legacy_table *table, const c
 	PQclear(res);
 
 	if (result->backfilled < result->legacy_rows) {
-		res = PQexecParams(conn, missing_sql, 3, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			snprintf(result->error, sizeof result->error, "listing missing ids: %s",
-				 migrate_result_error(res, message, sizeof message));
-			PQclear(res);
+		res = db_query(conn, missing_sql, 3, params, NULL, NULL, 0, &error);
+		if (!res) {
+			db_error_prefix(&error, "listing missing ids");
+			snprintf(result->error, sizeof result->error, "%s", error.message);
 			goto out;
 		}
 		for (int row = 0; row < PQntuples(res) && row < VERIFY_MISSING_SAMPLE; row++)
@@ -128,9 +127,10 @@ static int verify_source(PGconn *conn, const struct legacy_table *table, const c
 
 	result->orphaned = -1;
 	if (!since && !until) {
-		res = PQexecParams(conn, "SELECT count(*) FROM passport_entries WHERE legacy_source = $3", 3, NULL,
-				   params, NULL, NULL, 0);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		/* Not counted when the query fails: orphans are reported, never a reason to fail. */
+		res = db_query(conn, "SELECT count(*) FROM passport_entries WHERE legacy_source = $3", 3, params, NULL,
+			       NULL, 0, &error);
+		if (res)
 			result->orphaned = atoll(PQgetvalue(res, 0, 0)) - result->backfilled;
 		PQclear(res);
 	}
@@ -244,7 +244,7 @@ int verify_main(struct migrate_globals *globals, int argc, char **argv)
 	struct verify_result results[LEGACY_SOURCE_COUNT];
 	size_t count = 0;
 	bool json = false, ok = true;
-	char message[1024];
+	struct db_error error;
 	PGresult *res;
 	PGconn *conn;
 	int opt;
@@ -289,34 +289,39 @@ int verify_main(struct migrate_globals *globals, int argc, char **argv)
 	conn = migrate_connect(globals);
 	if (!conn)
 		return MIGRATE_EXIT_FAILURE;
-	if (migrate_exec(conn, "SET TimeZone = 'UTC'; SET lock_timeout = '5s'; "
-			       "SET default_transaction_read_only = on", "verify: preparing the session") < 0) {
+	if (db_command(conn, "SET TimeZone = 'UTC'; SET lock_timeout = '5s'; SET default_transaction_read_only = on",
+		       &error) < 0) {
+		migrate_error("verify: preparing the session: %s", error.message);
 		PQfinish(conn);
 		return MIGRATE_EXIT_FAILURE;
 	}
 	{
 		const char *params[2] = {since, until};
 
-		res = PQexecParams(conn, "SELECT $1::timestamptz, $2::timestamptz", 2, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			migrate_error("verify: bad --since or --until: %s",
-				      migrate_result_error(res, message, sizeof message));
-			PQclear(res);
+		res = db_query(conn, "SELECT $1::timestamptz, $2::timestamptz", 2, params, NULL, NULL, 0, &error);
+		if (!res) {
+			migrate_error("verify: bad --since or --until: %s", error.message);
 			PQfinish(conn);
 			return MIGRATE_EXIT_USAGE;
 		}
 		PQclear(res);
 	}
-	res = PQexec(conn, "SELECT to_regclass('passport_entries') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute"
-			   " WHERE attrelid = to_regclass('passport_entries') AND attname = 'legacy_id' AND NOT attisdropped)");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		migrate_error("verify: passport_entries or its legacy columns are missing");
-		fprintf(stderr, "  hint: run `" MIGRATE_PROGRAM " schema` first\n");
-		PQclear(res);
-		PQfinish(conn);
-		return MIGRATE_EXIT_FAILURE;
+	{
+		bool ready = false;
+
+		/* A failed query counts as missing columns, as it always has: the hint is the likely cure. */
+		if (db_query_bool(conn,
+				  "SELECT to_regclass('passport_entries') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute"
+				  " WHERE attrelid = to_regclass('passport_entries') AND attname = 'legacy_id'"
+				  " AND NOT attisdropped)",
+				  &ready, &error) < 0 ||
+		    !ready) {
+			migrate_error("verify: passport_entries or its legacy columns are missing");
+			fprintf(stderr, "  hint: run `" MIGRATE_PROGRAM " schema` first\n");
+			PQfinish(conn);
+			return MIGRATE_EXIT_FAILURE;
+		}
 	}
-	PQclear(res);
 
 	memset(results, 0, sizeof results);
 	for (unsigned source = 0; source < LEGACY_SOURCE_COUNT; source++) {
@@ -328,12 +333,13 @@ int verify_main(struct migrate_globals *globals, int argc, char **argv)
 		r = &results[count++];
 		r->source = (enum legacy_source)source;
 		r->orphaned = -1;
-		if (legacy_table_inspect(conn, r->source, false, &table, r->error, sizeof r->error) < 0) {
+		if (legacy_table_inspect(conn, r->source, false, &table, &error) < 0) {
+			snprintf(r->error, sizeof r->error, "%s", error.message);
 			r->status = VERIFY_FAILED;
 			ok = false;
 			continue;
 		}
-		snprintf(r->layout, sizeof r->layout, "%s", table.layout);
+		snprintf(r->layout, sizeof r->layout, "%s", legacy_table_layout_name(&table));
 		if (!table.exists) {
 			r->status = VERIFY_MISSING_TABLE;
 		} else if (table.problem[0]) {

@@ -567,7 +567,7 @@ static void test_missing_table_and_safety(void)
 	free(out);
 
 	/* Another backfill of the same source holds the lock: this one waits, then refuses. */
-	harness_exec(conn, "SELECT pg_advisory_lock(1346458451, 1)");
+	harness_exec(conn, "SELECT pg_advisory_lock(1346520652, 1)");
 	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--lock-wait", "1", NULL), 1);
 	CHECK_CONTAINS(out, "another backfill");
 	free(out);
@@ -582,7 +582,7 @@ static void test_missing_table_and_safety(void)
 		close(fd);
 		pid = spawn_migrate(path, args);
 		sleep_ms(1500);
-		harness_exec(conn, "SELECT pg_advisory_unlock(1346458451, 1)");
+		harness_exec(conn, "SELECT pg_advisory_unlock(1346520652, 1)");
 		CHECK(waitpid(pid, &status, 0) == pid);
 		out = harness_read_file(path);
 		unlink(path);

@@ -1,0 +1,257 @@
+/* backfill_session: keep a backfill's connection working: settings, the source lock, retries, reconnects, stops. */
+#include "backfill.h"
+#include "claim.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SESSION_SETTINGS_SQL                                                                  \
+	"SET TimeZone = 'UTC'; SET statement_timeout = '60s'; SET lock_timeout = '5s'; "      \
+	"SET idle_in_transaction_session_timeout = '60s'; SET work_mem = '32MB'"
+
+/* ---- stop requests ------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int signo)
+{
+	/* A second signal ends the program at once; that is as safe as the first (see backfill.h). */
+	if (stop_requested) {
+		signal(signo, SIG_DFL);
+		raise(signo);
+		return;
+	}
+	stop_requested = 1;
+}
+
+void backfill_install_signal_handlers(void)
+{
+	struct sigaction action;
+
+	memset(&action, 0, sizeof action);
+	action.sa_handler = on_stop_signal;
+	sigemptyset(&action.sa_mask);
+	/* No SA_RESTART: a rate-limit pause must wake up at once. */
+	sigaction(SIGINT, &action, NULL);
+	sigaction(SIGTERM, &action, NULL);
+}
+
+bool backfill_stop_requested(void)
+{
+	return stop_requested != 0;
+}
+
+void backfill_pause(double seconds)
+{
+	double until = monotonic_seconds() + seconds;
+
+	while (!stop_requested) {
+		double left = until - monotonic_seconds();
+		struct timespec step;
+
+		if (left <= 0)
+			return;
+		if (left > 0.25)
+			left = 0.25;
+		step.tv_sec = (time_t)left;
+		step.tv_nsec = (long)((left - (double)step.tv_sec) * 1e9);
+		nanosleep(&step, NULL);
+	}
+}
+
+/* ---- the session ----------------------------------------------------------------------------- */
+
+/* Fold libpq's multi-line messages ("server closed the connection...\n\tThis probably...") into one line. */
+static void fold_lines(char *text)
+{
+	char *out = text;
+
+	for (const char *in = text; *in; in++) {
+		if (*in == '\n' || *in == '\t' || *in == '\r') {
+			if (out > text && out[-1] != ' ')
+				*out++ = ' ';
+			continue;
+		}
+		*out++ = *in;
+	}
+	*out = '\0';
+}
+
+/* Errors worth another attempt at the same batch: the next try may well succeed. */
+static bool is_transient(PGconn *conn, const struct db_error *error)
+{
+	const char *sqlstate = error->sqlstate;
+
+	if (PQstatus(conn) != CONNECTION_OK)
+		return true;
+	return strcmp(sqlstate, "40001") == 0 || /* serialization_failure */
+	       strcmp(sqlstate, "40P01") == 0 || /* deadlock_detected */
+	       strcmp(sqlstate, "55P03") == 0 || /* lock_not_available (lock_timeout) */
+	       strcmp(sqlstate, "57014") == 0 || /* query_canceled (statement_timeout) */
+	       strncmp(sqlstate, "08", 2) == 0 || /* connection exceptions */
+	       strcmp(sqlstate, "57P01") == 0 || /* admin_shutdown */
+	       strcmp(sqlstate, "53300") == 0;   /* too_many_connections */
+}
+
+int backfill_session_prepare(struct backfill_session *session, struct db_error *error)
+{
+	if (db_command(session->conn, SESSION_SETTINGS_SQL, error) < 0) {
+		db_error_prefix(error, "preparing the session");
+		return -1;
+	}
+	if (session->read_only && db_command(session->conn, "SET default_transaction_read_only = on", error) < 0) {
+		migrate_error("dry run: %s", error->message);
+		db_error_set(error, NULL, "cannot make the dry run's session read-only");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Why wait for the lock: the holder may be another backfill, or the server-side backend of a
+ * killed one still finishing its last batch (up to the statement timeout) before it notices its
+ * client is gone.
+ *
+ * The lock has a class of its own (LOCK_CLASS_BACKFILL), so its keys can never meet passportd's
+ * user locks. Since the class changed, a backfill of this release and one of an earlier release
+ * (which used passportd's class) do not exclude each other: run one version at a time.
+ */
+int backfill_session_lock(struct backfill_session *session, int source, struct db_error *error)
+{
+	const char *name = legacy_source_name((enum legacy_source)source);
+	double deadline = monotonic_seconds() + session->lock_wait;
+	char sql[128];
+	bool said = false;
+
+	snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(" LOCK_CLASS_BACKFILL ", %d)", source + 1);
+	for (;;) {
+		bool taken;
+
+		if (db_query_bool(session->conn, sql, &taken, error) < 0) {
+			db_error_prefix(error, "taking the backfill lock");
+			return -1;
+		}
+		if (taken) {
+			session->locked_source = source;
+			return 1;
+		}
+		if (monotonic_seconds() >= deadline || stop_requested)
+			break;
+		if (!said) {
+			migrate_error("backfill: %s: another backfill of it holds the lock (or a killed one's last "
+				      "batch is still finishing on the server); waiting up to %.0f s",
+				      name, session->lock_wait);
+			said = true;
+		}
+		backfill_pause(0.5);
+	}
+	db_error_set(error, NULL, "another backfill of %s is running (advisory lock held); wait for it or stop it first",
+		     name);
+	return 0;
+}
+
+void backfill_session_unlock(struct backfill_session *session)
+{
+	struct db_error ignored; /* a lost connection released the lock already */
+	char sql[128];
+
+	if (session->locked_source < 0)
+		return;
+	snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(" LOCK_CLASS_BACKFILL ", %d)",
+		 session->locked_source + 1);
+	(void)db_command(session->conn, sql, &ignored);
+	session->locked_source = -1;
+}
+
+/*
+ * After a lost connection: reconnect with the same parameters, restore the settings and the
+ * advisory lock. Another run may have taken the lock meanwhile; then this one stops.
+ */
+static int session_reconnect(struct backfill_session *session, struct db_error *error)
+{
+	int locked = session->locked_source;
+
+	PQreset(session->conn);
+	if (PQstatus(session->conn) != CONNECTION_OK) {
+		db_error_from_connection(error, session->conn);
+		db_redact_error(session->dsn, error->message, sizeof error->message);
+		db_error_prefix(error, "reconnecting");
+		return -1;
+	}
+	if (backfill_session_prepare(session, error) < 0)
+		return -1;
+	session->locked_source = -1;
+	if (locked >= 0 && backfill_session_lock(session, locked, error) != 1)
+		return -1;
+	return 0;
+}
+
+PGresult *backfill_session_execute_batch(struct backfill_session *session, struct source_run *run,
+					 const char *const params[PARAM_COUNT], char *limit_text, size_t limit_size,
+					 struct db_error *error)
+{
+	for (int attempt = 1;; attempt++) {
+		PGresult *result = db_query_typed(session->conn, run->batch_sql, PARAM_COUNT, batch_param_types, params,
+						  error);
+		struct db_error reconnect_error;
+		bool transient;
+
+		if (result)
+			return result;
+		/* Someone else inserted one of the keys meanwhile: from now on, let the index skip them. */
+		if (strcmp(error->sqlstate, "23505") == 0 && run->conflict_sql) { /* unique_violation */
+			free(run->batch_sql);
+			run->batch_sql = run->conflict_sql;
+			run->conflict_sql = NULL;
+			attempt--;
+			continue;
+		}
+		fold_lines(error->message);
+		transient = is_transient(session->conn, error);
+		if (strcmp(error->sqlstate, "57014") == 0) {
+			int limit = atoi(limit_text) / 2;
+			snprintf(limit_text, limit_size, "%d", limit > 0 ? limit : 1);
+		}
+		if (!transient || attempt >= BACKFILL_MAX_ATTEMPTS || stop_requested)
+			return NULL;
+		migrate_error("backfill: %s; retrying in %d s (attempt %d of %d)", error->message, 1 << (attempt - 1),
+			      attempt + 1, BACKFILL_MAX_ATTEMPTS);
+		backfill_pause((double)(1 << (attempt - 1)));
+		if (PQstatus(session->conn) != CONNECTION_OK && session_reconnect(session, &reconnect_error) < 0) {
+			if (attempt + 1 >= BACKFILL_MAX_ATTEMPTS) {
+				*error = reconnect_error;
+				return NULL;
+			}
+			migrate_error("backfill: %s", reconnect_error.message);
+		}
+	}
+}
+
+/* ---- resuming ------------------------------------------------------------------------------- */
+
+int backfill_find_resume_point(PGconn *conn, struct source_run *run, const char *window_key, char *cursor,
+			       size_t cursor_size, struct db_error *error)
+{
+	const char *params[2] = {legacy_source_name(run->source), window_key};
+	PGresult *result = db_query(conn,
+				    "SELECT last_id, rows_seen FROM passport_backfill_progress"
+				    " WHERE legacy_source = $1 AND window_key = $2"
+				    "   AND completed_at IS NULL AND last_id IS NOT NULL",
+				    2, params, NULL, NULL, 0, error);
+
+	cursor[0] = '\0';
+	if (!result) {
+		db_error_prefix(error, "reading passport_backfill_progress");
+		return -1;
+	}
+	if (PQntuples(result) == 1) {
+		snprintf(cursor, cursor_size, "%s", PQgetvalue(result, 0, 0));
+		snprintf(run->resumed_after, sizeof run->resumed_after, "%s", cursor);
+		run->resumed_rows = atoll(PQgetvalue(result, 0, 1));
+	}
+	PQclear(result);
+	return 0;
+}
