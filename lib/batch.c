@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "claim.h"
+#include "coliseum.h"
 #include "commit.h"
 #include "db.h"
 #include "dna.h"
@@ -120,7 +121,9 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	p->scratch = vec_create(VEC_DIM);
 	p->owns_entities = config->shared_entities == NULL;
 	p->entities = p->owns_entities ? entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY) : config->shared_entities;
-	if (!p->entities || claim_prepare(p) < 0 || mediaid_prepare(p) < 0 || !p->scratch) {
+	if (coliseum_prepare(p, error) < 0)
+		goto fail;
+	if (!p->entities || claim_prepare(p) < 0 || mediaid_prepare(p) < 0 || commit_prepare(p) < 0 || !p->scratch) {
 		db_error_set(error, NULL, "out of memory");
 		goto fail;
 	}
@@ -138,6 +141,8 @@ void processor_destroy(struct processor *p)
 		return;
 	claim_finish(p);
 	mediaid_finish(p);
+	coliseum_finish(p);
+	commit_finish(p);
 	vec_free(p->scratch);
 	if (p->owns_entities)
 		entity_cache_destroy(p->entities);

@@ -118,6 +118,8 @@ struct processor {
 	char *claim_users_sql; /* claim.c */
 	char *claim_id_sql;    /* claim.c */
 	char *update_dna_sql;  /* mediaid.c */
+	char *coliseum_insert_sql; /* coliseum.c */
+	char *marked_coliseum_sql; /* commit.c: the processed marks with the coliseum rows */
 	float *scratch;
 	uint64_t random_state;
 	/*

@@ -11,7 +11,9 @@
  *   - passportd (drain, status) and passport_migrate (backfill, verify, entity-dna) keep working
  *     as their least-privilege roles;
  *   - where upstream created passport_entries with row level security and its own policy, that
- *     policy and its grant stay, and passportd still processes the entries.
+ *     policy and its grant stay, and passportd still processes the entries;
+ *   - upstream's events table (row level security on) is readable by passportd for the coliseum
+ *     id check (sql/011_coliseum_references.sql).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,7 +183,11 @@ static void check_upstream_policy_kept(void)
 			   " processed_at timestamptz, processing_attempts int DEFAULT 0, source text DEFAULT 'web',"
 			   " session_id text, \"timestamp\" timestamptz DEFAULT now(), created_at timestamptz DEFAULT now());"
 			   "ALTER TABLE passport_entries ENABLE ROW LEVEL SECURITY;"
-			   "CREATE POLICY users_insert ON passport_entries FOR INSERT TO authenticated WITH CHECK (true)");
+			   "CREATE POLICY users_insert ON passport_entries FOR INSERT TO authenticated WITH CHECK (true);"
+			   /* Upstream's events, closed by row level security: passportd reads their ids (sql/011). */
+			   "CREATE TABLE events (id uuid PRIMARY KEY, title text);"
+			   "ALTER TABLE events ENABLE ROW LEVEL SECURITY;"
+			   "INSERT INTO events VALUES ('e0000000-0000-4000-8000-000000000001', 'a concert')");
 	{
 		const char *argv[] = {harness_migrate(), "schema", "--dsn", dsn, NULL};
 		CHECK_EQ_INT(run_program(argv, &out), 0);
@@ -198,8 +204,17 @@ static void check_upstream_policy_kept(void)
 	/* The project's own tables are closed all the same. */
 	expect_state(conn, "authenticated", "SELECT count(*) FROM dna_evolution", "42501");
 	fault_dsn_with(daemon_dsn, sizeof daemon_dsn, dsn, "user", "passportd");
-	CHECK_EQ_INT(fault_drain(daemon_dsn, NULL), 1);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"), 1);
+	harness_exec(conn, "INSERT INTO passport_entries (user_id, event_type, event_category, affects_systems, payload)"
+			   " VALUES (gen_random_uuid(), 'concierto.event_viewed', 'interaction', '{coliseum}',"
+			   "         '{\"eventId\": \"e0000000-0000-4000-8000-000000000001\"}'),"
+			   "        (gen_random_uuid(), 'concierto.event_viewed', 'interaction', '{coliseum}',"
+			   "         '{\"eventId\": \"e0000000-0000-4000-8000-000000000002\"}')");
+	CHECK_EQ_INT(fault_drain(daemon_dsn, NULL), 3);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"), 3);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"
+					     " WHERE event_id = 'e0000000-0000-4000-8000-000000000001'"),
+		     1);
+	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"), 0);
 	PQfinish(conn);
 	printf("ok: upstream's row level security and policy on passport_entries are kept\n");
 }
