@@ -59,9 +59,4 @@ int harness_run(const char *const argv[], const char *const env[], char **output
 const char *harness_passportd(void);
 const char *harness_migrate(void);
 
-/* Until tests/fault speaks task.h too (the next commit removes these). */
-#define HARNESS_FAIL(...) task_fail(__FILE__, __LINE__, __VA_ARGS__)
-#define CHECK(cond) ASSERT_TRUE(cond)
-#define CHECK_EQ_INT(a, b) ASSERT_EQ_INT(a, b)
-
 #endif
