@@ -641,7 +641,7 @@ void fault_compare_keyed(const char *what, const char *table, PGconn *got, PGcon
 	}
 	if (differences)
 		FAIL("%s: %d difference(s) in %s (%d rows vs %d in the reference); %s", what, differences, table,
-			     PQntuples(a), PQntuples(b), first);
+		     PQntuples(a), PQntuples(b), first);
 	printf("%s: %s identical (%d rows)\n", what, table, PQntuples(a));
 	PQclear(a);
 	PQclear(b);
@@ -683,8 +683,8 @@ void fault_expect_no_duplicates(PGconn *conn)
 
 	if (evolution || metrics || unapplied)
 		FAIL("%lld entries with several dna_evolution rows, %lld with several coliseum rows, "
-			     "%lld evolution rows of unprocessed entries",
-			     evolution, metrics, unapplied);
+		     "%lld evolution rows of unprocessed entries",
+		     evolution, metrics, unapplied);
 }
 
 long long fault_unsettled(PGconn *conn)

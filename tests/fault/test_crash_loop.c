@@ -124,7 +124,7 @@ int main(void)
 			int status;
 			if (fault_reap(daemons[i].pid, &status))
 				FAIL("daemon %d (pid %d) exited by itself with status %d", i, (int)daemons[i].pid,
-					     status);
+				     status);
 		}
 		if (now >= next_kill) {
 			int victim = fault_random_index(DAEMONS);
@@ -180,7 +180,7 @@ int main(void)
 	       harness_query_int(conn, "SELECT count(*) FROM media_ids WHERE version > 1"));
 	ASSERT_GT_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), total / 2);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM ledger_entries WHERE passport_entry_id IS NOT NULL"),
-		     money);
+		      money);
 
 	/* A second drain finds nothing: nothing is applied twice. */
 	ASSERT_EQ_INT(fault_drain(daemon_dsn, NULL), 0);

@@ -570,7 +570,7 @@ static void check_twins(PGconn *conn)
 				"'poison-twin-' || t || '-' || k)::text FROM generate_series(0, %d) t, generate_series(1, 4) k)"
 				" AND processed",
 				N_TWINS - 1),
-		     4 * N_TWINS);
+		      4 * N_TWINS);
 	for (int t = 1; t < N_TWINS; t++) {
 		char *same = harness_textf(conn,
 					 "SELECT a.profile_embedding::text = b.profile_embedding::text AND a.dna_clock = b.dna_clock"
@@ -580,11 +580,11 @@ static void check_twins(PGconn *conn)
 		bool expect_same = t < N_TWINS - 1;
 		if (!same || (strcmp(same, "t") == 0) != expect_same)
 			FAIL("twin %d (content_flags %s) %s the twin without preferences", t, twin_flags[t],
-				     expect_same ? "does not end like" : "ends exactly like");
+			     expect_same ? "does not end like" : "ends exactly like");
 		free(same);
 	}
 	ASSERT_EQ_INT(harness_intf(conn, "SELECT version FROM media_ids WHERE id = passport_test_uuid('poison-twin-row-0')") > 1,
-		     1);
+		      1);
 	printf("twins: %d unusable dna_preferences variants give the default result; a valid one does not\n",
 	       N_TWINS - 2);
 }
@@ -612,10 +612,10 @@ static void check_good_entries(PGconn *conn, PGconn *ref, const char *what)
 			    " FROM coliseum_metrics c JOIN passport_entries e ON e.id = c.passport_entry_id"
 			    " WHERE e.event_category <> 'poison' ORDER BY 1");
 	ASSERT_EQ_INT(harness_query_int(conn,
-				       "SELECT count(*) FROM dna_evolution d JOIN media_ids m ON m.id = d.mediaid_id"
-				       " JOIN passport_entries e ON e.id = d.passport_entry_id"
-				       " WHERE m.location_code IS DISTINCT FROM 'poison' AND e.event_category = 'poison'"),
-		     0);
+					"SELECT count(*) FROM dna_evolution d JOIN media_ids m ON m.id = d.mediaid_id"
+					" JOIN passport_entries e ON e.id = d.passport_entry_id"
+					" WHERE m.location_code IS DISTINCT FROM 'poison' AND e.event_category = 'poison'"),
+		      0);
 }
 
 /* PostgreSQL itself refuses the invalid escapes, so a UTF8 database never hands them to the daemon. */
@@ -651,7 +651,7 @@ static void check_status(PGconn *conn, const char *daemon_dsn)
 	dead = cJSON_GetObjectItemCaseSensitive(root, "dead");
 	ASSERT_TRUE(cJSON_IsNumber(dead));
 	ASSERT_EQ_INT((long long)dead->valuedouble,
-		     harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"));
+		      harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"));
 	cJSON_Delete(root);
 	free(output);
 }
@@ -737,11 +737,11 @@ static void case_invalid_utf8(void)
 	}
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE event_category <> 'poison'"
 					     " AND NOT processed"),
-		     0);
+		      0);
 	ASSERT_EQ_INT(fault_unsettled(conn), 0);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
 					     " AND (last_error IS NULL OR last_error = '')"),
-		     0);
+		      0);
 	printf("%lld of %d entries with invalid bytes processed, the others dead with an error\n",
 	       harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE event_category = 'poison' AND processed"),
 	       n);
@@ -840,7 +840,7 @@ int main(void)
 		ASSERT_EQ_INT(fault_unsettled(conn), 0);
 		ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"
 						     " AND last_error LIKE 'payload:%' AND processing_attempts = 1"),
-			     payload_dead);
+			      payload_dead);
 	}
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), evolution_before);
 	ASSERT_EQ_INT(fault_drain(daemon_dsn, NULL), 0);

@@ -225,7 +225,7 @@ static void case_daemon_commands(PGconn *conn)
 	}
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM ledger_entries WHERE correlation_id = 'priv-correlation'"
 					     " AND passport_entry_id = passport_test_uuid('priv-money')"),
-		     1);
+		      1);
 
 	/* status, every way of passing the password */
 	{
@@ -356,7 +356,7 @@ static void case_migrate_commands(PGconn *conn)
 		ASSERT_EQ_INT(run("entity-dna", argv, env, NULL), 0);
 		ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist'"
 						     " AND entity_id = passport_test_uuid('artist-1') AND embedding IS NOT NULL"),
-			     1);
+			      1);
 	}
 
 	/* backfill and verify, where they exist yet */
@@ -412,7 +412,7 @@ static void expect_refused(PGconn *conn, const char *role, const char *sql)
 		FAIL("%s may run: %s", role, sql);
 	if (!state || strcmp(state, "42501") != 0)
 		FAIL("%s: %s failed with %s (%s), expected insufficient_privilege (42501)", role, sql,
-			     state ? state : "no SQLSTATE", PQresultErrorMessage(res));
+		     state ? state : "no SQLSTATE", PQresultErrorMessage(res));
 	PQclear(res);
 	checks++;
 }
@@ -507,13 +507,13 @@ static void case_refusals(PGconn *owner)
 	ASSERT_EQ_INT(harness_query_int(owner, "SELECT count(*) FROM pg_roles WHERE rolname IN ('passportd', 'passport_migrate')"
 					      " AND NOT (rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls)"
 					      " AND rolcanlogin"),
-		     2);
+		      2);
 	ASSERT_EQ_INT(harness_query_int(owner, "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member"
 					      " WHERE r.rolname IN ('passportd', 'passport_migrate')"),
-		     0);
+		      0);
 	ASSERT_EQ_INT(harness_query_int(owner, "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner"
 					      " WHERE r.rolname IN ('passportd', 'passport_migrate')"),
-		     0);
+		      0);
 	/* The Supabase notes ship with the roles. */
 	{
 		char *roles = fault_read_source("sql/090_roles.sql");

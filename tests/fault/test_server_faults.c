@@ -193,7 +193,7 @@ static void phase_close(struct phase *ph)
 		status = fault_wait(ph->daemons[i], 15.0);
 		if (status != 0)
 			FAIL("phase %s: daemon %d did not exit 0 within 15 s of SIGTERM (status %d)", ph->name, i,
-				     status);
+			     status);
 		fault_expect_clean_log(ph->logs[i]);
 	}
 	fault_expect_same_state(ph->conn, ph->ref, ph->name);
@@ -342,7 +342,7 @@ static void phase_old_snapshot(void)
 					    " AND application_name NOT LIKE 'passportd%' AND state LIKE 'idle in%'");
 	if (!state || strcmp(state, "idle in transaction true") != 0)
 		FAIL("phase E: the snapshot holder is not idle in transaction with a snapshot (%s)",
-			     state ? state : "gone");
+		     state ? state : "gone");
 	free(state);
 	ASSERT_EQ_INT(harness_query_int(holder, "SELECT count(*) FROM passport_entries"), 0);
 	harness_exec(holder, "COMMIT");
@@ -388,8 +388,8 @@ static void phase_row_lock(void)
 	PQfinish(holder);
 	if (later_applied > 0)
 		FAIL("phase F: %lld later entries of user-1 were applied while its oldest entry was locked by"
-			     " another session: they are no longer applied in (timestamp, id) order",
-			     later_applied);
+		     " another session: they are no longer applied in (timestamp, id) order",
+		     later_applied);
 	printf("all entries settled %.1f s after the lock was released\n", wait_settled(&ph, 120));
 	phase_second_wave(&ph);
 	phase_close(&ph);

@@ -227,7 +227,7 @@ PGconn *harness_create_database(const char *name, const char *mel_layout, char *
 	}
 	if (status != 0)
 		FAIL("passport-migrate schema failed with status %d on %s:\n%s", status, dbname,
-			     output ? output : "");
+		     output ? output : "");
 	free(output);
 	harness_allow_role_login(conn);
 	return conn;

@@ -342,33 +342,33 @@ static void test_mapping_canonical(void)
 
 	/* Payloads: the seed's keys and legacy_event_type, nothing else; time and session columns. */
 	ASSERT_EQ_INT(harness_query_int(conn,
-				       "SELECT (payload = jsonb_build_object('content_id', '" CONTENT "',"
-				       " 'content_title', 'Song', 'content_artist', 'Band', 'play_duration_seconds', 120,"
-				       " 'progress_percentage', 50.5, 'session_id', '" SESSION "',"
-				       " 'legacy_event_type', 'played'))::int"
-				       "  FROM passport_entries WHERE legacy_id = '" LH(01) "'"),
-		     1);
+					"SELECT (payload = jsonb_build_object('content_id', '" CONTENT "',"
+					" 'content_title', 'Song', 'content_artist', 'Band', 'play_duration_seconds', 120,"
+					" 'progress_percentage', 50.5, 'session_id', '" SESSION "',"
+					" 'legacy_event_type', 'played'))::int"
+					"  FROM passport_entries WHERE legacy_id = '" LH(01) "'"),
+		      1);
 	ASSERT_EQ_INT(harness_query_int(conn,
-				       "SELECT (\"timestamp\" = '2025-02-01 10:00:00+00' AND session_id = '" SESSION "')::int"
-				       "  FROM passport_entries WHERE legacy_id = '" LH(01) "'"),
-		     1);
+					"SELECT (\"timestamp\" = '2025-02-01 10:00:00+00' AND session_id = '" SESSION "')::int"
+					"  FROM passport_entries WHERE legacy_id = '" LH(01) "'"),
+		      1);
 	ASSERT_EQ_INT(harness_query_int(conn,
-				       "SELECT (payload = jsonb_build_object('content_id', '" CONTENT "',"
-				       " 'external_content_id', 'ext-1', 'metadata', '{\"k\": 1}'::jsonb,"
-				       " 'session_id', '" SESSION "', 'legacy_event_type', 'track_play'))::int"
-				       "  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
-		     1);
+					"SELECT (payload = jsonb_build_object('content_id', '" CONTENT "',"
+					" 'external_content_id', 'ext-1', 'metadata', '{\"k\": 1}'::jsonb,"
+					" 'session_id', '" SESSION "', 'legacy_event_type', 'track_play'))::int"
+					"  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
+		      1);
 	/* "timestamp", not created_at, is the event time of media_engagement_log. */
 	ASSERT_EQ_INT(harness_query_int(conn,
-				       "SELECT (\"timestamp\" = '2025-03-01 12:00:00+00' AND session_id = '" SESSION "')::int"
-				       "  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
-		     1);
+					"SELECT (\"timestamp\" = '2025-03-01 12:00:00+00' AND session_id = '" SESSION "')::int"
+					"  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
+		      1);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE payload ? 'user_agent'"
 					     " OR payload ? 'ip_address' OR NOT payload ? 'legacy_event_type'"),
-		     0);
+		      0);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_id = '" LH(11) "'"
 					     " AND payload->'legacy_event_type' = 'null'::jsonb"),
-		     1);
+		      1);
 
 	/* A re-run inserts nothing. */
 	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", NULL), 0);
@@ -465,25 +465,25 @@ static void test_production_layout(void)
 
 	check_entries(conn, "media_engagement_log", engagement, sizeof engagement / sizeof engagement[0]);
 	ASSERT_EQ_INT(harness_query_int(conn,
-				       "SELECT (\"timestamp\" = '2025-04-01 12:00:00+00' AND session_id = 'sess-abc'"
-				       "        AND payload = '{\"content_id\": \"" CONTENT "\", \"metadata\": {\"p\": 2},"
-				       "                        \"session_id\": \"sess-abc\", \"legacy_event_type\": \"view\"}')::int"
-				       "  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
-		     1);
+					"SELECT (\"timestamp\" = '2025-04-01 12:00:00+00' AND session_id = 'sess-abc'"
+					"        AND payload = '{\"content_id\": \"" CONTENT "\", \"metadata\": {\"p\": 2},"
+					"                        \"session_id\": \"sess-abc\", \"legacy_event_type\": \"view\"}')::int"
+					"  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
+		      1);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE payload ? 'external_content_id'"
 					     " OR payload ? 'user_agent' OR payload ? 'ip_address'"),
-		     0);
+		      0);
 
 	/* With --include-client-info (and --restart past the completed run) the payload gains both. */
 	harness_exec(conn, "DELETE FROM passport_entries");
 	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--include-client-info", "--restart", "--progress",
-			     "never", NULL),
-		     0);
+			      "never", NULL),
+		      0);
 	free(out);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 9);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT (payload->>'user_agent' = 'UA/1' AND payload->>'ip_address' = '10.1.2.3')::int"
 					     "  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
-		     1);
+		      1);
 	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
 	ASSERT_STR_CONTAINS(out, "production layout");
 	free(out);
@@ -522,11 +522,11 @@ static void test_missing_table_and_safety(void)
 	free(out);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_id = '" LH(01) "'"
 					     " AND user_id = '" USER_ONE_ROW "' AND mediaid_id = '" MEDIA_ONE_ROW "'"),
-		     1);
+		      1);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_id = '" LH(02) "'"
 					     " AND user_id IS NULL AND mediaid_id IS NULL AND affects_systems = '{coliseum}'"
 					     " AND payload->>'legacy_user_id' = '" USER_NO_ROW "'"),
-		     1);
+		      1);
 
 	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
 	ASSERT_STR_CONTAINS(out, "media_engagement_log: table not found, skipped");
@@ -599,8 +599,8 @@ static void test_missing_table_and_safety(void)
 	harness_exec(conn, "CREATE TRIGGER backfill_race BEFORE INSERT ON passport_entries"
 			   " FOR EACH ROW EXECUTE FUNCTION backfill_race()");
 	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--restart", "--json",
-			     "--progress", "never", NULL),
-		     0);
+			      "--progress", "never", NULL),
+		      0);
 	summary = parse_json_output(out, "backfill");
 	ASSERT_STR_EQ(string_of(summary, "status"), "complete");
 	ASSERT_EQ_INT(number_of(summary, "inserted"), 1);
@@ -636,8 +636,8 @@ static void test_window_dry_run_mark_processed(void)
 	ASSERT_TRUE(in_window > 100 && in_window < total);
 
 	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--dry-run", "--json", "--since", "2025-10-01",
-			     "--until", "2025-11-01T00:00:00Z", NULL),
-		     0);
+			      "--until", "2025-11-01T00:00:00Z", NULL),
+		      0);
 	summary = parse_json_output(out, "backfill");
 	ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(summary, "dry_run")));
 	ASSERT_EQ_INT(number_of(summary, "would_insert"), in_window);
@@ -660,15 +660,15 @@ static void test_window_dry_run_mark_processed(void)
 
 	/* The window only, with a visible progress bar (forced: the test's stderr is a pipe). */
 	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--since", "2025-10-01", "--until", "2025-11-01",
-			     "--batch-size", "100", "--progress", "always", NULL),
-		     0);
+			      "--batch-size", "100", "--progress", "always", NULL),
+		      0);
 	ASSERT_STR_CONTAINS(out, "] 100% ");
 	ASSERT_STR_CONTAINS(out, "rows/s");
 	free(out);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), in_window);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"
 					     " WHERE \"timestamp\" < '2025-10-01' OR \"timestamp\" >= '2025-11-01'"),
-		     0);
+		      0);
 	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, "--since", "2025-10-01", "--until", "2025-11-01", NULL), 0);
 	free(out);
 	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 1);
@@ -683,10 +683,10 @@ static void test_window_dry_run_mark_processed(void)
 	cJSON_Delete(summary);
 	free(out);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed AND processed_at IS NOT NULL"),
-		     total - in_window);
+		      total - in_window);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
 					     " AND \"timestamp\" >= '2025-10-01' AND \"timestamp\" < '2025-11-01'"),
-		     in_window);
+		      in_window);
 	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
 	free(out);
 
@@ -696,8 +696,8 @@ static void test_window_dry_run_mark_processed(void)
 		double started = now_seconds();
 
 		ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "media_engagement_log", "--max-rate",
-				     "1000", "--batch-size", "250", "--progress", "never", NULL),
-			     0);
+				      "1000", "--batch-size", "250", "--progress", "never", NULL),
+			      0);
 		ASSERT_TRUE(now_seconds() - started >= 0.75);
 		free(out);
 	}
@@ -729,7 +729,7 @@ static void test_window_dry_run_mark_processed(void)
 		ASSERT_STR_EQ(string_of(summary, "status"), "interrupted");
 		ASSERT_TRUE(number_of(summary, "inserted") < 1000);
 		ASSERT_EQ_INT(number_of(summary, "inserted"),
-			     harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_source = 'media_engagement_log'"));
+			      harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_source = 'media_engagement_log'"));
 		cJSON_Delete(summary);
 		free(out);
 	}
@@ -758,7 +758,7 @@ static void test_window_dry_run_mark_processed(void)
 		ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid)"
 						     " FROM pg_stat_activity WHERE datname = current_database()"
 						     " AND application_name = 'passport-migrate') AS t"),
-			     1);
+			      1);
 		ASSERT_TRUE(waitpid(pid, &status, 0) == pid);
 		out = harness_read_file(path);
 		unlink(path);
@@ -837,8 +837,8 @@ static void test_kill_and_resume_100k(void)
 	ASSERT_EQ_INT(query_int(conn, "SELECT count(*) FROM passport_backfill_progress WHERE legacy_source = 'listening_history'"
 				     " AND rows_seen = %lld AND completed_at IS NULL AND last_id ="
 				     " (SELECT legacy_id FROM passport_entries ORDER BY legacy_id::uuid DESC LIMIT 1)",
-			       first),
-		     1);
+				first),
+		      1);
 
 	pid = spawn_migrate(log_path, args);
 	second = kill_when(conn, pid, first + 20000);
@@ -847,7 +847,7 @@ static void test_kill_and_resume_100k(void)
 	ASSERT_EQ_INT(second % 1000, 0);
 	/* It resumed: the progress row counts both runs' rows, which it would not after a restart. */
 	ASSERT_EQ_INT(query_int(conn, "SELECT rows_seen FROM passport_backfill_progress WHERE legacy_source = 'listening_history'"),
-		     second);
+		      second);
 	out = harness_read_file(log_path);
 	ASSERT_STR_CONTAINS(out, "resuming after id");
 	free(out);
@@ -857,8 +857,8 @@ static void test_kill_and_resume_100k(void)
 	harness_exec(conn, "DELETE FROM passport_backfill_progress");
 	started = now_seconds();
 	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--json", "--progress",
-			     "never", NULL),
-		     0);
+			      "never", NULL),
+		      0);
 	summary = parse_json_output(out, "backfill");
 	source = source_of(summary, "listening_history");
 	ASSERT_EQ_INT(number_of(source, "rows_read"), 100000);
@@ -871,7 +871,7 @@ static void test_kill_and_resume_100k(void)
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(DISTINCT legacy_id) FROM passport_entries"), 100000);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM listening_history l WHERE NOT EXISTS"
 					     " (SELECT 1 FROM passport_entries pe WHERE pe.legacy_id = l.id::text)"),
-		     0);
+		      0);
 	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
 	free(out);
 
@@ -934,7 +934,7 @@ static void test_replay_into_dna(void)
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution WHERE late"), 0);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT (dna_clock = (SELECT max(created_at) FROM listening_history))::int"
 					     "  FROM media_ids WHERE id = '" MEDIA_ONE_ROW "'"),
-		     1);
+		      1);
 
 	cosines = harness_query_text(conn,
 				     "WITH v AS (SELECT x, i FROM media_ids, unnest(profile_embedding::real[]) WITH ORDINALITY AS u(x, i)"
@@ -1003,7 +1003,7 @@ static void test_jobs(void)
 	unlink(log_path);
 
 	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn_two, "--jobs", "2", "--progress", "never", "--json", NULL),
-		     0);
+		      0);
 	summary = parse_json_output(out, "backfill");
 	ASSERT_EQ_INT(number_of(summary, "inserted"), 40000 - killed);
 	/* Both sources resumed where the killed run left them. */
@@ -1014,13 +1014,13 @@ static void test_jobs(void)
 	cJSON_Delete(summary);
 	free(out);
 	ASSERT_EQ_INT(harness_query_int(two, "SELECT count(*) FROM passport_backfill_progress WHERE completed_at IS NOT NULL"),
-		     2);
+		      2);
 
 	digest_one = harness_query_text(one, entries_digest_sql);
 	digest_two = harness_query_text(two, entries_digest_sql);
 	if (strcmp(digest_one, digest_two) != 0)
 		FAIL("--jobs 2 (killed, resumed) copied other entries than one job: %s vs %s", digest_two,
-			     digest_one);
+		     digest_one);
 	ASSERT_TRUE(strncmp(digest_one, "40000:", 6) == 0);
 	free(digest_one);
 	free(digest_two);

@@ -70,7 +70,7 @@ static void expect_text(int line, PGconn *conn, const char *expected, const char
 	got = harness_query_text(conn, sql);
 	if ((expected == NULL) != (got == NULL) || (expected && strcmp(expected, got) != 0))
 		task_fail(__FILE__, line, "expected '%s', got '%s'\n  query: %s", expected ? expected : "(NULL)",
-			     got ? got : "(NULL)", sql);
+			  got ? got : "(NULL)", sql);
 	free(got);
 	free(sql);
 }
@@ -205,7 +205,7 @@ static void expect_vector(int line, const char *what, const float *got, const do
 		double g = (double)got[i];
 		if (!(fabs(g - want[i]) <= tol * fmax(1.0, fabs(want[i]))))
 			task_fail(__FILE__, line, "%s: element %d (%s) is %.9g, expected %.9g (tolerance %g)", what, i,
-				     domain_name(i), g, want[i], tol);
+				  domain_name(i), g, want[i], tol);
 	}
 }
 
@@ -395,14 +395,14 @@ static void expect_entry(int line, PGconn *conn, int entry, const char *state, c
 	*bar = '\0';
 	if (strcmp(got, state) != 0)
 		task_fail(__FILE__, line, "entry %d: state %s, expected %s (last_error: %s)", entry, got, state,
-			     *error ? error : "none");
+			  *error ? error : "none");
 	if (error_part) {
 		bool prefix = error_part[0] == '^';
 		const char *needle = prefix ? error_part + 1 : error_part;
 		const char *found = strstr(error, needle);
 		if (!found || (prefix && found != error))
 			task_fail(__FILE__, line, "entry %d: last_error '%s' does not %s '%s'", entry, error,
-				     prefix ? "start with" : "contain", needle);
+				  prefix ? "start with" : "contain", needle);
 	}
 	free(got);
 }
@@ -458,7 +458,7 @@ static struct summary run_drain(int line, const char *dsn, int batch_size, int w
 	}
 	if (s.failed != s.retrying + s.dead)
 		task_fail(__FILE__, line, "summary: failed %ld is not retrying %ld + dead %ld", s.failed, s.retrying,
-			     s.dead);
+			  s.dead);
 	free(output);
 	return s;
 }
@@ -480,8 +480,8 @@ static void expect_summary_matches_table(int line, PGconn *conn, const struct su
 
 	if (s->processed != processed || s->dead != dead || s->retrying != retrying)
 		task_fail(__FILE__, line,
-			     "summary says processed %ld, retrying %ld, dead %ld; the table has %lld, %lld, %lld",
-			     s->processed, s->retrying, s->dead, processed, retrying, dead);
+			  "summary says processed %ld, retrying %ld, dead %ld; the table has %lld, %lld, %lld",
+			  s->processed, s->retrying, s->dead, processed, retrying, dead);
 }
 
 /* ---- case 1 ----------------------------------------------------------------------------- */
@@ -606,9 +606,9 @@ static void expect_coliseum(int line, PGconn *conn, int entry, const char *expec
 			  uid(K_ENTRY, entry));
 	if (strcmp(got, expected) != 0)
 		task_fail(__FILE__, line,
-			     "coliseum row of entry %d:\n  got      %s\n  expected %s\n"
-			     "  (type|value|unit|source|artist|track|event|brand|score|user|session|metadata=payload|timestamp)",
-			     entry, got, expected);
+			  "coliseum row of entry %d:\n  got      %s\n  expected %s\n"
+			  "  (type|value|unit|source|artist|track|event|brand|score|user|session|metadata=payload|timestamp)",
+			  entry, got, expected);
 	free(got);
 }
 
@@ -1298,7 +1298,7 @@ static void expect_same_dna(PGconn *a, PGconn *b, const char *phase)
 			FAIL("%s: row %d is %s in one database and %s in the other", phase, r, id, PQgetvalue(rb, r, 0));
 		if (strcmp(PQgetvalue(ra, r, 2), PQgetvalue(rb, r, 2)) != 0)
 			FAIL("%s: media_ids %s: dna_clock %s with --batch-size 1, %s with 500", phase, id,
-				     PQgetvalue(ra, r, 2), PQgetvalue(rb, r, 2));
+			     PQgetvalue(ra, r, 2), PQgetvalue(rb, r, 2));
 		if (strcmp(PQgetvalue(ra, r, 1), PQgetvalue(rb, r, 1)) != 0) {
 			const char *x = PQgetvalue(ra, r, 1), *y = PQgetvalue(rb, r, 1);
 			const char *x_start = x + 1, *y_start = y + 1;
@@ -1315,7 +1315,7 @@ static void expect_same_dna(PGconn *a, PGconn *b, const char *phase)
 			x = x_start;
 			y = y_start;
 			FAIL("%s: media_ids %s: embeddings differ from element %d: '%.30s' (batch 1) vs '%.30s' (batch 500)",
-				     phase, id, element, x, y);
+			     phase, id, element, x, y);
 		}
 	}
 	PQclear(ra);
@@ -1576,7 +1576,7 @@ static void case_workers_determinism(void)
 	}
 	ASSERT_EQ_INT(harness_query_int(b, "SELECT count(*) FROM passport_entries WHERE NOT processed AND dead_at IS NULL"
 					  " AND (next_attempt_at IS NULL OR next_attempt_at <= now())"),
-		     0);
+		      0);
 	PQfinish(a);
 	PQfinish(b);
 	end_case();

@@ -125,7 +125,7 @@ static void expect_sqlstate(PGconn *conn, const char *sql, const char *expected)
 		state = "00000";
 	if (!state || strcmp(state, expected) != 0)
 		FAIL("%s: expected SQLSTATE %s, got %s (%s)", sql, expected, state ? state : "?",
-			     PQresultErrorMessage(result));
+		     PQresultErrorMessage(result));
 	PQclear(result);
 }
 
@@ -288,16 +288,16 @@ static void test_objects(PGconn *conn)
 
 	/* A partial index for claiming that leaves processed and dead rows out. */
 	ASSERT_TRUE(harness_query_int(conn,
-				"SELECT count(*) FROM pg_index i WHERE i.indrelid = 'passport_entries'::regclass "
-				"AND i.indpred IS NOT NULL "
-				"AND pg_get_expr(i.indpred, i.indrelid) LIKE '%processed%' "
-				"AND pg_get_expr(i.indpred, i.indrelid) LIKE '%dead_at IS NULL%'") >= 1);
+				      "SELECT count(*) FROM pg_index i WHERE i.indrelid = 'passport_entries'::regclass "
+				      "AND i.indpred IS NOT NULL "
+				      "AND pg_get_expr(i.indpred, i.indrelid) LIKE '%processed%' "
+				      "AND pg_get_expr(i.indpred, i.indrelid) LIKE '%dead_at IS NULL%'") >= 1);
 
 	/* The notify trigger is AFTER INSERT FOR EACH STATEMENT (tgtype bits: 1 row, 2 before, 4 insert). */
 	ASSERT_EQ_INT(harness_query_int(conn,
-				       "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'passport_entries'::regclass "
-				       "AND NOT tgisinternal AND tgtype & 1 = 0 AND tgtype & 2 = 0 AND tgtype & 4 = 4"),
-		     1);
+					"SELECT count(*) FROM pg_trigger WHERE tgrelid = 'passport_entries'::regclass "
+					"AND NOT tgisinternal AND tgtype & 1 = 0 AND tgtype & 2 = 0 AND tgtype & 4 = 4"),
+		      1);
 
 	{
 		char *type = harness_query_text(conn,
@@ -450,10 +450,10 @@ static void test_dry_run(PGconn *conn, const char *dsn)
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_class WHERE relname IN "
 					     "('passport_schema_migrations', 'passport_entries', 'entity_dna', "
 					     "'dna_evolution', 'coliseum_metrics')"),
-		     0);
+		      0);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
 					     "WHERE table_name = 'media_ids' AND column_name = 'dna_clock'"),
-		     0);
+		      0);
 
 	/* entity-dna before the schema: a clear failure, not a crash. */
 	ASSERT_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 1);
@@ -550,7 +550,7 @@ static void test_changed_and_failing_files(PGconn *conn, const char *dsn)
 	ASSERT_EQ_INT(relation_exists(conn, "refused_probe"), 1);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_schema_migrations "
 					     "WHERE version = 999 AND name = '999_probe.sql'"),
-		     1);
+		      1);
 
 	/* A migration that fails half way is rolled back whole, with no record, and named. */
 	snprintf(path, sizeof path, "%s/998_broken.sql", dir);
@@ -618,7 +618,7 @@ static void test_production_layout(void)
 
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
 					     "WHERE table_name = 'media_engagement_log' AND column_name = 'ip_address'"),
-		     1);
+		      1);
 	ASSERT_EQ_INT(count_records(conn), sql_file_count);
 	test_objects(conn);
 	PQfinish(conn);
@@ -704,7 +704,7 @@ static void test_entity_dna(PGconn *conn, const char *dsn)
 	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000002") == 3.0);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
 					     "AND entity_id = 'a0000000-0000-0000-0000-000000000003'"),
-		     0);
+		      0);
 	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000004") == 9.0);
 	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000005") == 5.0);
 	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000006") == 6.0);
@@ -715,11 +715,11 @@ static void test_entity_dna(PGconn *conn, const char *dsn)
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna e, unnest(e.embedding) v "
 					     "WHERE e.entity_id = 'a0000000-0000-0000-0000-000000000001' "
 					     "AND e.entity_type = 'artist' AND v = 1"),
-		     1536);
+		      1536);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
 					     "AND entity_id = 'a0000000-0000-0000-0000-000000000004' "
 					     "AND updated_at < now() - interval '1 hour'"),
-		     1);
+		      1);
 
 	/* Nothing left to do. */
 	ASSERT_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 0);
@@ -734,12 +734,12 @@ static void test_entity_dna(PGconn *conn, const char *dsn)
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
 					     "AND entity_id = 'a0000000-0000-0000-0000-000000000004' "
 					     "AND updated_at > now() - interval '1 hour'"),
-		     1);
+		      1);
 	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000001") == 1.0);
 	/* Other entity types are never touched. */
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'track' "
 					     "AND embedding[1] = 7 AND updated_at < now() - interval '1 hour'"),
-		     1);
+		      1);
 }
 
 int main(void)

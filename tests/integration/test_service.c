@@ -387,7 +387,7 @@ static bool wait_for_log(struct child *c, const char *needle, int count, double 
 			return true;
 		if (!child_alive(c))
 			FAIL("%s exited (status %d) while waiting for \"%s\" in its log", c->label, c->status,
-				     needle);
+			     needle);
 		if (now_seconds() >= deadline)
 			return false;
 		sleep_seconds(0.02);
@@ -398,7 +398,7 @@ static void require_log(struct child *c, const char *needle, int count, double t
 {
 	if (!wait_for_log(c, needle, count, timeout))
 		FAIL("\"%s\" did not appear %d time(s) in the log of %s within %.1f s", needle, count, c->label,
-			     timeout);
+		     timeout);
 }
 
 /* CPU time (user + system) a process has used so far, in seconds. */
@@ -881,7 +881,7 @@ static void case_poll(void)
 	printf("  polling every 0.5 s: processed after %.2f s\n", took);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name"
 					     " = 'passportd listener' AND datname = current_database()"),
-		     0);
+		      0);
 	daemon_stop_ok(d);
 	log = child_log(d);
 	ASSERT_STR_NOT_CONTAINS(log, "listening for new entries");
@@ -895,7 +895,7 @@ static void case_poll(void)
 	sleep_seconds(2.0);
 	if (entry_processed(conn, id))
 		FAIL("--no-listen --poll-interval 30: an entry was processed 2 s after its insert;"
-			     " the daemon must not be listening");
+		     " the daemon must not be listening");
 	ASSERT_TRUE(child_alive(d));
 	daemon_stop_ok(d);
 	free(id);
@@ -925,7 +925,7 @@ static void case_retry(void)
 		 id);
 	if (harness_query_int(conn, sql) != 1)
 		FAIL("a missing media_ids row must be a retryable failure ~10 s out: %s",
-			     harness_query_text(conn, "SELECT row_to_json(e)::text FROM passport_entries e"));
+		     harness_query_text(conn, "SELECT row_to_json(e)::text FROM passport_entries e"));
 
 	/* The row appears; the retry is made due in 1 s. Nothing is inserted, nothing notifies. */
 	add_media_row(conn, "r1");
@@ -1015,7 +1015,7 @@ static void restart_round(PGconn **conn, const char *dsn, struct child *d, int n
 	printf("  -m %s: the daemon used %.3f s CPU in 3 s without a server\n", mode, cpu_after - cpu_before);
 	if (cpu_after - cpu_before >= 0.3)
 		FAIL("the daemon used %.2f s CPU in 3 s while the server was down (busy loop?)",
-			     cpu_after - cpu_before);
+		     cpu_after - cpu_before);
 	log = child_log(d);
 	ASSERT_STR_CONTAINS(log, "reconnecting in");
 	free(log);
@@ -1133,7 +1133,7 @@ static void case_terminate(void)
 	free(id);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name"
 					     " LIKE 'passportd%' AND datname = current_database()"),
-		     2);
+		      2);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 3);
 	daemon_stop_ok(d);
 	PQfinish(conn);
@@ -1210,7 +1210,7 @@ static void check_untouched(PGconn *conn, int n, const char *when)
 		char *errors = harness_query_text(conn, "SELECT string_agg(DISTINCT coalesce(last_error, '-'), '; ')"
 						  " FROM passport_entries");
 		FAIL("%s: %lld of %d entries were changed by a batch that was stopped (errors: %s)", when,
-			     touched, n, errors ? errors : "");
+		     touched, n, errors ? errors : "");
 	}
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 0);
 }
@@ -1476,7 +1476,7 @@ static void case_three_daemons(void)
 	check_all_processed(b, "three daemons");
 	check_consistent(b, "three daemons");
 	ASSERT_EQ_INT(harness_query_int(a, "SELECT count(*) FROM coliseum_metrics"),
-		     harness_query_int(b, "SELECT count(*) FROM coliseum_metrics"));
+		      harness_query_int(b, "SELECT count(*) FROM coliseum_metrics"));
 	compare_dna(a, b, "three daemons vs one drain");
 	PQfinish(a);
 	PQfinish(b);
@@ -1583,7 +1583,7 @@ static void case_status_reprocess(void)
 	/* --dry-run lists the dead entries and changes nothing */
 	before = entry_states(conn);
 	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-dry-run", "reprocess", "--dry-run", "--dsn", dsn, NULL),
-		     0);
+		      0);
 	for (int i = 0; i < 4; i++)
 		ASSERT_STR_CONTAINS(output, dead[i]);
 	ASSERT_STR_NOT_CONTAINS(output, retrying[0]);
@@ -1606,8 +1606,8 @@ static void case_status_reprocess(void)
 
 	/* --error-like requeues exactly the matching dead entries, and notifies */
 	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-error-like", "reprocess", "--error-like",
-				   "%unknown system%", "--dsn", dsn, NULL),
-		     0);
+				    "%unknown system%", "--dsn", dsn, NULL),
+		      0);
 	ASSERT_STR_CONTAINS(output, "requeued 3 entries");
 	free(output);
 	for (int i = 0; i < 3; i++) {
@@ -1620,7 +1620,7 @@ static void case_status_reprocess(void)
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"), 1);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processing_attempts = 1"
 					     " AND next_attempt_at > now() AND NOT processed"),
-		     2);
+		      2);
 	ASSERT_TRUE(PQconsumeInput(listener));
 	notification = PQnotifies(listener);
 	if (!notification) {
@@ -1644,8 +1644,8 @@ static void case_status_reprocess(void)
 	/* A processed entry is refused and stays as it was */
 	before = entry_states(conn);
 	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-processed", "reprocess", "--id", processed[0], "--dsn",
-				   dsn, NULL),
-		     0);
+				    dsn, NULL),
+		      0);
 	ASSERT_STR_CONTAINS(output, "refused");
 	ASSERT_STR_CONTAINS(output, processed[0]);
 	ASSERT_STR_CONTAINS(output, "requeued 0 entries");
@@ -1661,8 +1661,8 @@ static void case_status_reprocess(void)
 		 dead[3]);
 	harness_exec(conn, sql);
 	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-now", "reprocess", "--now", "--id", dead[3], "--dsn", dsn,
-				   NULL),
-		     0);
+				    NULL),
+		      0);
 	ASSERT_STR_CONTAINS(output, "requeued 1 entries");
 	{
 		char expected[128];
@@ -1676,8 +1676,8 @@ static void case_status_reprocess(void)
 
 	/* --now on an entry that fails again reports it */
 	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-now-again", "reprocess", "--now", "--id", dead[0],
-				   "--dsn", dsn, NULL),
-		     0);
+				    "--dsn", dsn, NULL),
+		      0);
 	ASSERT_STR_CONTAINS(output, "dead again");
 	ASSERT_STR_CONTAINS(output, "unknown system");
 	free(output);
@@ -1745,7 +1745,7 @@ static void case_no_server_at_start(void)
 	printf("  %d worker connection attempts in ~3 s without a server (poll interval 0.1 s)\n", attempts);
 	if (attempts > 6)
 		FAIL("%d connection attempts in ~3 s: the reconnect backoff is not applied (the poll timer"
-			     " starts a pass whenever it fires)", attempts);
+		     " starts a pass whenever it fires)", attempts);
 }
 
 /* ---- main ---------------------------------------------------------------------------------- */
