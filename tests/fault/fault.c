@@ -158,7 +158,7 @@ const char *fault_temp_dir(void)
 	if (!state.temp_dir[0]) {
 		snprintf(state.temp_dir, sizeof state.temp_dir, "/tmp/passport-fault-XXXXXX");
 		if (!mkdtemp(state.temp_dir))
-			HARNESS_FAIL("mkdtemp: %s", strerror(errno));
+			FAIL("mkdtemp: %s", strerror(errno));
 	}
 	return state.temp_dir;
 }
@@ -190,7 +190,7 @@ char *fault_read_file(const char *path, size_t *length)
 			capacity = capacity ? capacity * 2 : 131072;
 			text = realloc(text, capacity);
 			if (!text)
-				HARNESS_FAIL("out of memory");
+				FAIL("out of memory");
 		}
 		got = fread(text + len, 1, capacity - len - 1, file);
 		len += got;
@@ -211,11 +211,11 @@ char *fault_read_source(const char *relative)
 	char *text;
 
 	if (!root || !*root)
-		HARNESS_FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
+		FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
 	snprintf(path, sizeof path, "%s/%s", root, relative);
 	text = fault_read_file(path, NULL);
 	if (!text)
-		HARNESS_FAIL("cannot read %s: %s", path, strerror(errno));
+		FAIL("cannot read %s: %s", path, strerror(errno));
 	return text;
 }
 
@@ -233,7 +233,7 @@ void fault_dsn_with(char *out, size_t outlen, const char *dsn, const char *keywo
 		out[len++] = *p;
 	}
 	if (len + 2 > outlen)
-		HARNESS_FAIL("connection string too long");
+		FAIL("connection string too long");
 	out[len++] = '\'';
 	out[len] = '\0';
 }
@@ -265,7 +265,7 @@ static void track_child(pid_t pid)
 			return;
 		}
 	}
-	HARNESS_FAIL("too many child processes");
+	FAIL("too many child processes");
 }
 
 static void forget_child(pid_t pid)
@@ -281,13 +281,13 @@ pid_t fault_spawn(const char *const argv[], const char *const env[], const char 
 	int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
 	if (fd < 0)
-		HARNESS_FAIL("cannot open %s: %s", log_path, strerror(errno));
+		FAIL("cannot open %s: %s", log_path, strerror(errno));
 	register_log(log_path);
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
 	if (pid < 0)
-		HARNESS_FAIL("fork: %s", strerror(errno));
+		FAIL("fork: %s", strerror(errno));
 	if (pid == 0) {
 		if (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
 			_exit(127);
@@ -323,7 +323,7 @@ bool fault_reap(pid_t pid, int *status)
 	if (got == 0)
 		return false;
 	if (got < 0)
-		HARNESS_FAIL("waitpid(%d): %s", (int)pid, strerror(errno));
+		FAIL("waitpid(%d): %s", (int)pid, strerror(errno));
 	forget_child(pid);
 	if (status)
 		*status = decode_status(wstatus);
@@ -351,7 +351,7 @@ void fault_kill_and_reap(pid_t pid)
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &wstatus, 0) < 0) {
 		if (errno != EINTR)
-			HARNESS_FAIL("waitpid(%d): %s", (int)pid, strerror(errno));
+			FAIL("waitpid(%d): %s", (int)pid, strerror(errno));
 	}
 	forget_child(pid);
 }
@@ -367,14 +367,14 @@ double fault_cpu_seconds(pid_t pid)
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
 	file = fopen(path, "r");
 	if (!file)
-		HARNESS_FAIL("cannot open %s: %s", path, strerror(errno));
+		FAIL("cannot open %s: %s", path, strerror(errno));
 	n = fread(buffer, 1, sizeof buffer - 1, file);
 	fclose(file);
 	buffer[n] = '\0';
 	/* The command name may hold spaces and parentheses: fields start after the last ')'. */
 	p = strrchr(buffer, ')');
 	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-		HARNESS_FAIL("cannot parse %s: %s", path, buffer);
+		FAIL("cannot parse %s: %s", path, buffer);
 	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -387,7 +387,7 @@ char *fault_cmdline(pid_t pid)
 	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
 	text = fault_read_file(path, &len);
 	if (!text)
-		HARNESS_FAIL("cannot read %s: %s", path, strerror(errno));
+		FAIL("cannot read %s: %s", path, strerror(errno));
 	for (size_t i = 0; i < len; i++)
 		if (text[i] == '\0')
 			text[i] = ' ';
@@ -423,10 +423,10 @@ void fault_expect_clean_log(const char *path)
 	char *text = fault_read_file(path, NULL);
 
 	if (!text)
-		HARNESS_FAIL("cannot read %s", path);
+		FAIL("cannot read %s", path);
 	for (int i = 0; signs[i]; i++)
 		if (strstr(text, signs[i]))
-			HARNESS_FAIL("%s shows '%s'", path, signs[i]);
+			FAIL("%s shows '%s'", path, signs[i]);
 	free(text);
 }
 
@@ -439,7 +439,7 @@ static int run_pg_script(const struct fault_server *server, const char *script, 
 	char full[4096];
 
 	if (!root || !*root)
-		HARNESS_FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
+		FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
 	snprintf(full, sizeof full, "set -e; source \"$1/scripts/lib/pg.sh\"; %s", script);
 	{
 		const char *argv[] = {"/bin/bash", "-c", full, "pg.sh", root, server->dir, NULL};
@@ -459,18 +459,18 @@ void fault_server_start(struct fault_server *server, const char *hba_first)
 	memset(server, 0, sizeof(*server));
 	snprintf(server->dir, sizeof server->dir, "/tmp/passport-fault-XXXXXX");
 	if (!mkdtemp(server->dir))
-		HARNESS_FAIL("mkdtemp: %s", strerror(errno));
+		FAIL("mkdtemp: %s", strerror(errno));
 	if (state.n_servers >= MAX_SERVERS)
-		HARNESS_FAIL("too many servers");
+		FAIL("too many servers");
 	state.servers[state.n_servers++] = server;
 
 	status = run_pg_script(server, "pg_private_start \"$2\" >&2; echo \"port=$PGPORT\"", &output);
 	if (status != 0)
-		HARNESS_FAIL("could not start a private PostgreSQL in %s (status %d)", server->dir, status);
+		FAIL("could not start a private PostgreSQL in %s (status %d)", server->dir, status);
 	server->running = true;
 	line = strstr(output, "port=");
 	if (!line || sscanf(line, "port=%15[0-9]", server->port) != 1)
-		HARNESS_FAIL("no port in the output of pg_private_start");
+		FAIL("no port in the output of pg_private_start");
 	free(output);
 	snprintf(server->host, sizeof server->host, "%s/socket", server->dir);
 	{
@@ -488,10 +488,10 @@ void fault_server_start(struct fault_server *server, const char *hba_first)
 		snprintf(path, sizeof path, "%s/data/pg_hba.conf", server->dir);
 		old = fault_read_file(path, &len);
 		if (!old)
-			HARNESS_FAIL("cannot read %s", path);
+			FAIL("cannot read %s", path);
 		file = fopen(path, "w"); /* rewriting in place keeps the server user's ownership */
 		if (!file || fprintf(file, "%s\n%s", hba_first, old) < 0 || fclose(file) != 0)
-			HARNESS_FAIL("cannot write %s", path);
+			FAIL("cannot write %s", path);
 		free(old);
 		/* A restart rather than a reload: when pg_ctl returns, the new rules are in force. */
 		status = run_pg_script(server,
@@ -499,7 +499,7 @@ void fault_server_start(struct fault_server *server, const char *hba_first)
 				       " -l \"$2/server.log\" -m fast -w -t 60 restart >&2",
 				       NULL);
 		if (status != 0)
-			HARNESS_FAIL("could not restart the private server with the new pg_hba.conf");
+			FAIL("could not restart the private server with the new pg_hba.conf");
 	}
 	printf("private PostgreSQL in %s, port %s\n", server->dir, server->port);
 }
@@ -524,7 +524,7 @@ void fault_server_stop(struct fault_server *server, const char *mode)
 	int status = stop_server(server, mode);
 
 	if (status != 0)
-		HARNESS_FAIL("pg_ctl stop -m %s failed (status %d)", mode, status);
+		FAIL("pg_ctl stop -m %s failed (status %d)", mode, status);
 }
 
 void fault_server_restart_stopped(struct fault_server *server)
@@ -538,7 +538,7 @@ void fault_server_restart_stopped(struct fault_server *server)
 		 server->port);
 	status = run_pg_script(server, script, NULL);
 	if (status != 0)
-		HARNESS_FAIL("pg_ctl start failed (status %d)", status);
+		FAIL("pg_ctl start failed (status %d)", status);
 	server->running = true;
 }
 
@@ -577,10 +577,10 @@ long fault_drain(const char *dsn, const char *const extra[])
 	argv[argc] = NULL;
 	status = harness_run(argv, NULL, &output);
 	if (status != 0)
-		HARNESS_FAIL("passportd drain exited with status %d", status);
+		FAIL("passportd drain exited with status %d", status);
 	line = strstr(output, "drain: processed ");
 	if (!line || sscanf(line, "drain: processed %ld", &processed) != 1)
-		HARNESS_FAIL("no summary line in the output of passportd drain");
+		FAIL("no summary line in the output of passportd drain");
 	free(output);
 	return processed;
 }
@@ -606,7 +606,7 @@ void fault_compare_keyed(const char *what, const char *table, PGconn *got, PGcon
 	char first[1200] = "";
 
 	if (PQresultStatus(a) != PGRES_TUPLES_OK || PQresultStatus(b) != PGRES_TUPLES_OK)
-		HARNESS_FAIL("%s: reading %s failed: %s%s", what, table, PQresultErrorMessage(a), PQresultErrorMessage(b));
+		FAIL("%s: reading %s failed: %s%s", what, table, PQresultErrorMessage(a), PQresultErrorMessage(b));
 	while (i < PQntuples(a) || j < PQntuples(b)) {
 		int c;
 		if (i >= PQntuples(a))
@@ -640,8 +640,8 @@ void fault_compare_keyed(const char *what, const char *table, PGconn *got, PGcon
 		}
 	}
 	if (differences)
-		HARNESS_FAIL("%s: %d difference(s) in %s (%d rows vs %d in the reference); %s", what, differences, table,
-			     PQntuples(a), PQntuples(b), first);
+		FAIL("%s: %d difference(s) in %s (%d rows vs %d in the reference); %s", what, differences, table,
+		     PQntuples(a), PQntuples(b), first);
 	printf("%s: %s identical (%d rows)\n", what, table, PQntuples(a));
 	PQclear(a);
 	PQclear(b);
@@ -682,9 +682,9 @@ void fault_expect_no_duplicates(PGconn *conn)
 		      " WHERE NOT e.processed");
 
 	if (evolution || metrics || unapplied)
-		HARNESS_FAIL("%lld entries with several dna_evolution rows, %lld with several coliseum rows, "
-			     "%lld evolution rows of unprocessed entries",
-			     evolution, metrics, unapplied);
+		FAIL("%lld entries with several dna_evolution rows, %lld with several coliseum rows, "
+		     "%lld evolution rows of unprocessed entries",
+		     evolution, metrics, unapplied);
 }
 
 long long fault_unsettled(PGconn *conn)

@@ -85,8 +85,8 @@ int main(void)
 	conn = fault_create_database("fault_crash", dsn, daemon_dsn);
 	ref = fault_create_database("fault_crash_ref", ref_dsn, ref_daemon_dsn);
 	total = harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user);
-	CHECK_EQ_INT(harness_intf(ref, "SELECT passport_test_workload(%d, %d)", users, per_user), total);
-	CHECK_EQ_INT(total, (long long)users * per_user);
+	ASSERT_EQ_INT(harness_intf(ref, "SELECT passport_test_workload(%d, %d)", users, per_user), total);
+	ASSERT_EQ_INT(total, (long long)users * per_user);
 	/* Money entries with ledger rows to link (treasury), in both databases alike. */
 	harness_execf(conn, money_sql, money, users, money);
 	harness_execf(ref, money_sql, money, users, money);
@@ -94,10 +94,10 @@ int main(void)
 
 	/* The reference: one clean drain in one process, default batch size. */
 	started = fault_now();
-	CHECK_EQ_INT(fault_drain(ref_daemon_dsn, NULL), total);
+	ASSERT_EQ_INT(fault_drain(ref_daemon_dsn, NULL), total);
 	reference_seconds = fault_now() - started;
-	CHECK_EQ_INT(fault_unsettled(ref), 0);
-	CHECK_EQ_INT(harness_query_int(ref, "SELECT count(*) FROM passport_entries WHERE NOT processed"), 0);
+	ASSERT_EQ_INT(fault_unsettled(ref), 0);
+	ASSERT_EQ_INT(harness_query_int(ref, "SELECT count(*) FROM passport_entries WHERE NOT processed"), 0);
 
 	/* The crash loop. */
 	started = fault_now();
@@ -118,13 +118,13 @@ int main(void)
 			last_remaining = remaining;
 			last_progress = now;
 		} else if (now - last_progress > STALL_SECONDS) {
-			HARNESS_FAIL("no progress for %.0f s: %lld entries still unsettled", STALL_SECONDS, remaining);
+			FAIL("no progress for %.0f s: %lld entries still unsettled", STALL_SECONDS, remaining);
 		}
 		for (int i = 0; i < DAEMONS; i++) {
 			int status;
 			if (fault_reap(daemons[i].pid, &status))
-				HARNESS_FAIL("daemon %d (pid %d) exited by itself with status %d", i, (int)daemons[i].pid,
-					     status);
+				FAIL("daemon %d (pid %d) exited by itself with status %d", i, (int)daemons[i].pid,
+				     status);
 		}
 		if (now >= next_kill) {
 			int victim = fault_random_index(DAEMONS);
@@ -146,7 +146,7 @@ int main(void)
 	printf("drained %lld entries in %.1f s under %d kills (a clean drain took %.1f s)\n", total, loop_seconds, kills,
 	       reference_seconds);
 	if (kills < 2)
-		HARNESS_FAIL("only %d kill(s) happened before the drain ended: the case proves too little", kills);
+		FAIL("only %d kill(s) happened before the drain ended: the case proves too little", kills);
 
 	/* Idle daemons must not spin. */
 	fault_sleep(1.0);
@@ -159,7 +159,7 @@ int main(void)
 			used = fault_cpu_seconds(daemons[i].pid) - before[i];
 			printf("daemon %d idle for 3 s used %.2f s of CPU\n", i, used);
 			if (used > 0.3)
-				HARNESS_FAIL("daemon %d used %.2f s of CPU in 3 idle seconds (busy loop?)", i, used);
+				FAIL("daemon %d used %.2f s of CPU in 3 idle seconds (busy loop?)", i, used);
 		}
 	}
 	for (int i = 0; i < DAEMONS; i++) {
@@ -167,27 +167,27 @@ int main(void)
 		kill(daemons[i].pid, SIGTERM);
 		status = fault_wait(daemons[i].pid, 15.0);
 		if (status != 0)
-			HARNESS_FAIL("daemon %d did not exit 0 within 15 s of SIGTERM (status %d)", i, status);
+			FAIL("daemon %d did not exit 0 within 15 s of SIGTERM (status %d)", i, status);
 		fault_expect_clean_log(daemons[i].log);
 	}
 
 	/* Exactly once, bit for bit. */
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed"), total);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed"), total);
 	fault_expect_same_state(conn, ref, "crash loop vs clean drain");
 	printf("dna_evolution rows: %lld, coliseum rows: %lld, DNA rows changed: %lld\n",
 	       harness_query_int(conn, "SELECT count(*) FROM dna_evolution"),
 	       harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"),
 	       harness_query_int(conn, "SELECT count(*) FROM media_ids WHERE version > 1"));
-	CHECK(harness_query_int(conn, "SELECT count(*) FROM dna_evolution") > total / 2);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM ledger_entries WHERE passport_entry_id IS NOT NULL"),
-		     money);
+	ASSERT_GT_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), total / 2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM ledger_entries WHERE passport_entry_id IS NOT NULL"),
+		      money);
 
 	/* A second drain finds nothing: nothing is applied twice. */
-	CHECK_EQ_INT(fault_drain(daemon_dsn, NULL), 0);
+	ASSERT_EQ_INT(fault_drain(daemon_dsn, NULL), 0);
 	fault_expect_same_state(conn, ref, "after a second drain");
 
 	PQfinish(conn);
 	PQfinish(ref);
 	fault_passed();
-	return 0;
+	TEST_PASS();
 }

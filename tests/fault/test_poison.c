@@ -462,7 +462,7 @@ static char *expand_check(const char *check, const char *id)
 	char *out = malloc(strlen(check) * (id_len + 1) + 1);
 
 	if (!out)
-		HARNESS_FAIL("out of memory");
+		FAIL("out of memory");
 	for (const char *c = check; *c; c++) {
 		if (c[0] == '$' && c[1] == 'E') {
 			memcpy(out + n, id, id_len);
@@ -507,7 +507,7 @@ static void check_catalogue(PGconn *conn)
 			 id);
 		res = PQexec(conn, sql);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-			HARNESS_FAIL("reading entry %d: %s", i + 1, PQresultErrorMessage(res));
+			FAIL("reading entry %d: %s", i + 1, PQresultErrorMessage(res));
 		state = PQgetvalue(res, 0, 0);
 		attempts = atoi(PQgetvalue(res, 0, 1));
 		error = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2);
@@ -559,18 +559,18 @@ static void check_catalogue(PGconn *conn)
 		PQclear(res);
 	}
 	if (problems)
-		HARNESS_FAIL("%d of %d poison entries did not end as expected (see PROBLEM lines)", problems, N_POISON);
+		FAIL("%d of %d poison entries did not end as expected (see PROBLEM lines)", problems, N_POISON);
 	printf("all %d poison entries settled as expected\n", N_POISON);
 }
 
 static void check_twins(PGconn *conn)
 {
-	CHECK_EQ_INT(harness_intf(conn,
+	ASSERT_EQ_INT(harness_intf(conn,
 				"SELECT count(*) FROM passport_entries WHERE id::text IN (SELECT passport_test_uuid("
 				"'poison-twin-' || t || '-' || k)::text FROM generate_series(0, %d) t, generate_series(1, 4) k)"
 				" AND processed",
 				N_TWINS - 1),
-		     4 * N_TWINS);
+		      4 * N_TWINS);
 	for (int t = 1; t < N_TWINS; t++) {
 		char *same = harness_textf(conn,
 					 "SELECT a.profile_embedding::text = b.profile_embedding::text AND a.dna_clock = b.dna_clock"
@@ -579,12 +579,12 @@ static void check_twins(PGconn *conn)
 					 t);
 		bool expect_same = t < N_TWINS - 1;
 		if (!same || (strcmp(same, "t") == 0) != expect_same)
-			HARNESS_FAIL("twin %d (content_flags %s) %s the twin without preferences", t, twin_flags[t],
-				     expect_same ? "does not end like" : "ends exactly like");
+			FAIL("twin %d (content_flags %s) %s the twin without preferences", t, twin_flags[t],
+			     expect_same ? "does not end like" : "ends exactly like");
 		free(same);
 	}
-	CHECK_EQ_INT(harness_intf(conn, "SELECT version FROM media_ids WHERE id = passport_test_uuid('poison-twin-row-0')") > 1,
-		     1);
+	ASSERT_EQ_INT(harness_intf(conn, "SELECT version FROM media_ids WHERE id = passport_test_uuid('poison-twin-row-0')") > 1,
+		      1);
 	printf("twins: %d unusable dna_preferences variants give the default result; a valid one does not\n",
 	       N_TWINS - 2);
 }
@@ -611,11 +611,11 @@ static void check_good_entries(PGconn *conn, PGconn *ref, const char *what)
 			    " c.metric_unit, c.source, c.session_id, c.dna_match_score, c.metadata, c.\"timestamp\")::text"
 			    " FROM coliseum_metrics c JOIN passport_entries e ON e.id = c.passport_entry_id"
 			    " WHERE e.event_category <> 'poison' ORDER BY 1");
-	CHECK_EQ_INT(harness_query_int(conn,
-				       "SELECT count(*) FROM dna_evolution d JOIN media_ids m ON m.id = d.mediaid_id"
-				       " JOIN passport_entries e ON e.id = d.passport_entry_id"
-				       " WHERE m.location_code IS DISTINCT FROM 'poison' AND e.event_category = 'poison'"),
-		     0);
+	ASSERT_EQ_INT(harness_query_int(conn,
+					"SELECT count(*) FROM dna_evolution d JOIN media_ids m ON m.id = d.mediaid_id"
+					" JOIN passport_entries e ON e.id = d.passport_entry_id"
+					" WHERE m.location_code IS DISTINCT FROM 'poison' AND e.event_category = 'poison'"),
+		      0);
 }
 
 /* PostgreSQL itself refuses the invalid escapes, so a UTF8 database never hands them to the daemon. */
@@ -627,7 +627,7 @@ static void check_database_refuses_invalid_escapes(PGconn *conn)
 	for (int i = 0; refused[i]; i++) {
 		PGresult *res = PQexec(conn, refused[i]);
 		if (PQresultStatus(res) == PGRES_TUPLES_OK)
-			HARNESS_FAIL("PostgreSQL accepted %s: the daemon could meet it", refused[i]);
+			FAIL("PostgreSQL accepted %s: the daemon could meet it", refused[i]);
 		PQclear(res);
 	}
 	printf("a UTF8 database refuses lone surrogates, \\u0000 and invalid bytes at insert time\n");
@@ -641,17 +641,17 @@ static void check_status(PGconn *conn, const char *daemon_dsn)
 	char *output = NULL;
 	cJSON *root, *dead;
 
-	CHECK_EQ_INT(harness_run(text_argv, NULL, &output), 0);
-	CHECK(strstr(output, "dead:") != NULL);
+	ASSERT_EQ_INT(harness_run(text_argv, NULL, &output), 0);
+	ASSERT_STR_CONTAINS(output, "dead:");
 	free(output);
-	CHECK_EQ_INT(harness_run(json_argv, NULL, &output), 0);
+	ASSERT_EQ_INT(harness_run(json_argv, NULL, &output), 0);
 	root = cJSON_Parse(output);
 	if (!root)
-		HARNESS_FAIL("status --json printed something that is not JSON");
+		FAIL("status --json printed something that is not JSON");
 	dead = cJSON_GetObjectItemCaseSensitive(root, "dead");
-	CHECK(cJSON_IsNumber(dead));
-	CHECK_EQ_INT((long long)dead->valuedouble,
-		     harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"));
+	ASSERT_TRUE(cJSON_IsNumber(dead));
+	ASSERT_EQ_INT((long long)dead->valuedouble,
+		      harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"));
 	cJSON_Delete(root);
 	free(output);
 }
@@ -671,7 +671,7 @@ static PGconn *create_sql_ascii_database(const char *dbname, char *dsn, char *da
 		fault_dsn_with(admin_dsn, sizeof admin_dsn, admin_dsn, "port", getenv("PASSPORT_TEST_PGPORT"));
 	fault_dsn_with(admin_dsn, sizeof admin_dsn, admin_dsn, "user", "postgres");
 	if (snprintf(dsn, FAULT_DSN_MAX, "%s dbname='%s'", admin_dsn, dbname) >= FAULT_DSN_MAX)
-		HARNESS_FAIL("connection string too long");
+		FAIL("connection string too long");
 	fault_dsn_with(admin_dsn, sizeof admin_dsn, admin_dsn, "dbname", "postgres");
 
 	admin = harness_connect(admin_dsn);
@@ -689,7 +689,7 @@ static PGconn *create_sql_ascii_database(const char *dbname, char *dsn, char *da
 	{
 		const char *argv[] = {harness_migrate(), "schema", "--dsn", dsn, NULL};
 		if (harness_run(argv, NULL, &output) != 0)
-			HARNESS_FAIL("passport-migrate schema failed on the SQL_ASCII database");
+			FAIL("passport-migrate schema failed on the SQL_ASCII database");
 		free(output);
 	}
 	sql = fault_read_source("tests/sql/workload.sql");
@@ -720,7 +720,7 @@ static void case_invalid_utf8(void)
 
 	printf("\n=== bytes that are not UTF-8 (SQL_ASCII database)\n");
 	conn = create_sql_ascii_database("t_fault_poison_ascii", dsn, daemon_dsn);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(4, 5)"), 20);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(4, 5)"), 20);
 	harness_exec(conn, "INSERT INTO media_ids (id, user_uuid, role, profile_embedding)"
 			   " VALUES (passport_test_uuid('ascii-row'), passport_test_uuid('ascii-user'), 'fan',"
 			   " passport_test_vector('ascii', 0.2))");
@@ -735,20 +735,20 @@ static void case_invalid_utf8(void)
 		const char *extra[] = {"--max-attempts", "1", NULL};
 		fault_drain(daemon_dsn, extra);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE event_category <> 'poison'"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE event_category <> 'poison'"
 					     " AND NOT processed"),
-		     0);
-	CHECK_EQ_INT(fault_unsettled(conn), 0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
+		      0);
+	ASSERT_EQ_INT(fault_unsettled(conn), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
 					     " AND (last_error IS NULL OR last_error = '')"),
-		     0);
+		      0);
 	printf("%lld of %d entries with invalid bytes processed, the others dead with an error\n",
 	       harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE event_category = 'poison' AND processed"),
 	       n);
 	{
 		const char *argv[] = {harness_passportd(), "status", "--json", "--dsn", daemon_dsn, NULL};
 		char *output = NULL;
-		CHECK_EQ_INT(harness_run(argv, NULL, &output), 0);
+		ASSERT_EQ_INT(harness_run(argv, NULL, &output), 0);
 		free(output);
 	}
 	PQfinish(conn);
@@ -771,13 +771,13 @@ int main(void)
 	conn = fault_create_database("fault_poison", dsn, daemon_dsn);
 	ref = fault_create_database("fault_poison_ref", ref_dsn, ref_daemon_dsn);
 	good = harness_intf(conn, "SELECT passport_test_workload(%d, %d)", GOOD_USERS, GOOD_PER_USER);
-	CHECK_EQ_INT(harness_intf(ref, "SELECT passport_test_workload(%d, %d)", GOOD_USERS, GOOD_PER_USER), good);
+	ASSERT_EQ_INT(harness_intf(ref, "SELECT passport_test_workload(%d, %d)", GOOD_USERS, GOOD_PER_USER), good);
 	check_database_refuses_invalid_escapes(conn);
 	harness_execf(conn, fixtures_sql, N_POISON);
 	insert_catalogue(conn);
 
 	/* The reference holds only the good entries, drained once. */
-	CHECK_EQ_INT(fault_drain(ref_daemon_dsn, NULL), good);
+	ASSERT_EQ_INT(fault_drain(ref_daemon_dsn, NULL), good);
 
 	started = fault_now();
 	for (int i = 0; i < 2; i++) {
@@ -791,12 +791,12 @@ int main(void)
 		for (int i = 0; i < 2; i++) {
 			int status;
 			if (fault_reap(daemons[i], &status))
-				HARNESS_FAIL("daemon %d exited with status %d while processing poison", i, status);
+				FAIL("daemon %d exited with status %d while processing poison", i, status);
 		}
 		if (unsettled == 0)
 			break;
 		if (fault_now() - started > 300)
-			HARNESS_FAIL("%lld entries still unsettled after 300 s", unsettled);
+			FAIL("%lld entries still unsettled after 300 s", unsettled);
 		fault_sleep(0.2);
 	}
 	printf("everything settled in %.1f s\n", fault_now() - started);
@@ -813,7 +813,7 @@ int main(void)
 		kill(daemons[i], SIGTERM);
 		status = fault_wait(daemons[i], 15.0);
 		if (status != 0)
-			HARNESS_FAIL("daemon %d did not exit 0 after SIGTERM (status %d)", i, status);
+			FAIL("daemon %d did not exit 0 after SIGTERM (status %d)", i, status);
 		fault_expect_clean_log(logs[i]);
 	}
 
@@ -826,33 +826,33 @@ int main(void)
 		char *output = NULL;
 		long long payload_dead = harness_query_int(conn, "SELECT count(*) FROM passport_entries"
 								 " WHERE dead_at IS NOT NULL AND last_error LIKE 'payload:%'");
-		CHECK_EQ_INT(harness_run(dry, NULL, &output), 0);
+		ASSERT_EQ_INT(harness_run(dry, NULL, &output), 0);
 		free(output);
-		CHECK_EQ_INT(harness_run(now, NULL, &output), 0);
-		CHECK(payload_dead >= 8);
+		ASSERT_EQ_INT(harness_run(now, NULL, &output), 0);
+		ASSERT_GE_INT(payload_dead, 8);
 		{
 			int dead_again = 0;
 			for (const char *line = strstr(output, "dead again"); line; line = strstr(line + 1, "dead again"))
 				dead_again++;
-			CHECK_EQ_INT(dead_again, payload_dead);
+			ASSERT_EQ_INT(dead_again, payload_dead);
 		}
 		free(output);
-		CHECK_EQ_INT(fault_unsettled(conn), 0);
-		CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"
+		ASSERT_EQ_INT(fault_unsettled(conn), 0);
+		ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"
 						     " AND last_error LIKE 'payload:%' AND processing_attempts = 1"),
-			     payload_dead);
+			      payload_dead);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), evolution_before);
-	CHECK_EQ_INT(fault_drain(daemon_dsn, NULL), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), evolution_before);
+	ASSERT_EQ_INT(fault_drain(daemon_dsn, NULL), 0);
 	check_good_entries(conn, ref, "after reprocess and a second drain");
 
 	/* Every table is still there and whole: the SQL-looking strings stayed data. */
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), good + N_POISON + 4 * N_TWINS);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM media_ids WHERE version < 1"), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), good + N_POISON + 4 * N_TWINS);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM media_ids WHERE version < 1"), 0);
 	PQfinish(conn);
 	PQfinish(ref);
 
 	case_invalid_utf8();
 	fault_passed();
-	return 0;
+	TEST_PASS();
 }

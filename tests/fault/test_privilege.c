@@ -78,7 +78,7 @@ static void expect_no_password(const char *what, const char *text)
 	char line[1200];
 
 	if (find_password(text, line, sizeof line))
-		HARNESS_FAIL("a password appears in %s:\n    %s", what, line);
+		FAIL("a password appears in %s:\n    %s", what, line);
 	checks++;
 }
 
@@ -101,9 +101,9 @@ static void write_private_file(const char *path, const char *text)
 	FILE *file = fopen(path, "w");
 
 	if (!file || fputs(text, file) < 0 || fclose(file) != 0)
-		HARNESS_FAIL("cannot write %s: %s", path, strerror(errno));
+		FAIL("cannot write %s: %s", path, strerror(errno));
 	if (chmod(path, 0600) != 0)
-		HARNESS_FAIL("chmod %s: %s", path, strerror(errno));
+		FAIL("chmod %s: %s", path, strerror(errno));
 }
 
 static void random_password(char *out, size_t outlen, const char *suffix)
@@ -134,7 +134,7 @@ static PGconn *set_up(void)
 	sql = fault_read_source("tests/sql/workload.sql");
 	harness_exec(conn, sql);
 	free(sql);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(10, 10)"), 100);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(10, 10)"), 100);
 	/* Work for each grant: a ledger link, entries that die (for reprocess), an artist without a vector. */
 	harness_exec(conn,
 		     "INSERT INTO ledger_entries (correlation_id, amount_cents) VALUES ('priv-correlation', 700);"
@@ -183,18 +183,18 @@ static void case_password_required(void)
 	{
 		const char *argv[] = {harness_passportd(), "status", "--dsn", dsn, NULL};
 		const char *env[] = {"PGPASSFILE=/nonexistent", "PGPASSWORD=", NULL};
-		CHECK_EQ_INT(run("status without a password", argv, env, &output), 1);
-		CHECK(strstr(output, "password") != NULL);
+		ASSERT_EQ_INT(run("status without a password", argv, env, &output), 1);
+		ASSERT_STR_CONTAINS(output, "password");
 		free(output);
 	}
 	random_password(wrong, sizeof wrong, "wrong");
 	dsn_as(dsn, "passportd", wrong);
 	{
 		const char *argv[] = {harness_passportd(), "status", "--dsn", dsn, NULL};
-		CHECK_EQ_INT(run("status with a wrong password", argv, NULL, &output), 1);
-		CHECK(strstr(output, "password authentication failed") != NULL);
+		ASSERT_EQ_INT(run("status with a wrong password", argv, NULL, &output), 1);
+		ASSERT_STR_CONTAINS(output, "password authentication failed");
 		if (strstr(output, wrong))
-			HARNESS_FAIL("the wrong password appears in the error output");
+			FAIL("the wrong password appears in the error output");
 		free(output);
 	}
 }
@@ -219,13 +219,13 @@ static void case_daemon_commands(PGconn *conn)
 	{
 		const char *env[] = {passfile_env, NULL};
 		const char *drain[] = {harness_passportd(), "drain", "--dsn", dsn, NULL};
-		CHECK_EQ_INT(run("drain (password file)", drain, env, &output), 0);
-		CHECK(strstr(output, "drain: processed 101, failed 2") != NULL);
+		ASSERT_EQ_INT(run("drain (password file)", drain, env, &output), 0);
+		ASSERT_STR_CONTAINS(output, "drain: processed 101, failed 2");
 		free(output);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM ledger_entries WHERE correlation_id = 'priv-correlation'"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM ledger_entries WHERE correlation_id = 'priv-correlation'"
 					     " AND passport_entry_id = passport_test_uuid('priv-money')"),
-		     1);
+		      1);
 
 	/* status, every way of passing the password */
 	{
@@ -242,15 +242,15 @@ static void case_daemon_commands(PGconn *conn)
 		const char *bare[] = {harness_passportd(), "status", NULL};
 		const char *by_config[] = {harness_passportd(), "status", "-c", configfile, NULL};
 
-		CHECK_EQ_INT(run("status (password file)", by_passfile, env_pass, NULL), 0);
-		CHECK_EQ_INT(run("status --json (password file)", by_passfile_json, env_pass, NULL), 0);
-		CHECK_EQ_INT(run("status (password in --dsn)", by_dsn, NULL, NULL), 0);
-		CHECK_EQ_INT(run("status --json (password in a URI)", by_uri, NULL, NULL), 0);
-		CHECK_EQ_INT(run("status (service file, service= in --dsn)", by_service, env_service, NULL), 0);
-		CHECK_EQ_INT(run("status (service file, PGSERVICE)", bare, env_service_name, NULL), 0);
-		CHECK_EQ_INT(run("status (PASSPORT_DATABASE_URL)", bare, env_url, NULL), 0);
-		CHECK_EQ_INT(run("status (PASSPORTD_DSN)", bare, env_config_dsn, NULL), 0);
-		CHECK_EQ_INT(run("status (config file)", by_config, NULL, NULL), 0);
+		ASSERT_EQ_INT(run("status (password file)", by_passfile, env_pass, NULL), 0);
+		ASSERT_EQ_INT(run("status --json (password file)", by_passfile_json, env_pass, NULL), 0);
+		ASSERT_EQ_INT(run("status (password in --dsn)", by_dsn, NULL, NULL), 0);
+		ASSERT_EQ_INT(run("status --json (password in a URI)", by_uri, NULL, NULL), 0);
+		ASSERT_EQ_INT(run("status (service file, service= in --dsn)", by_service, env_service, NULL), 0);
+		ASSERT_EQ_INT(run("status (service file, PGSERVICE)", bare, env_service_name, NULL), 0);
+		ASSERT_EQ_INT(run("status (PASSPORT_DATABASE_URL)", bare, env_url, NULL), 0);
+		ASSERT_EQ_INT(run("status (PASSPORTD_DSN)", bare, env_config_dsn, NULL), 0);
+		ASSERT_EQ_INT(run("status (config file)", by_config, NULL, NULL), 0);
 	}
 
 	/* --print-config never shows the password, however it was given */
@@ -264,12 +264,12 @@ static void case_daemon_commands(PGconn *conn)
 		const char *const *commands[] = {by_dsn, by_uri, by_config, bare, bare};
 		const char *const *envs[] = {NULL, NULL, NULL, env_url, env_config_dsn};
 		for (int i = 0; i < 5; i++) {
-			CHECK_EQ_INT(run("--print-config", commands[i], envs[i], &output), 0);
-			CHECK(strstr(output, "dsn = ") != NULL);
+			ASSERT_EQ_INT(run("--print-config", commands[i], envs[i], &output), 0);
+			ASSERT_STR_CONTAINS(output, "dsn = ");
 			free(output);
 		}
-		CHECK_EQ_INT(run("--print-config (dsn)", by_dsn, NULL, &output), 0);
-		CHECK(strstr(output, "user='passportd'") != NULL); /* the rest of the DSN is still shown */
+		ASSERT_EQ_INT(run("--print-config (dsn)", by_dsn, NULL, &output), 0);
+		ASSERT_STR_CONTAINS(output, "user='passportd'"); /* the rest of the DSN is still shown */
 		free(output);
 	}
 
@@ -281,19 +281,19 @@ static void case_daemon_commands(PGconn *conn)
 		const char *now[] = {harness_passportd(), "reprocess", "--now", "--dsn", dsn, NULL};
 		const char *requeue[] = {harness_passportd(), "reprocess", "--dsn", dsn, NULL};
 		const char *drain[] = {harness_passportd(), "drain", "--dsn", "service=passport_fault", NULL};
-		CHECK_EQ_INT(run("reprocess --dry-run", dry, env, &output), 0);
-		CHECK(strstr(output, "dry run: 2 entries") != NULL);
+		ASSERT_EQ_INT(run("reprocess --dry-run", dry, env, &output), 0);
+		ASSERT_STR_CONTAINS(output, "dry run: 2 entries");
 		free(output);
-		CHECK_EQ_INT(run("reprocess --now", now, env, &output), 0);
-		CHECK(strstr(output, "dead again") != NULL);
+		ASSERT_EQ_INT(run("reprocess --now", now, env, &output), 0);
+		ASSERT_STR_CONTAINS(output, "dead again");
 		free(output);
-		CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"), 2);
-		CHECK_EQ_INT(run("reprocess", requeue, env, &output), 0);
-		CHECK(strstr(output, "requeued 2 entries") != NULL);
+		ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"), 2);
+		ASSERT_EQ_INT(run("reprocess", requeue, env, &output), 0);
+		ASSERT_STR_CONTAINS(output, "requeued 2 entries");
 		free(output);
-		CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"), 0);
-		CHECK_EQ_INT(run("drain (service file)", drain, env_service, &output), 0);
-		CHECK(strstr(output, "dead 2") != NULL);
+		ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"), 0);
+		ASSERT_EQ_INT(run("drain (service file)", drain, env_service, &output), 0);
+		ASSERT_STR_CONTAINS(output, "dead 2");
 		free(output);
 	}
 }
@@ -317,7 +317,7 @@ static void case_daemon_run(PGconn *conn)
 	}
 	if (!fault_wait_for(conn, 30, "SELECT count(*) = 1 FROM pg_stat_activity WHERE usename = 'passportd'"
 				      " AND application_name = 'passportd listener' AND query ILIKE 'LISTEN%'"))
-		HARNESS_FAIL("passportd run did not start listening as passportd");
+		FAIL("passportd run did not start listening as passportd");
 	cmdline = fault_cmdline(pid);
 	printf("cmdline: %s\n", cmdline);
 	expect_no_password("/proc/<pid>/cmdline of passportd run", cmdline);
@@ -329,12 +329,12 @@ static void case_daemon_run(PGconn *conn)
 			   " FROM generate_series(1, 20) AS i");
 	if (!fault_wait_for(conn, 15, "SELECT count(*) = 20 FROM passport_entries WHERE processed"
 				      " AND id IN (SELECT passport_test_uuid('priv-run-' || i) FROM generate_series(1, 20) i)"))
-		HARNESS_FAIL("passportd run (as passportd) did not process new entries");
+		FAIL("passportd run (as passportd) did not process new entries");
 	kill(pid, SIGTERM);
 	status = fault_wait(pid, 15);
-	CHECK_EQ_INT(status, 0);
+	ASSERT_EQ_INT(status, 0);
 	text = fault_read_file(log, NULL);
-	CHECK(text != NULL);
+	ASSERT_NOT_NULL(text);
 	expect_no_password("the log of passportd run", text);
 	free(text);
 	fault_expect_clean_log(log);
@@ -353,10 +353,10 @@ static void case_migrate_commands(PGconn *conn)
 	{
 		const char *argv[] = {harness_migrate(), "--dsn", dsn, "entity-dna", NULL};
 		const char *env[] = {passfile_env, NULL};
-		CHECK_EQ_INT(run("entity-dna", argv, env, NULL), 0);
-		CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist'"
+		ASSERT_EQ_INT(run("entity-dna", argv, env, NULL), 0);
+		ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist'"
 						     " AND entity_id = passport_test_uuid('artist-1') AND embedding IS NOT NULL"),
-			     1);
+			      1);
 	}
 
 	/* backfill and verify, where they exist yet */
@@ -380,21 +380,21 @@ static void case_migrate_commands(PGconn *conn)
 		harness_exec(conn, "SET client_min_messages = warning");
 		harness_exec(conn, legacy);
 		harness_exec(conn, "TRUNCATE listening_history, media_engagement_log");
-		CHECK(harness_query_int(conn, "SELECT passport_test_legacy(10, 50, 50)") > 0);
+		ASSERT_GT_INT(harness_query_int(conn, "SELECT passport_test_legacy(10, 50, 50)"), 0);
 		before = harness_query_int(conn, "SELECT count(*) FROM passport_entries");
-		CHECK_EQ_INT(run("backfill", backfill, env, &output), 0);
+		ASSERT_EQ_INT(run("backfill", backfill, env, &output), 0);
 		/* The role has every grant the backfill needs: no degraded mode, no permission error. */
 		if (strstr(output, "not writable") || strstr(output, "permission denied"))
 			problem("backfill as passport_migrate lacks a grant it needs (see its output above)");
 		free(output);
-		CHECK(harness_query_int(conn, "SELECT count(*) FROM passport_entries") > before);
-		CHECK_EQ_INT(run("backfill again", backfill, env, NULL), 0);
-		CHECK_EQ_INT(run("verify", verify, env, NULL), 0);
+		ASSERT_GT_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), before);
+		ASSERT_EQ_INT(run("backfill again", backfill, env, NULL), 0);
+		ASSERT_EQ_INT(run("verify", verify, env, NULL), 0);
 		{
 			char daemon_dsn[FAULT_DSN_MAX];
 			const char *drain[] = {harness_passportd(), "drain", "--dsn", daemon_dsn, NULL};
 			dsn_as(daemon_dsn, "passportd", NULL);
-			CHECK_EQ_INT(run("drain of the backfilled entries", drain, env, NULL), 0);
+			ASSERT_EQ_INT(run("drain of the backfilled entries", drain, env, NULL), 0);
 		}
 	}
 	free(legacy);
@@ -409,10 +409,10 @@ static void expect_refused(PGconn *conn, const char *role, const char *sql)
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
 	if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
-		HARNESS_FAIL("%s may run: %s", role, sql);
+		FAIL("%s may run: %s", role, sql);
 	if (!state || strcmp(state, "42501") != 0)
-		HARNESS_FAIL("%s: %s failed with %s (%s), expected insufficient_privilege (42501)", role, sql,
-			     state ? state : "no SQLSTATE", PQresultErrorMessage(res));
+		FAIL("%s: %s failed with %s (%s), expected insufficient_privilege (42501)", role, sql,
+		     state ? state : "no SQLSTATE", PQresultErrorMessage(res));
 	PQclear(res);
 	checks++;
 }
@@ -504,22 +504,22 @@ static void case_refusals(PGconn *owner)
 	PQfinish(conn);
 
 	/* Role attributes: nothing beyond LOGIN, no memberships, nothing owned. */
-	CHECK_EQ_INT(harness_query_int(owner, "SELECT count(*) FROM pg_roles WHERE rolname IN ('passportd', 'passport_migrate')"
+	ASSERT_EQ_INT(harness_query_int(owner, "SELECT count(*) FROM pg_roles WHERE rolname IN ('passportd', 'passport_migrate')"
 					      " AND NOT (rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls)"
 					      " AND rolcanlogin"),
-		     2);
-	CHECK_EQ_INT(harness_query_int(owner, "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member"
+		      2);
+	ASSERT_EQ_INT(harness_query_int(owner, "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member"
 					      " WHERE r.rolname IN ('passportd', 'passport_migrate')"),
-		     0);
-	CHECK_EQ_INT(harness_query_int(owner, "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner"
+		      0);
+	ASSERT_EQ_INT(harness_query_int(owner, "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner"
 					      " WHERE r.rolname IN ('passportd', 'passport_migrate')"),
-		     0);
+		      0);
 	/* The Supabase notes ship with the roles. */
 	{
 		char *roles = fault_read_source("sql/090_roles.sql");
-		CHECK(strstr(roles, "Supabase") != NULL);
-		CHECK(strstr(roles, "pooler") != NULL);
-		CHECK(strstr(roles, "LISTEN") != NULL);
+		ASSERT_STR_CONTAINS(roles, "Supabase");
+		ASSERT_STR_CONTAINS(roles, "pooler");
+		ASSERT_STR_CONTAINS(roles, "LISTEN");
 		free(roles);
 	}
 }
@@ -566,11 +566,11 @@ static void case_malformed_connection_strings(void)
 		snprintf(what, sizeof what, "passportd --print-config with %s", names[i]);
 		run_malformed(what, print);
 		snprintf(what, sizeof what, "passportd status with %s", names[i]);
-		CHECK(run_malformed(what, status) != 0);
+		ASSERT_NE_INT(run_malformed(what, status), 0);
 		snprintf(what, sizeof what, "passportd drain with %s", names[i]);
-		CHECK(run_malformed(what, drain) != 0);
+		ASSERT_NE_INT(run_malformed(what, drain), 0);
 		snprintf(what, sizeof what, "passport-migrate entity-dna with %s", names[i]);
-		CHECK(run_malformed(what, migrate) != 0);
+		ASSERT_NE_INT(run_malformed(what, migrate), 0);
 
 		/* passportd run: a few seconds of its log. */
 		snprintf(log, sizeof log, "%s/run-malformed-%d.log", fault_temp_dir(), i);
@@ -607,9 +607,9 @@ int main(void)
 	case_refusals(conn);
 	case_malformed_connection_strings();
 	if (problems)
-		HARNESS_FAIL("%d problem(s), listed above as PROBLEM lines", problems);
+		FAIL("%d problem(s), listed above as PROBLEM lines", problems);
 	printf("\n%d password and privilege checks passed\n", checks);
 	PQfinish(conn);
 	fault_passed();
-	return 0;
+	TEST_PASS();
 }

@@ -41,7 +41,7 @@ struct phase {
 static void load_workload(PGconn *conn, long long *count)
 {
 	*count = harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user);
-	CHECK_EQ_INT(*count, (long long)users * per_user);
+	ASSERT_EQ_INT(*count, (long long)users * per_user);
 }
 
 /* Both databases; the reference gets the workload and a clean drain; the tested one too unless deferred. */
@@ -58,7 +58,7 @@ static void phase_open(struct phase *ph, const char *name, bool load_now)
 	snprintf(db, sizeof db, "fault_srv_%c_ref", name[0]);
 	ph->ref = fault_create_database(db, ph->ref_dsn, ph->ref_daemon_dsn);
 	load_workload(ph->ref, &ref_total);
-	CHECK_EQ_INT(fault_drain(ph->ref_daemon_dsn, NULL), ref_total);
+	ASSERT_EQ_INT(fault_drain(ph->ref_daemon_dsn, NULL), ref_total);
 	if (load_now)
 		load_workload(ph->conn, &ph->total);
 	else
@@ -84,7 +84,7 @@ static void phase_expect_alive(const struct phase *ph)
 	for (int i = 0; i < DAEMONS; i++) {
 		int status;
 		if (fault_reap(ph->daemons[i], &status))
-			HARNESS_FAIL("phase %s: daemon %d exited by itself with status %d", ph->name, i, status);
+			FAIL("phase %s: daemon %d exited by itself with status %d", ph->name, i, status);
 	}
 }
 
@@ -102,11 +102,11 @@ static void wait_for_progress(struct phase *ph, double fraction)
 	while ((done = processed(ph->conn)) < (long long)(fraction * (double)ph->total)) {
 		phase_expect_alive(ph);
 		if (fault_now() > deadline)
-			HARNESS_FAIL("phase %s: only %lld of %lld processed after 120 s", ph->name, done, ph->total);
+			FAIL("phase %s: only %lld of %lld processed after 120 s", ph->name, done, ph->total);
 		fault_sleep(0.02);
 	}
 	if (done >= ph->total)
-		HARNESS_FAIL("phase %s: the drain finished before the fault (make the workload larger)", ph->name);
+		FAIL("phase %s: the drain finished before the fault (make the workload larger)", ph->name);
 	printf("t=%5.1f s: %lld of %lld processed\n", fault_now() - ph->started, done, ph->total);
 }
 
@@ -114,7 +114,7 @@ static void reconnect(PGconn *conn)
 {
 	PQreset(conn);
 	if (PQstatus(conn) != CONNECTION_OK)
-		HARNESS_FAIL("cannot reconnect: %s", PQerrorMessage(conn));
+		FAIL("cannot reconnect: %s", PQerrorMessage(conn));
 }
 
 /* Wait until no entry is unsettled; the daemons must stay up. Returns the seconds it took. */
@@ -128,7 +128,7 @@ static double wait_settled(struct phase *ph, double timeout)
 		if (left == 0)
 			break;
 		if (fault_now() - start > timeout)
-			HARNESS_FAIL("phase %s: %lld entries unsettled after %.0f s", ph->name, left, timeout);
+			FAIL("phase %s: %lld entries unsettled after %.0f s", ph->name, left, timeout);
 		fault_sleep(0.1);
 	}
 	return fault_now() - start;
@@ -162,13 +162,13 @@ static void phase_second_wave(struct phase *ph)
 		 " AND application_name = 'passportd listener' AND query ILIKE 'LISTEN%%'",
 		 DAEMONS);
 	if (!fault_wait_for(ph->conn, 90, sql))
-		HARNESS_FAIL("phase %s: the daemons' listeners did not come back within 90 s", ph->name);
+		FAIL("phase %s: the daemons' listeners did not come back within 90 s", ph->name);
 	harness_execf(ph->ref, second_wave_sql, users, SECOND_WAVE);
-	CHECK_EQ_INT(fault_drain(ph->ref_daemon_dsn, NULL), SECOND_WAVE);
+	ASSERT_EQ_INT(fault_drain(ph->ref_daemon_dsn, NULL), SECOND_WAVE);
 	start = fault_now();
 	harness_execf(ph->conn, second_wave_sql, users, SECOND_WAVE);
 	if (!fault_wait_for(ph->conn, 15, "SELECT count(*) = 0 FROM passport_entries WHERE NOT processed AND dead_at IS NULL"))
-		HARNESS_FAIL("phase %s: the second wave was not processed within 15 s of its NOTIFY", ph->name);
+		FAIL("phase %s: the second wave was not processed within 15 s of its NOTIFY", ph->name);
 	printf("second wave of %d entries processed %.2f s after its insert\n", SECOND_WAVE, fault_now() - start);
 }
 
@@ -185,15 +185,15 @@ static void phase_close(struct phase *ph)
 	for (int i = 0; i < DAEMONS; i++) {
 		double used = fault_cpu_seconds(ph->daemons[i]) - before[i];
 		if (used > 0.3)
-			HARNESS_FAIL("phase %s: daemon %d used %.2f s of CPU in 3 idle seconds", ph->name, i, used);
+			FAIL("phase %s: daemon %d used %.2f s of CPU in 3 idle seconds", ph->name, i, used);
 	}
 	for (int i = 0; i < DAEMONS; i++) {
 		int status;
 		kill(ph->daemons[i], SIGTERM);
 		status = fault_wait(ph->daemons[i], 15.0);
 		if (status != 0)
-			HARNESS_FAIL("phase %s: daemon %d did not exit 0 within 15 s of SIGTERM (status %d)", ph->name, i,
-				     status);
+			FAIL("phase %s: daemon %d did not exit 0 within 15 s of SIGTERM (status %d)", ph->name, i,
+			     status);
 		fault_expect_clean_log(ph->logs[i]);
 	}
 	fault_expect_same_state(ph->conn, ph->ref, ph->name);
@@ -252,7 +252,7 @@ static void phase_terminate(void)
 			free(pid);
 		}
 		if (fault_now() - ph.started > 300)
-			HARNESS_FAIL("phase C: still unsettled after 300 s");
+			FAIL("phase C: still unsettled after 300 s");
 		fault_sleep(0.25);
 	}
 	printf("drained in %.1f s while %d worker and %d listener connections were terminated\n",
@@ -286,9 +286,9 @@ static void phase_outage(int seconds)
 		const char *argv[] = {harness_passportd(), "status", "--dsn", ph.daemon_dsn, NULL};
 		double start = fault_now();
 		char *output = NULL;
-		CHECK_EQ_INT(harness_run(argv, NULL, &output), 1);
-		CHECK(strstr(output, "cannot connect") != NULL);
-		CHECK(fault_now() - start < 15);
+		ASSERT_EQ_INT(harness_run(argv, NULL, &output), 1);
+		ASSERT_STR_CONTAINS(output, "cannot connect");
+		ASSERT_TRUE(fault_now() - start < 15);
 		free(output);
 	}
 	while (fault_now() - down < seconds) {
@@ -300,7 +300,7 @@ static void phase_outage(int seconds)
 		double limit = 0.3 + 0.02 * seconds;
 		printf("daemon %d used %.2f s of CPU during the %d s outage (limit %.2f s)\n", i, used, seconds, limit);
 		if (used > limit)
-			HARNESS_FAIL("phase D: daemon %d used %.2f s of CPU while the server was down (busy loop)", i, used);
+			FAIL("phase D: daemon %d used %.2f s of CPU while the server was down (busy loop)", i, used);
 	}
 	fault_server_restart_stopped(&server);
 	back = fault_now();
@@ -310,7 +310,7 @@ static void phase_outage(int seconds)
 	while (processed(ph.conn) == done_before && fault_unsettled(ph.conn) > 0) {
 		phase_expect_alive(&ph);
 		if (fault_now() - back > 60)
-			HARNESS_FAIL("phase D: no progress within 60 s of the server's return");
+			FAIL("phase D: no progress within 60 s of the server's return");
 		fault_sleep(0.1);
 	}
 	recovered = fault_now() - back;
@@ -330,8 +330,8 @@ static void phase_old_snapshot(void)
 	phase_open(&ph, "E old snapshot", false);
 	holder = harness_connect(ph.dsn);
 	harness_exec(holder, "BEGIN ISOLATION LEVEL REPEATABLE READ");
-	CHECK_EQ_INT(harness_query_int(holder, "SELECT count(*) FROM passport_entries"), 0);
-	CHECK_EQ_INT(harness_query_int(holder, "SELECT count(*) FROM media_ids"), 0);
+	ASSERT_EQ_INT(harness_query_int(holder, "SELECT count(*) FROM passport_entries"), 0);
+	ASSERT_EQ_INT(harness_query_int(holder, "SELECT count(*) FROM media_ids"), 0);
 	load_workload(ph.conn, &ph.total);
 	phase_start_daemons(&ph);
 	printf("drained under the old snapshot in %.1f s\n", wait_settled(&ph, 300));
@@ -341,10 +341,10 @@ static void phase_old_snapshot(void)
 					    " WHERE pid <> pg_backend_pid() AND datname = current_database()"
 					    " AND application_name NOT LIKE 'passportd%' AND state LIKE 'idle in%'");
 	if (!state || strcmp(state, "idle in transaction true") != 0)
-		HARNESS_FAIL("phase E: the snapshot holder is not idle in transaction with a snapshot (%s)",
-			     state ? state : "gone");
+		FAIL("phase E: the snapshot holder is not idle in transaction with a snapshot (%s)",
+		     state ? state : "gone");
 	free(state);
-	CHECK_EQ_INT(harness_query_int(holder, "SELECT count(*) FROM passport_entries"), 0);
+	ASSERT_EQ_INT(harness_query_int(holder, "SELECT count(*) FROM passport_entries"), 0);
 	harness_exec(holder, "COMMIT");
 	PQfinish(holder);
 	phase_close(&ph);
@@ -372,7 +372,7 @@ static void phase_row_lock(void)
 	/* Everything of the other users settles while the lock is held. */
 	if (!fault_wait_for(ph.conn, 120, "SELECT count(*) = 0 FROM passport_entries WHERE NOT processed AND dead_at IS NULL"
 					  " AND user_id <> passport_test_uuid('user-1')"))
-		HARNESS_FAIL("phase F: the other users' entries did not settle while one entry was locked");
+		FAIL("phase F: the other users' entries did not settle while one entry was locked");
 	for (int i = 0; i < DAEMONS; i++)
 		cpu_before[i] = fault_cpu_seconds(ph.daemons[i]);
 	fault_sleep(3.0);
@@ -380,16 +380,16 @@ static void phase_row_lock(void)
 		double used = fault_cpu_seconds(ph.daemons[i]) - cpu_before[i];
 		printf("daemon %d used %.2f s of CPU in 3 s waiting for the locked entry\n", i, used);
 		if (used > 0.5)
-			HARNESS_FAIL("phase F: daemon %d used %.2f s of CPU in 3 s while an entry was locked", i, used);
+			FAIL("phase F: daemon %d used %.2f s of CPU in 3 s while an entry was locked", i, used);
 	}
 	later_applied = harness_query_int(ph.conn, "SELECT count(*) FROM passport_entries WHERE processed"
 						   " AND user_id = passport_test_uuid('user-1')");
 	harness_exec(holder, "COMMIT");
 	PQfinish(holder);
 	if (later_applied > 0)
-		HARNESS_FAIL("phase F: %lld later entries of user-1 were applied while its oldest entry was locked by"
-			     " another session: they are no longer applied in (timestamp, id) order",
-			     later_applied);
+		FAIL("phase F: %lld later entries of user-1 were applied while its oldest entry was locked by"
+		     " another session: they are no longer applied in (timestamp, id) order",
+		     later_applied);
 	printf("all entries settled %.1f s after the lock was released\n", wait_settled(&ph, 120));
 	phase_second_wave(&ph);
 	phase_close(&ph);
@@ -419,5 +419,5 @@ int main(void)
 	phase_old_snapshot();
 	phase_row_lock();
 	fault_passed();
-	return 0;
+	TEST_PASS();
 }

@@ -10,20 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-void harness_fail(const char *file, int line, const char *fmt, ...)
-{
-	va_list args;
-
-	fflush(stdout);
-	fprintf(stderr, "FAIL %s:%d: ", file, line);
-	va_start(args, fmt);
-	vfprintf(stderr, fmt, args);
-	va_end(args);
-	fputc('\n', stderr);
-	fflush(stderr);
-	exit(1);
-}
-
 /* A connection-string value in single quotes, with ' and \ escaped (libpq keyword form). */
 static void append_quoted(char *buf, size_t size, const char *keyword, const char *value)
 {
@@ -36,7 +22,7 @@ static void append_quoted(char *buf, size_t size, const char *keyword, const cha
 		buf[len++] = *p;
 	}
 	if (len + 2 > size)
-		HARNESS_FAIL("connection string too long (%s)", keyword);
+		FAIL("connection string too long (%s)", keyword);
 	buf[len++] = '\'';
 	buf[len] = '\0';
 }
@@ -59,7 +45,7 @@ PGconn *harness_connect(const char *dsn)
 	PGconn *conn = PQconnectdb(dsn);
 
 	if (!conn || PQstatus(conn) != CONNECTION_OK)
-		HARNESS_FAIL("cannot connect to %s: %s", dsn, conn ? PQerrorMessage(conn) : "out of memory");
+		FAIL("cannot connect to %s: %s", dsn, conn ? PQerrorMessage(conn) : "out of memory");
 	return conn;
 }
 
@@ -69,7 +55,7 @@ void harness_exec(PGconn *conn, const char *sql)
 	ExecStatusType status = PQresultStatus(result);
 
 	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_EMPTY_QUERY)
-		HARNESS_FAIL("SQL failed: %s\n--- SQL ---\n%s\n-----------", PQresultErrorMessage(result), sql);
+		FAIL("SQL failed: %s\n--- SQL ---\n%s\n-----------", PQresultErrorMessage(result), sql);
 	PQclear(result);
 }
 
@@ -78,9 +64,9 @@ static PGresult *query_one(PGconn *conn, const char *sql)
 	PGresult *result = PQexec(conn, sql);
 
 	if (PQresultStatus(result) != PGRES_TUPLES_OK)
-		HARNESS_FAIL("query failed: %s\n--- SQL ---\n%s\n-----------", PQresultErrorMessage(result), sql);
+		FAIL("query failed: %s\n--- SQL ---\n%s\n-----------", PQresultErrorMessage(result), sql);
 	if (PQntuples(result) < 1 || PQnfields(result) < 1)
-		HARNESS_FAIL("query returned no rows: %s", sql);
+		FAIL("query returned no rows: %s", sql);
 	return result;
 }
 
@@ -91,11 +77,11 @@ long long harness_query_int(PGconn *conn, const char *sql)
 	long long value;
 
 	if (PQgetisnull(result, 0, 0))
-		HARNESS_FAIL("query returned NULL where a number was expected: %s", sql);
+		FAIL("query returned NULL where a number was expected: %s", sql);
 	errno = 0;
 	value = strtoll(PQgetvalue(result, 0, 0), &end, 10);
 	if (errno != 0 || *end != '\0' || end == PQgetvalue(result, 0, 0))
-		HARNESS_FAIL("query returned '%s', not an integer: %s", PQgetvalue(result, 0, 0), sql);
+		FAIL("query returned '%s', not an integer: %s", PQgetvalue(result, 0, 0), sql);
 	PQclear(result);
 	return value;
 }
@@ -108,7 +94,7 @@ char *harness_query_text(PGconn *conn, const char *sql)
 	if (!PQgetisnull(result, 0, 0)) {
 		value = strdup(PQgetvalue(result, 0, 0));
 		if (!value)
-			HARNESS_FAIL("out of memory");
+			FAIL("out of memory");
 	}
 	PQclear(result);
 	return value;
@@ -119,7 +105,7 @@ char *harness_vformat(const char *fmt, va_list ap)
 	char *out = NULL;
 
 	if (vasprintf(&out, fmt, ap) < 0)
-		HARNESS_FAIL("out of memory");
+		FAIL("out of memory");
 	return out;
 }
 
@@ -169,14 +155,14 @@ char *harness_read_file(const char *path)
 	long size;
 
 	if (!file)
-		HARNESS_FAIL("cannot open %s: %s", path, strerror(errno));
+		FAIL("cannot open %s: %s", path, strerror(errno));
 	if (fseek(file, 0, SEEK_END) != 0 || (size = ftell(file)) < 0 || fseek(file, 0, SEEK_SET) != 0)
-		HARNESS_FAIL("cannot size %s: %s", path, strerror(errno));
+		FAIL("cannot size %s: %s", path, strerror(errno));
 	text = malloc((size_t)size + 1);
 	if (!text)
-		HARNESS_FAIL("out of memory");
+		FAIL("out of memory");
 	if (fread(text, 1, (size_t)size, file) != (size_t)size)
-		HARNESS_FAIL("cannot read %s", path);
+		FAIL("cannot read %s", path);
 	text[size] = '\0';
 	fclose(file);
 	return text;
@@ -189,7 +175,7 @@ static void exec_source_file(PGconn *conn, const char *relative)
 	char *sql;
 
 	if (!root || !*root)
-		HARNESS_FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
+		FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
 	snprintf(path, sizeof path, "%s/%s", root, relative);
 	sql = harness_read_file(path);
 	harness_exec(conn, sql);
@@ -208,16 +194,16 @@ PGconn *harness_create_database(const char *name, const char *mel_layout, char *
 		exit(77);
 	}
 	if (mel_layout && strcmp(mel_layout, "canonical") != 0 && strcmp(mel_layout, "production") != 0)
-		HARNESS_FAIL("unknown media_engagement_log layout '%s'", mel_layout);
+		FAIL("unknown media_engagement_log layout '%s'", mel_layout);
 	if ((size_t)snprintf(dbname, sizeof dbname, "t_%s", name) >= sizeof dbname)
-		HARNESS_FAIL("database name too long: t_%s", name);
+		FAIL("database name too long: t_%s", name);
 
 	server_dsn("postgres", admin_dsn, sizeof admin_dsn);
 	admin = harness_connect(admin_dsn);
 	harness_exec(admin, "SET client_min_messages = warning");
 	quoted = PQescapeIdentifier(admin, dbname, strlen(dbname));
 	if (!quoted)
-		HARNESS_FAIL("cannot quote %s: %s", dbname, PQerrorMessage(admin));
+		FAIL("cannot quote %s: %s", dbname, PQerrorMessage(admin));
 	snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", quoted);
 	harness_exec(admin, sql);
 	snprintf(sql, sizeof sql, "CREATE DATABASE %s", quoted);
@@ -240,8 +226,8 @@ PGconn *harness_create_database(const char *name, const char *mel_layout, char *
 		status = harness_run(argv, NULL, &output);
 	}
 	if (status != 0)
-		HARNESS_FAIL("passport-migrate schema failed with status %d on %s:\n%s", status, dbname,
-			     output ? output : "");
+		FAIL("passport-migrate schema failed with status %d on %s:\n%s", status, dbname,
+		     output ? output : "");
 	free(output);
 	harness_allow_role_login(conn);
 	return conn;
@@ -268,7 +254,7 @@ void harness_role_dsn(const char *dsn, const char *role, char *out, size_t outle
 {
 	/* In a keyword connection string the last occurrence of a keyword wins. */
 	if ((size_t)snprintf(out, outlen, "%s user=%s", dsn, role) >= outlen)
-		HARNESS_FAIL("connection string too long");
+		FAIL("connection string too long");
 }
 
 /* Echo captured output to stderr, each line prefixed with the program's base name. */
@@ -297,12 +283,12 @@ int harness_run(const char *const argv[], const char *const env[], char **output
 	int wstatus;
 
 	if (pipe(fds) != 0)
-		HARNESS_FAIL("pipe: %s", strerror(errno));
+		FAIL("pipe: %s", strerror(errno));
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
 	if (pid < 0)
-		HARNESS_FAIL("fork: %s", strerror(errno));
+		FAIL("fork: %s", strerror(errno));
 	if (pid == 0) {
 		close(fds[0]);
 		if (dup2(fds[1], STDOUT_FILENO) < 0 || dup2(fds[1], STDERR_FILENO) < 0)
@@ -326,13 +312,13 @@ int harness_run(const char *const argv[], const char *const env[], char **output
 			capacity = capacity ? capacity * 2 : 16384;
 			buffer = realloc(buffer, capacity);
 			if (!buffer)
-				HARNESS_FAIL("out of memory");
+				FAIL("out of memory");
 		}
 		got = read(fds[0], buffer + len, capacity - len - 1);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0)
-			HARNESS_FAIL("reading from %s: %s", argv[0], strerror(errno));
+			FAIL("reading from %s: %s", argv[0], strerror(errno));
 		if (got == 0)
 			break;
 		len += (size_t)got;
@@ -342,7 +328,7 @@ int harness_run(const char *const argv[], const char *const env[], char **output
 
 	while (waitpid(pid, &wstatus, 0) < 0) {
 		if (errno != EINTR)
-			HARNESS_FAIL("waitpid: %s", strerror(errno));
+			FAIL("waitpid: %s", strerror(errno));
 	}
 
 	echo_output(argv[0], buffer, len);
@@ -363,7 +349,7 @@ static const char *program_from_env(const char *variable)
 	const char *path = getenv(variable);
 
 	if (!path || !*path)
-		HARNESS_FAIL("%s is not set (run the tests through meson)", variable);
+		FAIL("%s is not set (run the tests through meson)", variable);
 	return path;
 }
 

@@ -7,6 +7,8 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "task.h" /* the assertion vocabulary every integration test uses */
+
 /*
  * Create a fresh database named "t_<name>" (dropped first if it exists) holding the upstream
  * tables of tests/sql/upstream.sql and the media_engagement_log layout given by mel_layout
@@ -56,22 +58,5 @@ int harness_run(const char *const argv[], const char *const env[], char **output
 /* Paths of the built programs (from the PASSPORTD / PASSPORT_MIGRATE environment variables). */
 const char *harness_passportd(void);
 const char *harness_migrate(void);
-
-/* Print a failure message with file and line and exit 1. */
-#define HARNESS_FAIL(...) harness_fail(__FILE__, __LINE__, __VA_ARGS__)
-void harness_fail(const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4), noreturn));
-
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond))                                                         \
-			HARNESS_FAIL("check failed: %s", #cond);                     \
-	} while (0)
-#define CHECK_EQ_INT(a, b)                                                           \
-	do {                                                                         \
-		long long check_a_ = (long long)(a), check_b_ = (long long)(b);      \
-		if (check_a_ != check_b_)                                            \
-			HARNESS_FAIL("%s == %s: %lld != %lld", #a, #b, check_a_, check_b_); \
-	} while (0)
 
 #endif

@@ -25,19 +25,6 @@
 #define CONTENT "cccccccc-0000-0000-0000-000000000001"
 #define SESSION "dddddddd-0000-0000-0000-000000000001"
 
-#define CHECK_CONTAINS(haystack, needle)                                                      \
-	do {                                                                                  \
-		if (!strstr((haystack), (needle)))                                            \
-			HARNESS_FAIL("expected \"%s\" in output:\n%s", (needle), (haystack)); \
-	} while (0)
-#define CHECK_EQ_STR(a, b)                                                                    \
-	do {                                                                                  \
-		const char *check_a_ = (a), *check_b_ = (b);                                  \
-		if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_) != 0)               \
-			HARNESS_FAIL("%s == %s: \"%s\" != \"%s\"", #a, #b,                    \
-				     check_a_ ? check_a_ : "(null)", check_b_ ? check_b_ : "(null)"); \
-	} while (0)
-
 /* Run passport-migrate with the arguments (NULL-terminated); returns the exit status. */
 static int migrate(char **output, ...)
 {
@@ -49,7 +36,7 @@ static int migrate(char **output, ...)
 	argv[argc++] = harness_migrate();
 	va_start(args, output);
 	while ((arg = va_arg(args, const char *)) != NULL) {
-		CHECK(argc < MAX_ARGS - 1);
+		ASSERT_TRUE(argc < MAX_ARGS - 1);
 		argv[argc++] = arg;
 	}
 	va_end(args);
@@ -67,10 +54,10 @@ static cJSON *parse_json_output(const char *output, const char *command)
 	snprintf(prefix, sizeof prefix, "{\"command\":\"%s\"", command);
 	line = strstr(output, prefix);
 	if (!line)
-		HARNESS_FAIL("no JSON summary in output:\n%s", output);
+		FAIL("no JSON summary in output:\n%s", output);
 	json = cJSON_ParseWithOpts(line, NULL, 0);
 	if (!json)
-		HARNESS_FAIL("unparsable JSON summary:\n%s", line);
+		FAIL("unparsable JSON summary:\n%s", line);
 	return json;
 }
 
@@ -84,7 +71,7 @@ static cJSON *source_of(cJSON *summary, const char *source)
 		if (cJSON_IsString(name) && strcmp(name->valuestring, source) == 0)
 			return item;
 	}
-	HARNESS_FAIL("no source %s in the summary", source);
+	FAIL("no source %s in the summary", source);
 }
 
 static long long number_of(cJSON *object, const char *key)
@@ -92,7 +79,7 @@ static long long number_of(cJSON *object, const char *key)
 	cJSON *item = cJSON_GetObjectItem(object, key);
 
 	if (!cJSON_IsNumber(item))
-		HARNESS_FAIL("summary has no number \"%s\"", key);
+		FAIL("summary has no number \"%s\"", key);
 	return (long long)item->valuedouble;
 }
 
@@ -101,7 +88,7 @@ static const char *string_of(cJSON *object, const char *key)
 	cJSON *item = cJSON_GetObjectItem(object, key);
 
 	if (!cJSON_IsString(item))
-		HARNESS_FAIL("summary has no string \"%s\"", key);
+		FAIL("summary has no string \"%s\"", key);
 	return item->valuestring;
 }
 
@@ -113,7 +100,7 @@ static long long unmapped_count(cJSON *source, const char *legacy_type, const ch
 	cJSON_ArrayForEach(item, cJSON_GetObjectItem(source, "unmapped"))
 	{
 		if (strcmp(string_of(item, "legacy_event_type"), legacy_type) == 0) {
-			CHECK_EQ_STR(string_of(item, "event_type"), event_type);
+			ASSERT_STR_EQ(string_of(item, "event_type"), event_type);
 			return number_of(item, "count");
 		}
 	}
@@ -149,7 +136,7 @@ static char *read_source_file(const char *relative)
 	const char *root = getenv("PASSPORT_SOURCE_ROOT");
 	char path[4096];
 
-	CHECK(root != NULL);
+	ASSERT_TRUE(root != NULL);
 	snprintf(path, sizeof path, "%s/%s", root, relative);
 	return harness_read_file(path);
 }
@@ -191,14 +178,14 @@ static pid_t spawn_migrate(const char *path, const char *const args[])
 
 	argv[argc++] = harness_migrate();
 	for (size_t i = 0; args[i]; i++) {
-		CHECK(argc < MAX_ARGS - 1);
+		ASSERT_TRUE(argc < MAX_ARGS - 1);
 		argv[argc++] = args[i];
 	}
 	argv[argc] = NULL;
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
-	CHECK(pid >= 0);
+	ASSERT_TRUE(pid >= 0);
 	if (pid == 0) {
 		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
@@ -246,9 +233,9 @@ static void check_entries(PGconn *conn, const char *source, const struct expecte
 		snprintf(want, sizeof want, "%s|%s|%s|%s|%s|backfill|false|true", e->event_type, e->category,
 			 e->systems, e->mediaid ? e->mediaid : "-", e->user ? e->user : "-");
 		if (!got)
-			HARNESS_FAIL("%s %s was not backfilled", source, e->legacy_id);
+			FAIL("%s %s was not backfilled", source, e->legacy_id);
 		if (strcmp(got, want) != 0)
-			HARNESS_FAIL("%s %s: got %s, want %s", source, e->legacy_id, got, want);
+			FAIL("%s %s: got %s, want %s", source, e->legacy_id, got, want);
 		free(got);
 	}
 }
@@ -326,27 +313,27 @@ static void test_mapping_canonical(void)
 		     " ('" MEL(10) "', '" USER_NO_ROW "', NULL, NULL, 'download', NULL, '2025-03-10 12:00+00', false, NULL, now()),"
 		     " ('" MEL(11) "', '" USER_ONE_ROW "', NULL, NULL, 'playlist_add', NULL, '2025-03-11 12:00+00', false, NULL, now())");
 
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", NULL), 0);
 	summary = parse_json_output(out, "backfill");
-	CHECK_EQ_STR(string_of(summary, "status"), "complete");
-	CHECK_EQ_INT(number_of(summary, "inserted"), 22);
-	CHECK_EQ_INT(number_of(summary, "already_present"), 0);
-	CHECK_EQ_INT(number_of(summary, "anonymous"), 2);
+	ASSERT_STR_EQ(string_of(summary, "status"), "complete");
+	ASSERT_EQ_INT(number_of(summary, "inserted"), 22);
+	ASSERT_EQ_INT(number_of(summary, "already_present"), 0);
+	ASSERT_EQ_INT(number_of(summary, "anonymous"), 2);
 	source = source_of(summary, "listening_history");
-	CHECK_EQ_INT(number_of(source, "inserted"), 11);
-	CHECK_EQ_INT(number_of(source, "anonymous"), 0);
-	CHECK_EQ_INT(unmapped_count(source, "favorited", "player.track_favorited"), 1);
-	CHECK_EQ_INT(unmapped_count(source, "rewound", "player.track_rewound"), 1);
-	CHECK_EQ_INT(unmapped_count(source, "", "legacy.unknown"), 1);
-	CHECK_EQ_INT(unmapped_count(source, "played", ""), 0);
+	ASSERT_EQ_INT(number_of(source, "inserted"), 11);
+	ASSERT_EQ_INT(number_of(source, "anonymous"), 0);
+	ASSERT_EQ_INT(unmapped_count(source, "favorited", "player.track_favorited"), 1);
+	ASSERT_EQ_INT(unmapped_count(source, "rewound", "player.track_rewound"), 1);
+	ASSERT_EQ_INT(unmapped_count(source, "", "legacy.unknown"), 1);
+	ASSERT_EQ_INT(unmapped_count(source, "played", ""), 0);
 	source = source_of(summary, "media_engagement_log");
-	CHECK_EQ_STR(string_of(source, "layout"), "canonical");
-	CHECK_EQ_INT(number_of(source, "inserted"), 11);
-	CHECK_EQ_INT(number_of(source, "anonymous"), 2);
-	CHECK_EQ_INT(unmapped_count(source, "content_add", "legacy.content_add"), 1);
-	CHECK_EQ_INT(unmapped_count(source, "download", "legacy.download"), 1);
-	CHECK_EQ_INT(unmapped_count(source, "playlist_add", "legacy.playlist_add"), 1);
-	CHECK_EQ_INT(number_of(summary, "unmapped"), 6);
+	ASSERT_STR_EQ(string_of(source, "layout"), "canonical");
+	ASSERT_EQ_INT(number_of(source, "inserted"), 11);
+	ASSERT_EQ_INT(number_of(source, "anonymous"), 2);
+	ASSERT_EQ_INT(unmapped_count(source, "content_add", "legacy.content_add"), 1);
+	ASSERT_EQ_INT(unmapped_count(source, "download", "legacy.download"), 1);
+	ASSERT_EQ_INT(unmapped_count(source, "playlist_add", "legacy.playlist_add"), 1);
+	ASSERT_EQ_INT(number_of(summary, "unmapped"), 6);
 	cJSON_Delete(summary);
 	free(out);
 
@@ -354,73 +341,73 @@ static void test_mapping_canonical(void)
 	check_entries(conn, "media_engagement_log", engagement, sizeof engagement / sizeof engagement[0]);
 
 	/* Payloads: the seed's keys and legacy_event_type, nothing else; time and session columns. */
-	CHECK_EQ_INT(harness_query_int(conn,
-				       "SELECT (payload = jsonb_build_object('content_id', '" CONTENT "',"
-				       " 'content_title', 'Song', 'content_artist', 'Band', 'play_duration_seconds', 120,"
-				       " 'progress_percentage', 50.5, 'session_id', '" SESSION "',"
-				       " 'legacy_event_type', 'played'))::int"
-				       "  FROM passport_entries WHERE legacy_id = '" LH(01) "'"),
-		     1);
-	CHECK_EQ_INT(harness_query_int(conn,
-				       "SELECT (\"timestamp\" = '2025-02-01 10:00:00+00' AND session_id = '" SESSION "')::int"
-				       "  FROM passport_entries WHERE legacy_id = '" LH(01) "'"),
-		     1);
-	CHECK_EQ_INT(harness_query_int(conn,
-				       "SELECT (payload = jsonb_build_object('content_id', '" CONTENT "',"
-				       " 'external_content_id', 'ext-1', 'metadata', '{\"k\": 1}'::jsonb,"
-				       " 'session_id', '" SESSION "', 'legacy_event_type', 'track_play'))::int"
-				       "  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
-		     1);
+	ASSERT_EQ_INT(harness_query_int(conn,
+					"SELECT (payload = jsonb_build_object('content_id', '" CONTENT "',"
+					" 'content_title', 'Song', 'content_artist', 'Band', 'play_duration_seconds', 120,"
+					" 'progress_percentage', 50.5, 'session_id', '" SESSION "',"
+					" 'legacy_event_type', 'played'))::int"
+					"  FROM passport_entries WHERE legacy_id = '" LH(01) "'"),
+		      1);
+	ASSERT_EQ_INT(harness_query_int(conn,
+					"SELECT (\"timestamp\" = '2025-02-01 10:00:00+00' AND session_id = '" SESSION "')::int"
+					"  FROM passport_entries WHERE legacy_id = '" LH(01) "'"),
+		      1);
+	ASSERT_EQ_INT(harness_query_int(conn,
+					"SELECT (payload = jsonb_build_object('content_id', '" CONTENT "',"
+					" 'external_content_id', 'ext-1', 'metadata', '{\"k\": 1}'::jsonb,"
+					" 'session_id', '" SESSION "', 'legacy_event_type', 'track_play'))::int"
+					"  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
+		      1);
 	/* "timestamp", not created_at, is the event time of media_engagement_log. */
-	CHECK_EQ_INT(harness_query_int(conn,
-				       "SELECT (\"timestamp\" = '2025-03-01 12:00:00+00' AND session_id = '" SESSION "')::int"
-				       "  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
-		     1);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE payload ? 'user_agent'"
+	ASSERT_EQ_INT(harness_query_int(conn,
+					"SELECT (\"timestamp\" = '2025-03-01 12:00:00+00' AND session_id = '" SESSION "')::int"
+					"  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
+		      1);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE payload ? 'user_agent'"
 					     " OR payload ? 'ip_address' OR NOT payload ? 'legacy_event_type'"),
-		     0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_id = '" LH(11) "'"
+		      0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_id = '" LH(11) "'"
 					     " AND payload->'legacy_event_type' = 'null'::jsonb"),
-		     1);
+		      1);
 
 	/* A re-run inserts nothing. */
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", NULL), 0);
 	summary = parse_json_output(out, "backfill");
-	CHECK_EQ_INT(number_of(summary, "inserted"), 0);
-	CHECK_EQ_INT(number_of(summary, "already_present"), 22);
+	ASSERT_EQ_INT(number_of(summary, "inserted"), 0);
+	ASSERT_EQ_INT(number_of(summary, "already_present"), 22);
 	cJSON_Delete(summary);
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 22);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 22);
 
 	/* verify: complete, then a deleted backfilled row is caught and named. */
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
-	CHECK_CONTAINS(out, "complete");
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(out, "complete");
 	free(out);
 	harness_exec(conn, "DELETE FROM passport_entries WHERE legacy_id = '" MEL(05) "'");
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 1);
-	CHECK_CONTAINS(out, MEL(05));
-	CHECK_CONTAINS(out, "MISMATCH");
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 1);
+	ASSERT_STR_CONTAINS(out, MEL(05));
+	ASSERT_STR_CONTAINS(out, "MISMATCH");
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, "--json", NULL), 1);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, "--json", NULL), 1);
 	summary = parse_json_output(out, "verify");
 	source = source_of(summary, "media_engagement_log");
-	CHECK_EQ_STR(string_of(summary, "status"), "mismatch");
-	CHECK_EQ_INT(number_of(source, "legacy_rows"), 11);
-	CHECK_EQ_INT(number_of(source, "backfilled"), 10);
-	CHECK_EQ_INT(number_of(source, "missing"), 1);
-	CHECK_EQ_STR(cJSON_GetArrayItem(cJSON_GetObjectItem(source, "missing_ids"), 0)->valuestring, MEL(05));
-	CHECK_EQ_STR(string_of(source_of(summary, "listening_history"), "status"), "complete");
+	ASSERT_STR_EQ(string_of(summary, "status"), "mismatch");
+	ASSERT_EQ_INT(number_of(source, "legacy_rows"), 11);
+	ASSERT_EQ_INT(number_of(source, "backfilled"), 10);
+	ASSERT_EQ_INT(number_of(source, "missing"), 1);
+	ASSERT_STR_EQ(cJSON_GetArrayItem(cJSON_GetObjectItem(source, "missing_ids"), 0)->valuestring, MEL(05));
+	ASSERT_STR_EQ(string_of(source_of(summary, "listening_history"), "status"), "complete");
 	cJSON_Delete(summary);
 	free(out);
 
 	/* The next run puts exactly that row back. */
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", "--source", "media_engagement_log", NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", "--source", "media_engagement_log", NULL), 0);
 	summary = parse_json_output(out, "backfill");
-	CHECK_EQ_INT(number_of(summary, "inserted"), 1);
-	CHECK_EQ_INT(number_of(summary, "already_present"), 10);
+	ASSERT_EQ_INT(number_of(summary, "inserted"), 1);
+	ASSERT_EQ_INT(number_of(summary, "already_present"), 10);
 	cJSON_Delete(summary);
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
 	free(out);
 	PQfinish(conn);
 }
@@ -463,42 +450,42 @@ static void test_production_layout(void)
 		     " ('" MEL(08) "', '" USER_NO_FAN "', NULL, 'track_complete', NULL, '2025-04-08 12:00', true, NULL, NULL, NULL),"
 		     " ('" MEL(09) "', NULL, NULL, 'mediaid_setup_completed', NULL, '2025-04-09 12:00', true, NULL, NULL, NULL)");
 
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", NULL), 0);
 	summary = parse_json_output(out, "backfill");
 	source = source_of(summary, "media_engagement_log");
-	CHECK_EQ_STR(string_of(source, "layout"), "production");
-	CHECK_EQ_INT(number_of(source, "inserted"), 9);
-	CHECK_EQ_INT(number_of(source, "anonymous"), 2);
-	CHECK_EQ_INT(unmapped_count(source, "view", "legacy.view"), 1);
-	CHECK_EQ_INT(unmapped_count(source, "download", "legacy.download"), 1);
-	CHECK_EQ_INT(unmapped_count(source, "play", ""), 0);
-	CHECK_EQ_INT(number_of(source_of(summary, "listening_history"), "rows_read"), 0);
+	ASSERT_STR_EQ(string_of(source, "layout"), "production");
+	ASSERT_EQ_INT(number_of(source, "inserted"), 9);
+	ASSERT_EQ_INT(number_of(source, "anonymous"), 2);
+	ASSERT_EQ_INT(unmapped_count(source, "view", "legacy.view"), 1);
+	ASSERT_EQ_INT(unmapped_count(source, "download", "legacy.download"), 1);
+	ASSERT_EQ_INT(unmapped_count(source, "play", ""), 0);
+	ASSERT_EQ_INT(number_of(source_of(summary, "listening_history"), "rows_read"), 0);
 	cJSON_Delete(summary);
 	free(out);
 
 	check_entries(conn, "media_engagement_log", engagement, sizeof engagement / sizeof engagement[0]);
-	CHECK_EQ_INT(harness_query_int(conn,
-				       "SELECT (\"timestamp\" = '2025-04-01 12:00:00+00' AND session_id = 'sess-abc'"
-				       "        AND payload = '{\"content_id\": \"" CONTENT "\", \"metadata\": {\"p\": 2},"
-				       "                        \"session_id\": \"sess-abc\", \"legacy_event_type\": \"view\"}')::int"
-				       "  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
-		     1);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE payload ? 'external_content_id'"
+	ASSERT_EQ_INT(harness_query_int(conn,
+					"SELECT (\"timestamp\" = '2025-04-01 12:00:00+00' AND session_id = 'sess-abc'"
+					"        AND payload = '{\"content_id\": \"" CONTENT "\", \"metadata\": {\"p\": 2},"
+					"                        \"session_id\": \"sess-abc\", \"legacy_event_type\": \"view\"}')::int"
+					"  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
+		      1);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE payload ? 'external_content_id'"
 					     " OR payload ? 'user_agent' OR payload ? 'ip_address'"),
-		     0);
+		      0);
 
 	/* With --include-client-info (and --restart past the completed run) the payload gains both. */
 	harness_exec(conn, "DELETE FROM passport_entries");
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--include-client-info", "--restart", "--progress",
-			     "never", NULL),
-		     0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--include-client-info", "--restart", "--progress",
+			      "never", NULL),
+		      0);
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 9);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT (payload->>'user_agent' = 'UA/1' AND payload->>'ip_address' = '10.1.2.3')::int"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 9);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT (payload->>'user_agent' = 'UA/1' AND payload->>'ip_address' = '10.1.2.3')::int"
 					     "  FROM passport_entries WHERE legacy_id = '" MEL(01) "'"),
-		     1);
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
-	CHECK_CONTAINS(out, "production layout");
+		      1);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(out, "production layout");
 	free(out);
 	PQfinish(conn);
 }
@@ -523,53 +510,53 @@ static void test_missing_table_and_safety(void)
 		     " ('" LH(01) "', '" USER_ONE_ROW "', '" CONTENT "', 'played', '2025-01-01 00:00+00'),"
 		     " ('" LH(02) "', '" USER_NO_ROW "', '" CONTENT "', 'completed', '2025-01-02 00:00+00')");
 
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", NULL), 0);
-	CHECK_CONTAINS(out, "media_engagement_log: table not found, skipped");
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--json", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "media_engagement_log: table not found, skipped");
 	summary = parse_json_output(out, "backfill");
-	CHECK_EQ_STR(string_of(source_of(summary, "media_engagement_log"), "status"), "missing");
+	ASSERT_STR_EQ(string_of(source_of(summary, "media_engagement_log"), "status"), "missing");
 	source = source_of(summary, "listening_history");
-	CHECK_EQ_STR(string_of(source, "status"), "complete");
-	CHECK_EQ_INT(number_of(source, "inserted"), 2);
-	CHECK_EQ_INT(number_of(source, "unknown_users"), 1);
+	ASSERT_STR_EQ(string_of(source, "status"), "complete");
+	ASSERT_EQ_INT(number_of(source, "inserted"), 2);
+	ASSERT_EQ_INT(number_of(source, "unknown_users"), 1);
 	cJSON_Delete(summary);
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_id = '" LH(01) "'"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_id = '" LH(01) "'"
 					     " AND user_id = '" USER_ONE_ROW "' AND mediaid_id = '" MEDIA_ONE_ROW "'"),
-		     1);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_id = '" LH(02) "'"
+		      1);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_id = '" LH(02) "'"
 					     " AND user_id IS NULL AND mediaid_id IS NULL AND affects_systems = '{coliseum}'"
 					     " AND payload->>'legacy_user_id' = '" USER_NO_ROW "'"),
-		     1);
+		      1);
 
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
-	CHECK_CONTAINS(out, "media_engagement_log: table not found, skipped");
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(out, "media_engagement_log: table not found, skipped");
 	free(out);
 
 	/* Usage errors exit 2 and write nothing. */
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "history", NULL), 2);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "history", NULL), 2);
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--batch-size", "0", NULL), 2);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--batch-size", "0", NULL), 2);
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--max-rate", "-5", NULL), 2);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--max-rate", "-5", NULL), 2);
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--since", "yesterday-ish", NULL), 2);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--since", "yesterday-ish", NULL), 2);
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--since", "2025-02-01", "--until", "2025-01-01", NULL), 2);
-	CHECK_CONTAINS(out, "must be before");
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--since", "2025-02-01", "--until", "2025-01-01", NULL), 2);
+	ASSERT_STR_CONTAINS(out, "must be before");
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, "--source", "nope", NULL), 2);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, "--source", "nope", NULL), 2);
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "backfill", "--help", NULL), 0);
-	CHECK_CONTAINS(out, "--mark-processed");
-	CHECK_CONTAINS(out, "--max-rate");
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--help", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "--mark-processed");
+	ASSERT_STR_CONTAINS(out, "--max-rate");
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "verify", "--help", NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--help", NULL), 0);
 	free(out);
 
 	/* Another backfill of the same source holds the lock: this one waits, then refuses. */
 	harness_exec(conn, "SELECT pg_advisory_lock(1346520652, 1)");
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--lock-wait", "1", NULL), 1);
-	CHECK_CONTAINS(out, "another backfill");
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--lock-wait", "1", NULL), 1);
+	ASSERT_STR_CONTAINS(out, "another backfill");
 	free(out);
 	/* ... and goes ahead once the lock is released within the wait. */
 	{
@@ -578,21 +565,21 @@ static void test_missing_table_and_safety(void)
 		int fd = mkstemp(path), status;
 		pid_t pid;
 
-		CHECK(fd >= 0);
+		ASSERT_TRUE(fd >= 0);
 		close(fd);
 		pid = spawn_migrate(path, args);
 		sleep_ms(1500);
 		harness_exec(conn, "SELECT pg_advisory_unlock(1346520652, 1)");
-		CHECK(waitpid(pid, &status, 0) == pid);
+		ASSERT_EQ_INT(waitpid(pid, &status, 0), pid);
 		out = harness_read_file(path);
 		unlink(path);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			HARNESS_FAIL("backfill after the lock was released: status %d\n%s", status, out);
-		CHECK_CONTAINS(out, "waiting up to 70 s");
-		CHECK_CONTAINS(out, "already present  2");
+			FAIL("backfill after the lock was released: status %d\n%s", status, out);
+		ASSERT_STR_CONTAINS(out, "waiting up to 70 s");
+		ASSERT_STR_CONTAINS(out, "already present  2");
 		free(out);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 2);
 
 	/*
 	 * A writer outside the lock inserts one of the batch's keys after the batch found it missing
@@ -611,18 +598,18 @@ static void test_missing_table_and_safety(void)
 			   " END $$");
 	harness_exec(conn, "CREATE TRIGGER backfill_race BEFORE INSERT ON passport_entries"
 			   " FOR EACH ROW EXECUTE FUNCTION backfill_race()");
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--restart", "--json",
-			     "--progress", "never", NULL),
-		     0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--restart", "--json",
+			      "--progress", "never", NULL),
+		      0);
 	summary = parse_json_output(out, "backfill");
-	CHECK_EQ_STR(string_of(summary, "status"), "complete");
-	CHECK_EQ_INT(number_of(summary, "inserted"), 1);
-	CHECK_EQ_INT(number_of(summary, "already_present"), 1);
+	ASSERT_STR_EQ(string_of(summary, "status"), "complete");
+	ASSERT_EQ_INT(number_of(summary, "inserted"), 1);
+	ASSERT_EQ_INT(number_of(summary, "already_present"), 1);
 	cJSON_Delete(summary);
 	free(out);
 	harness_exec(conn, "DROP TRIGGER backfill_race ON passport_entries");
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 2);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(DISTINCT legacy_id) FROM passport_entries"), 2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(DISTINCT legacy_id) FROM passport_entries"), 2);
 	PQfinish(conn);
 }
 
@@ -640,67 +627,67 @@ static void test_window_dry_run_mark_processed(void)
 
 	load_legacy_generator(conn);
 	total = harness_query_int(conn, "SELECT passport_test_legacy(50, 3000, 1000, '2026-01-01 00:00+00')");
-	CHECK_EQ_INT(total, 4000);
+	ASSERT_EQ_INT(total, 4000);
 	in_window = harness_query_int(conn,
 				      "SELECT (SELECT count(*) FROM listening_history"
 				      "         WHERE created_at >= '2025-10-01' AND created_at < '2025-11-01')"
 				      "     + (SELECT count(*) FROM media_engagement_log"
 				      "         WHERE \"timestamp\" >= '2025-10-01' AND \"timestamp\" < '2025-11-01')");
-	CHECK(in_window > 100 && in_window < total);
+	ASSERT_TRUE(in_window > 100 && in_window < total);
 
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--dry-run", "--json", "--since", "2025-10-01",
-			     "--until", "2025-11-01T00:00:00Z", NULL),
-		     0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--dry-run", "--json", "--since", "2025-10-01",
+			      "--until", "2025-11-01T00:00:00Z", NULL),
+		      0);
 	summary = parse_json_output(out, "backfill");
-	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(summary, "dry_run")));
-	CHECK_EQ_INT(number_of(summary, "would_insert"), in_window);
-	CHECK_EQ_INT(number_of(summary, "rows_read"), in_window);
-	CHECK_EQ_INT(number_of(summary, "rows_scanned"), total); /* the window is applied per batch */
-	CHECK_EQ_INT(number_of(summary, "inserted"), 0);
+	ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(summary, "dry_run")));
+	ASSERT_EQ_INT(number_of(summary, "would_insert"), in_window);
+	ASSERT_EQ_INT(number_of(summary, "rows_read"), in_window);
+	ASSERT_EQ_INT(number_of(summary, "rows_scanned"), total); /* the window is applied per batch */
+	ASSERT_EQ_INT(number_of(summary, "inserted"), 0);
 	sample = cJSON_GetObjectItem(source_of(summary, "listening_history"), "sample");
-	CHECK(cJSON_GetArraySize(sample) == 5);
-	CHECK_EQ_STR(string_of(cJSON_GetArrayItem(sample, 0), "source"), "backfill");
-	CHECK(cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetArrayItem(sample, 0), "payload")));
+	ASSERT_TRUE(cJSON_GetArraySize(sample) == 5);
+	ASSERT_STR_EQ(string_of(cJSON_GetArrayItem(sample, 0), "source"), "backfill");
+	ASSERT_TRUE(cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetArrayItem(sample, 0), "payload")));
 	cJSON_Delete(summary);
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--dry-run", NULL), 0);
-	CHECK_CONTAINS(out, "dry run, nothing written");
-	CHECK_CONTAINS(out, "would insert");
-	CHECK_CONTAINS(out, "sample");
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--dry-run", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "dry run, nothing written");
+	ASSERT_STR_CONTAINS(out, "would insert");
+	ASSERT_STR_CONTAINS(out, "sample");
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_backfill_progress"), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_backfill_progress"), 0);
 
 	/* The window only, with a visible progress bar (forced: the test's stderr is a pipe). */
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--since", "2025-10-01", "--until", "2025-11-01",
-			     "--batch-size", "100", "--progress", "always", NULL),
-		     0);
-	CHECK_CONTAINS(out, "] 100% ");
-	CHECK_CONTAINS(out, "rows/s");
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--since", "2025-10-01", "--until", "2025-11-01",
+			      "--batch-size", "100", "--progress", "always", NULL),
+		      0);
+	ASSERT_STR_CONTAINS(out, "] 100% ");
+	ASSERT_STR_CONTAINS(out, "rows/s");
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), in_window);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), in_window);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"
 					     " WHERE \"timestamp\" < '2025-10-01' OR \"timestamp\" >= '2025-11-01'"),
-		     0);
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, "--since", "2025-10-01", "--until", "2025-11-01", NULL), 0);
+		      0);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, "--since", "2025-10-01", "--until", "2025-11-01", NULL), 0);
 	free(out);
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 1);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 1);
 	free(out);
 
 	/* The rest as processed history; the log lines of a non-terminal run end at 100 %. */
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--mark-processed", "--progress", "auto", "--json", NULL), 0);
-	CHECK_CONTAINS(out, "(100%)");
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--mark-processed", "--progress", "auto", "--json", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "(100%)");
 	summary = parse_json_output(out, "backfill");
-	CHECK_EQ_INT(number_of(summary, "inserted"), total - in_window);
-	CHECK_EQ_INT(number_of(summary, "already_present"), in_window);
+	ASSERT_EQ_INT(number_of(summary, "inserted"), total - in_window);
+	ASSERT_EQ_INT(number_of(summary, "already_present"), in_window);
 	cJSON_Delete(summary);
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed AND processed_at IS NOT NULL"),
-		     total - in_window);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed AND processed_at IS NOT NULL"),
+		      total - in_window);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
 					     " AND \"timestamp\" >= '2025-10-01' AND \"timestamp\" < '2025-11-01'"),
-		     in_window);
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
+		      in_window);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
 	free(out);
 
 	/* --max-rate keeps the average under the limit: 4 batches of 250 at 1,000 rows/s take >= 0.75 s. */
@@ -708,13 +695,13 @@ static void test_window_dry_run_mark_processed(void)
 	{
 		double started = now_seconds();
 
-		CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "media_engagement_log", "--max-rate",
-				     "1000", "--batch-size", "250", "--progress", "never", NULL),
-			     0);
-		CHECK(now_seconds() - started >= 0.75);
+		ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "media_engagement_log", "--max-rate",
+				      "1000", "--batch-size", "250", "--progress", "never", NULL),
+			      0);
+		ASSERT_TRUE(now_seconds() - started >= 0.75);
 		free(out);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), total);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), total);
 
 	/* SIGTERM stops after the batch in hand, prints the summary and exits 1; a re-run resumes. */
 	harness_exec(conn, "DELETE FROM passport_entries WHERE legacy_source = 'media_engagement_log'");
@@ -725,32 +712,32 @@ static void test_window_dry_run_mark_processed(void)
 		int fd = mkstemp(path), status;
 		pid_t pid;
 
-		CHECK(fd >= 0);
+		ASSERT_TRUE(fd >= 0);
 		close(fd);
 		pid = spawn_migrate(path, args);
 		while (harness_query_int(conn, "SELECT count(*) FROM passport_entries"
 					       " WHERE legacy_source = 'media_engagement_log'") < 100)
 			sleep_ms(10);
-		CHECK(kill(pid, SIGTERM) == 0);
-		CHECK(waitpid(pid, &status, 0) == pid);
-		CHECK(WIFEXITED(status));
-		CHECK_EQ_INT(WEXITSTATUS(status), 1);
+		ASSERT_TRUE(kill(pid, SIGTERM) == 0);
+		ASSERT_TRUE(waitpid(pid, &status, 0) == pid);
+		ASSERT_TRUE(WIFEXITED(status));
+		ASSERT_EQ_INT(WEXITSTATUS(status), 1);
 		out = harness_read_file(path);
 		unlink(path);
-		CHECK_CONTAINS(out, "interrupted; run the same command again to resume");
+		ASSERT_STR_CONTAINS(out, "interrupted; run the same command again to resume");
 		summary = parse_json_output(out, "backfill");
-		CHECK_EQ_STR(string_of(summary, "status"), "interrupted");
-		CHECK(number_of(summary, "inserted") < 1000);
-		CHECK_EQ_INT(number_of(summary, "inserted"),
-			     harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_source = 'media_engagement_log'"));
+		ASSERT_STR_EQ(string_of(summary, "status"), "interrupted");
+		ASSERT_TRUE(number_of(summary, "inserted") < 1000);
+		ASSERT_EQ_INT(number_of(summary, "inserted"),
+			      harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_source = 'media_engagement_log'"));
 		cJSON_Delete(summary);
 		free(out);
 	}
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "media_engagement_log", "--progress", "never", NULL), 0);
-	CHECK_CONTAINS(out, "resuming after id");
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "media_engagement_log", "--progress", "never", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "resuming after id");
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), total);
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), total);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
 	free(out);
 
 	/* A terminated server backend: the run reconnects, takes its lock again and finishes. */
@@ -762,26 +749,26 @@ static void test_window_dry_run_mark_processed(void)
 		int fd = mkstemp(path), status;
 		pid_t pid;
 
-		CHECK(fd >= 0);
+		ASSERT_TRUE(fd >= 0);
 		close(fd);
 		pid = spawn_migrate(path, args);
 		while (harness_query_int(conn, "SELECT count(*) FROM passport_entries"
 					       " WHERE legacy_source = 'media_engagement_log'") < 200)
 			sleep_ms(10);
-		CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid)"
+		ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid)"
 						     " FROM pg_stat_activity WHERE datname = current_database()"
 						     " AND application_name = 'passport-migrate') AS t"),
-			     1);
-		CHECK(waitpid(pid, &status, 0) == pid);
+			      1);
+		ASSERT_TRUE(waitpid(pid, &status, 0) == pid);
 		out = harness_read_file(path);
 		unlink(path);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			HARNESS_FAIL("backfill after a terminated backend: status %d\n%s", status, out);
-		CHECK_CONTAINS(out, "retrying");
+			FAIL("backfill after a terminated backend: status %d\n%s", status, out);
+		ASSERT_STR_CONTAINS(out, "retrying");
 		free(out);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), total);
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), total);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
 	free(out);
 	PQfinish(conn);
 }
@@ -796,18 +783,18 @@ static long long kill_when(PGconn *conn, pid_t pid, long long rows)
 		if (harness_query_int(conn, "SELECT count(*) FROM passport_entries") >= rows)
 			break;
 		if (waitpid(pid, &status, WNOHANG) == pid)
-			HARNESS_FAIL("the backfill ended before it could be killed (status %d)", status);
+			FAIL("the backfill ended before it could be killed (status %d)", status);
 		if (now_seconds() > deadline)
-			HARNESS_FAIL("the backfill did not reach %lld rows in 60 s", rows);
+			FAIL("the backfill did not reach %lld rows in 60 s", rows);
 		sleep_ms(10);
 	}
-	CHECK(kill(pid, SIGKILL) == 0);
-	CHECK(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	ASSERT_TRUE(kill(pid, SIGKILL) == 0);
+	ASSERT_TRUE(waitpid(pid, &status, 0) == pid);
+	ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	/* The server may still be finishing (and committing, or rolling back) the last batch. */
 	while (harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
 				       " AND application_name = 'passport-migrate'") > 0) {
-		CHECK(now_seconds() < deadline);
+		ASSERT_TRUE(now_seconds() < deadline);
 		sleep_ms(10);
 	}
 	return harness_query_int(conn, "SELECT count(*) FROM passport_entries");
@@ -835,69 +822,69 @@ static void test_kill_and_resume_100k(void)
 	memcpy(args, args_template, sizeof args);
 	args[2] = dsn;
 	fd = mkstemp(log_path);
-	CHECK(fd >= 0);
+	ASSERT_TRUE(fd >= 0);
 	close(fd);
 	load_legacy_generator(conn);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT passport_test_legacy(500, 100000, 0)"), 100000);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_legacy(500, 100000, 0)"), 100000);
 	harness_exec(conn, "ANALYZE listening_history");
 
 	pid = spawn_migrate(log_path, args);
 	first = kill_when(conn, pid, 15000);
 	printf("killed the first run at %lld entries\n", first);
-	CHECK(first > 0 && first < 100000);
-	CHECK_EQ_INT(first % 1000, 0); /* whole batches only */
+	ASSERT_TRUE(first > 0 && first < 100000);
+	ASSERT_EQ_INT(first % 1000, 0); /* whole batches only */
 	/* The progress row was committed with the entries it describes. */
-	CHECK_EQ_INT(query_int(conn, "SELECT count(*) FROM passport_backfill_progress WHERE legacy_source = 'listening_history'"
+	ASSERT_EQ_INT(query_int(conn, "SELECT count(*) FROM passport_backfill_progress WHERE legacy_source = 'listening_history'"
 				     " AND rows_seen = %lld AND completed_at IS NULL AND last_id ="
 				     " (SELECT legacy_id FROM passport_entries ORDER BY legacy_id::uuid DESC LIMIT 1)",
-			       first),
-		     1);
+				first),
+		      1);
 
 	pid = spawn_migrate(log_path, args);
 	second = kill_when(conn, pid, first + 20000);
 	printf("killed the resumed run at %lld entries\n", second);
-	CHECK(second > first && second < 100000);
-	CHECK_EQ_INT(second % 1000, 0);
+	ASSERT_TRUE(second > first && second < 100000);
+	ASSERT_EQ_INT(second % 1000, 0);
 	/* It resumed: the progress row counts both runs' rows, which it would not after a restart. */
-	CHECK_EQ_INT(query_int(conn, "SELECT rows_seen FROM passport_backfill_progress WHERE legacy_source = 'listening_history'"),
-		     second);
+	ASSERT_EQ_INT(query_int(conn, "SELECT rows_seen FROM passport_backfill_progress WHERE legacy_source = 'listening_history'"),
+		      second);
 	out = harness_read_file(log_path);
-	CHECK_CONTAINS(out, "resuming after id");
+	ASSERT_STR_CONTAINS(out, "resuming after id");
 	free(out);
 	unlink(log_path);
 
 	/* Correctness does not depend on the recorded position: without it the run starts over. */
 	harness_exec(conn, "DELETE FROM passport_backfill_progress");
 	started = now_seconds();
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--json", "--progress",
-			     "never", NULL),
-		     0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--json", "--progress",
+			      "never", NULL),
+		      0);
 	summary = parse_json_output(out, "backfill");
 	source = source_of(summary, "listening_history");
-	CHECK_EQ_INT(number_of(source, "rows_read"), 100000);
-	CHECK_EQ_INT(number_of(source, "inserted"), 100000 - second);
-	CHECK_EQ_INT(number_of(source, "already_present"), second);
+	ASSERT_EQ_INT(number_of(source, "rows_read"), 100000);
+	ASSERT_EQ_INT(number_of(source, "inserted"), 100000 - second);
+	ASSERT_EQ_INT(number_of(source, "already_present"), second);
 	cJSON_Delete(summary);
 	free(out);
 	printf("finished: 100,000 rows read, %lld inserted, in %.2f s\n", 100000 - second, now_seconds() - started);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 100000);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(DISTINCT legacy_id) FROM passport_entries"), 100000);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM listening_history l WHERE NOT EXISTS"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 100000);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(DISTINCT legacy_id) FROM passport_entries"), 100000);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM listening_history l WHERE NOT EXISTS"
 					     " (SELECT 1 FROM passport_entries pe WHERE pe.legacy_id = l.id::text)"),
-		     0);
-	CHECK_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
+		      0);
+	ASSERT_EQ_INT(migrate(&out, "verify", "--dsn", dsn, NULL), 0);
 	free(out);
 
 	/* A completed run is not resumed: the re-run reads all 100,000 rows again and inserts none. */
 	started = now_seconds();
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--json", NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--source", "listening_history", "--json", NULL), 0);
 	summary = parse_json_output(out, "backfill");
-	CHECK_EQ_INT(number_of(summary, "inserted"), 0);
-	CHECK_EQ_INT(number_of(summary, "already_present"), 100000);
+	ASSERT_EQ_INT(number_of(summary, "inserted"), 0);
+	ASSERT_EQ_INT(number_of(summary, "already_present"), 100000);
 	printf("idempotent re-run of 100,000 rows: %.2f s\n", now_seconds() - started);
 	cJSON_Delete(summary);
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 100000);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 100000);
 	PQfinish(conn);
 }
 
@@ -936,18 +923,18 @@ static void test_replay_into_dna(void)
 		     "        now() - interval '7 days' + i * interval '1 hour'"
 		     "   FROM generate_series(1, 5) AS i");
 
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--progress", "never", NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--progress", "never", NULL), 0);
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"), 25);
-	CHECK_EQ_INT(harness_run(drain, NULL, &out), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"), 25);
+	ASSERT_EQ_INT(harness_run(drain, NULL, &out), 0);
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed"), 25);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution WHERE mediaid_id = '" MEDIA_ONE_ROW "'"), 25);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed"), 25);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution WHERE mediaid_id = '" MEDIA_ONE_ROW "'"), 25);
 	/* Applied in event-time order: no entry was late, and the carbon clock is last week's. */
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution WHERE late"), 0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT (dna_clock = (SELECT max(created_at) FROM listening_history))::int"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution WHERE late"), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT (dna_clock = (SELECT max(created_at) FROM listening_history))::int"
 					     "  FROM media_ids WHERE id = '" MEDIA_ONE_ROW "'"),
-		     1);
+		      1);
 
 	cosines = harness_query_text(conn,
 				     "WITH v AS (SELECT x, i FROM media_ids, unnest(profile_embedding::real[]) WITH ORDINALITY AS u(x, i)"
@@ -957,14 +944,14 @@ static void test_replay_into_dna(void)
 				     "         FROM v JOIN t USING (i) GROUP BY t.entity_id)"
 				     " SELECT round((SELECT cosine FROM c WHERE entity_id = 'eeeeeeee-0000-0000-0000-00000000000a')::numeric, 4)"
 				     "        || ' ' || round((SELECT cosine FROM c WHERE entity_id = 'eeeeeeee-0000-0000-0000-00000000000b')::numeric, 4)");
-	CHECK(cosines != NULL);
+	ASSERT_TRUE(cosines != NULL);
 	{
 		double to_a = 0, to_b = 0;
 
-		CHECK(sscanf(cosines, "%lf %lf", &to_a, &to_b) == 2);
+		ASSERT_TRUE(sscanf(cosines, "%lf %lf", &to_a, &to_b) == 2);
 		printf("DNA cosine to last year's track %.4f, to last week's track %.4f\n", to_a, to_b);
-		CHECK(to_b > to_a);
-		CHECK(to_b > 0.8);
+		ASSERT_TRUE(to_b > to_a);
+		ASSERT_TRUE(to_b > 0.8);
 	}
 	free(cosines);
 	PQfinish(conn);
@@ -996,45 +983,45 @@ static void test_jobs(void)
 
 	load_legacy_generator(one);
 	load_legacy_generator(two);
-	CHECK_EQ_INT(harness_query_int(one, "SELECT passport_test_legacy(300, 20000, 20000)"), 40000);
-	CHECK_EQ_INT(harness_query_int(two, "SELECT passport_test_legacy(300, 20000, 20000)"), 40000);
+	ASSERT_EQ_INT(harness_query_int(one, "SELECT passport_test_legacy(300, 20000, 20000)"), 40000);
+	ASSERT_EQ_INT(harness_query_int(two, "SELECT passport_test_legacy(300, 20000, 20000)"), 40000);
 
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn_one, "--progress", "never", "--json", NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn_one, "--progress", "never", "--json", NULL), 0);
 	free(out);
 
 	memcpy(args, args_template, sizeof args);
 	args[2] = dsn_two;
 	fd = mkstemp(log_path);
-	CHECK(fd >= 0);
+	ASSERT_TRUE(fd >= 0);
 	close(fd);
 	pid = spawn_migrate(log_path, args);
 	killed = kill_when(two, pid, 8000);
 	printf("--jobs 2: killed at %lld entries\n", killed);
-	CHECK(killed < 40000);
+	ASSERT_TRUE(killed < 40000);
 	/* Both sources were being copied at once when it was killed. */
-	CHECK_EQ_INT(harness_query_int(two, "SELECT count(DISTINCT legacy_source) FROM passport_entries"), 2);
+	ASSERT_EQ_INT(harness_query_int(two, "SELECT count(DISTINCT legacy_source) FROM passport_entries"), 2);
 	unlink(log_path);
 
-	CHECK_EQ_INT(migrate(&out, "backfill", "--dsn", dsn_two, "--jobs", "2", "--progress", "never", "--json", NULL),
-		     0);
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn_two, "--jobs", "2", "--progress", "never", "--json", NULL),
+		      0);
 	summary = parse_json_output(out, "backfill");
-	CHECK_EQ_INT(number_of(summary, "inserted"), 40000 - killed);
+	ASSERT_EQ_INT(number_of(summary, "inserted"), 40000 - killed);
 	/* Both sources resumed where the killed run left them. */
-	CHECK(cJSON_IsString(cJSON_GetObjectItem(source_of(summary, "listening_history"), "resumed_after")));
-	CHECK(cJSON_IsString(cJSON_GetObjectItem(source_of(summary, "media_engagement_log"), "resumed_after")));
-	CHECK(strcmp(string_of(source_of(summary, "listening_history"), "status"), "complete") == 0);
-	CHECK(strcmp(string_of(source_of(summary, "media_engagement_log"), "status"), "complete") == 0);
+	ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItem(source_of(summary, "listening_history"), "resumed_after")));
+	ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItem(source_of(summary, "media_engagement_log"), "resumed_after")));
+	ASSERT_TRUE(strcmp(string_of(source_of(summary, "listening_history"), "status"), "complete") == 0);
+	ASSERT_TRUE(strcmp(string_of(source_of(summary, "media_engagement_log"), "status"), "complete") == 0);
 	cJSON_Delete(summary);
 	free(out);
-	CHECK_EQ_INT(harness_query_int(two, "SELECT count(*) FROM passport_backfill_progress WHERE completed_at IS NOT NULL"),
-		     2);
+	ASSERT_EQ_INT(harness_query_int(two, "SELECT count(*) FROM passport_backfill_progress WHERE completed_at IS NOT NULL"),
+		      2);
 
 	digest_one = harness_query_text(one, entries_digest_sql);
 	digest_two = harness_query_text(two, entries_digest_sql);
 	if (strcmp(digest_one, digest_two) != 0)
-		HARNESS_FAIL("--jobs 2 (killed, resumed) copied other entries than one job: %s vs %s", digest_two,
-			     digest_one);
-	CHECK(strncmp(digest_one, "40000:", 6) == 0);
+		FAIL("--jobs 2 (killed, resumed) copied other entries than one job: %s vs %s", digest_two,
+		     digest_one);
+	ASSERT_TRUE(strncmp(digest_one, "40000:", 6) == 0);
 	free(digest_one);
 	free(digest_two);
 	PQfinish(one);
@@ -1051,6 +1038,5 @@ int main(void)
 	test_kill_and_resume_100k();
 	test_replay_into_dna();
 	test_jobs();
-	printf("backfill: all tests passed\n");
-	return 0;
+	TEST_PASS();
 }

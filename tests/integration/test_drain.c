@@ -69,8 +69,8 @@ static void expect_text(int line, PGconn *conn, const char *expected, const char
 	va_end(ap);
 	got = harness_query_text(conn, sql);
 	if ((expected == NULL) != (got == NULL) || (expected && strcmp(expected, got) != 0))
-		harness_fail(__FILE__, line, "expected '%s', got '%s'\n  query: %s", expected ? expected : "(NULL)",
-			     got ? got : "(NULL)", sql);
+		task_fail(__FILE__, line, "expected '%s', got '%s'\n  query: %s", expected ? expected : "(NULL)",
+			  got ? got : "(NULL)", sql);
 	free(got);
 	free(sql);
 }
@@ -89,7 +89,7 @@ static void expect_int(int line, PGconn *conn, long long expected, const char *f
 	va_end(ap);
 	got = harness_query_int(conn, sql);
 	if (got != expected)
-		harness_fail(__FILE__, line, "expected %lld, got %lld\n  query: %s", expected, got, sql);
+		task_fail(__FILE__, line, "expected %lld, got %lld\n  query: %s", expected, got, sql);
 	free(sql);
 }
 
@@ -106,7 +106,7 @@ static void expect_true(int line, PGconn *conn, const char *fmt, ...)
 	va_end(ap);
 	got = harness_query_text(conn, sql);
 	if (!got || strcmp(got, "t") != 0)
-		harness_fail(__FILE__, line, "expected true, got %s\n  query: %s", got ? got : "NULL", sql);
+		task_fail(__FILE__, line, "expected true, got %s\n  query: %s", got ? got : "NULL", sql);
 	free(got);
 	free(sql);
 }
@@ -117,7 +117,7 @@ static char *literal(PGconn *conn, const char *text)
 	char *quoted = PQescapeLiteral(conn, text, strlen(text));
 
 	if (!quoted)
-		HARNESS_FAIL("PQescapeLiteral: %s", PQerrorMessage(conn));
+		FAIL("PQescapeLiteral: %s", PQerrorMessage(conn));
 	return quoted;
 }
 
@@ -170,18 +170,18 @@ static void read_vector(PGconn *conn, float *out, const char *fmt, ...)
 	va_end(ap);
 	text = harness_query_text(conn, sql);
 	if (!text || text[0] != '{')
-		HARNESS_FAIL("expected a real[] text, got %s\n  query: %s", text ? text : "NULL", sql);
+		FAIL("expected a real[] text, got %s\n  query: %s", text ? text : "NULL", sql);
 	p = text + 1;
 	while (*p && *p != '}') {
 		if (n >= DIM)
-			HARNESS_FAIL("more than %d values\n  query: %s", DIM, sql);
+			FAIL("more than %d values\n  query: %s", DIM, sql);
 		out[n++] = strtof(p, &end);
 		if (end == p)
-			HARNESS_FAIL("cannot parse the vector at '%.20s'\n  query: %s", p, sql);
+			FAIL("cannot parse the vector at '%.20s'\n  query: %s", p, sql);
 		p = *end == ',' ? end + 1 : end;
 	}
 	if (n != DIM)
-		HARNESS_FAIL("%d values, expected %d\n  query: %s", n, DIM, sql);
+		FAIL("%d values, expected %d\n  query: %s", n, DIM, sql);
 	free(text);
 	free(sql);
 }
@@ -204,8 +204,8 @@ static void expect_vector(int line, const char *what, const float *got, const do
 	for (int i = 0; i < DIM; i++) {
 		double g = (double)got[i];
 		if (!(fabs(g - want[i]) <= tol * fmax(1.0, fabs(want[i]))))
-			harness_fail(__FILE__, line, "%s: element %d (%s) is %.9g, expected %.9g (tolerance %g)", what, i,
-				     domain_name(i), g, want[i], tol);
+			task_fail(__FILE__, line, "%s: element %d (%s) is %.9g, expected %.9g (tolerance %g)", what, i,
+				  domain_name(i), g, want[i], tol);
 	}
 }
 
@@ -274,16 +274,16 @@ static char *read_source_file(const char *relative)
 	long size;
 
 	if (!root || !*root)
-		HARNESS_FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
+		FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
 	snprintf(path, sizeof path, "%s/%s", root, relative);
 	file = fopen(path, "rb");
 	if (!file)
-		HARNESS_FAIL("cannot open %s", path);
+		FAIL("cannot open %s", path);
 	if (fseek(file, 0, SEEK_END) != 0 || (size = ftell(file)) < 0 || fseek(file, 0, SEEK_SET) != 0)
-		HARNESS_FAIL("cannot size %s", path);
+		FAIL("cannot size %s", path);
 	text = malloc((size_t)size + 1);
 	if (!text || fread(text, 1, (size_t)size, file) != (size_t)size)
-		HARNESS_FAIL("cannot read %s", path);
+		FAIL("cannot read %s", path);
 	text[size] = '\0';
 	fclose(file);
 	return text;
@@ -394,15 +394,15 @@ static void expect_entry(int line, PGconn *conn, int entry, const char *state, c
 
 	*bar = '\0';
 	if (strcmp(got, state) != 0)
-		harness_fail(__FILE__, line, "entry %d: state %s, expected %s (last_error: %s)", entry, got, state,
-			     *error ? error : "none");
+		task_fail(__FILE__, line, "entry %d: state %s, expected %s (last_error: %s)", entry, got, state,
+			  *error ? error : "none");
 	if (error_part) {
 		bool prefix = error_part[0] == '^';
 		const char *needle = prefix ? error_part + 1 : error_part;
 		const char *found = strstr(error, needle);
 		if (!found || (prefix && found != error))
-			harness_fail(__FILE__, line, "entry %d: last_error '%s' does not %s '%s'", entry, error,
-				     prefix ? "start with" : "contain", needle);
+			task_fail(__FILE__, line, "entry %d: last_error '%s' does not %s '%s'", entry, error,
+				  prefix ? "start with" : "contain", needle);
 	}
 	free(got);
 }
@@ -443,31 +443,31 @@ static struct summary run_drain(int line, const char *dsn, int batch_size, int w
 	}
 	status = harness_run(argv, NULL, &output);
 	if (status != 0)
-		harness_fail(__FILE__, line, "passportd drain exited with status %d", status);
+		task_fail(__FILE__, line, "passportd drain exited with status %d", status);
 	summary_line = strstr(output, "drain: processed ");
 	if (!summary_line ||
 	    sscanf(summary_line, "drain: processed %ld, failed %ld (retrying %ld, dead %ld), DNA rows updated %ld, batches %ld",
 		   &s.processed, &s.failed, &s.retrying, &s.dead, &s.dna_rows, &s.batches) != 6)
-		harness_fail(__FILE__, line, "no parsable summary line in drain's output");
+		task_fail(__FILE__, line, "no parsable summary line in drain's output");
 	if (workers > 1) {
 		/* Every worker ran (connected and reported), whatever share of the work it got. */
 		char last[48];
 		snprintf(last, sizeof last, "drain worker %d: ", workers);
 		if (!strstr(output, "drain worker 1: ") || !strstr(output, last))
-			harness_fail(__FILE__, line, "drain --workers %d did not report %d workers", workers, workers);
+			task_fail(__FILE__, line, "drain --workers %d did not report %d workers", workers, workers);
 	}
 	if (s.failed != s.retrying + s.dead)
-		harness_fail(__FILE__, line, "summary: failed %ld is not retrying %ld + dead %ld", s.failed, s.retrying,
-			     s.dead);
+		task_fail(__FILE__, line, "summary: failed %ld is not retrying %ld + dead %ld", s.failed, s.retrying,
+			  s.dead);
 	free(output);
 	return s;
 }
 
 #define EXPECT_SUMMARY(s, processed_, retrying_, dead_)                                              \
 	do {                                                                                         \
-		CHECK_EQ_INT((s).processed, processed_);                                             \
-		CHECK_EQ_INT((s).retrying, retrying_);                                               \
-		CHECK_EQ_INT((s).dead, dead_);                                                       \
+		ASSERT_EQ_INT((s).processed, processed_);                                             \
+		ASSERT_EQ_INT((s).retrying, retrying_);                                               \
+		ASSERT_EQ_INT((s).dead, dead_);                                                       \
 	} while (0)
 
 /* The summary's counts must match the table (for a database drained once, from all-due). */
@@ -479,9 +479,9 @@ static void expect_summary_matches_table(int line, PGconn *conn, const struct su
 						     " WHERE NOT processed AND dead_at IS NULL AND next_attempt_at > now()");
 
 	if (s->processed != processed || s->dead != dead || s->retrying != retrying)
-		harness_fail(__FILE__, line,
-			     "summary says processed %ld, retrying %ld, dead %ld; the table has %lld, %lld, %lld",
-			     s->processed, s->retrying, s->dead, processed, retrying, dead);
+		task_fail(__FILE__, line,
+			  "summary says processed %ld, retrying %ld, dead %ld; the table has %lld, %lld, %lld",
+			  s->processed, s->retrying, s->dead, processed, retrying, dead);
 }
 
 /* ---- case 1 ----------------------------------------------------------------------------- */
@@ -516,7 +516,7 @@ static void case_mediaid_effect(void)
 
 	s = DRAIN(dsn, 0);
 	EXPECT_SUMMARY(s, 3, 0, 0);
-	CHECK_EQ_INT(s.dna_rows, 3);
+	ASSERT_EQ_INT(s.dna_rows, 3);
 	EXPECT_BLOCKS(conn, 1, once, 1e-6);
 	EXPECT_BLOCKS(conn, 2, with_prefs, 1e-6);
 	EXPECT_BLOCKS(conn, 3, once, 1e-6);
@@ -605,10 +605,10 @@ static void expect_coliseum(int line, PGconn *conn, int entry, const char *expec
 			  " WHERE m.passport_entry_id = '%s'",
 			  uid(K_ENTRY, entry));
 	if (strcmp(got, expected) != 0)
-		harness_fail(__FILE__, line,
-			     "coliseum row of entry %d:\n  got      %s\n  expected %s\n"
-			     "  (type|value|unit|source|artist|track|event|brand|score|user|session|metadata=payload|timestamp)",
-			     entry, got, expected);
+		task_fail(__FILE__, line,
+			  "coliseum row of entry %d:\n  got      %s\n  expected %s\n"
+			  "  (type|value|unit|source|artist|track|event|brand|score|user|session|metadata=payload|timestamp)",
+			  entry, got, expected);
 	free(got);
 }
 
@@ -813,16 +813,16 @@ static void case_exactly_once(void)
 
 	begin_case(4, "exactly once: a second drain changes nothing");
 	conn = open_case_database("once", true, dsn);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(20, 20)"), 400);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(20, 20)"), 400);
 
 	s = DRAIN(dsn, 0);
-	CHECK_EQ_INT(s.processed + s.failed, 400);
-	CHECK_EQ_INT(s.failed, 0);
+	ASSERT_EQ_INT(s.processed + s.failed, 400);
+	ASSERT_EQ_INT(s.failed, 0);
 	expect_summary_matches_table(__LINE__, conn, &s);
 	EXPECT_INT(conn, 0, "SELECT count(*) FROM passport_entries WHERE NOT processed AND dead_at IS NULL");
-	CHECK(harness_query_int(conn, "SELECT count(*) FROM dna_evolution") > 0);
-	CHECK(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics") > 0);
-	CHECK(harness_query_int(conn, "SELECT count(*) FROM media_ids WHERE version > 1") > 0);
+	ASSERT_GT_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 0);
+	ASSERT_GT_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"), 0);
+	ASSERT_GT_INT(harness_query_int(conn, "SELECT count(*) FROM media_ids WHERE version > 1"), 0);
 	/* No entry was applied twice within the first drain either. */
 	EXPECT_INT(conn, 0,
 		   "SELECT count(*) FROM (SELECT passport_entry_id FROM dna_evolution GROUP BY 1 HAVING count(*) > 1) d");
@@ -830,10 +830,10 @@ static void case_exactly_once(void)
 
 	s = DRAIN(dsn, 0);
 	EXPECT_SUMMARY(s, 0, 0, 0);
-	CHECK_EQ_INT(s.dna_rows, 0);
+	ASSERT_EQ_INT(s.dna_rows, 0);
 	after = harness_query_text(conn, state_digest_sql);
 	if (strcmp(before, after) != 0)
-		HARNESS_FAIL("the second drain changed the tables:\n  before %s\n  after  %s", before, after);
+		FAIL("the second drain changed the tables:\n  before %s\n  after  %s", before, after);
 	free(before);
 	free(after);
 	PQfinish(conn);
@@ -893,7 +893,7 @@ static void case_ordering(void)
 	for (int i = 0; i < DIM; i++)
 		biggest = fmax(biggest, fabs(want.v[i] - swapped.v[i]));
 	if (biggest < 1e-3)
-		HARNESS_FAIL("test design: the two tie orders differ by only %g", biggest);
+		FAIL("test design: the two tie orders differ by only %g", biggest);
 
 	read_embedding(conn, 1, got);
 	EXPECT_VECTOR("embedding after four entries", got, want.v, 1e-5);
@@ -966,7 +966,7 @@ static void case_late_entries(void)
 		v = (1.0 - 0.1 * 0.1 * 0.5 * 0.8) * v + 0.1 * 0.1 * 0.5 * 0.8 * -1.0;
 		v = (1.0 - 0.5 * 0.1 * 0.7 * 0.9) * v + 0.5 * 0.1 * 0.7 * 0.9 * 3.0;
 		if (fabs((double)got[0] - v) > 1e-6)
-			HARNESS_FAIL("cultural element 0 is %.9g, expected %.9g", (double)got[0], v);
+			FAIL("cultural element 0 is %.9g, expected %.9g", (double)got[0], v);
 	}
 	EXPECT_TRUE(conn, "SELECT dna_clock = %s FROM media_ids WHERE id = '%s'", at_day(30), uid(K_ROW, 1));
 	EXPECT_INT(conn, 3, "SELECT version FROM media_ids WHERE id = '%s'", uid(K_ROW, 1));
@@ -1150,7 +1150,7 @@ static void case_unknown_system(void)
 		    "SELECT processed AND last_error IS NULL AND next_attempt_at IS NULL AND processing_attempts = 1"
 		    " FROM passport_entries WHERE id = '%s'",
 		    uid(K_ENTRY, 1));
-	CHECK_EQ_INT(s.batches, 1);
+	ASSERT_EQ_INT(s.batches, 1);
 	expect_summary_matches_table(__LINE__, conn, &s);
 	EXPECT_ENTRY(conn, 2, "dead", "billing");
 	EXPECT_INT(conn, 0, "SELECT count(*) FROM coliseum_metrics WHERE passport_entry_id = '%s'", uid(K_ENTRY, 2));
@@ -1199,7 +1199,7 @@ static void case_invalid_payloads(void)
 	add_entry(conn, 12, 1, "player.track_completed", NULL, "{}", 12.0);
 	nested = malloc((size_t)depth * 6 + 2);
 	if (!nested)
-		HARNESS_FAIL("out of memory");
+		FAIL("out of memory");
 	{
 		char *p = nested;
 		for (int i = 0; i < depth; i++, p += 5)
@@ -1215,7 +1215,7 @@ static void case_invalid_payloads(void)
 	add_entry(conn, 14, 1, "player.track_completed", payload, "{}", 14.0);
 
 	s = DRAIN(dsn, 0);
-	CHECK_EQ_INT(s.batches, 1);
+	ASSERT_EQ_INT(s.batches, 1);
 	expect_summary_matches_table(__LINE__, conn, &s);
 	for (int e = 1; e <= 4; e++)
 		EXPECT_ENTRY(conn, e, "dead", "^payload:");
@@ -1340,15 +1340,15 @@ static void expect_same_dna(PGconn *a, PGconn *b, const char *phase)
 	PGresult *ra = PQexec(a, sql), *rb = PQexec(b, sql);
 
 	if (PQresultStatus(ra) != PGRES_TUPLES_OK || PQresultStatus(rb) != PGRES_TUPLES_OK)
-		HARNESS_FAIL("reading media_ids: %s%s", PQerrorMessage(a), PQerrorMessage(b));
-	CHECK_EQ_INT(PQntuples(ra), PQntuples(rb));
+		FAIL("reading media_ids: %s%s", PQerrorMessage(a), PQerrorMessage(b));
+	ASSERT_EQ_INT(PQntuples(ra), PQntuples(rb));
 	for (int r = 0; r < PQntuples(ra); r++) {
 		const char *id = PQgetvalue(ra, r, 0);
 		if (strcmp(id, PQgetvalue(rb, r, 0)) != 0)
-			HARNESS_FAIL("%s: row %d is %s in one database and %s in the other", phase, r, id, PQgetvalue(rb, r, 0));
+			FAIL("%s: row %d is %s in one database and %s in the other", phase, r, id, PQgetvalue(rb, r, 0));
 		if (strcmp(PQgetvalue(ra, r, 2), PQgetvalue(rb, r, 2)) != 0)
-			HARNESS_FAIL("%s: media_ids %s: dna_clock %s with --batch-size 1, %s with 500", phase, id,
-				     PQgetvalue(ra, r, 2), PQgetvalue(rb, r, 2));
+			FAIL("%s: media_ids %s: dna_clock %s with --batch-size 1, %s with 500", phase, id,
+			     PQgetvalue(ra, r, 2), PQgetvalue(rb, r, 2));
 		if (strcmp(PQgetvalue(ra, r, 1), PQgetvalue(rb, r, 1)) != 0) {
 			const char *x = PQgetvalue(ra, r, 1), *y = PQgetvalue(rb, r, 1);
 			const char *x_start = x + 1, *y_start = y + 1;
@@ -1364,8 +1364,8 @@ static void expect_same_dna(PGconn *a, PGconn *b, const char *phase)
 			}
 			x = x_start;
 			y = y_start;
-			HARNESS_FAIL("%s: media_ids %s: embeddings differ from element %d: '%.30s' (batch 1) vs '%.30s' (batch 500)",
-				     phase, id, element, x, y);
+			FAIL("%s: media_ids %s: embeddings differ from element %d: '%.30s' (batch 1) vs '%.30s' (batch 500)",
+			     phase, id, element, x, y);
 		}
 	}
 	PQclear(ra);
@@ -1406,27 +1406,27 @@ static void case_batch_size_determinism(void)
 	begin_case(13, "batch size 1 and 500 give bit-identical DNA (2,000 entries, then 100 late ones)");
 	a = open_case_database("bs1", true, dsn_a);
 	b = open_case_database("bs500", true, dsn_b);
-	CHECK_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(50, 40)"), 2000);
-	CHECK_EQ_INT(harness_query_int(b, "SELECT passport_test_workload(50, 40)"), 2000);
+	ASSERT_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(50, 40)"), 2000);
+	ASSERT_EQ_INT(harness_query_int(b, "SELECT passport_test_workload(50, 40)"), 2000);
 
 	sa = DRAIN(dsn_a, 1);
 	sb = DRAIN(dsn_b, 500);
-	CHECK_EQ_INT(sa.processed, sb.processed);
-	CHECK_EQ_INT(sa.failed, sb.failed);
-	CHECK_EQ_INT(sa.processed + sa.failed, 2000);
-	CHECK(sa.batches >= 2000 - sa.failed);
-	CHECK(sb.batches < sa.batches);
+	ASSERT_EQ_INT(sa.processed, sb.processed);
+	ASSERT_EQ_INT(sa.failed, sb.failed);
+	ASSERT_EQ_INT(sa.processed + sa.failed, 2000);
+	ASSERT_GE_INT(sa.batches, 2000 - sa.failed);
+	ASSERT_LT_INT(sb.batches, sa.batches);
 	expect_same_dna(a, b, "first drain");
 	ea = harness_query_text(a, evolution_digest_sql);
 	eb = harness_query_text(b, evolution_digest_sql);
 	if (strcmp(ea, eb) != 0)
-		HARNESS_FAIL("dna_evolution differs: %s (batch 1) vs %s (batch 500)", ea, eb);
-	CHECK(atol(ea) > 0);
-	CHECK(harness_query_int(a, "SELECT count(*) FROM media_ids WHERE version > 1") > 0);
+		FAIL("dna_evolution differs: %s (batch 1) vs %s (batch 500)", ea, eb);
+	ASSERT_GT_INT(atol(ea), 0);
+	ASSERT_GT_INT(harness_query_int(a, "SELECT count(*) FROM media_ids WHERE version > 1"), 0);
 	oa = harness_query_text(a, outcome_digest_sql);
 	ob = harness_query_text(b, outcome_digest_sql);
 	if (strcmp(oa, ob) != 0)
-		HARNESS_FAIL("entry outcomes or coliseum rows differ: %s vs %s", oa, ob);
+		FAIL("entry outcomes or coliseum rows differ: %s vs %s", oa, ob);
 	free(ea);
 	free(eb);
 	free(oa);
@@ -1437,17 +1437,17 @@ static void case_batch_size_determinism(void)
 	harness_exec(b, late_entries_sql);
 	sa = DRAIN(dsn_a, 1);
 	sb = DRAIN(dsn_b, 500);
-	CHECK_EQ_INT(sa.processed + sa.failed, 100);
-	CHECK_EQ_INT(sa.processed, sb.processed);
+	ASSERT_EQ_INT(sa.processed + sa.failed, 100);
+	ASSERT_EQ_INT(sa.processed, sb.processed);
 	expect_same_dna(a, b, "after the late entries");
 	ea = harness_query_text(a, evolution_digest_sql);
 	eb = harness_query_text(b, evolution_digest_sql);
 	if (strcmp(ea, eb) != 0)
-		HARNESS_FAIL("dna_evolution differs after the late entries: %s vs %s", ea, eb);
+		FAIL("dna_evolution differs after the late entries: %s vs %s", ea, eb);
 	late = harness_query_int(a, "SELECT count(*) FROM dna_evolution d JOIN passport_entries e"
 				    " ON e.id = d.passport_entry_id WHERE e.event_category = 'late' AND d.late");
 	printf("late entries applied as late: %lld of 100\n", late);
-	CHECK(late >= 50);
+	ASSERT_GE_INT(late, 50);
 	free(ea);
 	free(eb);
 	PQfinish(a);
@@ -1552,7 +1552,7 @@ static void case_null_user_not_starved(void)
 	      uid(K_ENTRY, 1), uid(K_ENTRY, 2), uid(K_USER, 1), uid(K_ENTRY, 3), uid(K_USER, 2), uid(K_ENTRY, 4),
 	      uid(K_USER, 3));
 	s = DRAIN(dsn, 2);
-	CHECK_EQ_INT(s.processed, 4);
+	ASSERT_EQ_INT(s.processed, 4);
 	/* Each batch is its own transaction, so processed_at (its now()) orders the batches. */
 	EXPECT_INT(conn, 1,
 		   "SELECT count(*) FROM passport_entries n WHERE n.id = '%s' AND n.processed_at <="
@@ -1572,9 +1572,9 @@ static void case_evolution_in_applied_order(void)
 
 	begin_case(18, "dna_evolution rows are inserted in the order they were applied");
 	conn = open_case_database("evolution_order", true, dsn);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(20, 40)"), 800);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(20, 40)"), 800);
 	(void)DRAIN(dsn, 500);
-	CHECK(harness_query_int(conn, "SELECT count(*) FROM dna_evolution") > 500);
+	ASSERT_GT_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 500);
 	EXPECT_INT(conn, 0,
 		   "SELECT count(*) FROM (SELECT event_time, passport_entry_id,"
 		   " lag(event_time) OVER w AS previous_time, lag(passport_entry_id) OVER w AS previous_entry"
@@ -1596,8 +1596,8 @@ static void case_workers_determinism(void)
 	begin_case(19, "drain --workers 4 (batches of 37) gives the same DNA, evolution and outcomes as one worker");
 	a = open_case_database("w1", true, dsn_a);
 	b = open_case_database("w4", true, dsn_b);
-	CHECK_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(50, 40)"), 2000);
-	CHECK_EQ_INT(harness_query_int(b, "SELECT passport_test_workload(50, 40)"), 2000);
+	ASSERT_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(50, 40)"), 2000);
+	ASSERT_EQ_INT(harness_query_int(b, "SELECT passport_test_workload(50, 40)"), 2000);
 	for (int phase = 0; phase < 2; phase++) {
 		if (phase == 1) {
 			harness_exec(a, late_entries_sql);
@@ -1605,28 +1605,28 @@ static void case_workers_determinism(void)
 		}
 		sa = DRAIN(dsn_a, 500);
 		sb = DRAIN_WORKERS(dsn_b, 37, 4);
-		CHECK_EQ_INT(sa.processed + sa.failed, phase == 0 ? 2000 : 100);
-		CHECK_EQ_INT(sb.processed, sa.processed);
-		CHECK_EQ_INT(sb.retrying, sa.retrying);
-		CHECK_EQ_INT(sb.dead, sa.dead);
-		CHECK(sb.batches >= (phase == 0 ? 2000 : 100) / 37);
+		ASSERT_EQ_INT(sa.processed + sa.failed, phase == 0 ? 2000 : 100);
+		ASSERT_EQ_INT(sb.processed, sa.processed);
+		ASSERT_EQ_INT(sb.retrying, sa.retrying);
+		ASSERT_EQ_INT(sb.dead, sa.dead);
+		ASSERT_GE_INT(sb.batches, (phase == 0 ? 2000 : 100) / 37);
 		expect_same_dna(a, b, phase == 0 ? "first drain" : "after the late entries");
 		ea = harness_query_text(a, evolution_digest_sql);
 		eb = harness_query_text(b, evolution_digest_sql);
 		if (strcmp(ea, eb) != 0)
-			HARNESS_FAIL("dna_evolution differs: %s (1 worker) vs %s (4 workers)", ea, eb);
+			FAIL("dna_evolution differs: %s (1 worker) vs %s (4 workers)", ea, eb);
 		oa = harness_query_text(a, outcome_digest_sql);
 		ob = harness_query_text(b, outcome_digest_sql);
 		if (strcmp(oa, ob) != 0)
-			HARNESS_FAIL("entry outcomes or coliseum rows differ: %s vs %s", oa, ob);
+			FAIL("entry outcomes or coliseum rows differ: %s vs %s", oa, ob);
 		free(ea);
 		free(eb);
 		free(oa);
 		free(ob);
 	}
-	CHECK_EQ_INT(harness_query_int(b, "SELECT count(*) FROM passport_entries WHERE NOT processed AND dead_at IS NULL"
+	ASSERT_EQ_INT(harness_query_int(b, "SELECT count(*) FROM passport_entries WHERE NOT processed AND dead_at IS NULL"
 					  " AND (next_attempt_at IS NULL OR next_attempt_at <= now())"),
-		     0);
+		      0);
 	PQfinish(a);
 	PQfinish(b);
 	end_case();
@@ -1643,13 +1643,13 @@ static void case_many_rows_in_one_batch(void)
 	begin_case(20, "one batch touching 200 DNA rows (written in chunks) gives the DNA of batches of one");
 	a = open_case_database("rows1", true, dsn_a);
 	b = open_case_database("rows500", true, dsn_b);
-	CHECK_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(200, 2)"), 400);
-	CHECK_EQ_INT(harness_query_int(b, "SELECT passport_test_workload(200, 2)"), 400);
+	ASSERT_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(200, 2)"), 400);
+	ASSERT_EQ_INT(harness_query_int(b, "SELECT passport_test_workload(200, 2)"), 400);
 	sa = DRAIN(dsn_a, 1);
 	sb = DRAIN(dsn_b, 500);
-	CHECK_EQ_INT(sb.processed, sa.processed);
+	ASSERT_EQ_INT(sb.processed, sa.processed);
 	/* On average more than one write chunk (64 rows) per batch: some batch wrote several. */
-	CHECK(sb.dna_rows > 64 * sb.batches);
+	ASSERT_GT_INT(sb.dna_rows, 64 * sb.batches);
 	expect_same_dna(a, b, "200 rows in one batch");
 	PQfinish(a);
 	PQfinish(b);
@@ -1709,6 +1709,5 @@ int main(void)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		if (wanted(cases[i].number))
 			cases[i].run();
-	printf("\nall drain cases passed\n");
-	return 0;
+	TEST_PASS();
 }

@@ -35,7 +35,7 @@ static const char *source_root(void)
 {
 	const char *root = getenv("PASSPORT_SOURCE_ROOT");
 	if (!root)
-		HARNESS_FAIL("PASSPORT_SOURCE_ROOT is not set");
+		FAIL("PASSPORT_SOURCE_ROOT is not set");
 	return root;
 }
 
@@ -48,18 +48,18 @@ static void load_sql_file_names(void)
 	snprintf(dir, sizeof dir, "%s/sql", source_root());
 	handle = opendir(dir);
 	if (!handle)
-		HARNESS_FAIL("cannot open %s: %s", dir, strerror(errno));
+		FAIL("cannot open %s: %s", dir, strerror(errno));
 	while ((entry = readdir(handle)) != NULL) {
 		if (!is_migration_name(entry->d_name))
 			continue;
-		CHECK(sql_file_count < MAX_FILES);
+		ASSERT_TRUE(sql_file_count < MAX_FILES);
 		sql_files[sql_file_count] = strdup(entry->d_name);
-		CHECK(sql_files[sql_file_count] != NULL);
+		ASSERT_TRUE(sql_files[sql_file_count] != NULL);
 		sql_file_count++;
 	}
 	closedir(handle);
 	qsort(sql_files, (size_t)sql_file_count, sizeof sql_files[0], compare_names);
-	CHECK(sql_file_count > 0);
+	ASSERT_TRUE(sql_file_count > 0);
 }
 
 static void write_file(const char *path, const char *text)
@@ -67,9 +67,9 @@ static void write_file(const char *path, const char *text)
 	FILE *file = fopen(path, "wb");
 
 	if (!file)
-		HARNESS_FAIL("cannot create %s: %s", path, strerror(errno));
-	CHECK(fwrite(text, 1, strlen(text), file) == strlen(text));
-	CHECK(fclose(file) == 0);
+		FAIL("cannot create %s: %s", path, strerror(errno));
+	ASSERT_TRUE(fwrite(text, 1, strlen(text), file) == strlen(text));
+	ASSERT_TRUE(fclose(file) == 0);
 }
 
 /*
@@ -86,24 +86,13 @@ static int migrate(char **output, const char *const *env, ...)
 	argv[argc++] = harness_migrate();
 	va_start(args, env);
 	while ((arg = va_arg(args, const char *)) != NULL) {
-		CHECK(argc < MAX_ARGS - 1);
+		ASSERT_TRUE(argc < MAX_ARGS - 1);
 		argv[argc++] = arg;
 	}
 	va_end(args);
 	argv[argc] = NULL;
 	return harness_run(argv, env, output);
 }
-
-#define CHECK_CONTAINS(haystack, needle)                                                      \
-	do {                                                                                  \
-		if (!strstr((haystack), (needle)))                                            \
-			HARNESS_FAIL("expected \"%s\" in output:\n%s", (needle), (haystack)); \
-	} while (0)
-#define CHECK_NOT_CONTAINS(haystack, needle)                                                  \
-	do {                                                                                  \
-		if (strstr((haystack), (needle)))                                             \
-			HARNESS_FAIL("unexpected \"%s\" in output:\n%s", (needle), (haystack)); \
-	} while (0)
 
 /* Count the lines of text that contain both needles. */
 static int count_lines_with(const char *text, const char *a, const char *b)
@@ -116,7 +105,7 @@ static int count_lines_with(const char *text, const char *a, const char *b)
 		size_t len = end ? (size_t)(end - line) : strlen(line);
 		char *copy = strndup(line, len);
 
-		CHECK(copy != NULL);
+		ASSERT_TRUE(copy != NULL);
 		if (strstr(copy, a) && strstr(copy, b))
 			count++;
 		free(copy);
@@ -135,8 +124,8 @@ static void expect_sqlstate(PGconn *conn, const char *sql, const char *expected)
 	if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
 		state = "00000";
 	if (!state || strcmp(state, expected) != 0)
-		HARNESS_FAIL("%s: expected SQLSTATE %s, got %s (%s)", sql, expected, state ? state : "?",
-			     PQresultErrorMessage(result));
+		FAIL("%s: expected SQLSTATE %s, got %s (%s)", sql, expected, state ? state : "?",
+		     PQresultErrorMessage(result));
 	PQclear(result);
 }
 
@@ -198,38 +187,38 @@ static void test_command_line(void)
 {
 	char *out;
 
-	CHECK_EQ_INT(migrate(&out, NULL, "--version", NULL), 0);
-	CHECK_CONTAINS(out, "passport-migrate ");
+	ASSERT_EQ_INT(migrate(&out, NULL, "--version", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "passport-migrate ");
 	free(out);
 
-	CHECK_EQ_INT(migrate(&out, NULL, "--help", NULL), 0);
-	CHECK_CONTAINS(out, "schema");
-	CHECK_CONTAINS(out, "entity-dna");
+	ASSERT_EQ_INT(migrate(&out, NULL, "--help", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "schema");
+	ASSERT_STR_CONTAINS(out, "entity-dna");
 	free(out);
 
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--help", NULL), 0);
-	CHECK_CONTAINS(out, "--dry-run");
-	CHECK_CONTAINS(out, "--sql-dir");
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--help", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "--dry-run");
+	ASSERT_STR_CONTAINS(out, "--sql-dir");
 	free(out);
 
-	CHECK_EQ_INT(migrate(&out, NULL, "entity-dna", "--help", NULL), 0);
-	CHECK_CONTAINS(out, "--refresh");
+	ASSERT_EQ_INT(migrate(&out, NULL, "entity-dna", "--help", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "--refresh");
 	free(out);
 
-	CHECK_EQ_INT(migrate(&out, NULL, "backfill", "--help", NULL), 0);
-	CHECK_CONTAINS(out, "--mark-processed");
-	CHECK_CONTAINS(out, "--max-rate");
+	ASSERT_EQ_INT(migrate(&out, NULL, "backfill", "--help", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "--mark-processed");
+	ASSERT_STR_CONTAINS(out, "--max-rate");
 	free(out);
-	CHECK_EQ_INT(migrate(&out, NULL, "verify", "--help", NULL), 0);
-	CHECK_CONTAINS(out, "--source");
+	ASSERT_EQ_INT(migrate(&out, NULL, "verify", "--help", NULL), 0);
+	ASSERT_STR_CONTAINS(out, "--source");
 	free(out);
 
-	CHECK_EQ_INT(migrate(&out, NULL, "frobnicate", NULL), 2);
-	CHECK_CONTAINS(out, "unknown command");
+	ASSERT_EQ_INT(migrate(&out, NULL, "frobnicate", NULL), 2);
+	ASSERT_STR_CONTAINS(out, "unknown command");
 	free(out);
-	CHECK_EQ_INT(migrate(&out, NULL, NULL), 2);
+	ASSERT_EQ_INT(migrate(&out, NULL, NULL), 2);
 	free(out);
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--no-such-option", NULL), 2);
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--no-such-option", NULL), 2);
 	free(out);
 }
 
@@ -246,9 +235,9 @@ static void test_connection_errors(const char *good_dsn)
 	char *out;
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dsn", bad[i], NULL), 1);
-		CHECK_CONTAINS(out, "cannot connect");
-		CHECK_NOT_CONTAINS(out, "Sup3rSecretPw");
+		ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--dsn", bad[i], NULL), 1);
+		ASSERT_STR_CONTAINS(out, "cannot connect");
+		ASSERT_STR_NOT_CONTAINS(out, "Sup3rSecretPw");
 		free(out);
 	}
 
@@ -259,13 +248,13 @@ static void test_connection_errors(const char *good_dsn)
 		const char *env_bad[] = {"PASSPORT_DATABASE_URL=host=/nonexistent-passport-dir password=EnvSecretPw", NULL};
 
 		snprintf(assignment, sizeof assignment, "PASSPORT_DATABASE_URL=%s", good_dsn);
-		CHECK_EQ_INT(migrate(&out, env_good, "schema", "--dry-run", NULL), 0);
+		ASSERT_EQ_INT(migrate(&out, env_good, "schema", "--dry-run", NULL), 0);
 		free(out);
-		CHECK_EQ_INT(migrate(&out, env_bad, "schema", "--dry-run", NULL), 1);
-		CHECK_CONTAINS(out, "PASSPORT_DATABASE_URL");
-		CHECK_NOT_CONTAINS(out, "EnvSecretPw");
+		ASSERT_EQ_INT(migrate(&out, env_bad, "schema", "--dry-run", NULL), 1);
+		ASSERT_STR_CONTAINS(out, "PASSPORT_DATABASE_URL");
+		ASSERT_STR_NOT_CONTAINS(out, "EnvSecretPw");
 		free(out);
-		CHECK_EQ_INT(migrate(&out, env_bad, "--dsn", good_dsn, "schema", "--dry-run", NULL), 0);
+		ASSERT_EQ_INT(migrate(&out, env_bad, "--dsn", good_dsn, "schema", "--dry-run", NULL), 0);
 		free(out);
 	}
 }
@@ -282,7 +271,7 @@ static void test_objects(PGconn *conn)
 			 "SELECT count(*) FROM information_schema.columns WHERE table_name = 'passport_entries' "
 			 "AND column_name = '%s'",
 			 columns[i]);
-		CHECK_EQ_INT(harness_query_int(conn, sql), 1);
+		ASSERT_EQ_INT(harness_query_int(conn, sql), 1);
 	}
 
 	/* Unique (legacy_source, legacy_id); rows without a legacy key do not collide. */
@@ -298,35 +287,35 @@ static void test_objects(PGconn *conn)
 			   "VALUES ('a.b', 'x'), ('a.b', 'x')");
 
 	/* A partial index for claiming that leaves processed and dead rows out. */
-	CHECK(harness_query_int(conn,
-				"SELECT count(*) FROM pg_index i WHERE i.indrelid = 'passport_entries'::regclass "
-				"AND i.indpred IS NOT NULL "
-				"AND pg_get_expr(i.indpred, i.indrelid) LIKE '%processed%' "
-				"AND pg_get_expr(i.indpred, i.indrelid) LIKE '%dead_at IS NULL%'") >= 1);
+	ASSERT_TRUE(harness_query_int(conn,
+				      "SELECT count(*) FROM pg_index i WHERE i.indrelid = 'passport_entries'::regclass "
+				      "AND i.indpred IS NOT NULL "
+				      "AND pg_get_expr(i.indpred, i.indrelid) LIKE '%processed%' "
+				      "AND pg_get_expr(i.indpred, i.indrelid) LIKE '%dead_at IS NULL%'") >= 1);
 
 	/* The notify trigger is AFTER INSERT FOR EACH STATEMENT (tgtype bits: 1 row, 2 before, 4 insert). */
-	CHECK_EQ_INT(harness_query_int(conn,
-				       "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'passport_entries'::regclass "
-				       "AND NOT tgisinternal AND tgtype & 1 = 0 AND tgtype & 2 = 0 AND tgtype & 4 = 4"),
-		     1);
+	ASSERT_EQ_INT(harness_query_int(conn,
+					"SELECT count(*) FROM pg_trigger WHERE tgrelid = 'passport_entries'::regclass "
+					"AND NOT tgisinternal AND tgtype & 1 = 0 AND tgtype & 2 = 0 AND tgtype & 4 = 4"),
+		      1);
 
 	{
 		char *type = harness_query_text(conn,
 						"SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
 						"WHERE attrelid = 'media_ids'::regclass AND attname = 'dna_clock'");
-		CHECK(type != NULL && strcmp(type, "timestamp with time zone") == 0);
+		ASSERT_TRUE(type != NULL && strcmp(type, "timestamp with time zone") == 0);
 		free(type);
 		type = harness_query_text(conn,
 					  "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
 					  "WHERE attrelid = 'entity_dna'::regclass AND attname = 'embedding'");
 		if (!type || strcmp(type, "real[]") != 0)
-			HARNESS_FAIL("entity_dna.embedding has type %s, expected real[]", type ? type : "(none)");
+			FAIL("entity_dna.embedding has type %s, expected real[]", type ? type : "(none)");
 		free(type);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna"), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna"), 0);
 	expect_sqlstate(conn, "INSERT INTO entity_dna (entity_type, entity_id) VALUES ('brand', gen_random_uuid())",
 			"23514");
-	CHECK(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
+	ASSERT_TRUE(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
 				      "WHERE table_name = 'dna_evolution'") >= 17);
 	harness_exec(conn, "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, "
 			   "alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial, "
@@ -361,7 +350,7 @@ static int collect_notifications(PGconn *conn, const char *channel, int expected
 		PGnotify *notify;
 		struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
 
-		CHECK(PQconsumeInput(conn) == 1);
+		ASSERT_TRUE(PQconsumeInput(conn) == 1);
 		while ((notify = PQnotifies(conn)) != NULL) {
 			if (strcmp(notify->relname, channel) == 0)
 				count++;
@@ -389,17 +378,17 @@ static void test_notify(const char *dsn)
 	/* Three rows in one statement, in the listening session itself. */
 	harness_exec(listener, "INSERT INTO passport_entries (event_type, event_category) "
 			       "VALUES ('a.b', 'x'), ('a.b', 'x'), ('a.b', 'x')");
-	CHECK_EQ_INT(collect_notifications(listener, "passport_entries", 1, 1000), 1);
+	ASSERT_EQ_INT(collect_notifications(listener, "passport_entries", 1, 1000), 1);
 
 	/* Two statements from another session: two notifications. */
 	harness_exec(writer, "INSERT INTO passport_entries (event_type, event_category) VALUES ('a.b', 'x')");
 	harness_exec(writer, "INSERT INTO passport_entries (event_type, event_category) "
 			     "SELECT 'a.b', 'x' FROM generate_series(1, 50)");
-	CHECK_EQ_INT(collect_notifications(listener, "passport_entries", 2, 3000), 2);
+	ASSERT_EQ_INT(collect_notifications(listener, "passport_entries", 2, 3000), 2);
 
 	/* A statement-level trigger fires even for zero rows; a row-level one would not. */
 	harness_exec(writer, "INSERT INTO passport_entries (event_type, event_category) SELECT 'a.b', 'x' WHERE false");
-	CHECK_EQ_INT(collect_notifications(listener, "passport_entries", 1, 3000), 1);
+	ASSERT_EQ_INT(collect_notifications(listener, "passport_entries", 1, 3000), 1);
 
 	harness_exec(writer, "DELETE FROM passport_entries");
 	PQfinish(writer);
@@ -412,7 +401,7 @@ static void test_idempotent(PGconn *conn, const char *dsn)
 	char *out, *before, *after;
 	char expected[64];
 
-	CHECK_EQ_INT(count_records(conn), sql_file_count);
+	ASSERT_EQ_INT(count_records(conn), sql_file_count);
 	for (int i = 0; i < sql_file_count; i++) {
 		char sql[512], path[4096];
 		const char *params[2];
@@ -428,21 +417,21 @@ static void test_idempotent(PGconn *conn, const char *dsn)
 			 "AND checksum = encode(sha256(convert_to($2, 'UTF8')), 'hex')",
 			 atoi(sql_files[i]));
 		result = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
-		CHECK(PQresultStatus(result) == PGRES_TUPLES_OK);
+		ASSERT_TRUE(PQresultStatus(result) == PGRES_TUPLES_OK);
 		if (strcmp(PQgetvalue(result, 0, 0), "1") != 0)
-			HARNESS_FAIL("no record of %s with its sha256", sql_files[i]);
+			FAIL("no record of %s with its sha256", sql_files[i]);
 		PQclear(result);
 		free(text);
 	}
 
 	before = records_snapshot(conn);
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--dsn", dsn, NULL), 0);
 	snprintf(expected, sizeof expected, "0 applied, %d up to date", sql_file_count);
-	CHECK_CONTAINS(out, expected);
-	CHECK_EQ_INT(count_lines_with(out, ".sql", "up to date"), sql_file_count);
+	ASSERT_STR_CONTAINS(out, expected);
+	ASSERT_EQ_INT(count_lines_with(out, ".sql", "up to date"), sql_file_count);
 	free(out);
 	after = records_snapshot(conn);
-	CHECK(strcmp(before, after) == 0);
+	ASSERT_TRUE(strcmp(before, after) == 0);
 	free(before);
 	free(after);
 }
@@ -453,33 +442,33 @@ static void test_dry_run(PGconn *conn, const char *dsn)
 	char *out;
 	char expected[64];
 
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dry-run", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--dry-run", "--dsn", dsn, NULL), 0);
 	for (int i = 0; i < sql_file_count; i++)
-		CHECK_CONTAINS(out, sql_files[i]);
-	CHECK_EQ_INT(count_lines_with(out, ".sql", "would apply"), sql_file_count);
+		ASSERT_STR_CONTAINS(out, sql_files[i]);
+	ASSERT_EQ_INT(count_lines_with(out, ".sql", "would apply"), sql_file_count);
 	free(out);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_class WHERE relname IN "
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_class WHERE relname IN "
 					     "('passport_schema_migrations', 'passport_entries', 'entity_dna', "
 					     "'dna_evolution', 'coliseum_metrics')"),
-		     0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
+		      0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
 					     "WHERE table_name = 'media_ids' AND column_name = 'dna_clock'"),
-		     0);
+		      0);
 
 	/* entity-dna before the schema: a clear failure, not a crash. */
-	CHECK_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 1);
-	CHECK_CONTAINS(out, "schema");
+	ASSERT_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 1);
+	ASSERT_STR_CONTAINS(out, "schema");
 	free(out);
 
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--dsn", dsn, NULL), 0);
 	snprintf(expected, sizeof expected, "%d applied, 0 up to date", sql_file_count);
-	CHECK_CONTAINS(out, expected);
+	ASSERT_STR_CONTAINS(out, expected);
 	free(out);
-	CHECK_EQ_INT(count_records(conn), sql_file_count);
+	ASSERT_EQ_INT(count_records(conn), sql_file_count);
 
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dry-run", "--dsn", dsn, NULL), 0);
-	CHECK_EQ_INT(count_lines_with(out, ".sql", "up to date"), sql_file_count);
-	CHECK_CONTAINS(out, "0 to apply");
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--dry-run", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(count_lines_with(out, ".sql", "up to date"), sql_file_count);
+	ASSERT_STR_CONTAINS(out, "0 to apply");
 	free(out);
 }
 
@@ -488,9 +477,9 @@ static char *copy_sql_dir(void)
 {
 	char *dir = strdup("/tmp/passport-sql-XXXXXX");
 
-	CHECK(dir != NULL);
+	ASSERT_TRUE(dir != NULL);
 	if (!mkdtemp(dir))
-		HARNESS_FAIL("mkdtemp: %s", strerror(errno));
+		FAIL("mkdtemp: %s", strerror(errno));
 	for (int i = 0; i < sql_file_count; i++) {
 		char from[4096], to[4096];
 		char *text;
@@ -535,57 +524,57 @@ static void test_changed_and_failing_files(PGconn *conn, const char *dsn)
 	snprintf(path, sizeof path, "%s/%s", dir, victim);
 	original = harness_read_file(path);
 	changed = malloc(strlen(original) + 64);
-	CHECK(changed != NULL);
+	ASSERT_TRUE(changed != NULL);
 	sprintf(changed, "%s\n-- edited after it was applied\n", original);
 	write_file(path, changed);
 	snprintf(path, sizeof path, "%s/999_probe.sql", dir);
 	write_file(path, "CREATE TABLE refused_probe (x int);\n");
 
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
-	CHECK_CONTAINS(out, victim);
-	CHECK_CONTAINS(out, "changed");
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
+	ASSERT_STR_CONTAINS(out, victim);
+	ASSERT_STR_CONTAINS(out, "changed");
 	free(out);
-	CHECK_EQ_INT(relation_exists(conn, "refused_probe"), 0);
-	CHECK_EQ_INT(count_records(conn), sql_file_count);
+	ASSERT_EQ_INT(relation_exists(conn, "refused_probe"), 0);
+	ASSERT_EQ_INT(count_records(conn), sql_file_count);
 
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--dry-run", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
-	CHECK_CONTAINS(out, victim);
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--dry-run", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
+	ASSERT_STR_CONTAINS(out, victim);
 	free(out);
 
 	/* Restored: only the new file is applied. */
 	snprintf(path, sizeof path, "%s/%s", dir, victim);
 	write_file(path, original);
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 0);
-	CHECK_CONTAINS(out, "1 applied");
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(out, "1 applied");
 	free(out);
-	CHECK_EQ_INT(relation_exists(conn, "refused_probe"), 1);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_schema_migrations "
+	ASSERT_EQ_INT(relation_exists(conn, "refused_probe"), 1);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_schema_migrations "
 					     "WHERE version = 999 AND name = '999_probe.sql'"),
-		     1);
+		      1);
 
 	/* A migration that fails half way is rolled back whole, with no record, and named. */
 	snprintf(path, sizeof path, "%s/998_broken.sql", dir);
 	write_file(path, "CREATE TABLE half_applied (x int);\n\nSELECT 1 / 0;\n");
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
-	CHECK_CONTAINS(out, "998_broken.sql");
-	CHECK_CONTAINS(out, "division by zero");
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
+	ASSERT_STR_CONTAINS(out, "998_broken.sql");
+	ASSERT_STR_CONTAINS(out, "division by zero");
 	free(out);
-	CHECK_EQ_INT(relation_exists(conn, "half_applied"), 0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_schema_migrations WHERE version = 998"), 0);
+	ASSERT_EQ_INT(relation_exists(conn, "half_applied"), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_schema_migrations WHERE version = 998"), 0);
 
 	/* A syntax error is reported with its line in the file. */
 	write_file(path, "-- a comment\nCREATE TABLE half_applied (x int);\nSELEC 1;\n");
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
-	CHECK_CONTAINS(out, "998_broken.sql failed at line 3");
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
+	ASSERT_STR_CONTAINS(out, "998_broken.sql failed at line 3");
 	free(out);
-	CHECK_EQ_INT(relation_exists(conn, "half_applied"), 0);
+	ASSERT_EQ_INT(relation_exists(conn, "half_applied"), 0);
 
 	/* Two files claiming one version are rejected before connecting. */
 	unlink(path);
 	snprintf(path, sizeof path, "%s/999_twin.sql", dir);
 	write_file(path, "SELECT 1;\n");
-	CHECK_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
-	CHECK_CONTAINS(out, "share version 999");
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--sql-dir", dir, "--dsn", dsn, NULL), 1);
+	ASSERT_STR_CONTAINS(out, "share version 999");
 	free(out);
 
 	free(original);
@@ -603,7 +592,7 @@ static void test_concurrent_runs(void)
 
 	for (int i = 0; i < 2; i++) {
 		children[i] = fork();
-		CHECK(children[i] >= 0);
+		ASSERT_TRUE(children[i] >= 0);
 		if (children[i] == 0) {
 			char *out;
 			int status = migrate(&out, NULL, "schema", "--dsn", dsn, NULL);
@@ -613,11 +602,11 @@ static void test_concurrent_runs(void)
 	}
 	for (int i = 0; i < 2; i++) {
 		int status;
-		CHECK(waitpid(children[i], &status, 0) == children[i]);
-		CHECK(WIFEXITED(status));
-		CHECK_EQ_INT(WEXITSTATUS(status), 0);
+		ASSERT_TRUE(waitpid(children[i], &status, 0) == children[i]);
+		ASSERT_TRUE(WIFEXITED(status));
+		ASSERT_EQ_INT(WEXITSTATUS(status), 0);
 	}
-	CHECK_EQ_INT(count_records(conn), sql_file_count);
+	ASSERT_EQ_INT(count_records(conn), sql_file_count);
 	PQfinish(conn);
 }
 
@@ -627,10 +616,10 @@ static void test_production_layout(void)
 	char dsn[1024];
 	PGconn *conn = harness_create_database("schema_production", "production", dsn, sizeof dsn);
 
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
 					     "WHERE table_name = 'media_engagement_log' AND column_name = 'ip_address'"),
-		     1);
-	CHECK_EQ_INT(count_records(conn), sql_file_count);
+		      1);
+	ASSERT_EQ_INT(count_records(conn), sql_file_count);
 	test_objects(conn);
 	PQfinish(conn);
 }
@@ -645,7 +634,7 @@ static double artist_vector_first(PGconn *conn, const char *artist_id)
 		 "SELECT embedding[1]::text FROM entity_dna WHERE entity_type = 'artist' AND entity_id = '%s'",
 		 artist_id);
 	text = harness_query_text(conn, sql);
-	CHECK(text != NULL);
+	ASSERT_TRUE(text != NULL);
 	value = atof(text);
 	free(text);
 	return value;
@@ -708,49 +697,49 @@ static void test_entity_dna(PGconn *conn, const char *dsn)
 		     "('track', 'a0000000-0000-0000-0000-000000000001', array_fill(7::real, ARRAY[1536]), "
 		     "  now() - interval '1 day')");
 
-	CHECK_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 0);
-	CHECK_CONTAINS(out, "entity-dna: wrote 5 artist vectors");
+	ASSERT_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(out, "entity-dna: wrote 5 artist vectors");
 	free(out);
-	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000001") == 1.0);
-	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000002") == 3.0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
+	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000001") == 1.0);
+	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000002") == 3.0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
 					     "AND entity_id = 'a0000000-0000-0000-0000-000000000003'"),
-		     0);
-	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000004") == 9.0);
-	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000005") == 5.0);
-	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000006") == 6.0);
-	CHECK_EQ_INT(artist_vector_count(conn, "a0000000-0000-0000-0000-000000000007"), 0);
-	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000008") == 8.0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist'"), 6);
+		      0);
+	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000004") == 9.0);
+	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000005") == 5.0);
+	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000006") == 6.0);
+	ASSERT_EQ_INT(artist_vector_count(conn, "a0000000-0000-0000-0000-000000000007"), 0);
+	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000008") == 8.0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist'"), 6);
 	/* The whole vector was copied, not just its first element. */
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna e, unnest(e.embedding) v "
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna e, unnest(e.embedding) v "
 					     "WHERE e.entity_id = 'a0000000-0000-0000-0000-000000000001' "
 					     "AND e.entity_type = 'artist' AND v = 1"),
-		     1536);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
+		      1536);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
 					     "AND entity_id = 'a0000000-0000-0000-0000-000000000004' "
 					     "AND updated_at < now() - interval '1 hour'"),
-		     1);
+		      1);
 
 	/* Nothing left to do. */
-	CHECK_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 0);
-	CHECK_CONTAINS(out, "entity-dna: wrote 0 artist vectors");
+	ASSERT_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(out, "entity-dna: wrote 0 artist vectors");
 	free(out);
 
 	/* --refresh rewrites every artist that has DNA, including the existing vector. */
-	CHECK_EQ_INT(migrate(&out, NULL, "entity-dna", "--refresh", "--dsn", dsn, NULL), 0);
-	CHECK_CONTAINS(out, "entity-dna: wrote 6 artist vectors");
+	ASSERT_EQ_INT(migrate(&out, NULL, "entity-dna", "--refresh", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(out, "entity-dna: wrote 6 artist vectors");
 	free(out);
-	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000004") == 4.0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
+	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000004") == 4.0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'artist' "
 					     "AND entity_id = 'a0000000-0000-0000-0000-000000000004' "
 					     "AND updated_at > now() - interval '1 hour'"),
-		     1);
-	CHECK(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000001") == 1.0);
+		      1);
+	ASSERT_TRUE(artist_vector_first(conn, "a0000000-0000-0000-0000-000000000001") == 1.0);
 	/* Other entity types are never touched. */
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'track' "
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna WHERE entity_type = 'track' "
 					     "AND embedding[1] = 7 AND updated_at < now() - interval '1 hour'"),
-		     1);
+		      1);
 }
 
 int main(void)
@@ -778,6 +767,5 @@ int main(void)
 	test_entity_dna(conn, dsn);
 
 	PQfinish(conn);
-	printf("PASS test_schema\n");
-	return 0;
+	TEST_PASS();
 }

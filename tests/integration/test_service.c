@@ -53,17 +53,6 @@
 	"((cardinality(e.affects_systems) = 0 AND e.event_type IN " list ")"                          \
 	" OR '" system "' = ANY(e.affects_systems))"
 
-#define CHECK_CONTAINS(haystack, needle)                                                              \
-	do {                                                                                          \
-		if (!strstr((haystack), (needle)))                                                    \
-			HARNESS_FAIL("expected \"%s\" in:\n%s", (needle), (haystack));                \
-	} while (0)
-#define CHECK_NOT_CONTAINS(haystack, needle)                                                          \
-	do {                                                                                          \
-		if (strstr((haystack), (needle)))                                                     \
-			HARNESS_FAIL("unexpected \"%s\" in:\n%s", (needle), (haystack));              \
-	} while (0)
-
 /* ---- time --------------------------------------------------------------------------------- */
 
 static double now_seconds(void)
@@ -99,7 +88,7 @@ static char *read_file(const char *path)
 			capacity = capacity ? capacity * 2 : 8192;
 			text = realloc(text, capacity);
 			if (!text)
-				HARNESS_FAIL("out of memory");
+				FAIL("out of memory");
 		}
 		got = file ? fread(text + len, 1, capacity - len - 1, file) : 0;
 		len += got;
@@ -115,9 +104,9 @@ static void write_file(const char *path, const char *text)
 	FILE *file = fopen(path, "w");
 
 	if (!file)
-		HARNESS_FAIL("cannot create %s: %s", path, strerror(errno));
-	CHECK(fputs(text, file) >= 0);
-	CHECK(fclose(file) == 0);
+		FAIL("cannot create %s: %s", path, strerror(errno));
+	ASSERT_GE_INT(fputs(text, file), 0);
+	ASSERT_EQ_INT(fclose(file), 0);
 }
 
 static int count_occurrences(const char *text, const char *needle)
@@ -210,7 +199,7 @@ static struct child *child_start(const char *label, const char *const argv[], co
 	pid_t parent = getpid();
 
 	if (n_children >= MAX_CHILDREN)
-		HARNESS_FAIL("too many children");
+		FAIL("too many children");
 	c = &children[n_children++];
 	memset(c, 0, sizeof(*c));
 	snprintf(c->label, sizeof c->label, "%s", label);
@@ -219,7 +208,7 @@ static struct child *child_start(const char *label, const char *const argv[], co
 	fflush(stderr);
 	c->pid = fork();
 	if (c->pid < 0)
-		HARNESS_FAIL("fork: %s", strerror(errno));
+		FAIL("fork: %s", strerror(errno));
 	if (c->pid == 0) {
 		int fd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		int null = open("/dev/null", O_RDONLY);
@@ -270,7 +259,7 @@ static struct child *daemon_start(const char *label, const char *const args[], c
 
 	argv[argc++] = harness_passportd();
 	for (int i = 0; args[i]; i++) {
-		CHECK(argc < MAX_ARGS - 1);
+		ASSERT_LT_INT(argc, MAX_ARGS - 1);
 		argv[argc++] = args[i];
 		/*
 		 * On the shared test server the daemon logs in as the least-privilege role, as in
@@ -279,7 +268,7 @@ static struct child *daemon_start(const char *label, const char *const args[], c
 		if (strcmp(args[i], "--dsn") == 0 && args[i + 1] && shared_host && *shared_host &&
 		    strstr(args[i + 1], shared_host)) {
 			harness_role_dsn(args[i + 1], "passportd", role_dsn, sizeof role_dsn);
-			CHECK(argc < MAX_ARGS - 1);
+			ASSERT_LT_INT(argc, MAX_ARGS - 1);
 			argv[argc++] = role_dsn;
 			i++;
 		}
@@ -298,7 +287,7 @@ static bool child_wait(struct child *c, double timeout)
 		pid_t got = waitpid(c->pid, &wstatus, WNOHANG);
 
 		if (got < 0 && errno != EINTR)
-			HARNESS_FAIL("waitpid(%s): %s", c->label, strerror(errno));
+			FAIL("waitpid(%s): %s", c->label, strerror(errno));
 		if (got == c->pid) {
 			c->reaped = true;
 			c->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
@@ -327,7 +316,7 @@ static void check_no_sanitizer_report(const struct child *c)
 	char *log = child_log(c);
 
 	if (strstr(log, "AddressSanitizer") || strstr(log, "LeakSanitizer") || strstr(log, "runtime error:"))
-		HARNESS_FAIL("sanitizer report in the log of %s", c->label);
+		FAIL("sanitizer report in the log of %s", c->label);
 	free(log);
 }
 
@@ -337,9 +326,9 @@ static int child_stop(struct child *c, int sig, double timeout, double *took)
 	double started = now_seconds();
 
 	if (!c->reaped && kill(c->pid, sig) != 0)
-		HARNESS_FAIL("kill(%s): %s", c->label, strerror(errno));
+		FAIL("kill(%s): %s", c->label, strerror(errno));
 	if (!child_wait(c, timeout))
-		HARNESS_FAIL("%s did not exit within %.1f s of signal %d", c->label, timeout, sig);
+		FAIL("%s did not exit within %.1f s of signal %d", c->label, timeout, sig);
 	if (took)
 		*took = now_seconds() - started;
 	check_no_sanitizer_report(c);
@@ -351,10 +340,10 @@ static void daemon_stop_ok(struct child *c)
 	int status;
 
 	if (c->reaped)
-		HARNESS_FAIL("%s exited early with status %d", c->label, c->status);
+		FAIL("%s exited early with status %d", c->label, c->status);
 	status = child_stop(c, SIGTERM, 10, NULL);
 	if (status != 0)
-		HARNESS_FAIL("%s exited with status %d after SIGTERM, expected 0", c->label, status);
+		FAIL("%s exited with status %d after SIGTERM, expected 0", c->label, status);
 }
 
 /*
@@ -371,14 +360,14 @@ static int run_passportd(char **output, double timeout, const char *const env[],
 
 	va_start(ap, label);
 	while ((arg = va_arg(ap, const char *)) != NULL) {
-		CHECK(n < MAX_ARGS - 1);
+		ASSERT_LT_INT(n, MAX_ARGS - 1);
 		args[n++] = arg;
 	}
 	va_end(ap);
 	args[n] = NULL;
 	c = daemon_start(label, args, env);
 	if (!child_wait(c, timeout))
-		HARNESS_FAIL("passportd %s did not finish within %.0f s", label, timeout);
+		FAIL("passportd %s did not finish within %.0f s", label, timeout);
 	check_no_sanitizer_report(c);
 	*output = child_log(c);
 	return c->status;
@@ -397,8 +386,8 @@ static bool wait_for_log(struct child *c, const char *needle, int count, double 
 		if (found >= count)
 			return true;
 		if (!child_alive(c))
-			HARNESS_FAIL("%s exited (status %d) while waiting for \"%s\" in its log", c->label, c->status,
-				     needle);
+			FAIL("%s exited (status %d) while waiting for \"%s\" in its log", c->label, c->status,
+			     needle);
 		if (now_seconds() >= deadline)
 			return false;
 		sleep_seconds(0.02);
@@ -408,8 +397,8 @@ static bool wait_for_log(struct child *c, const char *needle, int count, double 
 static void require_log(struct child *c, const char *needle, int count, double timeout)
 {
 	if (!wait_for_log(c, needle, count, timeout))
-		HARNESS_FAIL("\"%s\" did not appear %d time(s) in the log of %s within %.1f s", needle, count, c->label,
-			     timeout);
+		FAIL("\"%s\" did not appear %d time(s) in the log of %s within %.1f s", needle, count, c->label,
+		     timeout);
 }
 
 /* CPU time (user + system) a process has used so far, in seconds. */
@@ -422,7 +411,7 @@ static double process_cpu_seconds(pid_t pid)
 	text = read_file(path);
 	p = strrchr(text, ')');
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-		HARNESS_FAIL("cannot parse %s: %s", path, text);
+		FAIL("cannot parse %s: %s", path, text);
 	free(text);
 	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -439,7 +428,7 @@ static void append_quoted(char *buf, size_t size, const char *keyword, const cha
 			buf[len++] = '\\';
 		buf[len++] = *p;
 	}
-	CHECK(len + 2 < size);
+	ASSERT_LT_INT(len + 2, size);
 	buf[len++] = '\'';
 	buf[len] = '\0';
 }
@@ -460,11 +449,11 @@ static void exec_source_file(PGconn *conn, const char *relative)
 	char path[4096], *sql;
 
 	if (!root || !*root)
-		HARNESS_FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
+		FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
 	snprintf(path, sizeof path, "%s/%s", root, relative);
 	sql = read_file(path);
 	if (!*sql)
-		HARNESS_FAIL("cannot read %s", path);
+		FAIL("cannot read %s", path);
 	harness_exec(conn, sql);
 	free(sql);
 }
@@ -538,7 +527,7 @@ static double wait_for_sql(PGconn *conn, const char *sql, double timeout, struct
 		if (harness_query_int(conn, sql) != 0)
 			return now_seconds() - started;
 		if (watch && !child_alive(watch))
-			HARNESS_FAIL("%s exited (status %d) while waiting for: %s", watch->label, watch->status, sql);
+			FAIL("%s exited (status %d) while waiting for: %s", watch->label, watch->status, sql);
 		if (now_seconds() - started >= timeout)
 			return -1;
 		sleep_seconds(0.01);
@@ -548,7 +537,7 @@ static double wait_for_sql(PGconn *conn, const char *sql, double timeout, struct
 static void require_sql(PGconn *conn, const char *sql, double timeout, struct child *watch)
 {
 	if (wait_for_sql(conn, sql, timeout, watch) < 0)
-		HARNESS_FAIL("not true within %.1f s: %s", timeout, sql);
+		FAIL("not true within %.1f s: %s", timeout, sql);
 }
 
 /* A fan media_ids row for the user passport_test_uuid('user-<key>') (NULL embedding). */
@@ -615,30 +604,30 @@ static void check_consistent(PGconn *conn, const char *when)
 			      ROUTES_TO(MEDIAID_TYPES, "mediaid")
 			      " AND NOT EXISTS (SELECT 1 FROM dna_evolution d WHERE d.passport_entry_id = e.id)");
 	if (n != 0)
-		HARNESS_FAIL("%s: %lld processed mediaid entries have no dna_evolution row", when, n);
+		FAIL("%s: %lld processed mediaid entries have no dna_evolution row", when, n);
 	n = harness_query_int(conn, "SELECT count(*) FROM passport_entries e WHERE e.processed AND "
 			      ROUTES_TO(COLISEUM_TYPES, "coliseum")
 			      " AND NOT EXISTS (SELECT 1 FROM coliseum_metrics c WHERE c.passport_entry_id = e.id)");
 	if (n != 0)
-		HARNESS_FAIL("%s: %lld processed coliseum entries have no coliseum_metrics row", when, n);
+		FAIL("%s: %lld processed coliseum entries have no coliseum_metrics row", when, n);
 	n = harness_query_int(conn, "SELECT count(*) FROM dna_evolution d JOIN passport_entries e"
 			      " ON e.id = d.passport_entry_id WHERE NOT e.processed");
 	if (n != 0)
-		HARNESS_FAIL("%s: %lld dna_evolution rows belong to unprocessed entries (half-applied)", when, n);
+		FAIL("%s: %lld dna_evolution rows belong to unprocessed entries (half-applied)", when, n);
 	n = harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics c JOIN passport_entries e"
 			      " ON e.id = c.passport_entry_id WHERE NOT e.processed");
 	if (n != 0)
-		HARNESS_FAIL("%s: %lld coliseum_metrics rows belong to unprocessed entries (half-applied)", when, n);
+		FAIL("%s: %lld coliseum_metrics rows belong to unprocessed entries (half-applied)", when, n);
 	n = harness_query_int(conn, "SELECT count(*) - count(DISTINCT passport_entry_id) FROM dna_evolution");
 	if (n != 0)
-		HARNESS_FAIL("%s: %lld entries applied to DNA more than once", when, n);
+		FAIL("%s: %lld entries applied to DNA more than once", when, n);
 	n = harness_query_int(conn, "SELECT count(*) - count(DISTINCT passport_entry_id) FROM coliseum_metrics");
 	if (n != 0)
-		HARNESS_FAIL("%s: %lld entries counted in coliseum_metrics more than once", when, n);
+		FAIL("%s: %lld entries counted in coliseum_metrics more than once", when, n);
 	n = harness_query_int(conn, "SELECT count(*) FROM media_ids m WHERE m.dna_clock IS DISTINCT FROM"
 			      " (SELECT max(d.event_time) FROM dna_evolution d WHERE d.mediaid_id = m.id)");
 	if (n != 0)
-		HARNESS_FAIL("%s: %lld DNA rows have a clock that does not match their applied entries", when, n);
+		FAIL("%s: %lld DNA rows have a clock that does not match their applied entries", when, n);
 }
 
 static void check_all_processed(PGconn *conn, const char *when)
@@ -648,7 +637,7 @@ static void check_all_processed(PGconn *conn, const char *when)
 	if (n != 0) {
 		char *errors = harness_query_text(conn, "SELECT string_agg(DISTINCT coalesce(last_error, '(none)'), '; ')"
 						  " FROM passport_entries WHERE NOT processed");
-		HARNESS_FAIL("%s: %lld entries are not processed (errors: %s)", when, n, errors ? errors : "");
+		FAIL("%s: %lld entries are not processed (errors: %s)", when, n, errors ? errors : "");
 	}
 }
 
@@ -657,7 +646,7 @@ static PGresult *query_rows(PGconn *conn, const char *sql)
 	PGresult *res = PQexec(conn, sql);
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		HARNESS_FAIL("query failed: %s\n%s", PQresultErrorMessage(res), sql);
+		FAIL("query failed: %s\n%s", PQresultErrorMessage(res), sql);
 	return res;
 }
 
@@ -678,9 +667,9 @@ static void compare_dna(PGconn *a, PGconn *b, const char *what)
 	PGresult *ra = query_rows(a, rows_sql), *rb = query_rows(b, rows_sql);
 	int differ = 0, with_vector = 0;
 
-	CHECK_EQ_INT(PQntuples(ra), PQntuples(rb));
+	ASSERT_EQ_INT(PQntuples(ra), PQntuples(rb));
 	for (int i = 0; i < PQntuples(ra); i++) {
-		CHECK(strcmp(PQgetvalue(ra, i, 0), PQgetvalue(rb, i, 0)) == 0);
+		ASSERT_STR_EQ(PQgetvalue(ra, i, 0), PQgetvalue(rb, i, 0));
 		if (strcmp(PQgetvalue(ra, i, 1), "null") != 0)
 			with_vector++;
 		if (strcmp(PQgetvalue(ra, i, 1), PQgetvalue(rb, i, 1)) != 0 ||
@@ -693,8 +682,8 @@ static void compare_dna(PGconn *a, PGconn *b, const char *what)
 		}
 	}
 	if (differ)
-		HARNESS_FAIL("%s: %d of %d DNA rows differ", what, differ, PQntuples(ra));
-	CHECK(with_vector > 0);
+		FAIL("%s: %d of %d DNA rows differ", what, differ, PQntuples(ra));
+	ASSERT_GT_INT(with_vector, 0);
 	printf("  %s: %d DNA rows equal bit for bit\n", what, PQntuples(ra));
 	PQclear(ra);
 	PQclear(rb);
@@ -702,9 +691,9 @@ static void compare_dna(PGconn *a, PGconn *b, const char *what)
 	ra = query_rows(a, evolution_sql);
 	rb = query_rows(b, evolution_sql);
 	if (strcmp(PQgetvalue(ra, 0, 0), PQgetvalue(rb, 0, 0)) != 0)
-		HARNESS_FAIL("%s: dna_evolution counts differ: %s vs %s", what, PQgetvalue(ra, 0, 0), PQgetvalue(rb, 0, 0));
+		FAIL("%s: dna_evolution counts differ: %s vs %s", what, PQgetvalue(ra, 0, 0), PQgetvalue(rb, 0, 0));
 	if (strcmp(PQgetvalue(ra, 0, 1), PQgetvalue(rb, 0, 1)) != 0)
-		HARNESS_FAIL("%s: dna_evolution rows differ (same count %s)", what, PQgetvalue(ra, 0, 0));
+		FAIL("%s: dna_evolution rows differ (same count %s)", what, PQgetvalue(ra, 0, 0));
 	PQclear(ra);
 	PQclear(rb);
 }
@@ -728,11 +717,11 @@ static void server2_start_first(void)
 
 	snprintf(server2_dir, sizeof server2_dir, "%s/pg2", temp_dir);
 	if (pg_sh("pg_private_start \"$2\"; echo \"PORT=$PGPORT\"", NULL, &output) != 0)
-		HARNESS_FAIL("cannot start the second server:\n%s", output ? output : "");
+		FAIL("cannot start the second server:\n%s", output ? output : "");
 	port = strstr(output, "PORT=");
-	CHECK(port != NULL);
+	ASSERT_NOT_NULL(port);
 	server2_port = atoi(port + 5);
-	CHECK(server2_port > 0);
+	ASSERT_GT_INT(server2_port, 0);
 	free(output);
 }
 
@@ -742,7 +731,7 @@ static void server2_stop(const char *mode)
 
 	if (pg_sh("pg_private_as_owner \"$2\" \"$(pg_private_bindir)/pg_ctl\" -D \"$2/data\" -m \"$3\" -w -t 60 stop",
 		  mode, &output) != 0)
-		HARNESS_FAIL("pg_ctl stop -m %s failed:\n%s", mode, output ? output : "");
+		FAIL("pg_ctl stop -m %s failed:\n%s", mode, output ? output : "");
 	free(output);
 }
 
@@ -754,7 +743,7 @@ static void server2_restart(void)
 	if (pg_sh("pg_private_as_owner \"$2\" \"$(pg_private_bindir)/pg_ctl\" -D \"$2/data\" -l \"$2/server.log\""
 		  " -w -t 60 -o \"-c listen_addresses='' -c port=$3\" start",
 		  port, &output) != 0)
-		HARNESS_FAIL("pg_ctl start failed:\n%s", output ? output : "");
+		FAIL("pg_ctl start failed:\n%s", output ? output : "");
 	free(output);
 }
 
@@ -780,14 +769,14 @@ static int notify_socket_open(const char *path)
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
-		HARNESS_FAIL("socket: %s", strerror(errno));
+		FAIL("socket: %s", strerror(errno));
 	memset(&addr, 0, sizeof addr);
 	addr.sun_family = AF_UNIX;
-	CHECK(strlen(path) < sizeof addr.sun_path);
+	ASSERT_LT_INT(strlen(path), sizeof addr.sun_path);
 	strcpy(addr.sun_path, path);
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
-		HARNESS_FAIL("bind %s: %s", path, strerror(errno));
+		FAIL("bind %s: %s", path, strerror(errno));
 	return fd;
 }
 
@@ -802,7 +791,7 @@ static bool notify_receive(int fd, char *buf, size_t size, double timeout)
 		return false;
 	got = recv(fd, buf, size - 1, 0);
 	if (got < 0)
-		HARNESS_FAIL("recv: %s", strerror(errno));
+		FAIL("recv: %s", strerror(errno));
 	buf[got] = '\0';
 	return true;
 }
@@ -854,7 +843,7 @@ static void case_notify(void)
 
 		took = wait_processed(conn, id, 2.0, d);
 		if (took < 0)
-			HARNESS_FAIL("entry %s was not processed within 2 s of its insert (poll interval 30 s)", id);
+			FAIL("entry %s was not processed within 2 s of its insert (poll interval 30 s)", id);
 		snprintf(sql, sizeof sql,
 			 "SELECT round(extract(epoch FROM processed_at - created_at) * 1000)::bigint"
 			 " FROM passport_entries WHERE id = '%s'",
@@ -862,10 +851,10 @@ static void case_notify(void)
 		server_ms = harness_query_int(conn, sql);
 		printf("  notification latency: commit -> processed_at %lld ms (seen by the test after %.0f ms)\n",
 		       server_ms, (now_seconds() - started) * 1000);
-		CHECK(server_ms < 2000);
+		ASSERT_LT_INT(server_ms, 2000);
 		free(id);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 3);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 3);
 	daemon_stop_ok(d);
 	PQfinish(conn);
 }
@@ -888,14 +877,14 @@ static void case_poll(void)
 	id = insert_entry(conn, "p1", "{mediaid}");
 	took = wait_processed(conn, id, 3.0, d);
 	if (took < 0)
-		HARNESS_FAIL("--no-listen --poll-interval 0.5: entry not processed within 3 s");
+		FAIL("--no-listen --poll-interval 0.5: entry not processed within 3 s");
 	printf("  polling every 0.5 s: processed after %.2f s\n", took);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name"
 					     " = 'passportd listener' AND datname = current_database()"),
-		     0);
+		      0);
 	daemon_stop_ok(d);
 	log = child_log(d);
-	CHECK_NOT_CONTAINS(log, "listening for new entries");
+	ASSERT_STR_NOT_CONTAINS(log, "listening for new entries");
 	free(log);
 	free(id);
 
@@ -905,9 +894,9 @@ static void case_poll(void)
 	id = insert_entry(conn, "p1", "{mediaid}");
 	sleep_seconds(2.0);
 	if (entry_processed(conn, id))
-		HARNESS_FAIL("--no-listen --poll-interval 30: an entry was processed 2 s after its insert;"
-			     " the daemon must not be listening");
-	CHECK(child_alive(d));
+		FAIL("--no-listen --poll-interval 30: an entry was processed 2 s after its insert;"
+		     " the daemon must not be listening");
+	ASSERT_TRUE(child_alive(d));
 	daemon_stop_ok(d);
 	free(id);
 	PQfinish(conn);
@@ -935,8 +924,8 @@ static void case_retry(void)
 		 " FROM passport_entries WHERE id = '%s'",
 		 id);
 	if (harness_query_int(conn, sql) != 1)
-		HARNESS_FAIL("a missing media_ids row must be a retryable failure ~10 s out: %s",
-			     harness_query_text(conn, "SELECT row_to_json(e)::text FROM passport_entries e"));
+		FAIL("a missing media_ids row must be a retryable failure ~10 s out: %s",
+		     harness_query_text(conn, "SELECT row_to_json(e)::text FROM passport_entries e"));
 
 	/* The row appears; the retry is made due in 1 s. Nothing is inserted, nothing notifies. */
 	add_media_row(conn, "r1");
@@ -945,13 +934,13 @@ static void case_retry(void)
 	harness_exec(conn, sql);
 	took = wait_processed(conn, id, 4.0, d);
 	if (took < 0)
-		HARNESS_FAIL("a retry due in 1 s was not processed within 4 s (poll interval 0.5 s)");
+		FAIL("a retry due in 1 s was not processed within 4 s (poll interval 0.5 s)");
 	snprintf(sql, sizeof sql,
 		 "SELECT (processed_at >= '%s'::timestamptz AND last_error IS NULL AND next_attempt_at IS NULL)::int"
 		 " FROM passport_entries WHERE id = '%s'",
 		 due, id);
-	CHECK_EQ_INT(harness_query_int(conn, sql), 1);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 1);
+	ASSERT_EQ_INT(harness_query_int(conn, sql), 1);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 1);
 	printf("  retry processed %.2f s after it was made due in 1 s\n", took);
 	daemon_stop_ok(d);
 	free(due);
@@ -982,7 +971,7 @@ static void restart_step(PGconn *conn, int step)
 	case 1: insert_late_entries(conn, "phase2", "2026-07-01"); break;
 	case 2: harness_exec(conn, "SELECT passport_test_workload(150, 40)"); break; /* users 101..150 */
 	case 3: insert_late_entries(conn, "phase4", "2026-08-01"); break;
-	default: HARNESS_FAIL("no step %d", step);
+	default: FAIL("no step %d", step);
 	}
 }
 
@@ -1016,22 +1005,22 @@ static void restart_round(PGconn **conn, const char *dsn, struct child *d, int n
 
 	/* While it is down: writers fail, the daemon waits quietly and says so. */
 	probe = PQconnectdb(dsn);
-	CHECK(PQstatus(probe) != CONNECTION_OK);
+	ASSERT_NE_INT(PQstatus(probe), CONNECTION_OK);
 	PQfinish(probe);
 	cpu_before = process_cpu_seconds(d->pid);
 	sleep_seconds(3.0);
 	cpu_after = process_cpu_seconds(d->pid);
 	if (!child_alive(d))
-		HARNESS_FAIL("the daemon exited (status %d) while the server was down", d->status);
+		FAIL("the daemon exited (status %d) while the server was down", d->status);
 	printf("  -m %s: the daemon used %.3f s CPU in 3 s without a server\n", mode, cpu_after - cpu_before);
 	if (cpu_after - cpu_before >= 0.3)
-		HARNESS_FAIL("the daemon used %.2f s CPU in 3 s while the server was down (busy loop?)",
-			     cpu_after - cpu_before);
+		FAIL("the daemon used %.2f s CPU in 3 s while the server was down (busy loop?)",
+		     cpu_after - cpu_before);
 	log = child_log(d);
-	CHECK_CONTAINS(log, "reconnecting in");
+	ASSERT_STR_CONTAINS(log, "reconnecting in");
 	free(log);
 	if (HAVE_LIBSYSTEMD && !notify_seen(notify_fd, "STATUS=waiting for database", 2.0))
-		HARNESS_FAIL("no sd_notify STATUS= saying the daemon waits for the database");
+		FAIL("no sd_notify STATUS= saying the daemon waits for the database");
 
 	server2_restart();
 	*conn = harness_connect(dsn);
@@ -1042,7 +1031,7 @@ static void restart_round(PGconn **conn, const char *dsn, struct child *d, int n
 	took = wait_for_sql(*conn, "SELECT (NOT EXISTS (SELECT 1 FROM passport_entries WHERE NOT processed))::int", 15,
 			    d);
 	if (took < 0)
-		HARNESS_FAIL("entries not all processed within 15 s of the listener's return (-m %s)", mode);
+		FAIL("entries not all processed within 15 s of the listener's return (-m %s)", mode);
 	printf("  -m %s: all entries processed %.2f s after the last insert\n", mode, took);
 	check_consistent(*conn, mode);
 }
@@ -1074,7 +1063,7 @@ static void case_restart(void)
 	{
 		const char *argv[] = {harness_migrate(), "schema", "--dsn", dsn, NULL};
 		if (harness_run(argv, NULL, &output) != 0)
-			HARNESS_FAIL("passport-migrate schema failed on the second server");
+			FAIL("passport-migrate schema failed on the second server");
 		free(output);
 	}
 	exec_source_file(conn, "tests/sql/workload.sql");
@@ -1089,13 +1078,13 @@ static void case_restart(void)
 	daemon_stop_ok(d);
 	close(notify_fd);
 	check_all_processed(conn, "after the restarts");
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 6100);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 6100);
 
 	/* The same entries drained once, on the test server: the DNA must be identical. */
 	ref = create_database("service_restart_ref", ref_dsn, sizeof ref_dsn);
 	for (int step = 0; step < 4; step++)
 		restart_step(ref, step);
-	CHECK_EQ_INT(run_passportd(&output, 60, NULL, "restart-ref-drain", "drain", "--dsn", ref_dsn, NULL), 0);
+	ASSERT_EQ_INT(run_passportd(&output, 60, NULL, "restart-ref-drain", "drain", "--dsn", ref_dsn, NULL), 0);
 	free(output);
 	check_all_processed(ref, "reference");
 	compare_dna(conn, ref, "restarts vs one drain");
@@ -1121,12 +1110,12 @@ static void case_terminate(void)
 	require_log(d, "listener: listening for new entries", 1, 10);
 	id = insert_entry(conn, "t1", "{mediaid}");
 	if (wait_processed(conn, id, 2.0, d) < 0)
-		HARNESS_FAIL("first entry not processed");
+		FAIL("first entry not processed");
 	free(id);
 
 	killed = harness_query_int(conn, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
 				   " WHERE application_name LIKE 'passportd%' AND datname = current_database()");
-	CHECK_EQ_INT(killed, 2); /* the listener and the worker */
+	ASSERT_EQ_INT(killed, 2); /* the listener and the worker */
 	require_log(d, "listener: listening for new entries", 2, 10);
 	sleep_seconds(0.2);
 
@@ -1134,18 +1123,18 @@ static void case_terminate(void)
 	id = insert_entry(conn, "t1", "{mediaid}");
 	took = wait_processed(conn, id, 5.0, d);
 	if (took < 0)
-		HARNESS_FAIL("after pg_terminate_backend, a new entry was not processed within 5 s");
+		FAIL("after pg_terminate_backend, a new entry was not processed within 5 s");
 	printf("  first entry after the terminations processed in %.2f s\n", took);
 	free(id);
 	id = insert_entry(conn, "t1", "{mediaid}");
 	took = wait_processed(conn, id, 2.0, d);
 	if (took < 0)
-		HARNESS_FAIL("after recovering, a new entry was not processed within 2 s");
+		FAIL("after recovering, a new entry was not processed within 2 s");
 	free(id);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name"
 					     " LIKE 'passportd%' AND datname = current_database()"),
-		     2);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 3);
+		      2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 3);
 	daemon_stop_ok(d);
 	PQfinish(conn);
 }
@@ -1164,7 +1153,7 @@ static void case_sigterm(void)
 	int status;
 
 	total = harness_query_int(conn, "SELECT passport_test_workload(500, 40)");
-	CHECK_EQ_INT(total, 20000);
+	ASSERT_EQ_INT(total, 20000);
 	PQfinish(conn);
 	ref = clone_database("service_sigterm", "service_sigterm_ref", ref_dsn, sizeof ref_dsn);
 	conn = harness_connect(dsn);
@@ -1175,9 +1164,9 @@ static void case_sigterm(void)
 	processed = harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed");
 	printf("  SIGTERM: exit status %d after %.2f s, %lld of %lld entries processed\n", status, took, processed,
 	       total);
-	CHECK_EQ_INT(status, 0);
+	ASSERT_EQ_INT(status, 0);
 	if (processed >= total)
-		HARNESS_FAIL("the daemon finished all %lld entries before SIGTERM: the case tests nothing", total);
+		FAIL("the daemon finished all %lld entries before SIGTERM: the case tests nothing", total);
 	check_consistent(conn, "after SIGTERM");
 
 	d = daemon_start("sigterm-second", args, NULL);
@@ -1186,7 +1175,7 @@ static void case_sigterm(void)
 	check_all_processed(conn, "after the second daemon");
 	check_consistent(conn, "after the second daemon");
 
-	CHECK_EQ_INT(run_passportd(&output, 120, NULL, "sigterm-ref-drain", "drain", "--dsn", ref_dsn, NULL), 0);
+	ASSERT_EQ_INT(run_passportd(&output, 120, NULL, "sigterm-ref-drain", "drain", "--dsn", ref_dsn, NULL), 0);
 	free(output);
 	compare_dna(conn, ref, "interrupted run vs one drain");
 	PQfinish(ref);
@@ -1220,10 +1209,10 @@ static void check_untouched(PGconn *conn, int n, const char *when)
 	if (touched != 0) {
 		char *errors = harness_query_text(conn, "SELECT string_agg(DISTINCT coalesce(last_error, '-'), '; ')"
 						  " FROM passport_entries");
-		HARNESS_FAIL("%s: %lld of %d entries were changed by a batch that was stopped (errors: %s)", when,
-			     touched, n, errors ? errors : "");
+		FAIL("%s: %lld of %d entries were changed by a batch that was stopped (errors: %s)", when,
+		     touched, n, errors ? errors : "");
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 0);
 }
 
 static void case_stuck_batch(void)
@@ -1243,16 +1232,16 @@ static void case_stuck_batch(void)
 	start_stuck_daemon(conn, locker, dsn, &d, "stuck");
 	status = child_stop(d, SIGTERM, 8, &took);
 	printf("  SIGTERM with the batch blocked on a lock: exit status %d after %.2f s\n", status, took);
-	CHECK_EQ_INT(status, 0);
-	CHECK(took < 6);
+	ASSERT_EQ_INT(status, 0);
+	ASSERT_TRUE(took < 6);
 	log = child_log(d);
-	CHECK_CONTAINS(log, "cancel");
+	ASSERT_STR_CONTAINS(log, "cancel");
 	free(log);
 	harness_exec(locker, "ROLLBACK");
 	check_untouched(conn, 3, "one SIGTERM");
 
 	start_stuck_daemon(conn, locker, dsn, &d, "stuck-twice");
-	CHECK(kill(d->pid, SIGTERM) == 0);
+	ASSERT_EQ_INT(kill(d->pid, SIGTERM), 0);
 	sleep_seconds(0.2);
 	child_stop(d, SIGTERM, 1, &took);
 	printf("  a second SIGTERM: exit after %.2f s\n", took);
@@ -1275,9 +1264,9 @@ static void case_stuck_batch(void)
 	require_sql(conn, "SELECT count(*)::int FROM passport_entries WHERE processed AND user_id = passport_test_uuid('user-s2')",
 		    5, d);
 	sleep_seconds(1.0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'passportd worker'"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'passportd worker'"
 					     " AND wait_event_type = 'Lock' AND datname = current_database()"), 0);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
 					     " AND processing_attempts = 0 AND last_error IS NULL AND processed_at IS NULL"), 2);
 	harness_exec(locker, "COMMIT");
 	require_sql(conn, "SELECT (count(*) = 6)::int FROM passport_entries WHERE processed", 5, d);
@@ -1306,24 +1295,24 @@ static void case_log_format(void)
 	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		cJSON *object = cJSON_Parse(line);
 		if (!cJSON_IsObject(object))
-			HARNESS_FAIL("--log-format json: not a JSON object: %s", line);
-		CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "message")));
-		CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "level")));
-		CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "time")));
+			FAIL("--log-format json: not a JSON object: %s", line);
+		ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "message")));
+		ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "level")));
+		ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "time")));
 		cJSON_Delete(object);
 		lines++;
 	}
-	CHECK(lines >= 3);
+	ASSERT_GE_INT(lines, 3);
 	free(log);
 
 	d = daemon_start("log-journal", auto_args, journal_env);
 	require_log(d, "<4>", 1, 5); /* warning: cannot connect */
 	daemon_stop_ok(d);
 	log = child_log(d);
-	CHECK(strncmp(log, "<6>", 3) == 0); /* info: starting */
+	ASSERT_TRUE(strncmp(log, "<6>", 3) == 0); /* info: starting */
 	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		if (!(line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>'))
-			HARNESS_FAIL("a log line without a journald priority under systemd: %s", line);
+			FAIL("a log line without a journald priority under systemd: %s", line);
 	free(log);
 }
 
@@ -1346,19 +1335,19 @@ static void case_reload(void)
 	require_log(d, "batch_size 500", 1, 5);
 	id = insert_entry(conn, "h1", "{mediaid}");
 	if (wait_processed(conn, id, 2.0, d) < 0)
-		HARNESS_FAIL("entry not processed before the reload");
+		FAIL("entry not processed before the reload");
 	free(id);
 	log = child_log(d);
-	CHECK_NOT_CONTAINS(log, "batch: claimed"); /* a debug message */
+	ASSERT_STR_NOT_CONTAINS(log, "batch: claimed"); /* a debug message */
 	free(log);
 
 	write_file(path, "batch_size = 500\nlog_level = debug\n");
-	CHECK(kill(d->pid, SIGHUP) == 0);
+	ASSERT_EQ_INT(kill(d->pid, SIGHUP), 0);
 	require_log(d, "configuration reloaded", 1, 3);
 	require_log(d, "log_level debug", 1, 1);
 	id = insert_entry(conn, "h1", "{mediaid}");
 	if (wait_processed(conn, id, 2.0, d) < 0)
-		HARNESS_FAIL("entry not processed after the reload");
+		FAIL("entry not processed after the reload");
 	free(id);
 	require_log(d, "batch: claimed", 1, 2);
 	log = child_log(d);
@@ -1367,18 +1356,18 @@ static void case_reload(void)
 
 	/* A bad file: the reload fails and the old values stay (log_level stays debug). */
 	write_file(path, "log_level = info\nbatch_size = banana\n");
-	CHECK(kill(d->pid, SIGHUP) == 0);
+	ASSERT_EQ_INT(kill(d->pid, SIGHUP), 0);
 	require_log(d, "reload failed", 1, 3);
 	log = child_log(d);
-	CHECK_CONTAINS(log, "banana");
-	CHECK_EQ_INT(count_occurrences(log, "configuration reloaded"), 1);
+	ASSERT_STR_CONTAINS(log, "banana");
+	ASSERT_EQ_INT(count_occurrences(log, "configuration reloaded"), 1);
 	free(log);
 	id = insert_entry(conn, "h1", "{mediaid}");
 	if (wait_processed(conn, id, 2.0, d) < 0)
-		HARNESS_FAIL("entry not processed after a failed reload");
+		FAIL("entry not processed after a failed reload");
 	free(id);
 	require_log(d, "batch: claimed", claimed + 1, 2); /* still at debug level */
-	CHECK(child_alive(d));
+	ASSERT_TRUE(child_alive(d));
 	daemon_stop_ok(d);
 	PQfinish(conn);
 }
@@ -1420,21 +1409,21 @@ static void case_sd_notify(void)
 		if (strstr(buf, "WATCHDOG=1") && ready && now_seconds() <= ready_at + 1.0)
 			watchdogs++;
 	}
-	CHECK(child_alive(d));
+	ASSERT_TRUE(child_alive(d));
 	if (!ready)
-		HARNESS_FAIL("no READY=1 within 10 s");
+		FAIL("no READY=1 within 10 s");
 	if (!status)
-		HARNESS_FAIL("no STATUS= message");
+		FAIL("no STATUS= message");
 	printf("  %d WATCHDOG=1 messages in the second after READY=1 (WATCHDOG_USEC=400000)\n", watchdogs);
 	if (watchdogs < 2)
-		HARNESS_FAIL("expected WATCHDOG=1 at least twice within 1 s, got %d", watchdogs);
+		FAIL("expected WATCHDOG=1 at least twice within 1 s, got %d", watchdogs);
 
-	CHECK(kill(d->pid, SIGTERM) == 0);
+	ASSERT_EQ_INT(kill(d->pid, SIGTERM), 0);
 	if (!notify_seen(fd, "STOPPING=1", 5))
-		HARNESS_FAIL("no STOPPING=1 after SIGTERM");
+		FAIL("no STOPPING=1 after SIGTERM");
 	if (!child_wait(d, 5))
-		HARNESS_FAIL("no exit within 5 s of SIGTERM");
-	CHECK_EQ_INT(d->status, 0);
+		FAIL("no exit within 5 s of SIGTERM");
+	ASSERT_EQ_INT(d->status, 0);
 	close(fd);
 	PQfinish(conn);
 }
@@ -1450,7 +1439,7 @@ static void case_three_daemons(void)
 	char *output;
 	double started;
 
-	CHECK_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(200, 100)"), 20000);
+	ASSERT_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(200, 100)"), 20000);
 	PQfinish(a);
 	b = clone_database("service_three_a", "service_three_b", dsn_b, sizeof dsn_b);
 
@@ -1468,17 +1457,17 @@ static void case_three_daemons(void)
 		daemon_stop_ok(d[i]);
 		log = child_log(d[i]);
 		stopped = strstr(log, "stopped: ");
-		CHECK(stopped != NULL);
+		ASSERT_NOT_NULL(stopped);
 		processed = strtol(stopped + strlen("stopped: "), NULL, 10);
 		printf("  daemon %d processed %ld entries\n", i + 1, processed);
 		if (processed <= 0)
-			HARNESS_FAIL("daemon %d processed nothing: the three did not share the work", i + 1);
+			FAIL("daemon %d processed nothing: the three did not share the work", i + 1);
 		free(log);
 	}
 
 	started = now_seconds();
-	CHECK_EQ_INT(run_passportd(&output, 120, NULL, "three-drain-a", "drain", "--dsn", dsn_a, NULL), 0);
-	CHECK_CONTAINS(output, "processed 20000");
+	ASSERT_EQ_INT(run_passportd(&output, 120, NULL, "three-drain-a", "drain", "--dsn", dsn_a, NULL), 0);
+	ASSERT_STR_CONTAINS(output, "processed 20000");
 	free(output);
 	printf("  one drain took %.2f s\n", now_seconds() - started);
 
@@ -1486,8 +1475,8 @@ static void case_three_daemons(void)
 	check_all_processed(a, "drain");
 	check_all_processed(b, "three daemons");
 	check_consistent(b, "three daemons");
-	CHECK_EQ_INT(harness_query_int(a, "SELECT count(*) FROM coliseum_metrics"),
-		     harness_query_int(b, "SELECT count(*) FROM coliseum_metrics"));
+	ASSERT_EQ_INT(harness_query_int(a, "SELECT count(*) FROM coliseum_metrics"),
+		      harness_query_int(b, "SELECT count(*) FROM coliseum_metrics"));
 	compare_dna(a, b, "three daemons vs one drain");
 	PQfinish(a);
 	PQfinish(b);
@@ -1507,7 +1496,7 @@ static long status_line_value(const char *output, const char *label)
 		if (line)
 			line++;
 	}
-	HARNESS_FAIL("no line \"%s\" in status output:\n%s", label, output);
+	FAIL("no line \"%s\" in status output:\n%s", label, output);
 }
 
 static double json_number(const cJSON *object, const char *name)
@@ -1515,7 +1504,7 @@ static double json_number(const cJSON *object, const char *name)
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, name);
 
 	if (!cJSON_IsNumber(item))
-		HARNESS_FAIL("status --json: \"%s\" is missing or not a number", name);
+		FAIL("status --json: \"%s\" is missing or not a number", name);
 	return item->valuedouble;
 }
 
@@ -1544,65 +1533,66 @@ static void case_status_reprocess(void)
 		retrying[i] = insert_entry(conn, "a2", "{mediaid}"); /* no media_ids row: retrying */
 	for (int i = 0; i < 4; i++)
 		processed[i] = insert_entry(conn, "a1", "{mediaid,coliseum}");
-	CHECK_EQ_INT(run_passportd(&output, 60, NULL, "admin-drain", "drain", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(run_passportd(&output, 60, NULL, "admin-drain", "drain", "--dsn", dsn, NULL), 0);
 	free(output);
 	due = insert_entry(conn, "a1", "{mediaid}");
 
 	/* status --json */
-	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "status-json", "status", "--json", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "status-json", "status", "--json", "--dsn", dsn, NULL), 0);
 	json = cJSON_Parse(output);
 	if (!json)
-		HARNESS_FAIL("status --json printed no JSON:\n%s", output);
-	CHECK_EQ_INT(json_number(json, "due"), 1);
-	CHECK_EQ_INT(json_number(json, "retrying"), 2);
-	CHECK_EQ_INT(json_number(json, "dead"), 4);
-	CHECK_EQ_INT(json_number(json, "processed_last_hour"), 4);
-	CHECK_EQ_INT(json_number(json, "processed_last_minute"), 4);
+		FAIL("status --json printed no JSON:\n%s", output);
+	ASSERT_EQ_INT(json_number(json, "due"), 1);
+	ASSERT_EQ_INT(json_number(json, "retrying"), 2);
+	ASSERT_EQ_INT(json_number(json, "dead"), 4);
+	ASSERT_EQ_INT(json_number(json, "processed_last_hour"), 4);
+	ASSERT_EQ_INT(json_number(json, "processed_last_minute"), 4);
 	errors = cJSON_GetObjectItemCaseSensitive(json, "top_errors");
-	CHECK(cJSON_IsArray(errors));
+	ASSERT_TRUE(cJSON_IsArray(errors));
 	cJSON_ArrayForEach(item, errors)
 	{
 		const cJSON *error = cJSON_GetObjectItemCaseSensitive(item, "error");
-		CHECK(cJSON_IsString(error));
+		ASSERT_TRUE(cJSON_IsString(error));
 		if (strstr(error->valuestring, "unknown system")) {
-			CHECK(!found);
+			ASSERT_FALSE(found);
 			found = true;
-			CHECK_EQ_INT(json_number(item, "count"), 3);
+			ASSERT_EQ_INT(json_number(item, "count"), 3);
 		}
 	}
 	if (!found)
-		HARNESS_FAIL("status --json: no top error about the unknown system:\n%s", output);
+		FAIL("status --json: no top error about the unknown system:\n%s", output);
 	cJSON_Delete(json);
 	free(output);
 
 	/* plain status */
-	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "status", "status", "--dsn", dsn, NULL), 0);
-	CHECK_EQ_INT(status_line_value(output, "due:"), 1);
-	CHECK_EQ_INT(status_line_value(output, "retrying:"), 2);
-	CHECK_EQ_INT(status_line_value(output, "dead:"), 4);
-	CHECK_EQ_INT(status_line_value(output, "processed last hour:"), 4);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "status", "status", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(status_line_value(output, "due:"), 1);
+	ASSERT_EQ_INT(status_line_value(output, "retrying:"), 2);
+	ASSERT_EQ_INT(status_line_value(output, "dead:"), 4);
+	ASSERT_EQ_INT(status_line_value(output, "processed last hour:"), 4);
 	{
 		const char *line = strstr(output, "unknown system");
 		const char *start = line;
-		CHECK(line != NULL);
+		ASSERT_NOT_NULL(line);
 		while (start > output && start[-1] != '\n')
 			start--;
-		CHECK_EQ_INT(strtol(start, NULL, 10), 3);
+		ASSERT_EQ_INT(strtol(start, NULL, 10), 3);
 	}
 	free(output);
 
 	/* --dry-run lists the dead entries and changes nothing */
 	before = entry_states(conn);
-	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-dry-run", "reprocess", "--dry-run", "--dsn", dsn, NULL),
-		     0);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-dry-run", "reprocess", "--dry-run", "--dsn", dsn, NULL),
+		      0);
 	for (int i = 0; i < 4; i++)
-		CHECK_CONTAINS(output, dead[i]);
-	CHECK_NOT_CONTAINS(output, retrying[0]);
-	CHECK_NOT_CONTAINS(output, processed[0]);
-	CHECK_CONTAINS(output, "4 entries would be requeued");
+		ASSERT_STR_CONTAINS(output, dead[i]);
+	ASSERT_STR_NOT_CONTAINS(output, retrying[0]);
+	ASSERT_STR_NOT_CONTAINS(output, processed[0]);
+	ASSERT_STR_CONTAINS(output, "4 entries would be requeued");
 	free(output);
 	after = entry_states(conn);
-	CHECK(strcmp(before, after) == 0);
+	ASSERT_NOT_NULL(before);
+	ASSERT_STR_EQ(before, after);
 	free(before);
 	free(after);
 
@@ -1615,53 +1605,54 @@ static void case_status_reprocess(void)
 	harness_exec(locker, sql);
 
 	/* --error-like requeues exactly the matching dead entries, and notifies */
-	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-error-like", "reprocess", "--error-like",
-				   "%unknown system%", "--dsn", dsn, NULL),
-		     0);
-	CHECK_CONTAINS(output, "requeued 3 entries");
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-error-like", "reprocess", "--error-like",
+				    "%unknown system%", "--dsn", dsn, NULL),
+		      0);
+	ASSERT_STR_CONTAINS(output, "requeued 3 entries");
 	free(output);
 	for (int i = 0; i < 3; i++) {
 		snprintf(sql, sizeof sql,
 			 "SELECT (NOT processed AND dead_at IS NULL AND next_attempt_at IS NULL AND processing_attempts = 0"
 			 " AND last_error IS NULL)::int FROM passport_entries WHERE id = '%s'",
 			 dead[i]);
-		CHECK_EQ_INT(harness_query_int(conn, sql), 1);
+		ASSERT_EQ_INT(harness_query_int(conn, sql), 1);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"), 1);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processing_attempts = 1"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"), 1);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processing_attempts = 1"
 					     " AND next_attempt_at > now() AND NOT processed"),
-		     2);
-	CHECK(PQconsumeInput(listener));
+		      2);
+	ASSERT_TRUE(PQconsumeInput(listener));
 	notification = PQnotifies(listener);
 	if (!notification) {
 		sleep_seconds(0.2);
-		CHECK(PQconsumeInput(listener));
+		ASSERT_TRUE(PQconsumeInput(listener));
 		notification = PQnotifies(listener);
 	}
 	if (!notification)
-		HARNESS_FAIL("reprocess requeued entries without a NOTIFY on passport_entries");
+		FAIL("reprocess requeued entries without a NOTIFY on passport_entries");
 	PQfreemem(notification);
 
-	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-locked", "reprocess", "--dsn", dsn, NULL), 0);
-	CHECK_CONTAINS(output, "requeued 0 entries");
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-locked", "reprocess", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(output, "requeued 0 entries");
 	free(output);
 	snprintf(sql, sizeof sql, "SELECT (dead_at IS NOT NULL)::int FROM passport_entries WHERE id = '%s'", dead[3]);
-	CHECK_EQ_INT(harness_query_int(conn, sql), 1);
+	ASSERT_EQ_INT(harness_query_int(conn, sql), 1);
 	harness_exec(locker, "ROLLBACK");
 	PQfinish(locker);
 	PQfinish(listener);
 
 	/* A processed entry is refused and stays as it was */
 	before = entry_states(conn);
-	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-processed", "reprocess", "--id", processed[0], "--dsn",
-				   dsn, NULL),
-		     0);
-	CHECK_CONTAINS(output, "refused");
-	CHECK_CONTAINS(output, processed[0]);
-	CHECK_CONTAINS(output, "requeued 0 entries");
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-processed", "reprocess", "--id", processed[0], "--dsn",
+				    dsn, NULL),
+		      0);
+	ASSERT_STR_CONTAINS(output, "refused");
+	ASSERT_STR_CONTAINS(output, processed[0]);
+	ASSERT_STR_CONTAINS(output, "requeued 0 entries");
 	free(output);
 	after = entry_states(conn);
-	CHECK(strcmp(before, after) == 0);
+	ASSERT_NOT_NULL(before);
+	ASSERT_STR_EQ(before, after);
 	free(before);
 	free(after);
 
@@ -1669,26 +1660,26 @@ static void case_status_reprocess(void)
 	snprintf(sql, sizeof sql, "UPDATE passport_entries SET user_id = passport_test_uuid('user-a1') WHERE id = '%s'",
 		 dead[3]);
 	harness_exec(conn, sql);
-	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-now", "reprocess", "--now", "--id", dead[3], "--dsn", dsn,
-				   NULL),
-		     0);
-	CHECK_CONTAINS(output, "requeued 1 entries");
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-now", "reprocess", "--now", "--id", dead[3], "--dsn", dsn,
+				    NULL),
+		      0);
+	ASSERT_STR_CONTAINS(output, "requeued 1 entries");
 	{
 		char expected[128];
 		snprintf(expected, sizeof expected, "%s  processed", dead[3]);
-		CHECK_CONTAINS(output, expected);
+		ASSERT_STR_CONTAINS(output, expected);
 	}
 	free(output);
-	CHECK(entry_processed(conn, dead[3]));
+	ASSERT_TRUE(entry_processed(conn, dead[3]));
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM dna_evolution WHERE passport_entry_id = '%s'", dead[3]);
-	CHECK_EQ_INT(harness_query_int(conn, sql), 1);
+	ASSERT_EQ_INT(harness_query_int(conn, sql), 1);
 
 	/* --now on an entry that fails again reports it */
-	CHECK_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-now-again", "reprocess", "--now", "--id", dead[0],
-				   "--dsn", dsn, NULL),
-		     0);
-	CHECK_CONTAINS(output, "dead again");
-	CHECK_CONTAINS(output, "unknown system");
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-now-again", "reprocess", "--now", "--id", dead[0],
+				    "--dsn", dsn, NULL),
+		      0);
+	ASSERT_STR_CONTAINS(output, "dead again");
+	ASSERT_STR_CONTAINS(output, "unknown system");
 	free(output);
 
 	for (int i = 0; i < 4; i++) {
@@ -1710,24 +1701,24 @@ static void case_print_config(void)
 
 	status = run_passportd(&output, 10, NULL, "print-config", "--print-config", "--dsn",
 			       "host=/nonexistent dbname=x user=u password=secret", NULL);
-	CHECK_EQ_INT(status, 0);
-	CHECK_CONTAINS(output, "dsn = ");
-	CHECK_CONTAINS(output, "/nonexistent");
-	CHECK_NOT_CONTAINS(output, "secret");
+	ASSERT_EQ_INT(status, 0);
+	ASSERT_STR_CONTAINS(output, "dsn = ");
+	ASSERT_STR_CONTAINS(output, "/nonexistent");
+	ASSERT_STR_NOT_CONTAINS(output, "secret");
 	free(output);
 
 	status = run_passportd(&output, 10, NULL, "print-config-uri", "--print-config", "--dsn",
 			       "postgresql://u:secret@localhost:1/x", NULL);
-	CHECK_EQ_INT(status, 0);
-	CHECK_CONTAINS(output, "localhost");
-	CHECK_NOT_CONTAINS(output, "secret");
+	ASSERT_EQ_INT(status, 0);
+	ASSERT_STR_CONTAINS(output, "localhost");
+	ASSERT_STR_NOT_CONTAINS(output, "secret");
 	free(output);
 
 	/* The connection error of a command that cannot connect does not show it either. */
 	status = run_passportd(&output, 30, NULL, "status-no-server", "status", "--dsn",
 			       "host=/nonexistent port=1 user=u password=secret", NULL);
-	CHECK(status != 0);
-	CHECK_NOT_CONTAINS(output, "secret");
+	ASSERT_NE_INT(status, 0);
+	ASSERT_STR_NOT_CONTAINS(output, "secret");
 	free(output);
 }
 
@@ -1745,16 +1736,16 @@ static void case_no_server_at_start(void)
 
 	require_log(d, "worker:", 1, 5);
 	sleep_seconds(3.0);
-	CHECK(child_alive(d));
+	ASSERT_TRUE(child_alive(d));
 	daemon_stop_ok(d);
 	log = child_log(d);
-	CHECK_NOT_CONTAINS(log, "secret");
+	ASSERT_STR_NOT_CONTAINS(log, "secret");
 	attempts = count_occurrences(log, "passportd[warning]: worker:");
 	free(log);
 	printf("  %d worker connection attempts in ~3 s without a server (poll interval 0.1 s)\n", attempts);
 	if (attempts > 6)
-		HARNESS_FAIL("%d connection attempts in ~3 s: the reconnect backoff is not applied (the poll timer"
-			     " starts a pass whenever it fires)", attempts);
+		FAIL("%d connection attempts in ~3 s: the reconnect backoff is not applied (the poll timer"
+		     " starts a pass whenever it fires)", attempts);
 }
 
 /* ---- main ---------------------------------------------------------------------------------- */
@@ -1804,9 +1795,9 @@ int main(void)
 	}
 	snprintf(temp_dir, sizeof temp_dir, "/tmp/passport-service-XXXXXX");
 	if (!mkdtemp(temp_dir))
-		HARNESS_FAIL("mkdtemp: %s", strerror(errno));
+		FAIL("mkdtemp: %s", strerror(errno));
 	/* The second server runs as an unprivileged user when the test runs as root: let it in. */
-	CHECK(chmod(temp_dir, 0755) == 0);
+	ASSERT_EQ_INT(chmod(temp_dir, 0755), 0);
 	atexit(cleanup);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_fatal_signal;
@@ -1826,5 +1817,5 @@ int main(void)
 	}
 	printf("all service cases passed in %.1f s\n", now_seconds() - started);
 	all_passed = true;
-	return 0;
+	TEST_PASS();
 }
