@@ -66,7 +66,7 @@ static void expect_state(PGconn *conn, const char *role, const char *sql, const 
 	const char *got = as_role(conn, role, sql, NULL);
 
 	if (strcmp(got, expected) != 0)
-		HARNESS_FAIL("as %s, %s: SQLSTATE %s, expected %s", role, sql, got, expected);
+		FAIL("as %s, %s: SQLSTATE %s, expected %s", role, sql, got, expected);
 }
 
 static const char *const project_tables[] = {"passport_entries", "dna_evolution", "entity_dna", "coliseum_metrics",
@@ -86,23 +86,23 @@ static void check_closed_to_api_roles(PGconn *conn)
 			sql = harness_textf(conn, "SELECT 'DELETE FROM %s'", project_tables[t]);
 			expect_state(conn, roles[r], sql, "42501");
 			free(sql);
-			CHECK_EQ_INT(harness_intf(conn, "SELECT count(*) FROM pg_class WHERE oid = '%s'::regclass AND relrowsecurity",
+			ASSERT_EQ_INT(harness_intf(conn, "SELECT count(*) FROM pg_class WHERE oid = '%s'::regclass AND relrowsecurity",
 						  project_tables[t]),
 				     1);
 		}
-		CHECK_EQ_INT(harness_intf(conn, "SELECT has_sequence_privilege('%s', 'dna_evolution_id_seq', 'USAGE')::int",
+		ASSERT_EQ_INT(harness_intf(conn, "SELECT has_sequence_privilege('%s', 'dna_evolution_id_seq', 'USAGE')::int",
 					  roles[r]),
 			     0);
 	}
 	/* A privilege granted back by mistake still shows no row: row level security has no policy for them. */
-	CHECK(harness_query_int(conn, "SELECT count(*) FROM dna_evolution") > 0);
+	ASSERT_TRUE(harness_query_int(conn, "SELECT count(*) FROM dna_evolution") > 0);
 	harness_exec(conn, "GRANT SELECT ON dna_evolution, passport_entries TO authenticated");
 	{
 		long long rows;
-		CHECK(strcmp(as_role(conn, "authenticated", "SELECT count(*) FROM dna_evolution", &rows), "00000") == 0);
-		CHECK_EQ_INT(rows, 0);
-		CHECK(strcmp(as_role(conn, "authenticated", "SELECT count(*) FROM passport_entries", &rows), "00000") == 0);
-		CHECK_EQ_INT(rows, 0);
+		ASSERT_TRUE(strcmp(as_role(conn, "authenticated", "SELECT count(*) FROM dna_evolution", &rows), "00000") == 0);
+		ASSERT_EQ_INT(rows, 0);
+		ASSERT_TRUE(strcmp(as_role(conn, "authenticated", "SELECT count(*) FROM passport_entries", &rows), "00000") == 0);
+		ASSERT_EQ_INT(rows, 0);
 	}
 	harness_exec(conn, "REVOKE SELECT ON dna_evolution, passport_entries FROM authenticated");
 	printf("ok: anon and authenticated read and delete nothing of the project's\n");
@@ -124,7 +124,7 @@ static void check_project_roles_work(PGconn *conn, const char *dsn)
 	fault_dsn_with(migrate_dsn, sizeof migrate_dsn, dsn, "user", "passport_migrate");
 	{
 		const char *argv[] = {harness_migrate(), "entity-dna", "--dsn", migrate_dsn, NULL};
-		CHECK_EQ_INT(run_program(argv, &out), 0);
+		ASSERT_EQ_INT(run_program(argv, &out), 0);
 		free(out);
 	}
 	harness_exec(conn, "INSERT INTO listening_history (id, user_id, content_id, event_type, created_at)"
@@ -133,26 +133,26 @@ static void check_project_roles_work(PGconn *conn, const char *dsn)
 			   " FROM generate_series(1, 20) AS i");
 	{
 		const char *argv[] = {harness_migrate(), "backfill", "--source", "listening_history", "--dsn", migrate_dsn, NULL};
-		CHECK_EQ_INT(run_program(argv, &out), 0);
+		ASSERT_EQ_INT(run_program(argv, &out), 0);
 		free(out);
 	}
 	{
 		const char *argv[] = {harness_migrate(), "verify", "--source", "listening_history", "--dsn", migrate_dsn, NULL};
-		CHECK_EQ_INT(run_program(argv, &out), 0);
+		ASSERT_EQ_INT(run_program(argv, &out), 0);
 		free(out);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_source = 'listening_history'"),
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE legacy_source = 'listening_history'"),
 		     20);
 	{
 		const char *extra[] = {"--batch-size", "50", NULL};
-		CHECK_EQ_INT(fault_drain(daemon_dsn, extra), entries + 20);
+		ASSERT_EQ_INT(fault_drain(daemon_dsn, extra), entries + 20);
 	}
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"), 0);
-	CHECK(harness_query_int(conn, "SELECT count(*) FROM dna_evolution") > 0);
-	CHECK(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics") > 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"), 0);
+	ASSERT_TRUE(harness_query_int(conn, "SELECT count(*) FROM dna_evolution") > 0);
+	ASSERT_TRUE(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics") > 0);
 	{
 		const char *argv[] = {harness_passportd(), "status", "--dsn", daemon_dsn, NULL};
-		CHECK_EQ_INT(run_program(argv, &out), 0);
+		ASSERT_EQ_INT(run_program(argv, &out), 0);
 		free(out);
 	}
 	printf("ok: passportd and passport_migrate work as themselves under row level security\n");
@@ -190,11 +190,11 @@ static void check_upstream_policy_kept(void)
 			   "INSERT INTO events VALUES ('e0000000-0000-4000-8000-000000000001', 'a concert')");
 	{
 		const char *argv[] = {harness_migrate(), "schema", "--dsn", dsn, NULL};
-		CHECK_EQ_INT(run_program(argv, &out), 0);
+		ASSERT_EQ_INT(run_program(argv, &out), 0);
 		free(out);
 	}
 	harness_allow_role_login(conn);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_policy WHERE polrelid = 'passport_entries'::regclass"
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_policy WHERE polrelid = 'passport_entries'::regclass"
 					     " AND polname = 'users_insert'"),
 		     1);
 	expect_state(conn, "authenticated",
@@ -209,12 +209,12 @@ static void check_upstream_policy_kept(void)
 			   "         '{\"eventId\": \"e0000000-0000-4000-8000-000000000001\"}'),"
 			   "        (gen_random_uuid(), 'concierto.event_viewed', 'interaction', '{coliseum}',"
 			   "         '{\"eventId\": \"e0000000-0000-4000-8000-000000000002\"}')");
-	CHECK_EQ_INT(fault_drain(daemon_dsn, NULL), 3);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"), 3);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"
+	ASSERT_EQ_INT(fault_drain(daemon_dsn, NULL), 3);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"), 3);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"
 					     " WHERE event_id = 'e0000000-0000-4000-8000-000000000001'"),
 		     1);
-	CHECK_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"), 0);
 	PQfinish(conn);
 	printf("ok: upstream's row level security and policy on passport_entries are kept\n");
 }
@@ -233,13 +233,12 @@ int main(void)
 	harness_exec(conn, "SELECT passport_test_workload(10, 10)");
 	harness_exec(conn, "INSERT INTO passport_backfill_progress (legacy_source, window_key) VALUES ('x', 'y')");
 	harness_exec(conn, "INSERT INTO entity_dna (entity_type, entity_id) VALUES ('event', gen_random_uuid())");
-	CHECK(harness_query_int(conn, "SELECT count(*) FROM passport_schema_migrations") > 0);
+	ASSERT_TRUE(harness_query_int(conn, "SELECT count(*) FROM passport_schema_migrations") > 0);
 	check_project_roles_work(conn, dsn);
 	check_closed_to_api_roles(conn);
 	PQfinish(conn);
 
 	check_upstream_policy_kept();
 	fault_passed();
-	printf("PASS test_supabase\n");
-	return 0;
+	TEST_PASS();
 }
