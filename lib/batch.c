@@ -36,6 +36,7 @@
 #include "strbuf.h"
 #include "targets.h"
 #include "treasury.h"
+#include "vector_type.h"
 
 void batch_config_default(struct batch_config *config)
 {
@@ -64,7 +65,6 @@ void entry_fail(struct entry *entry, enum outcome outcome, const char *fmt, ...)
 struct processor *processor_create(PGconn *conn, const struct batch_config *config, struct db_error *error)
 {
 	struct processor *p = calloc(1, sizeof(*p));
-	PGresult *res;
 	bool schema_ready;
 
 	if (!p) {
@@ -87,28 +87,10 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 		goto fail;
 	}
 
-	res = db_query(p->conn,
-		    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
-		    " WHERE attrelid = 'media_ids'::regclass AND attname = 'profile_embedding' AND NOT attisdropped",
-		    0, NULL, NULL, NULL, 0, error);
-	if (!res)
+	/* vector(1536) (pgvector, in any schema) or real[], the same type in entity_dna. */
+	if (vector_type_inspect(p->conn, &p->vector_type, error) < 0)
 		goto fail;
-	if (PQntuples(res) != 1) {
-		db_error_set(error, NULL, "media_ids.profile_embedding is missing");
-		PQclear(res);
-		goto fail;
-	}
-	if (strncmp(PQgetvalue(res, 0, 0), "vector", 6) == 0) {
-		p->format = VEC_FORMAT_PGVECTOR;
-	} else if (strcmp(PQgetvalue(res, 0, 0), "real[]") == 0) {
-		p->format = VEC_FORMAT_REAL_ARRAY;
-	} else {
-		db_error_set(error, NULL, "media_ids.profile_embedding has type %s, expected vector(1536) or real[]",
-			 PQgetvalue(res, 0, 0));
-		PQclear(res);
-		goto fail;
-	}
-	PQclear(res);
+	p->format = p->vector_type.format;
 
 	if (db_query_bool(p->conn, "SELECT to_regclass('ledger_entries') IS NOT NULL", &p->has_ledger, error) < 0)
 		goto fail;

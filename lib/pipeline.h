@@ -25,6 +25,7 @@
 #include "payload.h"
 #include "tables.h"
 #include "vec.h"
+#include "vector_type.h"
 
 #define ERROR_TEXT_MAX 500  /* bytes of last_error an entry's failure may take */
 #define SET_ASIDE_MAX 256   /* users passed over for a while, see struct set_aside */
@@ -113,6 +114,7 @@ struct processor {
 	PGconn *conn;
 	struct batch_config config;
 	enum vec_format format;
+	struct vector_type vector_type; /* the vector columns' type (vector_type.h) */
 	bool has_ledger;
 	bool has_correlation_column;
 	char *claim_users_sql; /* claim.c */

@@ -2,6 +2,7 @@
 #include "db.h"
 #include "migrate.h"
 #include "migrations.h"
+#include "vector_type.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -193,8 +194,48 @@ static double elapsed_ms(const struct timespec *start)
 	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
+/*
+ * Where pgvector lives in a schema off the search path (Supabase installs it in `extensions`), a
+ * migration's transaction puts that schema at the end of its search path, so that the files'
+ * `vector(1536)` names the installed type. SET LOCAL: nothing outlives the transaction.
+ */
+static int extend_search_path(PGconn *conn, const struct vector_type *type, struct db_error *error)
+{
+	const char *params[1] = {type->schema_off_path};
+	PGresult *res;
+
+	if (!type->schema_off_path[0])
+		return 0;
+	res = db_query(conn, "SELECT set_config('search_path', current_setting('search_path') || ', ' || quote_ident($1), true)",
+		       1, params, NULL, NULL, 0, error);
+	PQclear(res);
+	return res ? 0 : -1;
+}
+
+/*
+ * The vector columns' type before anything is applied (when media_ids exists): vector(1536) in any
+ * schema or real[], and entity_dna.embedding, if it exists already, of the same type. -1 after
+ * printing why not.
+ */
+static int check_vector_columns(PGconn *conn, struct vector_type *type)
+{
+	struct db_error error;
+	bool has_media_ids;
+
+	memset(type, 0, sizeof *type);
+	if (db_query_bool(conn, "SELECT to_regclass('media_ids') IS NOT NULL", &has_media_ids, &error) < 0) {
+		migrate_error("looking for media_ids: %s", error.message);
+		return -1;
+	}
+	if (has_media_ids && vector_type_inspect(conn, type, &error) < 0) {
+		migrate_error("%s", error.message);
+		return -1;
+	}
+	return 0;
+}
+
 /* Apply one migration and its record in one transaction; rolls back and reports on failure. */
-static int apply_migration(PGconn *conn, const struct planned_migration *p)
+static int apply_migration(PGconn *conn, const struct planned_migration *p, const struct vector_type *type)
 {
 	const struct migration *m = p->migration;
 	char version[16];
@@ -206,6 +247,10 @@ static int apply_migration(PGconn *conn, const struct planned_migration *p)
 	if (db_command(conn, "BEGIN", &error) < 0) {
 		migrate_error("begin: %s", error.message);
 		return -1;
+	}
+	if (extend_search_path(conn, type, &error) < 0) {
+		migrate_error("%s: search path: %s", m->name, error.message);
+		goto rollback;
 	}
 
 	/* A script: the file's statements run as one string; an empty file is a valid migration. */
@@ -260,6 +305,7 @@ static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_
 {
 	struct planned_migration *plan = calloc(list->count, sizeof *plan);
 	size_t applied = 0, up_to_date = 0, pending = 0, changed = 0;
+	struct vector_type type;
 	int table_exists;
 	int status = MIGRATE_EXIT_FAILURE;
 
@@ -282,7 +328,7 @@ static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_
 		if (table_exists < 0)
 			goto out;
 	}
-	if (plan_migrations(conn, table_exists, list, plan) < 0)
+	if (plan_migrations(conn, table_exists, list, plan) < 0 || check_vector_columns(conn, &type) < 0)
 		goto out;
 
 	for (size_t i = 0; i < list->count; i++) {
@@ -330,7 +376,7 @@ static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_
 			continue;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &start);
-		if (apply_migration(conn, p) < 0) {
+		if (apply_migration(conn, p, &type) < 0) {
 			printf("schema: %s failed; %zu applied before it, nothing after it\n",
 			       p->migration->name, applied);
 			goto out;
@@ -339,6 +385,11 @@ static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_
 		printf("  %03d  %-40s applied (%.0f ms)\n", p->migration->version, p->migration->name,
 		       elapsed_ms(&start));
 		fflush(stdout);
+	}
+	/* entity_dna exists now: it must have the type of profile_embedding (a table kept from before may not). */
+	if (check_vector_columns(conn, &type) < 0) {
+		printf("schema: %zu applied, %zu up to date, but the vector columns do not match\n", applied, up_to_date);
+		goto out;
 	}
 	printf("schema: %zu applied, %zu up to date\n", applied, up_to_date);
 	status = MIGRATE_EXIT_OK;
