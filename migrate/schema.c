@@ -456,7 +456,11 @@ int schema_main(struct migrate_globals *globals, int argc, char **argv)
 		migration_list_finish(&list);
 		return MIGRATE_EXIT_FAILURE;
 	}
-	status = run_schema(conn, &list, dry_run);
+	/* The schema lock is a session lock (a dry run takes none). */
+	if (!dry_run && migrate_require_session(conn, globals, "schema") < 0)
+		status = MIGRATE_EXIT_FAILURE;
+	else
+		status = run_schema(conn, &list, dry_run);
 	PQfinish(conn); /* also releases the advisory lock */
 	migration_list_finish(&list);
 	return status;

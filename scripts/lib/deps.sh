@@ -7,7 +7,7 @@
 PASSPORT_DEB_PACKAGES=(
 	build-essential pkg-config meson ninja-build
 	libpq-dev libuv1-dev libcjson-dev libopenblas-dev libsystemd-dev
-	postgresql-15 postgresql-client-15
+	postgresql-15 postgresql-client-15 pgbouncer
 	python3 clang libclang-rt-14-dev valgrind
 )
 
