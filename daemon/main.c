@@ -15,6 +15,10 @@
 #include "log.h"
 #include "service.h"
 
+/*
+ * The subcommands other than `run` (which handles its signals inside its loop): the first
+ * SIGTERM or SIGINT sets stop_requested, which drain reads between batches; a second one exits.
+ */
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int signo)
