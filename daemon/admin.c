@@ -8,28 +8,29 @@
 #include <cjson/cJSON.h>
 
 #include "batch.h"
+#include "claim.h"
 #include "db.h"
 #include "log.h"
 #include "payload.h"
 
-static PGresult *run_query(PGconn *conn, const char *sql, int nparams, const char *const *values)
+/* Run one statement with text parameters and text results (db_query); NULL with error set on failure. */
+static PGresult *admin_query(PGconn *conn, const char *sql, int nparams, const char *const *values,
+			     struct db_error *error)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
-	char err[512];
-
-	if (!res || (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
-		db_error_text(conn, res, err, sizeof(err));
-		fprintf(stderr, "passportd: %s\n", err);
-		PQclear(res);
-		return NULL;
-	}
-	return res;
+	return db_query(conn, sql, nparams, values, NULL, NULL, 0, error);
 }
 
-static PGconn *admin_connect(const struct config *config, const char *name)
+/* The subcommands report a database error on stderr, prefixed with the program's name. */
+static void print_error(const struct db_error *error)
+{
+	fprintf(stderr, "passportd: %s\n", error->message);
+}
+
+/* Connect for a subcommand under application_name; on failure the reason is printed and NULL returned. */
+static PGconn *admin_connect(const struct config *config, const char *application_name)
 {
 	struct db_error error;
-	PGconn *conn = db_connect(config->dsn, name, &error);
+	PGconn *conn = db_connect(config->dsn, application_name, &error);
 
 	if (!conn)
 		fprintf(stderr, "passportd: cannot connect to the database: %s\n", error.message);
@@ -45,35 +46,39 @@ int admin_status(const struct config *config, bool json)
 {
 	PGconn *conn = admin_connect(config, "passportd status");
 	PGresult *counts = NULL, *recent = NULL, *errors = NULL, *backlog = NULL;
+	struct db_error error;
 	int rc = 1;
 
 	if (!conn)
 		return 1;
-	counts = run_query(conn,
-			   "SELECT count(*) FILTER (WHERE dead_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= now())),"
-			   " count(*) FILTER (WHERE dead_at IS NULL AND next_attempt_at > now()),"
-			   " count(*) FILTER (WHERE dead_at IS NOT NULL),"
-			   " extract(epoch FROM now() - min(\"timestamp\") FILTER (WHERE dead_at IS NULL"
-			   "   AND (next_attempt_at IS NULL OR next_attempt_at <= now())))"
-			   " FROM passport_entries WHERE NOT processed",
-			   0, NULL);
-	recent = counts ? run_query(conn,
-				    "SELECT count(*) FILTER (WHERE processed_at > now() - interval '1 minute'), count(*)"
-				    " FROM passport_entries WHERE processed_at > now() - interval '1 hour'",
-				    0, NULL)
+	counts = admin_query(conn,
+			     "SELECT count(*) FILTER (WHERE dead_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= now())),"
+			     " count(*) FILTER (WHERE dead_at IS NULL AND next_attempt_at > now()),"
+			     " count(*) FILTER (WHERE dead_at IS NOT NULL),"
+			     " extract(epoch FROM now() - min(\"timestamp\") FILTER (WHERE dead_at IS NULL"
+			     "   AND (next_attempt_at IS NULL OR next_attempt_at <= now())))"
+			     " FROM passport_entries WHERE NOT processed",
+			     0, NULL, &error);
+	recent = counts ? admin_query(conn,
+				      "SELECT count(*) FILTER (WHERE processed_at > now() - interval '1 minute'), count(*)"
+				      " FROM passport_entries WHERE processed_at > now() - interval '1 hour'",
+				      0, NULL, &error)
 			: NULL;
-	errors = recent ? run_query(conn,
-				    "SELECT left(last_error, 200), count(*) FROM passport_entries"
-				    " WHERE NOT processed AND last_error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
-				    0, NULL)
+	errors = recent ? admin_query(conn,
+				      "SELECT left(last_error, 200), count(*) FROM passport_entries"
+				      " WHERE NOT processed AND last_error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+				      0, NULL, &error)
 			: NULL;
-	backlog = errors ? run_query(conn,
-				     "SELECT event_type, count(*) FROM passport_entries"
-				     " WHERE NOT processed AND dead_at IS NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20",
-				     0, NULL)
+	backlog = errors ? admin_query(conn,
+				       "SELECT event_type, count(*) FROM passport_entries"
+				       " WHERE NOT processed AND dead_at IS NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20",
+				       0, NULL, &error)
 			 : NULL;
-	if (!backlog)
+	if (!backlog) {
+		/* error holds the reason of whichever query failed; the ones after it did not run. */
+		print_error(&error);
 		goto done;
+	}
 
 	if (json) {
 		cJSON *out = cJSON_CreateObject(), *list;
@@ -177,6 +182,7 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 	char limit[24];
 	int rc = 1;
 	struct processor *processor = NULL;
+	struct db_error error;
 
 	for (int i = 0; i < options->n_ids; i++) {
 		uuid_text canonical;
@@ -207,24 +213,28 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 
 	if (options->n_ids > 0) {
 		/* Say which of the given ids are refused because they were already processed. */
-		res = run_query(conn, "SELECT id::text FROM passport_entries WHERE id = ANY($1::uuid[]) AND processed ORDER BY 1",
-				1, values);
-		if (!res)
+		res = admin_query(conn, "SELECT id::text FROM passport_entries WHERE id = ANY($1::uuid[]) AND processed ORDER BY 1",
+				    1, values, &error);
+		if (!res) {
+			print_error(&error);
 			goto done;
+		}
 		for (int i = 0; i < PQntuples(res); i++)
 			printf("refused %s: already processed (entries are never applied twice)\n", PQgetvalue(res, i, 0));
 		PQclear(res);
 	}
 
 	if (options->dry_run) {
-		res = run_query(conn,
-				"SELECT e.id::text, e.event_type, coalesce(e.user_id::text, '-'), e.processing_attempts,"
-				" CASE WHEN e.dead_at IS NOT NULL THEN 'dead' WHEN e.next_attempt_at > now() THEN 'retrying'"
-				" ELSE 'due' END, coalesce(e.last_error, '')" REPROCESS_FILTER
-				" ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint",
-				7, values);
-		if (!res)
+		res = admin_query(conn,
+				  "SELECT e.id::text, e.event_type, coalesce(e.user_id::text, '-'), e.processing_attempts,"
+				  " CASE WHEN e.dead_at IS NOT NULL THEN 'dead' WHEN e.next_attempt_at > now() THEN 'retrying'"
+				  " ELSE 'due' END, coalesce(e.last_error, '')" REPROCESS_FILTER
+				  " ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint",
+				  7, values, &error);
+		if (!res) {
+			print_error(&error);
 			goto done;
+		}
 		for (int i = 0; i < PQntuples(res); i++)
 			printf("%s  %-32s user %s  %s after %s attempts  %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 			       PQgetvalue(res, i, 2), PQgetvalue(res, i, 4), PQgetvalue(res, i, 3), PQgetvalue(res, i, 5));
@@ -235,27 +245,31 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 	}
 
 	/* Rows another process holds (a worker mid-batch) are skipped, never waited for or touched. */
-	res = run_query(conn,
-			"WITH picked AS (SELECT e.id" REPROCESS_FILTER
-			" ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint FOR UPDATE OF e SKIP LOCKED)"
-			" UPDATE passport_entries p SET dead_at = NULL, next_attempt_at = NULL, processing_attempts = 0,"
-			" last_error = NULL FROM picked WHERE p.id = picked.id RETURNING p.id::text",
-			7, values);
-	if (!res)
+	res = admin_query(conn,
+			  "WITH picked AS (SELECT e.id" REPROCESS_FILTER
+			  " ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint FOR UPDATE OF e SKIP LOCKED)"
+			  " UPDATE passport_entries p SET dead_at = NULL, next_attempt_at = NULL, processing_attempts = 0,"
+			  " last_error = NULL FROM picked WHERE p.id = picked.id RETURNING p.id::text",
+			  7, values, &error);
+	if (!res) {
+		print_error(&error);
 		goto done;
+	}
 	printf("requeued %d entries\n", PQntuples(res));
 	if (PQntuples(res) > 0) {
-		PGresult *notify = run_query(conn, "SELECT pg_notify('passport_entries', '')", 0, NULL);
+		/* Wake the running daemons; a failure is reported, but the entries are requeued anyway. */
+		PGresult *notify = admin_query(conn, "SELECT pg_notify('" PASSPORT_CHANNEL "', '')", 0, NULL, &error);
+		if (!notify)
+			print_error(&error);
 		PQclear(notify);
 	}
 	if (options->now && PQntuples(res) > 0) {
 		struct batch_config batch;
-		struct db_error error;
 
 		config_to_batch(config, &batch);
 		processor = processor_create(conn, &batch, &error);
 		if (!processor) {
-			fprintf(stderr, "passportd: %s\n", error.message);
+			print_error(&error);
 			PQclear(res);
 			goto done;
 		}
@@ -274,8 +288,10 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 				printf("%s  processed\n", id);
 			} else {
 				const char *one[1] = {id};
-				PGresult *why = run_query(conn, "SELECT coalesce(last_error, '') FROM passport_entries WHERE id = $1::uuid",
-							  1, one);
+				PGresult *why = admin_query(conn, "SELECT coalesce(last_error, '') FROM passport_entries WHERE id = $1::uuid",
+							      1, one, &error);
+				if (!why)
+					print_error(&error);
 				printf("%s  %s: %s\n", id, totals.dead ? "dead again" : "failed, will retry",
 				       why && PQntuples(why) ? PQgetvalue(why, 0, 0) : "");
 				PQclear(why);

@@ -1,27 +1,24 @@
-/* passportd: the command line, and the drain subcommand (process everything due, then exit). */
-#include <errno.h>
+/* passportd: the command line (options, help, the configuration) and the dispatch to a subcommand. */
 #include <getopt.h>
 #include <malloc.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
-#include "batch.h"
 #include "build_config.h"
 #include "config.h"
 #include "db.h"
-#include "entity_cache.h"
+#include "drain.h"
 #include "log.h"
 #include "service.h"
-#include "tables.h"
 
-#define DRAIN_BUSY_LIMIT_SECONDS 10
-
+/*
+ * The subcommands other than `run` (which handles its signals inside its loop): the first
+ * SIGTERM or SIGINT sets stop_requested, which drain reads between batches; a second one exits.
+ */
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int signo)
@@ -50,8 +47,31 @@ static void options_finish(struct options *opt)
 	opt->dsn_copy = NULL;
 }
 
+/*
+ * "a, b, c (default) or d": the choices of an option, its default in the table marked. names ends
+ * with NULL.
+ */
+static void choices_text(char *out, size_t size, const char *const *names, const char *default_value)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; names[i] && used < size; i++) {
+		const char *separator = i == 0 ? "" : names[i + 1] ? ", " : " or ";
+		used += (size_t)snprintf(out + used, size - used, "%s%s%s", separator, names[i],
+					 strcmp(names[i], default_value) == 0 ? " (default)" : "");
+	}
+}
+
+/* The help text; every default it shows comes from the option table (config_options[]). */
 static void usage(FILE *out)
 {
+	static const char *const log_levels[] = {"error", "warning", "notice", "info", "debug", NULL};
+	static const char *const log_formats[] = {"auto", "plain", "journal", "json", NULL};
+	char levels[128], formats[128];
+
+	choices_text(levels, sizeof(levels), log_levels, config_default("log_level"));
+	choices_text(formats, sizeof(formats), log_formats, config_default("log_format"));
 	fprintf(out,
 		"Usage: passportd [OPTIONS] [COMMAND]\n"
 		"\n"
@@ -69,15 +89,15 @@ static void usage(FILE *out)
 		"  -d, --dsn DSN            connection string or URI; else $PASSPORT_DATABASE_URL, else\n"
 		"                           libpq's environment (PGHOST, PGSERVICE, PGPASSFILE, ...)\n"
 		"  -c, --config FILE        config file (default " CONFIG_DEFAULT_PATH ", optional)\n"
-		"  -b, --batch-size N       entries per batch (default 500)\n"
+		"  -b, --batch-size N       entries per batch (default %s)\n"
 		"  -j, --workers N          drain: work with N connections in parallel, each on other\n"
-		"                           users (default 1; more than the server's cores do not help)\n"
-		"      --poll-interval SEC  poll for retries and missed notifications (default 5)\n"
+		"                           users (default %s; more than the server's cores do not help)\n"
+		"      --poll-interval SEC  poll for retries and missed notifications (default %s)\n"
 		"      --no-listen          poll only: for transaction poolers, where LISTEN does not work\n"
-		"      --systems LIST       enabled systems (default mediaid,coliseum,treasury)\n"
-		"      --max-attempts N     failed attempts before an entry is dead (default 5)\n"
-		"      --log-level LEVEL    error, warning, notice, info (default) or debug\n"
-		"      --log-format FORMAT  auto (default), plain, journal or json\n"
+		"      --systems LIST       enabled systems (default %s)\n"
+		"      --max-attempts N     failed attempts before an entry is dead (default %s)\n"
+		"      --log-level LEVEL    %s\n"
+		"      --log-format FORMAT  %s\n"
 		"      --print-config       print the effective configuration (no password) and exit\n"
 		"      --json               status: print one JSON object\n"
 		"  -h, --help               show this help\n"
@@ -96,7 +116,9 @@ static void usage(FILE *out)
 		"\n"
 		"Exit status: 0 when the command did its work (failed entries are recorded on the\n"
 		"entries, not an error), 1 when it could not run (bad options, database unreachable,\n"
-		"schema missing).\n");
+		"schema missing).\n",
+		config_default("batch_size"), config_default("workers"), config_default("poll_interval"),
+		config_default("systems"), config_default("max_attempts"), levels, formats);
 }
 
 enum {
@@ -243,240 +265,6 @@ static int parse_options(int argc, char **argv, struct options *opt)
 	return 0;
 }
 
-int config_load(struct config *config, const struct config_sources *sources, char *err, size_t errlen)
-{
-	if (config_read_file(config, sources->path, sources->path_required, err, errlen) < 0 ||
-	    config_read_environment(config, err, errlen) < 0)
-		return -1;
-	for (int i = 0; i < sources->n_overrides; i++) {
-		char reason[256];
-		if (config_set(config, sources->override_names[i], sources->override_values[i], reason, sizeof(reason)) < 0) {
-			snprintf(err, errlen, "%s", reason);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_seconds(double seconds)
-{
-	struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-	nanosleep(&ts, NULL);
-}
-
-/* What drain's workers share. */
-struct drain_shared {
-	const struct config *config;
-	struct entity_cache *entities; /* target vectors, one cache for all workers */
-	pthread_mutex_t mutex;
-	int active; /* workers still running (under mutex) */
-};
-
-/* One drain worker: its own connection, its own users (held with advisory locks). */
-struct drain_worker {
-	struct drain_shared *shared;
-	pthread_t thread;
-	PGconn *conn;
-	struct processor *processor;
-	struct batch_totals totals;
-	bool failed;         /* stopped on an error it could not get past */
-	bool held_elsewhere; /* stopped while other sessions held the remaining entries */
-};
-
-/* Connect and inspect the schema, retrying a lost server a few times with growing pauses. */
-static int drain_connect(struct drain_worker *w, int tries)
-{
-	const struct config *config = w->shared->config;
-	struct db_error error;
-	double pause = 0.5;
-
-	for (int attempt = 1;; attempt++) {
-		w->conn = db_connect(config->dsn, "passportd drain", &error);
-		if (w->conn) {
-			struct batch_config batch;
-			config_to_batch(config, &batch);
-			batch.shared_entities = w->shared->entities;
-			w->processor = processor_create(w->conn, &batch, &error);
-			if (w->processor)
-				return 0;
-			PQfinish(w->conn);
-			w->conn = NULL;
-			log_error("%s", error.message);
-			return -1; /* a schema problem does not go away by waiting */
-		}
-		if (attempt >= tries || stop_requested) {
-			log_error("cannot connect to the database: %s", error.message);
-			return -1;
-		}
-		log_warning("cannot connect to the database (%s); retrying in %.1f s", error.message, pause);
-		sleep_seconds(pause);
-		pause = pause * 2 > 8 ? 8 : pause * 2;
-	}
-}
-
-static void drain_disconnect(struct drain_worker *w)
-{
-	processor_destroy(w->processor);
-	PQfinish(w->conn);
-	w->processor = NULL;
-	w->conn = NULL;
-}
-
-static int drain_siblings_active(struct drain_shared *shared)
-{
-	int active;
-
-	pthread_mutex_lock(&shared->mutex);
-	active = shared->active - 1;
-	pthread_mutex_unlock(&shared->mutex);
-	return active;
-}
-
-/* Batches until nothing is due (or a stop signal, or an error it cannot get past). */
-static void *drain_work(void *arg)
-{
-	struct drain_worker *w = arg;
-	struct db_error error;
-	int status, reconnects = 0;
-	double busy_since = 0;
-
-	if (!w->conn && drain_connect(w, 3) < 0) {
-		w->failed = true;
-		goto done;
-	}
-	while (!stop_requested) {
-		status = processor_run_batch(w->processor, &w->totals, &error);
-		if (status == BATCH_EMPTY)
-			break;
-		if (status == BATCH_BUSY) {
-			/*
-			 * Due entries are held by other sessions (other daemons, or this drain's other
-			 * workers, finish them soon). Wait for them a while, but do not wait forever on a
-			 * session that keeps a lock; while other workers of this drain still run, leave the
-			 * rest to them.
-			 */
-			if (busy_since == 0)
-				busy_since = now_seconds();
-			if (now_seconds() - busy_since > DRAIN_BUSY_LIMIT_SECONDS) {
-				if (drain_siblings_active(w->shared) > 0)
-					break;
-				log_warning("stopping: the remaining due entries have been held by other sessions for %d s",
-					    DRAIN_BUSY_LIMIT_SECONDS);
-				w->held_elsewhere = true;
-				break;
-			}
-			sleep_seconds(0.05);
-			continue;
-		}
-		busy_since = 0;
-		if (status == BATCH_ERROR) {
-			if (!db_connection_lost(w->conn) || ++reconnects > 5) {
-				log_error("batch failed: %s", error.message);
-				w->failed = true;
-				break;
-			}
-			log_warning("lost the database connection (%s); reconnecting", error.message);
-			drain_disconnect(w);
-			if (drain_connect(w, 10) < 0) {
-				w->failed = true;
-				break;
-			}
-			continue;
-		}
-		log_debug("batch done: %ld processed so far", w->totals.processed);
-	}
-done:
-	drain_disconnect(w);
-	pthread_mutex_lock(&w->shared->mutex);
-	w->shared->active--;
-	pthread_mutex_unlock(&w->shared->mutex);
-	return NULL;
-}
-
-static int command_drain(const struct config *config)
-{
-	struct drain_shared shared = {.config = config};
-	struct drain_worker *workers;
-	struct batch_totals totals = {0};
-	double started = now_seconds(), elapsed;
-	int n = config->workers > 0 ? config->workers : 1, started_workers = 0;
-	bool failed = false, held_elsewhere = false;
-
-	workers = calloc((size_t)n, sizeof(*workers));
-	shared.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
-	if (!workers || !shared.entities) {
-		log_error("out of memory");
-		free(workers);
-		entity_cache_destroy(shared.entities);
-		return 1;
-	}
-	pthread_mutex_init(&shared.mutex, NULL);
-	for (int i = 0; i < n; i++)
-		workers[i].shared = &shared;
-	/* The first connection in this thread: a server that cannot be reached is reported once. */
-	if (drain_connect(&workers[0], 3) < 0) {
-		free(workers);
-		entity_cache_destroy(shared.entities);
-		pthread_mutex_destroy(&shared.mutex);
-		return 1;
-	}
-	log_info("draining with %d worker%s, batches of %d (%s columns)", n, n == 1 ? "" : "s", config->batch_size,
-		 processor_vector_format(workers[0].processor) == VEC_FORMAT_PGVECTOR ? "vector" : "real[]");
-	shared.active = n;
-	for (int i = 0; i < n; i++) {
-		int rc = pthread_create(&workers[i].thread, NULL, drain_work, &workers[i]);
-		if (rc != 0) {
-			log_error("cannot start drain worker %d: %s", i + 1, strerror(rc));
-			pthread_mutex_lock(&shared.mutex);
-			shared.active -= n - i;
-			pthread_mutex_unlock(&shared.mutex);
-			if (i == 0)
-				drain_disconnect(&workers[0]);
-			failed = true;
-			break;
-		}
-		started_workers++;
-	}
-	for (int i = 0; i < started_workers; i++) {
-		struct batch_totals *t = &workers[i].totals;
-		pthread_join(workers[i].thread, NULL);
-		failed |= workers[i].failed;
-		held_elsewhere |= workers[i].held_elsewhere;
-		if (n > 1)
-			log_info("drain worker %d: %ld batches, %ld entries%s", i + 1, t->batches, t->claimed,
-				 workers[i].failed ? " (stopped by an error)" : "");
-		totals.batches += t->batches;
-		totals.claimed += t->claimed;
-		totals.processed += t->processed;
-		totals.retrying += t->retrying;
-		totals.dead += t->dead;
-		totals.dna_rows += t->dna_rows;
-		totals.skipped_systems += t->skipped_systems;
-	}
-	elapsed = now_seconds() - started;
-	printf("drain: processed %ld, failed %ld (retrying %ld, dead %ld), DNA rows updated %ld, "
-	       "batches %ld, skipped deliveries %ld, elapsed %.2f s, %.0f entries/s%s\n",
-	       totals.processed, totals.retrying + totals.dead, totals.retrying, totals.dead, totals.dna_rows,
-	       totals.batches, totals.skipped_systems, elapsed,
-	       elapsed > 0 ? (double)totals.claimed / elapsed : 0.0,
-	       stop_requested ? " (stopped by signal)"
-	       : failed       ? " (stopped by an error)"
-	       : held_elsewhere ? " (some due entries are held by other sessions)"
-			      : "");
-	fflush(stdout);
-	free(workers);
-	entity_cache_destroy(shared.entities);
-	pthread_mutex_destroy(&shared.mutex);
-	return failed ? 1 : 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct options opt;
@@ -528,7 +316,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (strcmp(opt.command, "drain") == 0)
-		rc = command_drain(&opt.config);
+		rc = command_drain(&opt.config, &stop_requested);
 	else if (strcmp(opt.command, "status") == 0)
 		rc = admin_status(&opt.config, opt.json);
 	else if (strcmp(opt.command, "reprocess") == 0)

@@ -2,8 +2,8 @@
  * service: `passportd run`, the long-running service.
  *
  * Two connections:
- *   - the listener, driven asynchronously by the libuv loop (non-blocking libpq, a uv_poll_t on
- *     its socket). It LISTENs on passport_entries; each notification asks for work. It is only a
+ *   - the listener (daemon/listener.c), driven asynchronously by the libuv loop. It LISTENs on
+ *     PASSPORT_CHANNEL and reports ready, wake or lost; ready and wake ask for work. It is only a
  *     doorbell: losing it loses nothing, because the poll timer asks for work too.
  *   - the worker, used by batches that run on libuv's thread pool (uv_queue_work), one batch
  *     loop at a time. Batches are a fixed handful of blocking round trips each; running them off
@@ -37,8 +37,10 @@
 
 #include "batch.h"
 #include "build_config.h"
+#include "claim.h"
 #include "config.h"
 #include "db.h"
+#include "listener.h"
 #include "log.h"
 
 #if HAVE_LIBSYSTEMD
@@ -51,23 +53,13 @@
 #define STOP_GIVE_UP_MS 1500 /* then exit even if the worker is still blocked (e.g. connecting) */
 #define BUSY_RETRY_MS 100
 
-enum listener_state {
-	LISTENER_OFF,
-	LISTENER_CONNECTING,
-	LISTENER_SUBSCRIBING, /* LISTEN sent, waiting for its result */
-	LISTENER_READY,
-};
-
 struct service {
 	uv_loop_t *loop;
 	struct config config;
 	const struct config_sources *sources;
 
-	/* listener */
-	enum listener_state listener_state;
-	PGconn *listener;
-	uv_poll_t *listener_poll; /* heap: a closed handle is freed in its close callback */
-	int listener_fd;
+	/* listener: NULL when polling only (listen = false) */
+	struct listener *listener;
 	uv_timer_t listener_retry;
 	double listener_backoff;
 
@@ -138,177 +130,46 @@ static double next_backoff(double *backoff)
 	return delay * (0.75 + 0.5 * ((double)rand() / RAND_MAX));
 }
 
-/* ---- listener ---------------------------------------------------------------------------- */
-
-static void free_handle(uv_handle_t *handle)
-{
-	free(handle);
-}
-
-static void listener_stop_poll(struct service *s)
-{
-	if (s->listener_poll) {
-		uv_poll_stop(s->listener_poll);
-		uv_close((uv_handle_t *)s->listener_poll, free_handle);
-		s->listener_poll = NULL;
-	}
-	s->listener_fd = -1;
-}
-
-static void listener_close(struct service *s)
-{
-	/* Stop polling before PQfinish closes the socket: libuv must never poll a closed fd. */
-	listener_stop_poll(s);
-	PQfinish(s->listener);
-	s->listener = NULL;
-	s->listener_state = LISTENER_OFF;
-}
-
-static void listener_connect(struct service *s);
+/* ---- listener events ------------------------------------------------------------------- */
 
 static void on_listener_retry(uv_timer_t *timer)
 {
-	listener_connect(timer->data);
-}
+	struct service *s = timer->data;
 
-static void listener_fail(struct service *s, const char *what)
-{
-	char err[512];
-	double delay;
-
-	db_error_text(s->listener, NULL, err, sizeof(err));
-	db_redact_error(s->config.dsn, err, sizeof(err));
-	listener_close(s);
 	if (s->stopping)
 		return;
-	delay = next_backoff(&s->listener_backoff);
-	log_warning("listener: %s: %s; reconnecting in %.1f s", what, err, delay);
-	set_status(s, "waiting for database: %s", err);
-	uv_timer_start(&s->listener_retry, on_listener_retry, (uint64_t)(delay * 1000), 0);
+	listener_start(s->listener);
 }
 
-static void on_listener_event(uv_poll_t *handle, int status, int events);
-
-/* Poll the listener socket for the given events, re-creating the handle when libpq's socket changed. */
-static int listener_watch(struct service *s, int events)
+/*
+ * The listener's news. It is only a doorbell: ready and wake ask for work; a loss is retried after
+ * a backoff of its own, while the poll timer keeps asking for work in the meantime.
+ */
+static void on_listener_event(void *owner, enum listener_event event, const char *what, const char *reason)
 {
-	int fd = PQsocket(s->listener);
+	struct service *s = owner;
+	double delay;
 
-	if (fd < 0)
-		return -1;
-	if (s->listener_poll && fd != s->listener_fd)
-		listener_stop_poll(s);
-	if (!s->listener_poll) {
-		s->listener_poll = malloc(sizeof(*s->listener_poll));
-		if (!s->listener_poll || uv_poll_init(s->loop, s->listener_poll, fd) != 0) {
-			free(s->listener_poll);
-			s->listener_poll = NULL;
-			return -1;
-		}
-		s->listener_poll->data = s;
-		s->listener_fd = fd;
-	}
-	return uv_poll_start(s->listener_poll, events, on_listener_event) == 0 ? 0 : -1;
-}
-
-static void listener_drive_connect(struct service *s)
-{
-	switch (PQconnectPoll(s->listener)) {
-	case PGRES_POLLING_READING:
-		if (listener_watch(s, UV_READABLE) < 0)
-			listener_fail(s, "cannot poll the socket");
+	switch (event) {
+	case LISTENER_READY:
+		s->listener_backoff = BACKOFF_MIN_SECONDS;
+		log_info("listener: listening for new entries");
+		set_status(s, "connected; %ld processed, %ld retrying, %ld dead since start", s->totals.processed,
+			   s->totals.retrying, s->totals.dead);
+		service_request_work(s); /* catch up on anything inserted while we were away */
 		return;
-	case PGRES_POLLING_WRITING:
-		if (listener_watch(s, UV_WRITABLE) < 0)
-			listener_fail(s, "cannot poll the socket");
-		return;
-	case PGRES_POLLING_FAILED:
-		listener_fail(s, "connection failed");
-		return;
-	case PGRES_POLLING_OK:
-		break;
-	default:
-		return;
-	}
-	if (PQsetnonblocking(s->listener, 1) != 0 || !PQsendQuery(s->listener, "LISTEN passport_entries")) {
-		listener_fail(s, "LISTEN failed");
-		return;
-	}
-	s->listener_state = LISTENER_SUBSCRIBING;
-	if (PQflush(s->listener) < 0 || listener_watch(s, UV_READABLE) < 0)
-		listener_fail(s, "LISTEN failed");
-}
-
-static void listener_read(struct service *s)
-{
-	PGnotify *notify;
-	bool wake = false;
-
-	if (!PQconsumeInput(s->listener)) {
-		listener_fail(s, "connection lost");
-		return;
-	}
-	if (s->listener_state == LISTENER_SUBSCRIBING) {
-		while (!PQisBusy(s->listener)) {
-			PGresult *res = PQgetResult(s->listener);
-			if (!res) {
-				s->listener_state = LISTENER_READY;
-				s->listener_backoff = BACKOFF_MIN_SECONDS;
-				log_info("listener: listening for new entries");
-				set_status(s, "connected; %ld processed, %ld retrying, %ld dead since start",
-					   s->totals.processed, s->totals.retrying, s->totals.dead);
-				wake = true; /* catch up on anything inserted while we were away */
-				break;
-			}
-			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-				PQclear(res);
-				listener_fail(s, "LISTEN failed");
-				return;
-			}
-			PQclear(res);
-		}
-	}
-	while ((notify = PQnotifies(s->listener)) != NULL) {
-		wake = true;
-		PQfreemem(notify);
-	}
-	if (PQstatus(s->listener) != CONNECTION_OK) {
-		listener_fail(s, "connection lost");
-		return;
-	}
-	if (wake)
+	case LISTENER_WAKE:
 		service_request_work(s);
-}
-
-static void on_listener_event(uv_poll_t *handle, int status, int events)
-{
-	struct service *s = handle->data;
-
-	if (status < 0) {
-		listener_fail(s, uv_strerror(status));
+		return;
+	case LISTENER_LOST:
+		if (s->stopping)
+			return;
+		delay = next_backoff(&s->listener_backoff);
+		log_warning("listener: %s: %s; reconnecting in %.1f s", what, reason, delay);
+		set_status(s, "waiting for database: %s", reason);
+		uv_timer_start(&s->listener_retry, on_listener_retry, (uint64_t)(delay * 1000), 0);
 		return;
 	}
-	if (s->listener_state == LISTENER_CONNECTING)
-		listener_drive_connect(s);
-	else if (events & UV_READABLE)
-		listener_read(s);
-}
-
-static void listener_connect(struct service *s)
-{
-	const char *keys[] = {"dbname", "application_name", "connect_timeout", "keepalives_idle",
-			      "keepalives_interval", "keepalives_count", NULL};
-	const char *values[] = {db_resolve_dsn(s->config.dsn), "passportd listener", "10", "30", "10", "3", NULL};
-
-	if (s->stopping || !s->config.listen)
-		return;
-	s->listener = PQconnectStartParams(keys, values, 1);
-	if (!s->listener || PQstatus(s->listener) == CONNECTION_BAD) {
-		listener_fail(s, "cannot start a connection");
-		return;
-	}
-	s->listener_state = LISTENER_CONNECTING;
-	listener_drive_connect(s);
 }
 
 /* ---- worker ------------------------------------------------------------------------------ */
@@ -470,7 +331,8 @@ static void close_handle(uv_handle_t *handle, void *arg)
 
 static void service_shutdown(struct service *s)
 {
-	listener_close(s);
+	listener_destroy(s->listener);
+	s->listener = NULL;
 	worker_disconnect(s);
 	uv_walk(s->loop, close_handle, NULL);
 }
@@ -537,26 +399,8 @@ static void on_reload_signal(uv_signal_t *handle, int signum)
 		config_finish(&fresh);
 		return;
 	}
-	/* Only reloadable options change; the rest keep their start-up values. */
-	for (const struct config_option *o = config_options; o->name; o++) {
-		char *old_text, *new_text;
-		if (o->reloadable)
-			continue;
-		old_text = config_value_text(&s->config, o);
-		new_text = config_value_text(&fresh, o);
-		if (old_text && new_text && strcmp(old_text, new_text) != 0)
-			log_warning("reload: %s cannot change while running (restart to apply)", o->name);
-		free(old_text);
-		free(new_text);
-	}
-	s->config.batch_size = fresh.batch_size;
-	s->config.poll_interval = fresh.poll_interval;
-	s->config.log_level = fresh.log_level;
-	s->config.systems = fresh.systems;
-	s->config.max_attempts = fresh.max_attempts;
-	s->config.retry_base = fresh.retry_base;
-	s->config.retry_cap = fresh.retry_cap;
-	s->config.max_payload_bytes = fresh.max_payload_bytes;
+	/* Only reloadable options change; the rest keep their start-up values (each change is logged). */
+	(void)config_apply_reload(&s->config, &fresh);
 	config_finish(&fresh);
 	log_set_level((enum log_level)s->config.log_level);
 	uv_timer_start(&s->poll_timer, on_poll_timer, (uint64_t)(s->config.poll_interval * 1000),
@@ -574,7 +418,6 @@ int service_run(const struct config *config, const struct config_sources *source
 	memset(&s, 0, sizeof(s));
 	config_copy(&s.config, config);
 	s.sources = sources;
-	s.listener_fd = -1;
 	s.listener_backoff = BACKOFF_MIN_SECONDS;
 	s.worker_backoff = BACKOFF_MIN_SECONDS;
 	pthread_mutex_init(&s.cancel_lock, NULL);
@@ -586,6 +429,16 @@ int service_run(const struct config *config, const struct config_sources *source
 		return 1;
 	}
 	s.loop = &loop;
+	if (s.config.listen) {
+		s.listener = listener_create(&loop, s.config.dsn, "passportd listener", PASSPORT_CHANNEL, on_listener_event, &s);
+		if (!s.listener) {
+			log_error("out of memory");
+			uv_loop_close(&loop);
+			pthread_mutex_destroy(&s.cancel_lock);
+			config_finish(&s.config);
+			return 1;
+		}
+	}
 	uv_timer_init(&loop, &s.listener_retry);
 	uv_timer_init(&loop, &s.worker_retry);
 	uv_timer_init(&loop, &s.poll_timer);
@@ -610,7 +463,8 @@ int service_run(const struct config *config, const struct config_sources *source
 	log_info("starting (batch_size %d, poll_interval %g s, %s)", s.config.batch_size, s.config.poll_interval,
 		 s.config.listen ? "listening for notifications" : "polling only");
 
-	listener_connect(&s);
+	if (s.listener)
+		listener_start(s.listener);
 	service_request_work(&s);
 	uv_timer_start(&s.poll_timer, on_poll_timer, (uint64_t)(s.config.poll_interval * 1000),
 		       (uint64_t)(s.config.poll_interval * 1000));

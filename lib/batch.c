@@ -38,17 +38,6 @@
 #include "treasury.h"
 #include "vector_type.h"
 
-void batch_config_default(struct batch_config *config)
-{
-	config->batch_size = 500;
-	config->enabled_systems = SYSTEM_ALL;
-	config->max_payload_bytes = PAYLOAD_DEFAULT_MAX_BYTES;
-	config->max_attempts = 5;
-	config->retry_base_seconds = 10.0;
-	config->retry_cap_seconds = 3600.0;
-	config->shared_entities = NULL;
-}
-
 void entry_fail(struct entry *entry, enum outcome outcome, const char *fmt, ...)
 {
 	va_list ap;

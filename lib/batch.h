@@ -19,21 +19,20 @@
 
 struct entity_cache;
 
+/* The batch settings; config_to_batch (config.c) fills them from the option table, defaults included. */
 struct batch_config {
-	int batch_size;              /* entries per batch (default 500) */
-	unsigned enabled_systems;    /* bitmask of enum passport_system (default all) */
-	size_t max_payload_bytes;    /* larger payloads are a permanent error (default 1 MiB) */
-	int max_attempts;            /* attempts before an entry is dead (default 5) */
-	double retry_base_seconds;   /* first retry delay (default 10 s) */
-	double retry_cap_seconds;    /* longest retry delay (default 1 h) */
+	int batch_size;              /* entries per batch */
+	unsigned enabled_systems;    /* bitmask of enum passport_system */
+	size_t max_payload_bytes;    /* larger payloads are a permanent error */
+	int max_attempts;            /* attempts before an entry is dead */
+	double retry_base_seconds;   /* first retry delay, seconds */
+	double retry_cap_seconds;    /* longest retry delay, seconds */
 	/*
 	 * Target vector cache shared by several processors (drain's workers), owned by the caller;
 	 * NULL (the default): the processor keeps its own.
 	 */
 	struct entity_cache *shared_entities;
 };
-
-void batch_config_default(struct batch_config *config);
 
 /* Running totals, added to by each batch. */
 struct batch_totals {

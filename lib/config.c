@@ -1,6 +1,7 @@
 /*
  * config: passportd's options as one table (name, type, default, reloadable), read from
- * defaults < config file < environment (PASSPORTD_<NAME>) < command line.
+ * defaults < config file < environment (PASSPORTD_<NAME>) < command line, and applied again on
+ * SIGHUP.
  */
 #include "config.h"
 
@@ -50,6 +51,13 @@ const struct config_option *config_find(const char *name)
 		if (strcmp(o->name, name) == 0)
 			return o;
 	return NULL;
+}
+
+const char *config_default(const char *name)
+{
+	const struct config_option *o = config_find(name);
+
+	return o ? o->default_value : NULL;
 }
 
 static void *field(struct config *config, const struct config_option *option)
@@ -274,6 +282,21 @@ int config_read_environment(struct config *config, char *err, size_t errlen)
 	return 0;
 }
 
+int config_load(struct config *config, const struct config_sources *sources, char *err, size_t errlen)
+{
+	if (config_read_file(config, sources->path, sources->path_required, err, errlen) < 0 ||
+	    config_read_environment(config, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i < sources->n_overrides; i++) {
+		char reason[256];
+		if (config_set(config, sources->override_names[i], sources->override_values[i], reason, sizeof(reason)) < 0) {
+			snprintf(err, errlen, "%s", reason);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* A connection string with any password removed, or "(invalid connection string)". */
 static char *dsn_without_password(const char *dsn)
 {
@@ -364,13 +387,77 @@ void config_print(const struct config *config, FILE *out)
 	}
 }
 
+/* Copy one option's value from src to dst (a string is duplicated). Returns 0, or -1 when out of memory. */
+static int copy_value(struct config *dst, const struct config *src, const struct config_option *o)
+{
+	switch (o->type) {
+	case CONFIG_INT:
+	case CONFIG_LOG_LEVEL:
+	case CONFIG_LOG_FORMAT:
+		*(int *)field(dst, o) = *(const int *)field_const(src, o);
+		return 0;
+	case CONFIG_LONG:
+		*(long *)field(dst, o) = *(const long *)field_const(src, o);
+		return 0;
+	case CONFIG_DOUBLE:
+		*(double *)field(dst, o) = *(const double *)field_const(src, o);
+		return 0;
+	case CONFIG_BOOL:
+		*(bool *)field(dst, o) = *(const bool *)field_const(src, o);
+		return 0;
+	case CONFIG_SYSTEMS:
+		*(unsigned *)field(dst, o) = *(const unsigned *)field_const(src, o);
+		return 0;
+	case CONFIG_STRING: {
+		const char *text = *(char *const *)field_const(src, o);
+		char *copy = strdup(text ? text : "");
+		if (!copy)
+			return -1;
+		free(*(char **)field(dst, o));
+		*(char **)field(dst, o) = copy;
+		return 0;
+	}
+	}
+	return -1;
+}
+
+int config_apply_reload(struct config *running, const struct config *fresh)
+{
+	int ignored = 0;
+
+	for (const struct config_option *o = config_options; o->name; o++) {
+		char *old_text, *new_text;
+
+		if (o->reloadable) {
+			if (copy_value(running, fresh, o) < 0)
+				log_error("reload: %s: out of memory; keeping the current value", o->name);
+			continue;
+		}
+		/*
+		 * Compared as printed, as an operator reads them: a DSN that differs only in its
+		 * password prints the same and is not reported.
+		 */
+		old_text = config_value_text(running, o);
+		new_text = config_value_text(fresh, o);
+		if (old_text && new_text && strcmp(old_text, new_text) != 0) {
+			log_warning("reload: %s cannot change while running (restart to apply)", o->name);
+			ignored++;
+		}
+		free(old_text);
+		free(new_text);
+	}
+	return ignored;
+}
+
 void config_to_batch(const struct config *config, struct batch_config *batch)
 {
-	batch_config_default(batch);
-	batch->batch_size = config->batch_size;
-	batch->enabled_systems = config->systems;
-	batch->max_payload_bytes = (size_t)config->max_payload_bytes;
-	batch->max_attempts = config->max_attempts;
-	batch->retry_base_seconds = config->retry_base;
-	batch->retry_cap_seconds = config->retry_cap;
+	*batch = (struct batch_config){
+		.batch_size = config->batch_size,
+		.enabled_systems = config->systems,
+		.max_payload_bytes = (size_t)config->max_payload_bytes,
+		.max_attempts = config->max_attempts,
+		.retry_base_seconds = config->retry_base,
+		.retry_cap_seconds = config->retry_cap,
+		.shared_entities = NULL,
+	};
 }

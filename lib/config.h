@@ -1,6 +1,8 @@
 /*
  * config: passportd's options as one table (name, type, default, reloadable), read from
- * defaults < config file < environment (PASSPORTD_<NAME>) < command line.
+ * defaults < config file < environment (PASSPORTD_<NAME>) < command line, and applied again on
+ * SIGHUP. The table is the only place that knows a default: config_init, the batch settings,
+ * the example file (kept in step by tests/unit/test_config.c) and `passportd --help` read it.
  */
 #ifndef PASSPORT_CONFIG_H
 #define PASSPORT_CONFIG_H
@@ -50,7 +52,11 @@ struct config_option {
 /* The table, terminated by an entry with a NULL name. */
 extern const struct config_option config_options[];
 
+/* The option of that name, or NULL. */
 const struct config_option *config_find(const char *name);
+
+/* The default of the option of that name, as written in the table (NULL for an unknown name). */
+const char *config_default(const char *name);
 
 /* Fill every field with its default. Release with config_finish. */
 void config_init(struct config *config);
@@ -70,12 +76,42 @@ int config_read_file(struct config *config, const char *path, bool required, cha
 /* Apply PASSPORTD_<NAME> variables. Returns 0, or -1 with a reason. */
 int config_read_environment(struct config *config, char *err, size_t errlen);
 
+/* Where the configuration comes from, kept so that SIGHUP can read it again the same way. */
+struct config_sources {
+	const char *path;           /* config file */
+	bool path_required;         /* given with --config: must exist */
+	int n_overrides;            /* command-line values, applied last */
+	const char *override_names[32];
+	const char *override_values[32];
+};
+
+/*
+ * Read the file, the environment and the overrides of sources, in that order, over what config
+ * holds (its defaults after config_init). Returns 0, or -1 with the first reason in err; config
+ * may then hold some of the new values, so a reload loads into a fresh config.
+ */
+int config_load(struct config *config, const struct config_sources *sources, char *err, size_t errlen);
+
+/*
+ * Apply a freshly loaded configuration to the running one, as SIGHUP does: every reloadable
+ * option of the table takes its value from fresh; every other option keeps its start-up value,
+ * and each one whose value differs in fresh (compared as printed, so without the DSN's password)
+ * is logged as a warning "reload: NAME cannot change while running (restart to apply)".
+ * Returns the number of such ignored changes. fresh is not modified and still belongs to the
+ * caller.
+ */
+int config_apply_reload(struct config *running, const struct config *fresh);
+
 /* Print "name = value" for every option; the DSN is shown without its password. */
 void config_print(const struct config *config, FILE *out);
 
 struct batch_config;
 
-/* The batch settings (batch size, systems, payload limit, attempts, retry delays) of a config. */
+/*
+ * The batch settings (batch size, systems, payload limit, attempts, retry delays) of a config.
+ * Every field of batch is set: those the table holds from config, the rest to zero (no shared
+ * target cache), so the table stays the one place that knows a default.
+ */
 void config_to_batch(const struct config *config, struct batch_config *batch);
 
 /* The value of an option as text, for printing (password removed from the DSN). Caller frees. */

@@ -1,0 +1,246 @@
+/*
+ * drain: `passportd drain`, process every due entry with one or more worker connections, print a
+ * summary line, and exit.
+ *
+ * Each worker is a thread with its own connection and processor; the workers share one target
+ * vector cache and take different users (the same advisory user locks that keep several daemons
+ * apart). A worker stops when nothing is due, when the remaining due entries have been held by
+ * other sessions for DRAIN_BUSY_LIMIT_SECONDS, on an error it cannot get past, or when a stop
+ * signal was received. A lost connection is reopened a few times with growing pauses.
+ */
+#include "drain.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+#include "db.h"
+#include "entity_cache.h"
+#include "log.h"
+
+#define DRAIN_BUSY_LIMIT_SECONDS 10
+
+/* Monotonic time in seconds, for the elapsed time and the busy limit. */
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Pause this thread; a signal may end the pause early, which only shortens a wait. */
+static void sleep_seconds(double seconds)
+{
+	struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+	nanosleep(&ts, NULL);
+}
+
+/* What drain's workers share. */
+struct drain_shared {
+	const struct config *config;
+	volatile sig_atomic_t *stop_requested; /* set by the signal handler: stop between batches */
+	struct entity_cache *entities; /* target vectors, one cache for all workers */
+	pthread_mutex_t mutex;
+	int active; /* workers still running (under mutex) */
+};
+
+/* One drain worker: its own connection, its own users (held with advisory locks). */
+struct drain_worker {
+	struct drain_shared *shared;
+	pthread_t thread;
+	PGconn *conn;
+	struct processor *processor;
+	struct batch_totals totals;
+	bool failed;         /* stopped on an error it could not get past */
+	bool held_elsewhere; /* stopped while other sessions held the remaining entries */
+};
+
+/* Connect and inspect the schema, retrying a lost server a few times with growing pauses. */
+static int drain_connect(struct drain_worker *w, int tries)
+{
+	const struct config *config = w->shared->config;
+	struct db_error error;
+	double pause = 0.5;
+
+	for (int attempt = 1;; attempt++) {
+		w->conn = db_connect(config->dsn, "passportd drain", &error);
+		if (w->conn) {
+			struct batch_config batch;
+			config_to_batch(config, &batch);
+			batch.shared_entities = w->shared->entities;
+			w->processor = processor_create(w->conn, &batch, &error);
+			if (w->processor)
+				return 0;
+			PQfinish(w->conn);
+			w->conn = NULL;
+			log_error("%s", error.message);
+			return -1; /* a schema problem does not go away by waiting */
+		}
+		if (attempt >= tries || *w->shared->stop_requested) {
+			log_error("cannot connect to the database: %s", error.message);
+			return -1;
+		}
+		log_warning("cannot connect to the database (%s); retrying in %.1f s", error.message, pause);
+		sleep_seconds(pause);
+		pause = pause * 2 > 8 ? 8 : pause * 2;
+	}
+}
+
+static void drain_disconnect(struct drain_worker *w)
+{
+	processor_destroy(w->processor);
+	PQfinish(w->conn);
+	w->processor = NULL;
+	w->conn = NULL;
+}
+
+static int drain_siblings_active(struct drain_shared *shared)
+{
+	int active;
+
+	pthread_mutex_lock(&shared->mutex);
+	active = shared->active - 1;
+	pthread_mutex_unlock(&shared->mutex);
+	return active;
+}
+
+/* Batches until nothing is due (or a stop signal, or an error it cannot get past). */
+static void *drain_work(void *arg)
+{
+	struct drain_worker *w = arg;
+	struct db_error error;
+	int status, reconnects = 0;
+	double busy_since = 0;
+
+	if (!w->conn && drain_connect(w, 3) < 0) {
+		w->failed = true;
+		goto done;
+	}
+	while (!*w->shared->stop_requested) {
+		status = processor_run_batch(w->processor, &w->totals, &error);
+		if (status == BATCH_EMPTY)
+			break;
+		if (status == BATCH_BUSY) {
+			/*
+			 * Due entries are held by other sessions (other daemons, or this drain's other
+			 * workers, finish them soon). Wait for them a while, but do not wait forever on a
+			 * session that keeps a lock; while other workers of this drain still run, leave the
+			 * rest to them.
+			 */
+			if (busy_since == 0)
+				busy_since = now_seconds();
+			if (now_seconds() - busy_since > DRAIN_BUSY_LIMIT_SECONDS) {
+				if (drain_siblings_active(w->shared) > 0)
+					break;
+				log_warning("stopping: the remaining due entries have been held by other sessions for %d s",
+					    DRAIN_BUSY_LIMIT_SECONDS);
+				w->held_elsewhere = true;
+				break;
+			}
+			sleep_seconds(0.05);
+			continue;
+		}
+		busy_since = 0;
+		if (status == BATCH_ERROR) {
+			if (!db_connection_lost(w->conn) || ++reconnects > 5) {
+				log_error("batch failed: %s", error.message);
+				w->failed = true;
+				break;
+			}
+			log_warning("lost the database connection (%s); reconnecting", error.message);
+			drain_disconnect(w);
+			if (drain_connect(w, 10) < 0) {
+				w->failed = true;
+				break;
+			}
+			continue;
+		}
+		log_debug("batch done: %ld processed so far", w->totals.processed);
+	}
+done:
+	drain_disconnect(w);
+	pthread_mutex_lock(&w->shared->mutex);
+	w->shared->active--;
+	pthread_mutex_unlock(&w->shared->mutex);
+	return NULL;
+}
+
+int command_drain(const struct config *config, volatile sig_atomic_t *stop_requested)
+{
+	struct drain_shared shared = {.config = config, .stop_requested = stop_requested};
+	struct drain_worker *workers;
+	struct batch_totals totals = {0};
+	double started = now_seconds(), elapsed;
+	int n = config->workers > 0 ? config->workers : 1, started_workers = 0;
+	bool failed = false, held_elsewhere = false;
+
+	workers = calloc((size_t)n, sizeof(*workers));
+	shared.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
+	if (!workers || !shared.entities) {
+		log_error("out of memory");
+		free(workers);
+		entity_cache_destroy(shared.entities);
+		return 1;
+	}
+	pthread_mutex_init(&shared.mutex, NULL);
+	for (int i = 0; i < n; i++)
+		workers[i].shared = &shared;
+	/* The first connection in this thread: a server that cannot be reached is reported once. */
+	if (drain_connect(&workers[0], 3) < 0) {
+		free(workers);
+		entity_cache_destroy(shared.entities);
+		pthread_mutex_destroy(&shared.mutex);
+		return 1;
+	}
+	log_info("draining with %d worker%s, batches of %d (%s columns)", n, n == 1 ? "" : "s", config->batch_size,
+		 processor_vector_format(workers[0].processor) == VEC_FORMAT_PGVECTOR ? "vector" : "real[]");
+	shared.active = n;
+	for (int i = 0; i < n; i++) {
+		int rc = pthread_create(&workers[i].thread, NULL, drain_work, &workers[i]);
+		if (rc != 0) {
+			log_error("cannot start drain worker %d: %s", i + 1, strerror(rc));
+			pthread_mutex_lock(&shared.mutex);
+			shared.active -= n - i;
+			pthread_mutex_unlock(&shared.mutex);
+			if (i == 0)
+				drain_disconnect(&workers[0]);
+			failed = true;
+			break;
+		}
+		started_workers++;
+	}
+	for (int i = 0; i < started_workers; i++) {
+		struct batch_totals *t = &workers[i].totals;
+		pthread_join(workers[i].thread, NULL);
+		failed |= workers[i].failed;
+		held_elsewhere |= workers[i].held_elsewhere;
+		if (n > 1)
+			log_info("drain worker %d: %ld batches, %ld entries%s", i + 1, t->batches, t->claimed,
+				 workers[i].failed ? " (stopped by an error)" : "");
+		totals.batches += t->batches;
+		totals.claimed += t->claimed;
+		totals.processed += t->processed;
+		totals.retrying += t->retrying;
+		totals.dead += t->dead;
+		totals.dna_rows += t->dna_rows;
+		totals.skipped_systems += t->skipped_systems;
+	}
+	elapsed = now_seconds() - started;
+	printf("drain: processed %ld, failed %ld (retrying %ld, dead %ld), DNA rows updated %ld, "
+	       "batches %ld, skipped deliveries %ld, elapsed %.2f s, %.0f entries/s%s\n",
+	       totals.processed, totals.retrying + totals.dead, totals.retrying, totals.dead, totals.dna_rows,
+	       totals.batches, totals.skipped_systems, elapsed,
+	       elapsed > 0 ? (double)totals.claimed / elapsed : 0.0,
+	       *stop_requested ? " (stopped by signal)"
+	       : failed       ? " (stopped by an error)"
+	       : held_elsewhere ? " (some due entries are held by other sessions)"
+			      : "");
+	fflush(stdout);
+	free(workers);
+	entity_cache_destroy(shared.entities);
+	pthread_mutex_destroy(&shared.mutex);
+	return failed ? 1 : 0;
+}
