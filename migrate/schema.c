@@ -2,6 +2,7 @@
 #include "db.h"
 #include "migrate.h"
 #include "migrations.h"
+#include "schema_steps.h"
 #include "vector_type.h"
 
 #include <getopt.h>
@@ -148,43 +149,6 @@ static int plan_migrations(PGconn *conn, bool table_exists, const struct migrati
 	return 0;
 }
 
-/* The 1-based line of the character at 1-based position (PostgreSQL counts characters). */
-static int line_of_position(const char *text, long position)
-{
-	int line = 1;
-	long characters = 0;
-
-	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-		if ((*p & 0xC0) != 0x80 && ++characters >= position)
-			break;
-		if (*p == '\n')
-			line++;
-	}
-	return line;
-}
-
-/*
- * Print why a migration failed: the server's message, the file line and any PL/pgSQL context,
- * read from the failed result (struct db_error carries only the message and SQLSTATE).
- */
-static void report_failure(const struct migration *m, const PGresult *result, const struct db_error *error)
-{
-	const char *position = result ? PQresultErrorField(result, PG_DIAG_STATEMENT_POSITION) : NULL;
-	const char *context = result ? PQresultErrorField(result, PG_DIAG_CONTEXT) : NULL;
-	const char *primary = result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-
-	if (primary && position) {
-		migrate_error("%s failed at line %d: %s", m->name,
-			      line_of_position(m->text, atol(position)), primary);
-	} else if (primary) {
-		migrate_error("%s failed: %s", m->name, primary);
-	} else {
-		migrate_error("%s failed: %s", m->name, error->message);
-	}
-	if (context)
-		fprintf(stderr, "  context: %s\n", context);
-}
-
 static double elapsed_ms(const struct timespec *start)
 {
 	struct timespec now;
@@ -192,24 +156,6 @@ static double elapsed_ms(const struct timespec *start)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (double)(now.tv_sec - start->tv_sec) * 1000.0 +
 	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
-}
-
-/*
- * Where pgvector lives in a schema off the search path (Supabase installs it in `extensions`), a
- * migration's transaction puts that schema at the end of its search path, so that the files'
- * `vector(1536)` names the installed type. SET LOCAL: nothing outlives the transaction.
- */
-static int extend_search_path(PGconn *conn, const struct vector_type *type, struct db_error *error)
-{
-	const char *params[1] = {type->schema_off_path};
-	PGresult *res;
-
-	if (!type->schema_off_path[0])
-		return 0;
-	res = db_query(conn, "SELECT set_config('search_path', current_setting('search_path') || ', ' || quote_ident($1), true)",
-		       1, params, NULL, NULL, 0, error);
-	PQclear(res);
-	return res ? 0 : -1;
 }
 
 /*
@@ -234,7 +180,11 @@ static int check_vector_columns(PGconn *conn, struct vector_type *type)
 	return 0;
 }
 
-/* Apply one migration and its record in one transaction; rolls back and reports on failure. */
+/*
+ * Apply one migration in its online-safe steps (schema_steps.h), then record it in a transaction
+ * of its own. Reports on failure; the steps before a failed one stay applied, and the next run,
+ * finding the migration unrecorded, applies it again (migrations are idempotent).
+ */
 static int apply_migration(PGconn *conn, const struct planned_migration *p, const struct vector_type *type)
 {
 	const struct migration *m = p->migration;
@@ -243,62 +193,56 @@ static int apply_migration(PGconn *conn, const struct planned_migration *p, cons
 	struct db_error error;
 	PGresult *result;
 
+	if (schema_steps_apply(conn, m, type) < 0)
+		return -1;
 	snprintf(version, sizeof version, "%d", m->version);
-	if (db_command(conn, "BEGIN", &error) < 0) {
-		migrate_error("begin: %s", error.message);
+	if (migrate_begin(conn, false, MIGRATE_TRANSACTION_SETTINGS_SQL, &error) < 0) {
+		migrate_error("recording %s: %s", m->name, error.message);
 		return -1;
 	}
-	if (extend_search_path(conn, type, &error) < 0) {
-		migrate_error("%s: search path: %s", m->name, error.message);
-		goto rollback;
-	}
-
-	/* A script: the file's statements run as one string; an empty file is a valid migration. */
-	if (db_run_script(conn, m->text, &result, &error) < 0) {
-		report_failure(m, result, &error);
-		PQclear(result);
-		goto rollback;
-	}
-	PQclear(result);
-
 	result = db_query(conn, "INSERT INTO passport_schema_migrations (version, name, checksum) VALUES ($1::integer, $2, $3)",
 			  3, params, NULL, NULL, 0, &error);
 	if (!result) {
+		db_rollback(conn);
 		migrate_error("recording %s: %s", m->name, error.message);
-		goto rollback;
+		return -1;
 	}
 	PQclear(result);
-
-	if (db_command(conn, "COMMIT", &error) < 0) {
-		migrate_error("%s: %s", m->name, error.message);
-		goto rollback;
+	if (migrate_commit(conn, &error) < 0) {
+		migrate_error("recording %s: %s", m->name, error.message);
+		return -1;
 	}
 	return 0;
-
-rollback:
-	db_rollback(conn);
-	return -1;
 }
 
-/* Take the lock, telling the operator when another run holds it. */
+/*
+ * Take the lock, telling the operator when another run holds it. Why polling, not
+ * pg_advisory_lock: the holder builds indexes CONCURRENTLY, which waits for every transaction
+ * open at the time, and a statement waiting for the lock is such a transaction: the two would
+ * deadlock. A try every half second is a transaction of a moment.
+ */
 static int take_schema_lock(PGconn *conn)
 {
 	struct db_error error;
-	bool locked;
+	bool said = false;
 
-	if (db_query_bool(conn, "SELECT pg_try_advisory_lock(" SCHEMA_LOCK_KEY ")", &locked, &error) < 0) {
-		migrate_error("taking the schema lock: %s", error.message);
-		return -1;
+	for (;;) {
+		bool locked;
+		struct timespec half_second = {0, 500000000L};
+
+		if (db_query_bool(conn, "SELECT pg_try_advisory_lock(" SCHEMA_LOCK_KEY ")", &locked, &error) < 0) {
+			migrate_error("taking the schema lock: %s", error.message);
+			return -1;
+		}
+		if (locked)
+			return 0;
+		if (!said) {
+			printf("waiting for another `" MIGRATE_PROGRAM " schema` run to finish...\n");
+			fflush(stdout);
+			said = true;
+		}
+		nanosleep(&half_second, NULL);
 	}
-	if (locked)
-		return 0;
-	printf("waiting for another `" MIGRATE_PROGRAM " schema` run to finish...\n");
-	fflush(stdout);
-	if (db_command(conn, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY ")", &error) < 0) {
-		migrate_error("taking the schema lock: %s", error.message);
-		return -1;
-	}
-	return 0;
 }
 
 static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_run)
