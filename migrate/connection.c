@@ -19,6 +19,22 @@ void migrate_error(const char *fmt, ...)
 	fflush(stderr);
 }
 
+int migrate_take_dsn(struct migrate_globals *globals, char *argument)
+{
+	static char *copy; /* the program's one --dsn, kept until exit */
+	char *taken = strdup(argument);
+
+	if (!taken) {
+		migrate_error("out of memory");
+		return -1;
+	}
+	free(copy);
+	copy = taken;
+	globals->dsn = copy;
+	memset(argument, '*', strlen(argument));
+	return 0;
+}
+
 PGconn *migrate_connect(const struct migrate_globals *globals)
 {
 	const char *dsn = globals->dsn;

@@ -72,7 +72,8 @@ int entity_dna_main(struct migrate_globals *globals, int argc, char **argv)
 			refresh = true;
 			break;
 		case 'd':
-			globals->dsn = optarg;
+			if (migrate_take_dsn(globals, optarg) < 0)
+				return MIGRATE_EXIT_FAILURE;
 			break;
 		case 'h':
 			entity_dna_usage(stdout);

@@ -22,8 +22,15 @@ enum {
 
 /* Options every subcommand accepts. dsn is NULL when not given on the command line. */
 struct migrate_globals {
-	const char *dsn;
+	const char *dsn; /* a copy of --dsn (migrate_take_dsn); lives until the program exits */
 };
+
+/*
+ * Keep a copy of --dsn's argument in globals and blank the argument with '*', so that a password
+ * given on the command line does not stay visible in /proc/<pid>/cmdline (as passportd does; a
+ * password file is better still). A second --dsn replaces the first. -1 when out of memory.
+ */
+int migrate_take_dsn(struct migrate_globals *globals, char *argument);
 
 /*
  * Subcommands: argv[0] is the subcommand name; each parses its own options (including --dsn and

@@ -370,7 +370,8 @@ int schema_main(struct migrate_globals *globals, int argc, char **argv)
 			sql_dir = optarg;
 			break;
 		case 'd':
-			globals->dsn = optarg;
+			if (migrate_take_dsn(globals, optarg) < 0)
+				return MIGRATE_EXIT_FAILURE;
 			break;
 		case 'h':
 			schema_usage(stdout);

@@ -270,7 +270,8 @@ int verify_main(struct migrate_globals *globals, int argc, char **argv)
 			json = true;
 			break;
 		case OPT_DSN:
-			globals->dsn = optarg;
+			if (migrate_take_dsn(globals, optarg) < 0)
+				return MIGRATE_EXIT_FAILURE;
 			break;
 		case 'h':
 			verify_usage(stdout);

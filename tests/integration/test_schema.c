@@ -787,6 +787,42 @@ static void test_vector_types(void)
 	PQfinish(conn);
 }
 
+/* passport-migrate blanks --dsn in its arguments, as passportd does: a password there is not left in /proc. */
+static void test_dsn_blanked_in_argv(PGconn *conn, const char *dsn)
+{
+	char with_password[1200], path[64], cmdline[4096];
+	pid_t child;
+	int status;
+	size_t got = 0;
+	FILE *file;
+
+	snprintf(with_password, sizeof with_password, "%s password=argv-secret-4711", dsn);
+	/* Hold the schema lock, so that the run waits where it can be looked at. */
+	harness_exec(conn, "SELECT pg_advisory_lock(8097880544633647732)");
+	child = fork();
+	ASSERT_TRUE(child >= 0);
+	if (child == 0) {
+		execl(harness_migrate(), harness_migrate(), "schema", "--dsn", with_password, (char *)NULL);
+		_exit(127);
+	}
+	usleep(500000);
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)child);
+	file = fopen(path, "r");
+	ASSERT_NOT_NULL(file);
+	got = fread(cmdline, 1, sizeof cmdline - 1, file);
+	fclose(file);
+	for (size_t i = 0; i < got; i++)
+		if (cmdline[i] == '\0')
+			cmdline[i] = ' ';
+	cmdline[got] = '\0';
+	ASSERT_STR_CONTAINS(cmdline, "--dsn");
+	ASSERT_STR_NOT_CONTAINS(cmdline, "argv-secret-4711");
+	harness_exec(conn, "SELECT pg_advisory_unlock(8097880544633647732)");
+	ASSERT_EQ_INT(waitpid(child, &status, 0), child);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ_INT(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	char dsn[1024], fresh_dsn[1024];
@@ -811,6 +847,7 @@ int main(void)
 	test_production_layout();
 	test_entity_dna(conn, dsn);
 	test_vector_types();
+	test_dsn_blanked_in_argv(conn, dsn);
 
 	PQfinish(conn);
 	TEST_PASS();
