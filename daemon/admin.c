@@ -202,7 +202,7 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 	if (!conn)
 		return 1;
 	ids = id_list_literal(options);
-	snprintf(limit, sizeof(limit), "%ld", options->limit > 0 ? options->limit : 1000000000L);
+	snprintf(limit, sizeof(limit), "%ld", options->limit > 0 ? options->limit : REPROCESS_LIMIT_MAX);
 	values[0] = ids;
 	values[1] = options->user;
 	values[2] = options->event_type;

@@ -1,4 +1,5 @@
 /* passportd: the command line (options, help, the configuration) and the dispatch to a subcommand. */
+#include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -235,9 +236,12 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case OPT_ERROR_LIKE: rp->error_like = optarg; break;
 		case OPT_LIMIT: {
 			char *end;
+			/* Bounded like the option table's numbers: an overflow is an error, not "no limit". */
+			errno = 0;
 			rp->limit = strtol(optarg, &end, 10);
-			if (*end || rp->limit < 1) {
-				fprintf(stderr, "passportd: --limit must be a positive whole number\n");
+			if (errno || end == optarg || *end || rp->limit < 1 || rp->limit > REPROCESS_LIMIT_MAX) {
+				fprintf(stderr, "passportd: --limit must be a whole number from 1 to %ld, not '%.40s'\n",
+					REPROCESS_LIMIT_MAX, optarg);
 				return -1;
 			}
 			break;
