@@ -170,7 +170,7 @@ static void case_memory(void)
 			   " FROM generate_series(1, 300) AS i");
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(10, 20)"), 200);
 	{
-		const char *argv[] = {"prlimit", "--as=400000000", "--", harness_passportd(), "drain", "--dsn", daemon_dsn,
+		const char *argv[] = {"/usr/bin/prlimit", "--as=400000000", "--", harness_passportd(), "drain", "--dsn", daemon_dsn,
 				      NULL};
 		status = harness_run(argv, NULL, &output);
 	}
