@@ -423,7 +423,6 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, struct
 
 	if (status != BATCH_DONE)
 		return status;
-	log_debug("batch: claimed %d entries", b.n_entries);
 	if (process_claimed(p, &b, totals, error) == 0) {
 		bool progressed = false;
 		p->transient_failures = 0;
