@@ -383,9 +383,145 @@ static void case_numbers(void)
 	PQfinish(conn);
 }
 
+
+/* Count the lines of output that contain needle. */
+static int count_lines(const char *output, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(output, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/*
+ * Promises no other test pins: reprocess's --user, --event-type, --since and --until; status's
+ * oldest due age and backlog; disabled systems; the treasury_correlation_id column; SIGINT.
+ */
+static void case_promises(void)
+{
+	char dsn[FAULT_DSN_MAX], daemon_dsn[FAULT_DSN_MAX], log_path[600];
+	PGconn *conn;
+	char *output = NULL, *user;
+	cJSON *root, *item;
+	pid_t daemon;
+
+	printf("\n=== reprocess filters, status, disabled systems, treasury_correlation_id, SIGINT\n");
+	conn = fault_create_database("fault_hostile_promises", dsn, daemon_dsn);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(3, 1)"), 3);
+	harness_exec(conn, "DELETE FROM passport_entries");
+	/* Six dead entries: two users, two types, three days. */
+	harness_exec(conn, "INSERT INTO passport_entries (id, user_id, event_type, event_category, payload, \"timestamp\","
+			   " dead_at, last_error)"
+			   " SELECT passport_test_uuid('p-' || i), passport_test_uuid('user-' || (1 + i % 2)),"
+			   " CASE WHEN i < 4 THEN 'player.track_played' ELSE 'social.content_liked' END, 'hostile', '{}',"
+			   " timestamptz '2026-03-01' + make_interval(days => i / 2), now(), 'mediaid: x'"
+			   " FROM generate_series(0, 5) AS i");
+	user = harness_query_text(conn, "SELECT passport_test_uuid('user-1')::text");
+	{
+		const char *argv[] = {harness_passportd(), "reprocess", "--dry-run", "--user", user, "--dsn", daemon_dsn, NULL};
+		ASSERT_EQ_INT(harness_run(argv, NULL, &output), 0);
+		ASSERT_STR_CONTAINS(output, "dry run: 3 entries would be requeued");
+		ASSERT_EQ_INT(count_lines(output, user), 3);
+		free(output);
+	}
+	{
+		const char *argv[] = {harness_passportd(), "reprocess", "--dry-run", "--event-type", "social.content_liked",
+				      "--dsn", daemon_dsn, NULL};
+		ASSERT_EQ_INT(harness_run(argv, NULL, &output), 0);
+		ASSERT_STR_CONTAINS(output, "dry run: 2 entries would be requeued");
+		ASSERT_EQ_INT(count_lines(output, "player.track_played"), 0);
+		free(output);
+	}
+	{
+		/* --since is inclusive, --until exclusive: 2026-03-02 only. */
+		const char *argv[] = {harness_passportd(), "reprocess", "--dry-run", "--since", "2026-03-02 00:00:00+00",
+				      "--until", "2026-03-03 00:00:00+00", "--dsn", daemon_dsn, NULL};
+		ASSERT_EQ_INT(harness_run(argv, NULL, &output), 0);
+		ASSERT_STR_CONTAINS(output, "dry run: 2 entries would be requeued");
+		free(output);
+	}
+	{
+		const char *argv[] = {harness_passportd(), "reprocess", "--user", user, "--event-type", "player.track_played",
+				      "--dsn", daemon_dsn, NULL};
+		ASSERT_EQ_INT(harness_run(argv, NULL, &output), 0);
+		ASSERT_STR_CONTAINS(output, "requeued 2 entries");
+		free(output);
+	}
+	free(user);
+	{
+		const char *argv[] = {harness_passportd(), "reprocess", "--limit", "99999999999999999999", "--dsn", daemon_dsn,
+				      NULL};
+		ASSERT_NE_INT(harness_run(argv, NULL, &output), 0);
+		ASSERT_STR_CONTAINS(output, "--limit must be a whole number");
+		free(output);
+	}
+	/* status: the two requeued entries are due; the oldest is its timestamp's age; backlog by type. */
+	{
+		const char *argv[] = {harness_passportd(), "status", "--json", "--dsn", daemon_dsn, NULL};
+		double expected = (double)harness_query_int(conn, "SELECT extract(epoch FROM now() - timestamptz '2026-03-01')::bigint");
+		ASSERT_EQ_INT(harness_run(argv, NULL, &output), 0);
+		root = cJSON_Parse(output);
+		ASSERT_TRUE(root != NULL);
+		ASSERT_EQ_INT((long long)cJSON_GetObjectItem(root, "due")->valuedouble, 2);
+		ASSERT_EQ_INT((long long)cJSON_GetObjectItem(root, "dead")->valuedouble, 4);
+		ASSERT_EQ_DBL(cJSON_GetObjectItem(root, "oldest_due_age_seconds")->valuedouble, expected, 5.0);
+		item = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "backlog"), 0);
+		ASSERT_STR_EQ(cJSON_GetObjectItem(item, "event_type")->valuestring, "player.track_played");
+		ASSERT_EQ_INT((long long)cJSON_GetObjectItem(item, "count")->valuedouble, 2);
+		ASSERT_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(root, "backlog")), 1);
+		cJSON_Delete(root);
+		free(output);
+	}
+
+	/* Disabled systems: mediaid skipped and counted, coliseum delivered. */
+	{
+		const char *extra[] = {"--systems", "coliseum", NULL};
+		ASSERT_EQ_INT(drain(daemon_dsn, extra, &output), 0);
+		ASSERT_STR_CONTAINS(output, "processed 2,");
+		ASSERT_STR_CONTAINS(output, "skipped deliveries 2");
+		free(output);
+	}
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics WHERE passport_entry_id IN"
+					     " (passport_test_uuid('p-0'), passport_test_uuid('p-2'))"),
+		      2);
+
+	/* treasury_correlation_id: the column names the ledger row when the payload does not. */
+	harness_exec(conn, "ALTER TABLE passport_entries ADD COLUMN treasury_correlation_id text;"
+			   "INSERT INTO ledger_entries (correlation_id, amount_cents) VALUES ('corr-column', 100)");
+	harness_exec(conn, "INSERT INTO passport_entries (id, user_id, event_type, event_category, payload, \"timestamp\","
+			   " treasury_correlation_id) VALUES"
+			   " (passport_test_uuid('t-linked'), passport_test_uuid('user-1'), 'treasury.balance_updated', 'hostile',"
+			   "  '{\"amount_cents\": 100}', '2026-03-05', 'corr-column'),"
+			   " (passport_test_uuid('t-missing'), passport_test_uuid('user-2'), 'treasury.balance_updated', 'hostile',"
+			   "  '{\"amount_cents\": 100}', '2026-03-05', 'corr-not-yet')");
+
+	/* SIGINT ends `run` like SIGTERM: the batch in hand finished, exit 0. */
+	snprintf(log_path, sizeof log_path, "%s/sigint.log", fault_temp_dir());
+	{
+		const char *argv[] = {harness_passportd(), "run", "--dsn", daemon_dsn, "--poll-interval", "0.2",
+				      "--log-format", "plain", NULL};
+		daemon = fault_spawn(argv, NULL, log_path);
+	}
+	if (!fault_wait_for(conn, 15, "SELECT processed FROM passport_entries WHERE id = passport_test_uuid('t-linked')"))
+		FAIL("run did not process the entry with treasury_correlation_id");
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM ledger_entries WHERE correlation_id = 'corr-column'"
+					     " AND passport_entry_id = passport_test_uuid('t-linked')"),
+		      1);
+	if (!fault_wait_for(conn, 15, "SELECT processing_attempts = 1 AND last_error LIKE '%no ledger entry%corr-not-yet%'"
+				     " FROM passport_entries WHERE id = passport_test_uuid('t-missing')"))
+		FAIL("the entry whose treasury_correlation_id names no ledger row was not retried");
+	kill(daemon, SIGINT);
+	ASSERT_EQ_INT(fault_wait(daemon, 10), 0);
+	fault_expect_clean_log(log_path);
+	PQfinish(conn);
+}
+
 int main(void)
 {
 	fault_begin("hostile");
+	case_promises();
 	case_unrecordable();
 	case_processed_null();
 	case_numbers();
