@@ -276,5 +276,5 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 	pthread_mutex_destroy(&shared.mutex);
 	if (failed)
 		return 1;
-	return (held_elsewhere && !*stop_requested) || totals.unrecordable > 0 ? 2 : 0;
+	return (held_elsewhere && !*stop_requested) || totals.unrecordable > 0 ? DRAIN_EXIT_LEFT_BEHIND : 0;
 }

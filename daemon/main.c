@@ -117,7 +117,8 @@ static void usage(FILE *out)
 		"\n"
 		"Exit status: 0 when the command did its work (failed entries are recorded on the\n"
 		"entries, not an error), 1 when it could not run (bad options, database unreachable,\n"
-		"schema missing).\n",
+		"schema missing), 3 when drain left due entries behind (held by other sessions for\n"
+		"longer than it waits, or entries whose failure could not be recorded).\n",
 		config_default("batch_size"), config_default("workers"), config_default("poll_interval"),
 		config_default("systems"), config_default("max_attempts"), levels, formats);
 }

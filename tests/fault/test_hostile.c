@@ -53,7 +53,7 @@ static void expect_good_processed(PGconn *conn)
  * Class 1: a failure that cannot be recorded never stops the queue. Attempts already at the
  * largest int, a last_error narrowed to varchar(30), a row whose failure record a trigger refuses,
  * and a row that refuses every write: every good entry is processed, drain says what it left
- * behind (exit 2), and `run` does not spin on it.
+ * behind (exit 3), and `run` does not spin on it.
  */
 static void case_unrecordable(void)
 {
@@ -89,7 +89,7 @@ static void case_unrecordable(void)
 		     "CREATE TRIGGER hostile_refuse BEFORE UPDATE ON passport_entries FOR EACH ROW"
 		     " EXECUTE FUNCTION hostile_refuse()");
 
-	ASSERT_EQ_INT(drain(daemon_dsn, NULL, &output), 2);
+	ASSERT_EQ_INT(drain(daemon_dsn, NULL, &output), 3);
 	ASSERT_STR_CONTAINS(output, "left 1 entries behind whose failure could not be recorded");
 	free(output);
 	expect_good_processed(conn);
@@ -242,7 +242,7 @@ static void case_processed_null(void)
 /*
  * Class 4: reprocess --now --id of a dead entry applies the older due entries of its user first,
  * so the DNA ends as an in-order drain leaves it; drain meets a DNA row another session holds,
- * waits its documented 10 s, says what it left behind and exits 2.
+ * waits its documented 10 s, says what it left behind and exits 3.
  */
 static void case_manual_order(void)
 {
@@ -286,16 +286,16 @@ static void case_manual_order(void)
 			    "SELECT passport_entry_id::text, ROW(alpha, decay_cultural, delta_cultural, delta_spatial, late)::text"
 			    " FROM dna_evolution ORDER BY 1");
 
-	/* A DNA row held by another session: drain waits its limit, says so, exits 2. */
+	/* A DNA row held by another session: drain waits its limit, says so, exits 3. */
 	insert_entry(conn, "o-held", "passport_test_uuid('user-2')", "player.track_completed", "'{}'", "'2026-07-03'");
 	insert_entry(conn, "o-free", "passport_test_uuid('user-3')", "player.track_completed", "'{}'", "'2026-07-03'");
 	holder = harness_connect(dsn);
 	harness_exec(holder, "BEGIN");
 	harness_exec(holder, "SELECT 1 FROM media_ids WHERE user_uuid = passport_test_uuid('user-2') FOR UPDATE");
 	started = fault_now();
-	ASSERT_EQ_INT(drain(daemon_dsn, NULL, &output), 2);
+	ASSERT_EQ_INT(drain(daemon_dsn, NULL, &output), 3);
 	took = fault_now() - started;
-	printf("drain beside a locked DNA row: exit 2 after %.1f s\n", took);
+	printf("drain beside a locked DNA row: exit 3 after %.1f s\n", took);
 	ASSERT_STR_CONTAINS(output, "left 1 due entries behind");
 	free(output);
 	ASSERT_TRUE(took >= 9.5 && took < 40);
