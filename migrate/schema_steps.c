@@ -106,6 +106,13 @@ static enum schema_step_kind classify(const char *text, const char *p, struct sc
 
 	if (is_word(p, "ALTER") && is_word(skip_blank(p + 5), "TABLE"))
 		return SCHEMA_STEP_ALTER;
+	/* DROP INDEX takes an exclusive lock on the table; DROP INDEX CONCURRENTLY does not. */
+	if (is_word(p, "DROP") && is_word(q = skip_blank(p + 4), "INDEX")) {
+		step->concurrently_at = (size_t)(q + 5 - text);
+		if (is_word(skip_blank(q + 5), "CONCURRENTLY"))
+			step->concurrently_at = 0;
+		return SCHEMA_STEP_INDEX;
+	}
 	if (!is_word(p, "CREATE"))
 		return SCHEMA_STEP_TRANSACTION;
 	q = skip_blank(p + 6);

@@ -9,6 +9,7 @@
  *   - CREATE [UNIQUE] INDEX: CREATE INDEX CONCURRENTLY, outside any transaction (writers go on
  *     while it builds); an index of that name left INVALID by an interrupted run is dropped
  *     (concurrently) and built again, after waiting for a build still in progress;
+ *   - DROP INDEX: DROP INDEX CONCURRENTLY, outside any transaction;
  *   - every run of other statements: one transaction, under the same lock_timeout and retries.
  * The file's text is not changed (its checksum stays); only how it is sent. Migrations are
  * idempotent, so a run interrupted between steps is completed by the next one.
@@ -26,7 +27,7 @@ struct vector_type;
 enum schema_step_kind {
 	SCHEMA_STEP_TRANSACTION, /* statements run together in one transaction */
 	SCHEMA_STEP_ALTER,       /* one ALTER TABLE in a transaction of its own */
-	SCHEMA_STEP_INDEX,       /* one CREATE INDEX, run CONCURRENTLY outside a transaction */
+	SCHEMA_STEP_INDEX,       /* one CREATE INDEX or DROP INDEX, run CONCURRENTLY outside a transaction */
 };
 
 #define SCHEMA_STEP_NAME_MAX 200
@@ -34,7 +35,10 @@ enum schema_step_kind {
 struct schema_step {
 	enum schema_step_kind kind;
 	size_t start, end; /* the step's bytes of the migration text: [start, end) */
-	/* SCHEMA_STEP_INDEX: where " CONCURRENTLY" goes (0: the statement says it already), the index name ("" when unnamed). */
+	/*
+	 * SCHEMA_STEP_INDEX: where " CONCURRENTLY" goes (0: the statement says it already), and for
+	 * CREATE INDEX the index name ("" when unnamed, and for DROP INDEX).
+	 */
 	size_t concurrently_at;
 	char index_name[SCHEMA_STEP_NAME_MAX];
 };
