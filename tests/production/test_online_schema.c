@@ -188,7 +188,7 @@ int main(void)
 					      " WHERE i.indrelid = 'passport_entries'::regclass AND NOT i.indisvalid"),
 		      0);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_class WHERE relname IN ('passport_entries_legacy_key',"
-					      " 'passport_entries_pending_idx', 'passport_entries_pending_user_idx',"
+					      " 'passport_entries_due_idx', 'passport_entries_due_user_idx',"
 					      " 'passport_entries_processed_at_idx')"),
 		      4);
 	{
