@@ -12,6 +12,7 @@
 #include "config.h"
 #include "db.h"
 #include "drain.h"
+#include "inspect.h"
 #include "log.h"
 #include "service.h"
 
@@ -37,6 +38,9 @@ struct options {
 	bool print_config;
 	bool json;
 	struct reprocess_options reprocess;
+	const char *inspect_user; /* inspect's USER argument */
+	const char *plot;         /* inspect --plot FILE */
+	const char *role;         /* inspect --role ROLE */
 	char *dsn_copy; /* --dsn, copied before the argument is blanked */
 };
 
@@ -84,6 +88,8 @@ static void usage(FILE *out)
 		"  drain       process every due entry, print a summary, exit\n"
 		"  status      queue health: due, retrying, dead, throughput, oldest due, top errors\n"
 		"  reprocess   requeue dead entries (or those selected below); never processed ones\n"
+		"  inspect USER  one user (a user id or an email): DNA rows and their norms, entries by\n"
+		"              state and the latest ones, the DNA's evolution and drift; read-only\n"
 		"\n"
 		"Options (command line > PASSPORTD_<NAME> environment > config file > defaults):\n"
 		"  -d, --dsn DSN            connection string or URI; else $PASSPORT_DATABASE_URL, else\n"
@@ -99,7 +105,7 @@ static void usage(FILE *out)
 		"      --log-level LEVEL    %s\n"
 		"      --log-format FORMAT  %s\n"
 		"      --print-config       print the effective configuration (no password) and exit\n"
-		"      --json               status: print one JSON object\n"
+		"      --json               status, inspect: print one JSON object\n"
 		"  -h, --help               show this help\n"
 		"  -V, --version            show the version\n"
 		"\n"
@@ -114,11 +120,18 @@ static void usage(FILE *out)
 		"      --dry-run            list what would be requeued, change nothing\n"
 		"      --now                process them in this process and report each outcome\n"
 		"\n"
+		"Inspect (also --json):\n"
+		"      --limit N            latest entries and evolution steps shown (default %d, at most %d)\n"
+		"      --since TIME         start of the drift and plot window (default %s ago)\n"
+		"      --plot FILE          draw the DNA's cumulative change per domain over time (.svg or .png)\n"
+		"      --role ROLE          the DNA row to plot (default: the only row, or the fan row)\n"
+		"\n"
 		"Exit status: 0 when the command did its work (failed entries are recorded on the\n"
 		"entries, not an error), 1 when it could not run (bad options, database unreachable,\n"
-		"schema missing).\n",
+		"schema missing); inspect: 2 when no user, or several, match the email.\n",
 		config_default("batch_size"), config_default("workers"), config_default("poll_interval"),
-		config_default("systems"), config_default("max_attempts"), levels, formats);
+		config_default("systems"), config_default("max_attempts"), levels, formats, INSPECT_DEFAULT_LIMIT,
+		INSPECT_MAX_LIMIT, INSPECT_DEFAULT_SINCE);
 }
 
 enum {
@@ -139,6 +152,8 @@ enum {
 	OPT_LIMIT,
 	OPT_DRY_RUN,
 	OPT_NOW,
+	OPT_PLOT,
+	OPT_ROLE,
 };
 
 static int add_override(struct options *opt, const char *name, const char *value)
@@ -179,6 +194,8 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		{"limit", required_argument, NULL, OPT_LIMIT},
 		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 		{"now", no_argument, NULL, OPT_NOW},
+		{"plot", required_argument, NULL, OPT_PLOT},
+		{"role", required_argument, NULL, OPT_ROLE},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -244,6 +261,8 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		}
 		case OPT_DRY_RUN: rp->dry_run = true; break;
 		case OPT_NOW: rp->now = true; break;
+		case OPT_PLOT: opt->plot = optarg; break;
+		case OPT_ROLE: opt->role = optarg; break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -258,11 +277,28 @@ static int parse_options(int argc, char **argv, struct options *opt)
 			return -1;
 	}
 	opt->command = optind < argc ? argv[optind++] : "run";
+	if (strcmp(opt->command, "inspect") == 0 && optind < argc)
+		opt->inspect_user = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "passportd: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
 	return 0;
+}
+
+/* inspect's options: --limit and --since are shared with reprocess, and parsed there. */
+static int run_inspect(const struct options *opt)
+{
+	struct inspect_options inspect = {
+		.user = opt->inspect_user,
+		.limit = opt->reprocess.limit ? opt->reprocess.limit : INSPECT_DEFAULT_LIMIT,
+		.since = opt->reprocess.since,
+		.plot = opt->plot,
+		.role = opt->role,
+		.json = opt->json,
+	};
+
+	return command_inspect(&opt->config, &inspect);
 }
 
 int main(int argc, char **argv)
@@ -321,6 +357,8 @@ int main(int argc, char **argv)
 		rc = admin_status(&opt.config, opt.json);
 	else if (strcmp(opt.command, "reprocess") == 0)
 		rc = admin_reprocess(&opt.config, &opt.reprocess);
+	else if (strcmp(opt.command, "inspect") == 0)
+		rc = run_inspect(&opt);
 	else {
 		fprintf(stderr, "passportd: unknown command '%s'. Try 'passportd --help'.\n", opt.command);
 		rc = 1;
