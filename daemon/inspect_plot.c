@@ -118,7 +118,8 @@ static void show_text_at(cairo_t *cr, double x, double y, const char *text, doub
 static void draw_axes(cairo_t *cr, const struct frame *f)
 {
 	char label[64];
-	bool short_range = f->t1 - f->t0 < 2 * 86400.0;
+	/* Dates alone once the ticks are at least a day apart; times of day below that. */
+	bool short_range = f->t1 - f->t0 < TICKS * 86400.0;
 
 	cairo_set_line_width(cr, 1.0);
 	cairo_set_font_size(cr, 12.0);
@@ -139,7 +140,8 @@ static void draw_axes(cairo_t *cr, const struct frame *f)
 		show_text_at(cr, f->x0 - 8.0, y + 4.0, label, 1.0);
 		gmtime_r(&seconds, &tm);
 		strftime(label, sizeof(label), short_range ? "%m-%d %H:%M" : "%Y-%m-%d", &tm);
-		show_text_at(cr, x, f->y0 + 18.0, label, 0.5);
+		/* The first and last labels stay inside the image. */
+		show_text_at(cr, x, f->y0 + 18.0, label, i == 0 ? 0.0 : i == TICKS ? 1.0 : 0.5);
 	}
 	cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
 	cairo_rectangle(cr, f->x0, f->y1, f->x1 - f->x0, f->y0 - f->y1);
@@ -168,6 +170,7 @@ static void draw_legend(cairo_t *cr, const struct frame *f)
 		cairo_show_text(cr, vec_domain_names[d]);
 	}
 	cairo_set_line_width(cr, 1.5);
+	cairo_new_path(cr); /* not joined to where the last label ended */
 	cairo_arc(cr, x + 12.0, y - 4.0, LATE_MARK_RADIUS, 0.0, 2.0 * M_PI);
 	cairo_stroke(cr);
 	cairo_move_to(cr, x + 32.0, y);
