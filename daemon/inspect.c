@@ -469,8 +469,12 @@ static int begin(struct inspection *in, const struct config *config)
 	struct batch_config batch;
 	struct processor *processor;
 
+	/*
+	 * Plain SELECTs take only ACCESS SHARE locks, which the daemon's work never conflicts with;
+	 * the short lock_timeout is for DDL (a migration) holding a table: give up, do not queue.
+	 */
 	if (db_command(in->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &in->error) < 0 ||
-	    db_command(in->conn, "SET LOCAL statement_timeout = '30s'", &in->error) < 0)
+	    db_command(in->conn, "SET LOCAL statement_timeout = '30s'; SET LOCAL lock_timeout = '2s'", &in->error) < 0)
 		return -1;
 	/* The processor's start-up checks: the schema is there, and which codec the DNA column needs. */
 	config_to_batch(config, &batch);
