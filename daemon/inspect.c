@@ -190,7 +190,8 @@ static int gather_dna_rows(struct inspection *in)
 	size_t literal = 3;
 	int n;
 
-	snprintf(most, sizeof(most), "%d", INSPECT_MAX_DNA_ROWS);
+	/* One more than shown, to tell whether there were more. */
+	snprintf(most, sizeof(most), "%d", INSPECT_MAX_DNA_ROWS + 1);
 	res = v ? query(in, "media_ids", sql_dna_rows, 2, values, 1) : NULL;
 	if (!res) {
 		if (!v)
@@ -198,7 +199,7 @@ static int gather_dna_rows(struct inspection *in)
 		vec_free(v);
 		return -1;
 	}
-	n = PQntuples(res);
+	n = PQntuples(res) > INSPECT_MAX_DNA_ROWS ? INSPECT_MAX_DNA_ROWS : PQntuples(res);
 	in->dna_rows = cJSON_AddArrayToObject(in->report, "media_ids");
 	in->row_ids = malloc(literal + (size_t)n * 37);
 	if (!in->row_ids) {
@@ -228,7 +229,7 @@ static int gather_dna_rows(struct inspection *in)
 		strcat(in->row_ids, PQgetvalue(res, i, ROW_ID));
 	}
 	strcat(in->row_ids, "}");
-	cJSON_AddBoolToObject(in->report, "media_ids_complete", n < INSPECT_MAX_DNA_ROWS);
+	cJSON_AddBoolToObject(in->report, "media_ids_complete", PQntuples(res) <= INSPECT_MAX_DNA_ROWS);
 	PQclear(res);
 	vec_free(v);
 	return 0;
@@ -384,18 +385,20 @@ static int make_plot(struct inspection *in, enum plot_format format)
 	struct plot_drawn drawn;
 	PGresult *res;
 	cJSON *plot, *series;
-	int n;
+	int n, skip;
 
 	if (!row)
 		return -1;
 	values[0] = cJSON_GetStringValue(cJSON_GetObjectItem(row, "id"));
-	snprintf(most, sizeof(most), "%d", INSPECT_MAX_PLOT_POINTS);
+	/* One more than drawn, to tell whether the window held more (the oldest is then left out). */
+	snprintf(most, sizeof(most), "%d", INSPECT_MAX_PLOT_POINTS + 1);
 	res = query(in, "plot", sql_plot_steps, 3, values, 0);
 	if (!res) {
 		fprintf(stderr, "passportd: inspect: %s\n", in->error.message);
 		return -1;
 	}
-	n = PQntuples(res);
+	skip = PQntuples(res) > INSPECT_MAX_PLOT_POINTS ? 1 : 0;
+	n = PQntuples(res) - skip;
 	points = calloc((size_t)(n > 0 ? n : 1), sizeof(*points));
 	if (!points) {
 		fprintf(stderr, "passportd: inspect: out of memory\n");
@@ -403,10 +406,12 @@ static int make_plot(struct inspection *in, enum plot_format format)
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
-		points[i].time = strtod(PQgetvalue(res, i, PLOT_TIME), NULL);
-		points[i].late = strcmp(PQgetvalue(res, i, PLOT_LATE), "true") == 0;
+		int r = i + skip;
+
+		points[i].time = strtod(PQgetvalue(res, r, PLOT_TIME), NULL);
+		points[i].late = strcmp(PQgetvalue(res, r, PLOT_LATE), "true") == 0;
 		for (int d = 0; d < VEC_DOMAINS; d++)
-			points[i].change[d] = strtod(PQgetvalue(res, i, PLOT_DELTA + d), NULL);
+			points[i].change[d] = strtod(PQgetvalue(res, r, PLOT_DELTA + d), NULL);
 	}
 	PQclear(res);
 	snprintf(title, sizeof(title), "DNA change of user %s (%s row) since %.10s", in->user_id,
@@ -427,7 +432,7 @@ static int make_plot(struct inspection *in, enum plot_format format)
 	cJSON_AddNumberToObject(plot, "points", drawn.points);
 	cJSON_AddNumberToObject(plot, "late_points", drawn.late_points);
 	cJSON_AddNumberToObject(plot, "nonfinite_values", drawn.nonfinite_values);
-	cJSON_AddBoolToObject(plot, "complete", n < INSPECT_MAX_PLOT_POINTS);
+	cJSON_AddBoolToObject(plot, "complete", skip == 0);
 	if (n > 0) {
 		cJSON_AddNumberToObject(plot, "first_time", drawn.first_time);
 		cJSON_AddNumberToObject(plot, "last_time", drawn.last_time);
