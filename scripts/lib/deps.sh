@@ -6,7 +6,7 @@
 
 PASSPORT_DEB_PACKAGES=(
 	build-essential pkg-config meson ninja-build
-	libpq-dev libuv1-dev libcjson-dev libopenblas-dev libsystemd-dev libcairo2-dev
+	libpq-dev libuv1-dev libcjson-dev libopenblas-dev libsystemd-dev libcairo2-dev libfontconfig-dev
 	postgresql-15 postgresql-client-15
 	python3 clang libclang-rt-14-dev valgrind
 )
