@@ -40,8 +40,11 @@
 #define INSPECT_MAX_DRIFT_STEPS 1000000 /* evolution steps summed per DNA row */
 #define INSPECT_MAX_PLOT_POINTS 20000   /* evolution steps plotted (the latest) */
 
-/* Exit statuses beyond 0 (report printed) and 1 (could not run). */
-#define INSPECT_EXIT_NO_SINGLE_USER 2 /* no user, or several users, match the email */
+/*
+ * Exit statuses beyond 0 (report printed) and 1 (could not run); 2 is kept for usage errors, and
+ * 3 means, as for drain, that the command ran but could not do its work.
+ */
+#define INSPECT_EXIT_NO_SINGLE_USER 3 /* no user, or several users, match the email */
 
 struct inspect_options {
 	const char *user;  /* the USER argument: a user id (UUID) or an email */

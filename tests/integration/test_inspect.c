@@ -379,7 +379,7 @@ static void test_hostile(PGconn *conn)
 	ASSERT_EQ_INT(run_inspect(&output, "1111111-1111-1111-1111-111111111111'; DROP TABLE media_ids; --", NULL), 1);
 	ASSERT_STR_CONTAINS(output, "neither a user id");
 	free(output);
-	ASSERT_EQ_INT(run_inspect(&output, "x'); DROP TABLE passport_entries; --@example.com", NULL), 2);
+	ASSERT_EQ_INT(run_inspect(&output, "x'); DROP TABLE passport_entries; --@example.com", NULL), 3);
 	ASSERT_STR_CONTAINS(output, "no user has the email");
 	free(output);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries"), 7);
@@ -409,8 +409,8 @@ static void test_hostile(PGconn *conn)
 	cJSON_Delete(report);
 	free(output);
 
-	/* Several users share an email: listed, not guessed (exit 2). */
-	ASSERT_EQ_INT(run_inspect(&output, "dup@example.com", "--json", NULL), 2);
+	/* Several users share an email: listed, not guessed (exit 3). */
+	ASSERT_EQ_INT(run_inspect(&output, "dup@example.com", "--json", NULL), 3);
 	report = parse_report(output);
 	ASSERT_TRUE(cJSON_IsNull(at(report, "user_id")));
 	ASSERT_EQ_INT(cJSON_GetArraySize(at(report, "matches")), 2);
@@ -421,7 +421,7 @@ static void test_hostile(PGconn *conn)
 	ASSERT_FALSE(cJSON_HasObjectItem(report, "media_ids"));
 	cJSON_Delete(report);
 	free(output);
-	ASSERT_EQ_INT(run_inspect(&output, "dup@example.com", NULL), 2);
+	ASSERT_EQ_INT(run_inspect(&output, "dup@example.com", NULL), 3);
 	ASSERT_STR_CONTAINS(output, "several users match 'dup@example.com'");
 	ASSERT_STR_CONTAINS(output, DUP_B "  dup@example.com  (profiles)");
 	free(output);
