@@ -14,6 +14,7 @@
 #include "drain.h"
 #include "log.h"
 #include "service.h"
+#include "version.h"
 
 /*
  * The subcommands other than `run` (which handles its signals inside its loop): the first
@@ -101,7 +102,7 @@ static void usage(FILE *out)
 		"      --print-config       print the effective configuration (no password) and exit\n"
 		"      --json               status: print one JSON object\n"
 		"  -h, --help               show this help\n"
-		"  -V, --version            show the version\n"
+		"  -V, --version            show the version, git revision, libpq, sd_notify and BLAS\n"
 		"\n"
 		"Reprocess selection (default: all dead entries; filters combine):\n"
 		"      --id UUID            this entry (repeatable; any unprocessed state)\n"
@@ -247,9 +248,11 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case 'V':
-			printf("passportd %s\n", PASSPORT_VERSION);
+		case 'V': {
+			char line[512];
+			printf("%s\n", version_line("passportd", line, sizeof(line)));
 			exit(0);
+		}
 		default:
 			fprintf(stderr, "Try 'passportd --help'.\n");
 			return -1;
@@ -304,6 +307,8 @@ int main(int argc, char **argv)
 	}
 
 	if (strcmp(opt.command, "run") == 0) {
+		char line[512];
+		log_info("%s", version_line("passportd", line, sizeof(line)));
 		rc = service_run(&opt.config, &opt.sources);
 		options_finish(&opt);
 		return rc;

@@ -2,6 +2,7 @@
 #include "build_config.h"
 #include "db.h"
 #include "migrate.h"
+#include "version.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -53,9 +54,11 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return MIGRATE_EXIT_OK;
-		case 'V':
-			printf(MIGRATE_PROGRAM " %s\n", PASSPORT_VERSION);
+		case 'V': {
+			char line[512];
+			printf("%s\n", version_line(MIGRATE_PROGRAM, line, sizeof(line)));
 			return MIGRATE_EXIT_OK;
+		}
 		default:
 			usage(stderr);
 			return MIGRATE_EXIT_USAGE;
