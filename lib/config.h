@@ -11,7 +11,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define CONFIG_DEFAULT_PATH "/etc/passportd/passportd.conf"
+#include "build_config.h"
+
+/* The configured sysconfdir's passportd.conf: /etc/passportd/passportd.conf in every normal build. */
+#define CONFIG_DEFAULT_PATH PASSPORT_SYSCONFDIR "/passportd/passportd.conf"
 
 struct config {
 	char *dsn;                 /* "" = $PASSPORT_DATABASE_URL, then libpq's environment */
