@@ -99,6 +99,8 @@ static void usage(FILE *out)
 		"      --max-attempts N     failed attempts before an entry is dead (default %s)\n"
 		"      --log-level LEVEL    %s\n"
 		"      --log-format FORMAT  %s\n"
+		"      --metrics-listen HOST:PORT\n"
+		"                           run: serve Prometheus metrics at http://HOST:PORT/metrics\n"
 		"      --print-config       print the effective configuration (no password) and exit\n"
 		"      --json               status: print one JSON object\n"
 		"  -h, --help               show this help\n"
@@ -140,6 +142,7 @@ enum {
 	OPT_LIMIT,
 	OPT_DRY_RUN,
 	OPT_NOW,
+	OPT_METRICS_LISTEN,
 };
 
 static int add_override(struct options *opt, const char *name, const char *value)
@@ -180,6 +183,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		{"limit", required_argument, NULL, OPT_LIMIT},
 		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 		{"now", no_argument, NULL, OPT_NOW},
+		{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -220,6 +224,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case OPT_MAX_ATTEMPTS: rc = add_override(opt, "max_attempts", optarg); break;
 		case OPT_LOG_LEVEL: rc = add_override(opt, "log_level", optarg); break;
 		case OPT_LOG_FORMAT: rc = add_override(opt, "log_format", optarg); break;
+		case OPT_METRICS_LISTEN: rc = add_override(opt, "metrics_listen", optarg); break;
 		case OPT_PRINT_CONFIG: opt->print_config = true; break;
 		case OPT_JSON: opt->json = true; break;
 		case OPT_ID:
