@@ -16,6 +16,7 @@
 #include "inspect.h"
 #include "log.h"
 #include "service.h"
+#include "version.h"
 
 /*
  * The subcommands other than `run` (which handles its signals inside its loop): the first
@@ -105,10 +106,12 @@ static void usage(FILE *out)
 		"      --max-attempts N     failed attempts before an entry is dead (default %s)\n"
 		"      --log-level LEVEL    %s\n"
 		"      --log-format FORMAT  %s\n"
+		"      --metrics-listen HOST:PORT\n"
+		"                           run: serve Prometheus metrics at http://HOST:PORT/metrics\n"
 		"      --print-config       print the effective configuration (no password) and exit\n"
 		"      --json               status, inspect: print one JSON object\n"
 		"  -h, --help               show this help\n"
-		"  -V, --version            show the version\n"
+		"  -V, --version            show the version, git revision, libpq, sd_notify and BLAS\n"
 		"\n"
 		"Reprocess selection (default: all dead entries; filters combine):\n"
 		"      --id UUID            this entry (repeatable; any unprocessed state)\n"
@@ -157,6 +160,7 @@ enum {
 	OPT_NOW,
 	OPT_PLOT,
 	OPT_ROLE,
+	OPT_METRICS_LISTEN,
 };
 
 static int add_override(struct options *opt, const char *name, const char *value)
@@ -199,6 +203,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		{"now", no_argument, NULL, OPT_NOW},
 		{"plot", required_argument, NULL, OPT_PLOT},
 		{"role", required_argument, NULL, OPT_ROLE},
+		{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -239,6 +244,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case OPT_MAX_ATTEMPTS: rc = add_override(opt, "max_attempts", optarg); break;
 		case OPT_LOG_LEVEL: rc = add_override(opt, "log_level", optarg); break;
 		case OPT_LOG_FORMAT: rc = add_override(opt, "log_format", optarg); break;
+		case OPT_METRICS_LISTEN: rc = add_override(opt, "metrics_listen", optarg); break;
 		case OPT_PRINT_CONFIG: opt->print_config = true; break;
 		case OPT_JSON: opt->json = true; break;
 		case OPT_ID:
@@ -272,9 +278,11 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case 'V':
-			printf("passportd %s\n", PASSPORT_VERSION);
+		case 'V': {
+			char line[512];
+			printf("%s\n", version_line("passportd", line, sizeof(line)));
 			exit(0);
+		}
 		default:
 			fprintf(stderr, "Try 'passportd --help'.\n");
 			return -1;
@@ -346,6 +354,8 @@ int main(int argc, char **argv)
 	}
 
 	if (strcmp(opt.command, "run") == 0) {
+		char line[512];
+		log_info("%s", version_line("passportd", line, sizeof(line)));
 		rc = service_run(&opt.config, &opt.sources);
 		options_finish(&opt);
 		return rc;
