@@ -12,6 +12,18 @@
  * Asking for work while a batch loop runs sets `pending`, so a notification that arrives during a
  * batch is remembered and answered by another pass as soon as the loop returns.
  *
+ * Wake-ups (sql/030_wakeup_gate.sql): inserts notify only while some daemon is armed, because a
+ * notifying commit serialises the application's writers. When a pass found nothing (and was not
+ * the answer to a notification), the service arms the listener; once armed it looks once more,
+ * for the inserts that committed while it was arming. A notification disarms it. After a pass
+ * that found work, or that answered a notification, it does not arm but lingers: it looks again
+ * after LINGER_MIN_MS, doubling the wait up to LINGER_MAX_MS while every look finds work, and arms
+ * only once a look finds nothing. So under a steady stream of inserts the daemon keeps up by
+ * looking every LINGER_MAX_MS and nobody notifies; when the stream stops it arms within
+ * LINGER_MAX_MS and the next insert wakes it at once. When another daemon holds the gate, arming
+ * is refused and retried every ARM_RETRY_MS; meanwhile that daemon's notifications wake this one
+ * too, since both LISTEN.
+ *
  * Losing the database: the worker's batch is rolled back by the server; the worker connection is
  * dropped and reopened after a capped, jittered exponential backoff. The listener reconnects on
  * its own backoff, re-LISTENs, and asks for work at once (notifications sent while it was away
@@ -52,6 +64,9 @@
 #define STOP_CANCEL_MS 3000 /* then cancel the batch in hand */
 #define STOP_GIVE_UP_MS 1500 /* then exit even if the worker is still blocked (e.g. connecting) */
 #define BUSY_RETRY_MS 100
+#define LINGER_MIN_MS 10.0
+#define LINGER_MAX_MS 200.0
+#define ARM_RETRY_MS 1000.0
 
 struct service {
 	uv_loop_t *loop;
@@ -62,6 +77,13 @@ struct service {
 	struct listener *listener;
 	uv_timer_t listener_retry;
 	double listener_backoff;
+
+	/* wake-ups: see the top of this file */
+	uv_timer_t linger_timer;
+	double linger_ms;      /* the next linger */
+	uv_timer_t arm_retry;
+	bool woken;            /* a notification came since the last pass started */
+	bool pass_after_wake;  /* the running (or last) pass answered a notification */
 
 	/* worker */
 	uv_work_t work;
@@ -121,16 +143,33 @@ static void set_status(struct service *s, const char *fmt, ...)
 	notify_systemd(message);
 }
 
+/* A factor in [0.75, 1.25), so that daemons do not act in step. */
+static double jitter(void)
+{
+	return 0.75 + 0.5 * ((double)rand() / ((double)RAND_MAX + 1));
+}
+
 /* The next backoff delay: doubled, capped, with +-25 % jitter so daemons do not reconnect in step. */
 static double next_backoff(double *backoff)
 {
 	double delay = *backoff;
 
 	*backoff = fmin(*backoff * 2, BACKOFF_MAX_SECONDS);
-	return delay * (0.75 + 0.5 * ((double)rand() / RAND_MAX));
+	return delay * jitter();
 }
 
 /* ---- listener events ------------------------------------------------------------------- */
+
+/* Try to arm again, unless a pass is under way or due: its end decides. */
+static void on_arm_retry(uv_timer_t *timer)
+{
+	struct service *s = timer->data;
+
+	if (s->stopping || s->work_running || uv_is_active((uv_handle_t *)&s->linger_timer) ||
+	    uv_is_active((uv_handle_t *)&s->worker_retry))
+		return;
+	listener_arm(s->listener);
+}
 
 static void on_listener_retry(uv_timer_t *timer)
 {
@@ -159,7 +198,16 @@ static void on_listener_event(void *owner, enum listener_event event, const char
 		service_request_work(s); /* catch up on anything inserted while we were away */
 		return;
 	case LISTENER_WAKE:
+		s->woken = true;
 		service_request_work(s);
+		return;
+	case LISTENER_ARMED:
+		log_debug("listener: armed; looking for entries committed while arming");
+		service_request_work(s);
+		return;
+	case LISTENER_ARM_BUSY:
+		log_debug("listener: the wake-up gate is taken (another daemon is armed); trying again later");
+		uv_timer_start(&s->arm_retry, on_arm_retry, (uint64_t)(ARM_RETRY_MS * jitter()), 0);
 		return;
 	case LISTENER_LOST:
 		if (s->stopping)
@@ -243,6 +291,28 @@ static void on_worker_retry(uv_timer_t *timer)
 	service_request_work(timer->data);
 }
 
+static void on_linger(uv_timer_t *timer)
+{
+	service_request_work(timer->data);
+}
+
+/*
+ * A pass ended with nothing due. If it found work or answered a notification, more may be coming:
+ * look again after a linger, without arming. Otherwise the daemon is idle: arm.
+ */
+static void after_idle_pass(struct service *s, const struct batch_totals *t)
+{
+	if (t->claimed > 0 || s->pass_after_wake) {
+		double delay = s->linger_ms;
+		s->linger_ms = fmin(s->linger_ms * 2, LINGER_MAX_MS);
+		uv_timer_start(&s->linger_timer, on_linger, (uint64_t)delay, 0);
+		return;
+	}
+	s->linger_ms = LINGER_MIN_MS;
+	if (s->listener)
+		listener_arm(s->listener);
+}
+
 static void work_done(uv_work_t *work, int status)
 {
 	struct service *s = work->data;
@@ -282,6 +352,8 @@ static void work_done(uv_work_t *work, int status)
 		uv_timer_start(&s->worker_retry, on_worker_retry, BUSY_RETRY_MS, 0);
 	} else if (s->pending) {
 		service_request_work(s);
+	} else {
+		after_idle_pass(s, t);
 	}
 }
 
@@ -294,7 +366,11 @@ static void service_request_work(struct service *s)
 		return;
 	}
 	uv_timer_stop(&s->worker_retry);
+	uv_timer_stop(&s->linger_timer);
+	uv_timer_stop(&s->arm_retry);
 	s->pending = false;
+	s->pass_after_wake = s->woken;
+	s->woken = false;
 	s->work_running = true;
 	config_to_batch(&s->config, &s->batch_config);
 	s->work.data = s;
@@ -420,6 +496,7 @@ int service_run(const struct config *config, const struct config_sources *source
 	s.sources = sources;
 	s.listener_backoff = BACKOFF_MIN_SECONDS;
 	s.worker_backoff = BACKOFF_MIN_SECONDS;
+	s.linger_ms = LINGER_MIN_MS;
 	pthread_mutex_init(&s.cancel_lock, NULL);
 	atomic_init(&s.stop_after_batch, false);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
@@ -444,8 +521,10 @@ int service_run(const struct config *config, const struct config_sources *source
 	uv_timer_init(&loop, &s.poll_timer);
 	uv_timer_init(&loop, &s.watchdog_timer);
 	uv_timer_init(&loop, &s.stop_timer);
+	uv_timer_init(&loop, &s.linger_timer);
+	uv_timer_init(&loop, &s.arm_retry);
 	s.listener_retry.data = s.worker_retry.data = s.poll_timer.data = s.watchdog_timer.data =
-		s.stop_timer.data = &s;
+		s.stop_timer.data = s.linger_timer.data = s.arm_retry.data = &s;
 	uv_signal_init(&loop, &s.sigterm);
 	uv_signal_init(&loop, &s.sigint);
 	uv_signal_init(&loop, &s.sighup);
