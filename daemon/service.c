@@ -65,7 +65,7 @@
 #define STOP_GIVE_UP_MS 1500 /* then exit even if the worker is still blocked (e.g. connecting) */
 #define BUSY_RETRY_MS 100
 #define LINGER_MIN_MS 10.0
-#define LINGER_MAX_MS 200.0
+#define LINGER_MAX_MS 50.0
 #define ARM_RETRY_MS 1000.0
 
 struct service {

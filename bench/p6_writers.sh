@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# P6 writers: what passportd's wake-ups cost the application's inserts. 8 pgbench clients insert
+# one entry per transaction, with durable commits (fsync, synchronous_commit, full_page_writes on,
+# as on Supabase), while `passportd run` keeps up. The insert rate with the project's triggers
+# (the wake-up gate of sql/030_wakeup_gate.sql) is compared with the rate with them disabled
+# (ALTER TABLE passport_entries DISABLE TRIGGER USER), and, for reference, with the trigger that
+# notified on every statement (before the gate). Modes alternate within each run, each on a fresh
+# copy of the same database; figures are medians over the runs. Goal: gate / disabled >= 0.90.
+#
+# Also, for the gate: insert -> processed latency under that load (p50, p99; from the insert's
+# created_at, i.e. the start of its transaction, so slightly longer than from its commit), the
+# backlog when the writers stop, and how often the daemon armed (each arming lets inserts notify
+# until the next notification reaches it).
+#
+# Environment: P6_CLIENTS (default 8), P6_SECONDS (default 20) per mode and run, P6_USERS (default
+# 2000), P6_MODES (default "gate disabled always"), BENCH_RUNS (default 3), plus bench/lib.sh's.
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+CLIENTS=${P6_CLIENTS:-8}
+SECONDS_PER_MODE=${P6_SECONDS:-20}
+USERS=${P6_USERS:-2000}
+read -r -a MODES <<<"${P6_MODES:-gate disabled always}"
+TRACKS=$((USERS / 5 * 4))
+
+bench_build
+work=$(mktemp -d /tmp/passport-bench-p6.XXXXXX)
+daemon_pid=
+cleanup_p6() {
+	if [[ -n "$daemon_pid" ]]; then
+		kill -TERM "$daemon_pid" 2>/dev/null || true
+		wait "$daemon_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+	bench_cleanup
+}
+bench_server_start "${BENCH_DURABLE_SETTINGS[@]}" "track_commit_timestamp = on"
+trap cleanup_p6 EXIT
+bench_log "durability: fsync $(bench_sql postgres 'SHOW fsync'), synchronous_commit $(bench_sql postgres \
+	'SHOW synchronous_commit'), full_page_writes $(bench_sql postgres 'SHOW full_page_writes')"
+
+bench_log "base database p6_base: $USERS users, no entries"
+bench_empty_db p6_base "$USERS"
+bench_finish_db p6_base
+
+# One entry per transaction: a play of a track, routed to mediaid and coliseum (appendix B).
+cat >"$work/insert.sql" <<EOF
+\set u random(1, $USERS)
+\set t random(1, $TRACKS)
+INSERT INTO passport_entries (user_id, event_type, event_category, payload)
+VALUES (passport_test_uuid('user-' || :u), 'player.track_played', 'interaction',
+        jsonb_build_object('trackId', passport_test_uuid('track-' || :t)::text));
+EOF
+
+# The trigger function as it was before the gate: a notification for every statement.
+ALWAYS_NOTIFY="CREATE OR REPLACE FUNCTION passport_entries_notify() RETURNS trigger LANGUAGE plpgsql AS
+\$\$ BEGIN PERFORM pg_notify('passport_entries', ''); RETURN NULL; END \$\$"
+
+# run_mode RUN MODE: one pgbench run against a fresh copy with passportd running; appends
+# "MODE tps backlog p50 p99 visible_p99 arms" to $work/results.
+run_mode() {
+	local run=$1 mode=$2 db=p6_run tps backlog lat arms=0 drained_by
+	bench_copy p6_base "$db"
+	case $mode in
+	disabled) bench_sql "$db" "ALTER TABLE passport_entries DISABLE TRIGGER USER" >/dev/null ;;
+	always) bench_sql "$db" "$ALWAYS_NOTIFY" >/dev/null ;;
+	gate) ;;
+	*) bench_die "unknown mode $mode" ;;
+	esac
+	"$PASSPORTD" run --dsn "$(bench_dsn "$db")" --log-level debug 2>"$work/daemon-$mode-$run.log" &
+	daemon_pid=$!
+	sleep 2 # connect, LISTEN, one empty look, arm: idle from here on
+	pgbench -n -c "$CLIENTS" -j 2 -T "$SECONDS_PER_MODE" -f "$work/insert.sql" "$(bench_dsn "$db")" \
+		>"$work/pgbench-$mode-$run.txt" 2>&1 || bench_die "pgbench failed: $(tail -n 5 "$work/pgbench-$mode-$run.txt")"
+	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$work/pgbench-$mode-$run.txt")
+	backlog=$(bench_sql "$db" "SELECT count(*) FROM passport_entries WHERE NOT processed")
+	# Keep up: everything processed within the poll interval plus a margin.
+	drained_by=$(($(date +%s) + 30))
+	while [[ $(bench_sql "$db" "SELECT count(*) FROM passport_entries WHERE NOT processed AND dead_at IS NULL") -gt 0 ]]; do
+		[[ $(date +%s) -lt $drained_by ]] || bench_die "$mode: passportd did not drain within 30 s of the writers stopping"
+		sleep 0.2
+	done
+	kill -TERM "$daemon_pid"
+	wait "$daemon_pid" || bench_log "passportd run exited with $?: $(tail -n 5 "$work/daemon-$mode-$run.log")"
+	daemon_pid=
+	lat=$(bench_sql "$db" "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ' ' ||
+	                              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ' ' ||
+	                              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY visible_ms)::numeric, 1)
+	                         FROM (SELECT extract(epoch FROM processed_at - created_at) * 1000 AS ms,
+	                                      extract(epoch FROM pg_xact_commit_timestamp(xmin) - created_at) * 1000 AS visible_ms
+	                                 FROM passport_entries WHERE processed) s")
+	arms=$(grep -c 'listener: armed' "$work/daemon-$mode-$run.log" || true)
+	echo "$mode $tps $backlog $lat $arms" >>"$work/results"
+	bench_log "run $run $mode: $tps inserts/s, backlog $backlog at the end, latency p50/p99/visible p99 ms $lat, armed $arms times"
+}
+
+: >"$work/results"
+for run in $(seq 1 "$BENCH_RUNS"); do
+	# Alternate the order, so that a slow phase of the machine does not favour one mode.
+	if ((run % 2)); then order=("${MODES[@]}"); else order=(); for ((i = ${#MODES[@]} - 1; i >= 0; i--)); do order+=("${MODES[i]}"); done; fi
+	for mode in "${order[@]}"; do
+		run_mode "$run" "$mode"
+	done
+done
+
+col() { awk -v m="$1" -v c="$2" '$1 == m { print $c }' "$work/results" | bench_median; }
+runs() { awk -v m="$1" '$1 == m { printf "%s ", $2 }' "$work/results"; }
+echo "P6 writers: $CLIENTS pgbench clients, one insert per transaction, durable commits, $SECONDS_PER_MODE s per mode, passportd run keeping up; median of $BENCH_RUNS runs"
+for mode in "${MODES[@]}"; do
+	bench_figure "$mode: inserts/s (runs)" "$(col "$mode" 2) ($(runs "$mode"))"
+done
+if [[ " ${MODES[*]} " == *" gate "* && " ${MODES[*]} " == *" disabled "* ]]; then
+	ratio=$(bench_ratio "$(col gate 2)" "$(col disabled 2)")
+	bench_figure "gate / triggers disabled" "$(awk -v v="$ratio" 'BEGIN { printf "%s (goal >= 0.90: %s)\n", v, (v + 0 >= 0.90) ? "met" : "NOT met" }')"
+	if [[ " ${MODES[*]} " == *" always "* ]]; then
+		bench_figure "notify on every insert / disabled" "$(bench_ratio "$(col always 2)" "$(col disabled 2)")"
+	fi
+	bench_figure "gate: insert -> processed_at p50 ms" "$(col gate 4)"
+	bench_figure "gate: insert -> processed_at p99 ms" "$(bench_goal "$(col gate 5)" 1000)"
+	bench_figure "gate: insert -> processing commit p99 ms" "$(col gate 6)"
+	bench_figure "gate: backlog when the writers stopped" "$(col gate 3)"
+	bench_figure "gate: times the daemon armed" "$(col gate 7)"
+fi
