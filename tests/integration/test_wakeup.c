@@ -141,6 +141,49 @@ static void check_exactly_once(PGconn *conn)
 /* ---- cases -------------------------------------------------------------------------------- */
 
 /*
+ * The race the re-check after arming closes: an insert whose transaction probed the gate while
+ * the daemon was not armed (so it will not notify) and commits while the daemon arms. The daemon's
+ * pg_advisory_lock waits for that commit, and its look right after finds the entry: it must not
+ * wait for the poll. Three such inserts (an attempt counts only when its probe really found the
+ * gate free, which the transaction can see in pg_locks).
+ */
+static void case_armed_open_insert(PGconn *conn, const char *dsn)
+{
+	PGconn *writer = harness_connect(dsn);
+	int raced = 0;
+
+	for (int attempt = 0; attempt < 40 && raced < 3; attempt++) {
+		double committed, took;
+		char *id;
+
+		wait_gate(conn, 1, 2);
+		insert_processed_within(conn, WAKE_BOUND, "before the race");
+		/* Now the daemon lingers, unarmed, and arms within a few tens of milliseconds. */
+		harness_exec(writer, "BEGIN");
+		id = insert_entry(writer);
+		if (harness_query_int(writer, "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()"
+					      " AND locktype = 'advisory' AND classid = " LOCK_CLASS_WAKE
+					      " AND mode = 'ShareLock'") != 1) {
+			harness_exec(writer, "COMMIT"); /* armed already: this one notified */
+			free(id);
+			continue;
+		}
+		children_sleep(0.08); /* the daemon's arming waits for this transaction */
+		harness_exec(writer, "COMMIT");
+		committed = children_now();
+		took = wait_processed(conn, id, committed);
+		printf("  insert committed while the daemon armed: processed after %.0f ms\n", took * 1000);
+		if (took > WAKE_BOUND)
+			FAIL("entry %s, committed while the daemon armed, processed after %.3f s: the look after"
+			     " arming missed it", id, took);
+		free(id);
+		raced++;
+	}
+	ASSERT_EQ_INT(raced, 3);
+	PQfinish(writer);
+}
+
+/*
  * Armed, and every moment around arming: inserts spaced 0 to 75 ms apart land while the daemon
  * is armed, while it processes, while it lingers and while it arms again. Each must be processed
  * within WAKE_BOUND.
@@ -168,6 +211,7 @@ static void case_armed(void)
 		worst = fmax(worst, insert_processed_within(conn, WAKE_BOUND, "around arming"));
 	}
 	printf("  66 inserts around arming: the slowest processed after %.0f ms\n", worst * 1000);
+	case_armed_open_insert(conn, dsn);
 	check_exactly_once(conn);
 	daemon_stop_ok(d);
 	PQfinish(listener);
