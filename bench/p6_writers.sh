@@ -13,7 +13,8 @@
 # until the next notification reaches it).
 #
 # Environment: P6_CLIENTS (default 8), P6_SECONDS (default 20) per mode and run, P6_USERS (default
-# 500), P6_MODES (default "gate disabled always"), BENCH_RUNS (default 3), plus bench/lib.sh's.
+# 500), P6_MODES (default "gate disabled always"), P6_DAEMON=0 (no passportd: the trigger's own
+# cost, nobody armed), BENCH_RUNS (default 3), plus bench/lib.sh's.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,6 +23,7 @@ CLIENTS=${P6_CLIENTS:-8}
 SECONDS_PER_MODE=${P6_SECONDS:-20}
 USERS=${P6_USERS:-500}
 read -r -a MODES <<<"${P6_MODES:-gate disabled always}"
+DAEMON=${P6_DAEMON:-1}
 TRACKS=$((USERS / 5 * 4))
 
 bench_build
@@ -68,15 +70,22 @@ run_mode() {
 	gate) ;;
 	*) bench_die "unknown mode $mode" ;;
 	esac
-	# A 1 s poll in every mode, so that with the triggers disabled the daemon also starts at once
-	# rather than at its first 5 s poll (and, busy from the start, takes its share of the CPU).
-	"$PASSPORTD" run --dsn "$(bench_dsn "$db")" --poll-interval 1 --log-level debug 2>"$work/daemon-$mode-$run.log" &
-	daemon_pid=$!
-	sleep 2 # connect, LISTEN, one empty look, arm: idle from here on
+	if [[ $DAEMON == 1 ]]; then
+		# A 1 s poll in every mode, so that with the triggers disabled the daemon also starts at
+		# once rather than at its first 5 s poll (and, busy from the start, takes its CPU share).
+		"$PASSPORTD" run --dsn "$(bench_dsn "$db")" --poll-interval 1 --log-level debug 2>"$work/daemon-$mode-$run.log" &
+		daemon_pid=$!
+		sleep 2 # connect, LISTEN, one empty look, arm: idle from here on
+	fi
 	pgbench -n -c "$CLIENTS" -j 2 -T "$SECONDS_PER_MODE" -f "$work/insert.sql" "$(bench_dsn "$db")" \
 		>"$work/pgbench-$mode-$run.txt" 2>&1 || bench_die "pgbench failed: $(tail -n 5 "$work/pgbench-$mode-$run.txt")"
 	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$work/pgbench-$mode-$run.txt")
 	backlog=$(bench_sql "$db" "SELECT count(*) FROM passport_entries WHERE NOT processed")
+	if [[ $DAEMON != 1 ]]; then
+		echo "$mode $tps - - - - -" >>"$work/results"
+		bench_log "run $run $mode (no daemon): $tps inserts/s"
+		return
+	fi
 	# Keep up: everything processed within the poll interval plus a margin.
 	drained_by=$(($(date +%s) + 30))
 	while [[ $(bench_sql "$db" "SELECT count(*) FROM passport_entries WHERE NOT processed AND dead_at IS NULL") -gt 0 ]]; do
@@ -108,7 +117,7 @@ done
 
 col() { awk -v m="$1" -v c="$2" '$1 == m { print $c }' "$work/results" | bench_median; }
 runs() { awk -v m="$1" '$1 == m { printf "%s ", $2 }' "$work/results"; }
-echo "P6 writers: $CLIENTS pgbench clients, one insert per transaction, durable commits, $SECONDS_PER_MODE s per mode, passportd run keeping up; median of $BENCH_RUNS runs"
+echo "P6 writers: $CLIENTS pgbench clients, one insert per transaction, durable commits, $SECONDS_PER_MODE s per mode, $([[ $DAEMON == 1 ]] && echo "passportd run keeping up" || echo "no passportd"); median of $BENCH_RUNS runs"
 for mode in "${MODES[@]}"; do
 	bench_figure "$mode: inserts/s (runs)" "$(col "$mode" 2) ($(runs "$mode"))"
 done
@@ -118,6 +127,7 @@ if [[ " ${MODES[*]} " == *" gate "* && " ${MODES[*]} " == *" disabled "* ]]; the
 	if [[ " ${MODES[*]} " == *" always "* ]]; then
 		bench_figure "notify on every insert / disabled" "$(bench_ratio "$(col always 2)" "$(col disabled 2)")"
 	fi
+	[[ $DAEMON == 1 ]] || exit 0
 	bench_figure "gate: insert -> processed_at p50 ms" "$(col gate 4)"
 	bench_figure "gate: insert -> processed_at p99 ms" "$(bench_goal "$(col gate 5)" 1000)"
 	bench_figure "gate: insert -> processing commit p99 ms" "$(col gate 6)"
