@@ -57,7 +57,7 @@ int admin_status(const struct config *config, bool json)
 			     " count(*) FILTER (WHERE dead_at IS NOT NULL),"
 			     " extract(epoch FROM now() - min(\"timestamp\") FILTER (WHERE dead_at IS NULL"
 			     "   AND (next_attempt_at IS NULL OR next_attempt_at <= now())))"
-			     " FROM passport_entries WHERE NOT processed",
+			     " FROM passport_entries e WHERE " NOT_PROCESSED,
 			     0, NULL, &error);
 	recent = counts ? admin_query(conn,
 				      "SELECT count(*) FILTER (WHERE processed_at > now() - interval '1 minute'), count(*)"
@@ -66,12 +66,12 @@ int admin_status(const struct config *config, bool json)
 			: NULL;
 	errors = recent ? admin_query(conn,
 				      "SELECT left(last_error, 200), count(*) FROM passport_entries"
-				      " WHERE NOT processed AND last_error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+				      " e WHERE " NOT_PROCESSED " AND last_error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
 				      0, NULL, &error)
 			: NULL;
 	backlog = errors ? admin_query(conn,
 				       "SELECT event_type, count(*) FROM passport_entries"
-				       " WHERE NOT processed AND dead_at IS NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20",
+				       " e WHERE " NOT_PROCESSED " AND dead_at IS NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20",
 				       0, NULL, &error)
 			 : NULL;
 	if (!backlog) {
@@ -141,11 +141,11 @@ done:
 
 /*
  * The entries a reprocess selects: dead ones by default; with --id, any unprocessed entry of those
- * ids. Processed entries are never selected (they were applied; running them again would apply
+ * ids (processed NULL counts as unprocessed, as everywhere). Processed entries are never selected (they were applied; running them again would apply
  * them twice). All filters are parameters.
  */
 #define REPROCESS_FILTER                                                                             \
-	" FROM passport_entries e WHERE NOT e.processed"                                                \
+	" FROM passport_entries e WHERE " NOT_PROCESSED                                                  \
 	" AND (CASE WHEN $1::uuid[] IS NULL THEN e.dead_at IS NOT NULL ELSE e.id = ANY($1::uuid[]) END)" \
 	" AND ($2::uuid IS NULL OR e.user_id = $2::uuid)"                                               \
 	" AND ($3::text IS NULL OR e.event_type = $3::text)"                                            \
@@ -202,7 +202,7 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 	if (!conn)
 		return 1;
 	ids = id_list_literal(options);
-	snprintf(limit, sizeof(limit), "%ld", options->limit > 0 ? options->limit : 1000000000L);
+	snprintf(limit, sizeof(limit), "%ld", options->limit > 0 ? options->limit : REPROCESS_LIMIT_MAX);
 	values[0] = ids;
 	values[1] = options->user;
 	values[2] = options->event_type;
@@ -213,7 +213,7 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 
 	if (options->n_ids > 0) {
 		/* Say which of the given ids are refused because they were already processed. */
-		res = admin_query(conn, "SELECT id::text FROM passport_entries WHERE id = ANY($1::uuid[]) AND processed ORDER BY 1",
+		res = admin_query(conn, "SELECT id::text FROM passport_entries WHERE id = ANY($1::uuid[]) AND processed IS TRUE ORDER BY 1",
 				    1, values, &error);
 		if (!res) {
 			print_error(&error);
@@ -248,8 +248,10 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 	res = admin_query(conn,
 			  "WITH picked AS (SELECT e.id" REPROCESS_FILTER
 			  " ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint FOR UPDATE OF e SKIP LOCKED)"
-			  " UPDATE passport_entries p SET dead_at = NULL, next_attempt_at = NULL, processing_attempts = 0,"
-			  " last_error = NULL FROM picked WHERE p.id = picked.id RETURNING p.id::text",
+			  " , requeued AS (UPDATE passport_entries p SET dead_at = NULL, next_attempt_at = NULL,"
+			  " processing_attempts = 0, last_error = NULL FROM picked WHERE p.id = picked.id"
+			  " RETURNING p.id, p.\"timestamp\")"
+			  " SELECT id::text FROM requeued ORDER BY \"timestamp\", id",
 			  7, values, &error);
 	if (!res) {
 		print_error(&error);
@@ -273,29 +275,46 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 			PQclear(res);
 			goto done;
 		}
+		/*
+		 * In (timestamp, id) order; each entry goes with the older due entries of its user, so
+		 * a DNA row's entries apply in order even when older ones wait in the queue. The
+		 * outcome is read back from the entry itself.
+		 */
 		for (int i = 0; i < PQntuples(res); i++) {
 			struct batch_totals totals = {0};
 			const char *id = PQgetvalue(res, i, 0);
 			int status = processor_run_entry(processor, id, &totals, &error);
+			const char *one[1] = {id};
+			PGresult *state;
 
 			if (status == BATCH_ERROR) {
 				printf("%s  error: %s\n", id, error.message);
 				continue;
 			}
-			if (status == BATCH_EMPTY) {
-				printf("%s  skipped: held by another worker (it will be processed there)\n", id);
-			} else if (totals.processed) {
-				printf("%s  processed\n", id);
-			} else {
-				const char *one[1] = {id};
-				PGresult *why = admin_query(conn, "SELECT coalesce(last_error, '') FROM passport_entries WHERE id = $1::uuid",
-							      1, one, &error);
-				if (!why)
-					print_error(&error);
-				printf("%s  %s: %s\n", id, totals.dead ? "dead again" : "failed, will retry",
-				       why && PQntuples(why) ? PQgetvalue(why, 0, 0) : "");
-				PQclear(why);
+			if (status == BATCH_EMPTY || status == BATCH_BUSY) {
+				printf("%s  skipped: it or an older due entry of its user is held by another session"
+				       " (the daemon processes it in order)\n", id);
+				continue;
 			}
+			state = admin_query(conn,
+					    "SELECT CASE WHEN processed IS TRUE THEN 'processed' WHEN dead_at IS NOT NULL"
+					    " THEN 'dead again' WHEN next_attempt_at > now() THEN 'failed, will retry'"
+					    " ELSE 'left due' END, coalesce(last_error, '') FROM passport_entries WHERE id = $1::uuid",
+					    1, one, &error);
+			if (!state || PQntuples(state) != 1) {
+				if (!state)
+					print_error(&error);
+				PQclear(state);
+				continue;
+			}
+			if (strcmp(PQgetvalue(state, 0, 0), "processed") == 0)
+				printf("%s  processed", id);
+			else
+				printf("%s  %s: %s", id, PQgetvalue(state, 0, 0), PQgetvalue(state, 0, 1));
+			if (totals.claimed > 1)
+				printf(" (after %ld older due entries of its user)", totals.claimed - 1);
+			printf("\n");
+			PQclear(state);
 		}
 	}
 	PQclear(res);

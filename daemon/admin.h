@@ -9,6 +9,9 @@
 /* Print the queue's health: counts per state, throughput, oldest due entry, top errors, backlog. */
 int admin_status(const struct config *config, bool json);
 
+/* The largest --limit (also what no --limit means). */
+#define REPROCESS_LIMIT_MAX 1000000000L
+
 struct reprocess_options {
 	const char *ids[64];
 	int n_ids;
@@ -17,7 +20,7 @@ struct reprocess_options {
 	const char *since;      /* timestamptz text, inclusive */
 	const char *until;      /* timestamptz text, exclusive */
 	const char *error_like; /* ILIKE pattern on last_error */
-	long limit;             /* 0: no limit */
+	long limit;             /* 0: no limit (REPROCESS_LIMIT_MAX); else 1..REPROCESS_LIMIT_MAX */
 	bool dry_run;
 	bool now;               /* process them here and report each outcome */
 };

@@ -7,6 +7,10 @@
  * apart). A worker stops when nothing is due, when the remaining due entries have been held by
  * other sessions for DRAIN_BUSY_LIMIT_SECONDS, on an error it cannot get past, or when a stop
  * signal was received. A lost connection is reopened a few times with growing pauses.
+ *
+ * Exit status: 0 when nothing due was left behind; 2 when the drain ran to its end but left due
+ * entries behind (held by other sessions past the limit, or entries whose failure could not be
+ * recorded), the summary saying which; 1 when it could not run or stopped on an error.
  */
 #include "drain.h"
 
@@ -56,6 +60,7 @@ struct drain_worker {
 	struct batch_totals totals;
 	bool failed;         /* stopped on an error it could not get past */
 	bool held_elsewhere; /* stopped while other sessions held the remaining entries */
+	long long left_due;  /* due entries when it stopped because of them */
 };
 
 /* Connect and inspect the schema, retrying a lost server a few times with growing pauses. */
@@ -121,8 +126,21 @@ static void *drain_work(void *arg)
 	}
 	while (!*w->shared->stop_requested) {
 		status = processor_run_batch(w->processor, &w->totals, &error);
-		if (status == BATCH_EMPTY)
-			break;
+		if (status == BATCH_EMPTY) {
+			/*
+			 * Nothing this worker could claim. Entries may still be due whose users it set
+			 * aside for a moment (their DNA row is locked by another session): wait for
+			 * those like for held users, do not leave them behind silently.
+			 */
+			long long due = 0;
+			if (processor_count_due(w->processor, &due, &error) < 0) {
+				status = BATCH_ERROR;
+			} else if (due == 0) {
+				break;
+			} else {
+				status = BATCH_BUSY;
+			}
+		}
 		if (status == BATCH_BUSY) {
 			/*
 			 * Due entries are held by other sessions (other daemons, or this drain's other
@@ -138,6 +156,8 @@ static void *drain_work(void *arg)
 				log_warning("stopping: the remaining due entries have been held by other sessions for %d s",
 					    DRAIN_BUSY_LIMIT_SECONDS);
 				w->held_elsewhere = true;
+				if (processor_count_due(w->processor, &w->left_due, &error) < 0)
+					w->left_due = -1;
 				break;
 			}
 			sleep_seconds(0.05);
@@ -176,6 +196,7 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 	double started = now_seconds(), elapsed;
 	int n = config->workers > 0 ? config->workers : 1, started_workers = 0;
 	bool failed = false, held_elsewhere = false;
+	long long left_due = 0;
 
 	workers = calloc((size_t)n, sizeof(*workers));
 	shared.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
@@ -217,6 +238,8 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 		pthread_join(workers[i].thread, NULL);
 		failed |= workers[i].failed;
 		held_elsewhere |= workers[i].held_elsewhere;
+		if (workers[i].held_elsewhere && workers[i].left_due > left_due)
+			left_due = workers[i].left_due;
 		if (n > 1)
 			log_info("drain worker %d: %ld batches, %ld entries%s", i + 1, t->batches, t->claimed,
 				 workers[i].failed ? " (stopped by an error)" : "");
@@ -227,6 +250,7 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 		totals.dead += t->dead;
 		totals.dna_rows += t->dna_rows;
 		totals.skipped_systems += t->skipped_systems;
+		totals.unrecordable += t->unrecordable;
 	}
 	elapsed = now_seconds() - started;
 	printf("drain: processed %ld, failed %ld (retrying %ld, dead %ld), DNA rows updated %ld, "
@@ -238,9 +262,19 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 	       : failed       ? " (stopped by an error)"
 	       : held_elsewhere ? " (some due entries are held by other sessions)"
 			      : "");
+	if (held_elsewhere && !*stop_requested)
+		printf("drain: left %lld due entries behind: their users or DNA rows were held by other sessions"
+		       " for more than %d s\n",
+		       left_due, DRAIN_BUSY_LIMIT_SECONDS);
+	if (totals.unrecordable > 0)
+		printf("drain: left %ld entries behind whose failure could not be recorded (their rows refuse"
+		       " every write; see the log)\n",
+		       totals.unrecordable);
 	fflush(stdout);
 	free(workers);
 	entity_cache_destroy(shared.entities);
 	pthread_mutex_destroy(&shared.mutex);
-	return failed ? 1 : 0;
+	if (failed)
+		return 1;
+	return (held_elsewhere && !*stop_requested) || totals.unrecordable > 0 ? DRAIN_EXIT_LEFT_BEHIND : 0;
 }

@@ -1,4 +1,5 @@
 /* passportd: the command line (options, help, the configuration) and the dispatch to a subcommand. */
+#include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -116,7 +117,8 @@ static void usage(FILE *out)
 		"\n"
 		"Exit status: 0 when the command did its work (failed entries are recorded on the\n"
 		"entries, not an error), 1 when it could not run (bad options, database unreachable,\n"
-		"schema missing).\n",
+		"schema missing), 3 when drain left due entries behind (held by other sessions for\n"
+		"longer than it waits, or entries whose failure could not be recorded).\n",
 		config_default("batch_size"), config_default("workers"), config_default("poll_interval"),
 		config_default("systems"), config_default("max_attempts"), levels, formats);
 }
@@ -235,9 +237,12 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case OPT_ERROR_LIKE: rp->error_like = optarg; break;
 		case OPT_LIMIT: {
 			char *end;
+			/* Bounded like the option table's numbers: an overflow is an error, not "no limit". */
+			errno = 0;
 			rp->limit = strtol(optarg, &end, 10);
-			if (*end || rp->limit < 1) {
-				fprintf(stderr, "passportd: --limit must be a positive whole number\n");
+			if (errno || end == optarg || *end || rp->limit < 1 || rp->limit > REPROCESS_LIMIT_MAX) {
+				fprintf(stderr, "passportd: --limit must be a whole number from 1 to %ld, not '%.40s'\n",
+					REPROCESS_LIMIT_MAX, optarg);
 				return -1;
 			}
 			break;

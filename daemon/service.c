@@ -282,6 +282,7 @@ static void add_totals(struct batch_totals *to, const struct batch_totals *from)
 	to->dead += from->dead;
 	to->dna_rows += from->dna_rows;
 	to->skipped_systems += from->skipped_systems;
+	to->unrecordable += from->unrecordable;
 }
 
 static void service_shutdown(struct service *s);

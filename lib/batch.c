@@ -13,9 +13,16 @@
  * for that entry alone. Should a write still fail (a constraint the upstream schema adds, a lock
  * timeout), the transaction is rolled back and the batch is redone one entry per transaction, so
  * the failing entry is recorded with the database's message and the others go through.
+ *
+ * Should even the record of a failure fail (a trigger, a column narrower than anything we write),
+ * the entry is set aside with a short fixed message and dead_at, or, when its row takes no write
+ * at all, left out of this processor's claims and logged as an error: one entry never stops the
+ * queue, and the daemon never spins on it. A failure the database calls transient that repeats
+ * TRANSIENT_FAILURES_MAX times in a row is treated like any other.
  */
 #include "batch.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +112,22 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 		       " AND attname = 'treasury_correlation_id' AND NOT attisdropped)",
 		       &p->has_correlation_column, error) < 0)
 		goto fail;
+
+	/* The limits of the columns a failure writes (see struct processor). */
+	res = db_query(p->conn,
+		    "SELECT (SELECT CASE a.atttypid WHEN 'int2'::regtype THEN 32767 WHEN 'int8'::regtype"
+		    "  THEN 9223372036854775807 ELSE 2147483647 END FROM pg_attribute a"
+		    "  WHERE a.attrelid = 'passport_entries'::regclass AND a.attname = 'processing_attempts'"
+		    "  AND NOT a.attisdropped)::text,"
+		    " (SELECT CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4"
+		    "  THEN a.atttypmod - 4 END FROM pg_attribute a"
+		    "  WHERE a.attrelid = 'passport_entries'::regclass AND a.attname = 'last_error' AND NOT a.attisdropped)",
+		    0, NULL, NULL, NULL, 0, error);
+	if (!res)
+		goto fail;
+	p->attempts_max = PQgetisnull(res, 0, 0) ? INT_MAX : atoll(PQgetvalue(res, 0, 0));
+	p->error_chars = PQgetisnull(res, 0, 1) ? INT_MAX : atoi(PQgetvalue(res, 0, 1));
+	PQclear(res);
 
 	p->scratch = vec_create(VEC_DIM);
 	p->owns_entities = config->shared_entities == NULL;
@@ -219,40 +242,109 @@ static int process_claimed(struct processor *p, struct batch *b, struct batch_to
 	return 0;
 }
 
-/* Record a failure that the database itself reported for one entry, in its own transaction. */
+/* The fixed message of an entry whose failure could not be recorded as it was. */
+#define SET_ASIDE_MESSAGE "set aside: its failure could not be recorded (see the daemon log)"
+
+/* One statement on an entry, in its own transaction; 0, or -1 with error set. */
+static int update_entry(struct processor *p, const char *sql, const char *entry_id, struct db_error *error)
+{
+	char chars[16];
+	const char *values[3] = {entry_id, SET_ASIDE_MESSAGE, chars};
+	PGresult *res;
+
+	snprintf(chars, sizeof(chars), "%d", p->error_chars);
+	res = db_query(p->conn, sql, 3, values, NULL, NULL, 0, error);
+	PQclear(res);
+	return res ? 0 : -1;
+}
+
+/*
+ * Record a failure that the database itself reported for one entry, in its own transaction. When
+ * that record is refused too, set the entry aside: dead with a short fixed message, dead alone,
+ * or (its row takes no write at all) left out of this processor's claims. Returns -1 only when
+ * the connection is lost.
+ */
 static int record_database_failure(struct processor *p, const char *entry_id, const char *message,
 				   struct batch_totals *totals, struct db_error *error)
 {
+	static const char *const set_aside_sql[] = {
+		"UPDATE passport_entries e SET dead_at = now(), next_attempt_at = NULL, last_error = left($2, $3::int)"
+		" WHERE e.id = $1::uuid AND " DUE_CONDITION,
+		"UPDATE passport_entries e SET dead_at = now(), next_attempt_at = NULL"
+		" WHERE e.id = $1::uuid AND " DUE_CONDITION " AND $2::text IS NOT NULL AND $3::int IS NOT NULL",
+	};
 	struct batch b = {0};
 	struct entry *e;
 
-	if (claim_entry(p, &b, entry_id, error) < 0)
-		goto fail;
+	if (claim_entry(p, &b, entry_id, CLAIM_ANY, error) < 0)
+		goto refused;
 	if (b.n_entries == 1) {
 		e = &b.entries[0];
 		e->outcome = OUTCOME_OK;
 		entry_fail(e, OUTCOME_RETRY, "database: %s", message);
-		if (commit_write_failures(p, &b, error) < 0)
-			goto fail;
+		if (commit_write_failures(p, &b, error) < 0 || db_command(p->conn, "COMMIT", error) < 0)
+			goto refused;
 		commit_count_outcomes(p, &b, totals);
 		totals->claimed++;
+	} else {
+		db_rollback(p->conn);
 	}
 	batch_clear(&b);
-	return db_command(p->conn, "COMMIT", error);
-fail:
+	return 0;
+
+refused:
 	batch_clear(&b);
 	db_rollback(p->conn);
-	return -1;
+	if (db_connection_lost(p->conn))
+		return -1;
+	log_error("entry %s: its failure could not be recorded (%s: %s); setting it aside", entry_id, error->sqlstate,
+		  error->message);
+	for (size_t i = 0; i < sizeof(set_aside_sql) / sizeof(set_aside_sql[0]); i++) {
+		if (update_entry(p, set_aside_sql[i], entry_id, error) == 0) {
+			totals->dead++;
+			totals->claimed++;
+			return 0;
+		}
+		if (db_connection_lost(p->conn))
+			return -1;
+	}
+	log_error("entry %s: its row refuses every write (%s: %s); this process leaves it out from now on, "
+		  "it stays due", entry_id, error->sqlstate, error->message);
+	if (!claim_set_aside_entry(p, entry_id))
+		log_error("entry %s: too many entries set aside; it will be tried again", entry_id);
+	totals->unrecordable++;
+	return 0;
 }
 
-/* Process one entry in its own transaction (used to isolate a batch whose writes failed). */
-static int run_single(struct processor *p, const char *entry_id, struct batch_totals *totals, struct db_error *error)
+/*
+ * A transient failure of one entry: true when it has repeated TRANSIENT_FAILURES_MAX times in a
+ * row for this entry, and is then to be recorded like any other failure.
+ */
+static bool transient_repeats(struct processor *p, const char *entry_id)
+{
+	if (strcmp(p->transient_entry, entry_id) != 0) {
+		snprintf(p->transient_entry, sizeof(p->transient_entry), "%s", entry_id);
+		p->transient_entry_failures = 0;
+	}
+	return ++p->transient_entry_failures >= TRANSIENT_FAILURES_MAX;
+}
+
+/*
+ * Process one entry in its own transaction: in CLAIM_ALONE mode only when no older due entry of
+ * its user waits (isolating a batch whose writes failed), in CLAIM_WITH_OLDER mode together with
+ * them (reprocess --now), so that every DNA row's entries still apply in order. Returns
+ * BATCH_DONE when the entry was processed or recorded, BATCH_EMPTY when it was not due, held
+ * elsewhere, deferred or waiting behind older entries, BATCH_BUSY on a transient failure,
+ * BATCH_ERROR when the connection is lost.
+ */
+static int run_single(struct processor *p, const char *entry_id, enum claim_entry_mode mode,
+		      struct batch_totals *totals, struct db_error *error)
 {
 	struct batch b = {0};
 	char message[ERROR_TEXT_MAX + 1];
 	int status;
 
-	if (claim_entry(p, &b, entry_id, error) < 0) {
+	if (claim_entry(p, &b, entry_id, mode, error) < 0) {
 		batch_clear(&b);
 		db_rollback(p->conn);
 		return BATCH_ERROR;
@@ -263,16 +355,39 @@ static int run_single(struct processor *p, const char *entry_id, struct batch_to
 		return BATCH_EMPTY;
 	}
 	if (process_claimed(p, &b, totals, error) == 0) {
-		bool deferred = b.entries[0].outcome == OUTCOME_DEFERRED;
+		bool deferred = b.entries[b.n_entries - 1].outcome == OUTCOME_DEFERRED;
 		batch_clear(&b);
 		return deferred ? BATCH_EMPTY : BATCH_DONE;
 	}
-	batch_clear(&b);
 	db_rollback(p->conn);
-	if (db_connection_lost(p->conn))
+	if (db_connection_lost(p->conn)) {
+		batch_clear(&b);
 		return BATCH_ERROR;
-	if (db_error_is_transient(error))
+	}
+	if (db_error_is_transient(error) && !transient_repeats(p, entry_id)) {
+		batch_clear(&b);
 		return BATCH_BUSY;
+	}
+	if (b.n_entries > 1) {
+		/* The entry and older ones failed together: each alone, in order, finds the one at fault. */
+		int n = b.n_entries;
+		uuid_text *ids = malloc(sizeof(*ids) * (size_t)n);
+
+		if (!ids) {
+			batch_clear(&b);
+			db_error_set(error, NULL, "out of memory");
+			return BATCH_ERROR;
+		}
+		for (int i = 0; i < n; i++)
+			snprintf(ids[i], sizeof(ids[i]), "%s", b.entries[i].id);
+		batch_clear(&b);
+		status = BATCH_DONE;
+		for (int i = 0; i < n && (status == BATCH_DONE || status == BATCH_EMPTY); i++)
+			status = run_single(p, ids[i], CLAIM_ALONE, totals, error);
+		free(ids);
+		return status;
+	}
+	batch_clear(&b);
 	snprintf(message, sizeof(message), "%.*s", ERROR_TEXT_MAX, error->message);
 	utf8_truncate(message, ERROR_TEXT_MAX - 20);
 	log_warning("entry %s: the database refused its effects: %s", entry_id, message);
@@ -288,7 +403,17 @@ int processor_run_entry(struct processor *p, const char *entry_id, struct batch_
 		db_error_set(error, NULL, "not a UUID: %.40s", entry_id);
 		return BATCH_ERROR;
 	}
-	return run_single(p, id, totals, error);
+	return run_single(p, id, CLAIM_WITH_OLDER, totals, error);
+}
+
+int processor_count_due(struct processor *p, long long *due, struct db_error *error)
+{
+	return claim_count_due(p, due, error);
+}
+
+int processor_unrecordable(const struct processor *p)
+{
+	return p->n_unrecordable;
 }
 
 int processor_run_batch(struct processor *p, struct batch_totals *totals, struct db_error *error)
@@ -298,9 +423,9 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, struct
 
 	if (status != BATCH_DONE)
 		return status;
-	log_debug("batch: claimed %d entries", b.n_entries);
 	if (process_claimed(p, &b, totals, error) == 0) {
 		bool progressed = false;
+		p->transient_failures = 0;
 		for (int i = 0; i < b.n_entries; i++) {
 			if (b.entries[i].outcome != OUTCOME_DEFERRED)
 				progressed = true;
@@ -317,12 +442,13 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, struct
 		batch_clear(&b);
 		return BATCH_ERROR;
 	}
-	if (db_error_is_transient(error)) {
+	if (db_error_is_transient(error) && ++p->transient_failures < TRANSIENT_FAILURES_MAX) {
 		log_info("batch of %d entries rolled back (%s: %s); it will be tried again", b.n_entries,
 			 error->sqlstate, error->message);
 		batch_clear(&b);
 		return BATCH_BUSY;
 	}
+	p->transient_failures = 0;
 	log_warning("batch of %d entries failed (%s: %s); retrying them one at a time", b.n_entries, error->sqlstate,
 		    error->message);
 	{
@@ -341,7 +467,7 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, struct
 		/* Stop at a lost connection or a transient failure; an entry no longer due is skipped. */
 		status = BATCH_DONE;
 		for (int i = 0; i < n && (status == BATCH_DONE || status == BATCH_EMPTY); i++)
-			status = run_single(p, ids[i], totals, error);
+			status = run_single(p, ids[i], CLAIM_ALONE, totals, error);
 		free(ids);
 		return status == BATCH_EMPTY ? BATCH_DONE : status;
 	}

@@ -43,6 +43,7 @@ struct batch_totals {
 	long dead;             /* failed for good (permanent error or out of attempts) */
 	long dna_rows;         /* DNA rows written */
 	long skipped_systems;  /* system deliveries skipped because the system is disabled */
+	long unrecordable;     /* failed, and even the failure could not be recorded: left due, set aside */
 };
 
 enum batch_status {
@@ -75,11 +76,20 @@ enum vec_format processor_vector_format(const struct processor *processor);
 int processor_run_batch(struct processor *processor, struct batch_totals *totals, struct db_error *error);
 
 /*
- * Process the entry with this id now, if it is due and nobody else holds it. Returns BATCH_DONE
- * when it was processed (or recorded as failed; see totals), BATCH_EMPTY when it was not due or
- * held elsewhere, BATCH_ERROR on a database error.
+ * Process the entry with this id now, if it is due and nobody else holds it, together with the
+ * older due entries of its user (applied first, in order: a DNA row's entries never apply out of
+ * order). Returns BATCH_DONE when it was processed (or recorded as failed; see totals, which count
+ * the older entries too), BATCH_EMPTY when it was not due, or it or an older entry of its user is
+ * held elsewhere (or they are more than a batch), BATCH_BUSY on a transient failure, BATCH_ERROR
+ * on a database error.
  */
 int processor_run_entry(struct processor *processor, const char *entry_id, struct batch_totals *totals,
 			struct db_error *error);
+
+/* How many entries are due now (leaving out the ones this processor set aside). 0 or -1 with error. */
+int processor_count_due(struct processor *processor, long long *due, struct db_error *error);
+
+/* How many entries this processor set aside because not even their failure could be recorded. */
+int processor_unrecordable(const struct processor *processor);
 
 #endif

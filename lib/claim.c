@@ -29,12 +29,23 @@
 #include "pipeline.h"
 #include "strbuf.h"
 
-/* The columns a batch reads of an entry, from passport_entries (or a CTE of it) named c. */
-#define ENTRY_COLUMNS                                                                              \
-	"c.id::text, c.user_id::text, c.mediaid_id::text, c.event_type, c.payload::text, "              \
-	"array_to_json(c.affects_systems)::text, coalesce(c.processing_attempts, 0), "                  \
-	"floor(extract(epoch FROM c.\"timestamp\") * 1000000)::text, c.correlation, c.\"timestamp\"::text, "      \
-	"c.row_ctid::text"
+/*
+ * The columns a batch reads of an entry, from a CTE named c that has passport_entries' columns
+ * plus row_ctid, correlation, payload_text and payload_bytes. The payload text travels only when
+ * it is within the limit (parameter max): an oversized payload is refused by its size alone,
+ * without transferring it (its size is the last column).
+ */
+#define ENTRY_COLUMNS(max)                                                                         \
+	"c.id::text, c.user_id::text, c.mediaid_id::text, c.event_type,"                               \
+	" CASE WHEN c.payload_bytes <= " max "::bigint THEN c.payload_text END,"                       \
+	" array_to_json(c.affects_systems)::text, least(coalesce(c.processing_attempts, 0), 2147483647)," \
+	" floor(extract(epoch FROM c.\"timestamp\") * 1000000)::text, c.correlation, c.\"timestamp\"::text," \
+	" c.row_ctid::text, c.payload_bytes"
+
+/* The payload's text, made once per row (OFFSET 0 keeps the planner from repeating it), and its size. */
+#define PAYLOAD_TEXT                                                                               \
+	" CROSS JOIN LATERAL (SELECT c.payload::text AS payload_text OFFSET 0) t"                      \
+	" CROSS JOIN LATERAL (SELECT coalesce(octet_length(t.payload_text), 0)::bigint AS payload_bytes) s"
 
 int claim_prepare(struct processor *p)
 {
@@ -46,26 +57,52 @@ int claim_prepare(struct processor *p)
 	 * entry some other session holds; taking the user's later entries then would apply them
 	 * before it. So each user's claim is cut at the first due entry not claimed ("gap"): what
 	 * is claimed is always a prefix of the user's due entries in (timestamp, id) order. The cut
-	 * entries stay due, untouched.
+	 * entries stay due, untouched. The text budget ($6) then cuts the whole claim, in the same
+	 * order, so every user's part stays a prefix.
+	 *   $1 locked users  $2 batch size  $3 take entries without a user  $4 payload limit (bytes)
+	 *   $5 entries set aside as unrecordable  $6 text budget (bytes)
 	 */
 	p->claim_users_sql = sql_printf(
 		"WITH claimed AS (SELECT e.*, e.ctid AS row_ctid, %s AS correlation FROM passport_entries e"
 		"  WHERE (e.user_id = ANY($1::uuid[]) OR ($3::boolean AND e.user_id IS NULL)) AND " DUE_CONDITION
+		"  AND NOT e.id = ANY($5::uuid[])"
 		"  ORDER BY e.\"timestamp\", e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED),"
 		" gap AS (SELECT DISTINCT ON (e.user_id) e.user_id, coalesce(e.\"timestamp\", 'infinity') AS ts, e.id"
 		"  FROM passport_entries e WHERE e.user_id = ANY($1::uuid[]) AND " DUE_CONDITION
-		"  AND e.id NOT IN (SELECT id FROM claimed)"
-		"  ORDER BY e.user_id, coalesce(e.\"timestamp\", 'infinity'), e.id)"
-		" SELECT " ENTRY_COLUMNS " FROM claimed c LEFT JOIN gap g ON g.user_id = c.user_id"
-		" WHERE g.user_id IS NULL OR (coalesce(c.\"timestamp\", 'infinity'), c.id) < (g.ts, g.id)"
+		"  AND NOT e.id = ANY($5::uuid[]) AND e.id NOT IN (SELECT id FROM claimed)"
+		"  ORDER BY e.user_id, coalesce(e.\"timestamp\", 'infinity'), e.id),"
+		" kept AS (SELECT c.*, t.payload_text, s.payload_bytes,"
+		"  CASE WHEN s.payload_bytes <= $4::bigint THEN s.payload_bytes ELSE 0 END"
+		"  + octet_length(c.event_type) + 256 AS text_bytes"
+		"  FROM claimed c LEFT JOIN gap g ON g.user_id = c.user_id" PAYLOAD_TEXT
+		"  WHERE g.user_id IS NULL OR (coalesce(c.\"timestamp\", 'infinity'), c.id) < (g.ts, g.id)),"
+		" budgeted AS (SELECT k.*, sum(k.text_bytes) OVER (ORDER BY k.\"timestamp\", k.id"
+		"  ROWS UNBOUNDED PRECEDING) - k.text_bytes AS bytes_before FROM kept k)"
+		" SELECT " ENTRY_COLUMNS("$4") " FROM budgeted c WHERE c.bytes_before < $6::bigint"
 		" ORDER BY c.\"timestamp\", c.id",
 		correlation);
+	/*
+	 * One entry, with the older due entries of its user (all of them, or nothing when another
+	 * session holds one, or when they are more than a batch):
+	 *   $1 the entry  $2 payload limit  $3 entries set aside  $5 batch size
+	 *   $4 mode: 'older' takes the older ones too, 'alone' takes nothing when there are any,
+	 *      'any' takes the entry whatever waits before it (to record a failure: no effects)
+	 */
 	p->claim_id_sql = sql_printf(
-		"WITH claimed AS (SELECT e.*, e.ctid AS row_ctid, %s AS correlation FROM passport_entries e"
-		"  WHERE e.id = $1::uuid AND " DUE_CONDITION
-		"  AND (e.user_id IS NULL OR pg_try_advisory_xact_lock(" LOCK_CLASS_USER ", hashtext(e.user_id::text)))"
-		"  FOR UPDATE OF e SKIP LOCKED)"
-		" SELECT " ENTRY_COLUMNS " FROM claimed c",
+		"WITH target AS (SELECT e.id, e.user_id, coalesce(e.\"timestamp\", 'infinity') AS ts"
+		"  FROM passport_entries e WHERE e.id = $1::uuid AND " DUE_CONDITION " AND NOT e.id = ANY($3::uuid[])),"
+		" locked AS (SELECT l.* FROM target l WHERE l.user_id IS NULL"
+		"  OR pg_try_advisory_xact_lock(" LOCK_CLASS_USER ", hashtext(l.user_id::text)) OFFSET 0),"
+		" wanted AS (SELECT e.id FROM passport_entries e, locked l WHERE " DUE_CONDITION
+		"  AND NOT e.id = ANY($3::uuid[]) AND (e.id = l.id OR ($4::text <> 'any' AND e.user_id = l.user_id"
+		"  AND (coalesce(e.\"timestamp\", 'infinity'), e.id) < (l.ts, l.id)))),"
+		" claimed AS (SELECT e.*, e.ctid AS row_ctid, %s AS correlation FROM passport_entries e"
+		"  WHERE e.id IN (SELECT id FROM wanted) AND ($4::text <> 'alone' OR (SELECT count(*) FROM wanted) = 1)"
+		"  AND (SELECT count(*) FROM wanted) <= $5::int"
+		"  ORDER BY e.\"timestamp\", e.id FOR UPDATE OF e SKIP LOCKED),"
+		" kept AS (SELECT c.*, t.payload_text, s.payload_bytes FROM claimed c" PAYLOAD_TEXT
+		"  WHERE (SELECT count(*) FROM claimed) = (SELECT count(*) FROM wanted))"
+		" SELECT " ENTRY_COLUMNS("$2") " FROM kept c ORDER BY c.\"timestamp\", c.id",
 		correlation);
 	return p->claim_users_sql && p->claim_id_sql ? 0 : -1;
 }
@@ -75,6 +112,56 @@ void claim_finish(struct processor *p)
 	free(p->claim_users_sql);
 	free(p->claim_id_sql);
 	p->claim_users_sql = p->claim_id_sql = NULL;
+}
+
+bool claim_entry_set_aside(const struct processor *p, const char *entry_id)
+{
+	for (int i = 0; i < p->n_unrecordable; i++)
+		if (strcmp(p->unrecordable[i], entry_id) == 0)
+			return true;
+	return false;
+}
+
+bool claim_set_aside_entry(struct processor *p, const char *entry_id)
+{
+	if (claim_entry_set_aside(p, entry_id))
+		return true;
+	if (p->n_unrecordable == UNRECORDABLE_MAX)
+		return false;
+	snprintf(p->unrecordable[p->n_unrecordable], sizeof(p->unrecordable[0]), "%s", entry_id);
+	p->n_unrecordable++;
+	return true;
+}
+
+/* "{...}" of the entries set aside as unrecordable; NULL when out of memory. */
+static char *unrecordable_literal(const struct processor *p)
+{
+	const char *ids[UNRECORDABLE_MAX];
+
+	for (int i = 0; i < p->n_unrecordable; i++)
+		ids[i] = p->unrecordable[i];
+	return uuid_array_literal(ids, p->n_unrecordable);
+}
+
+int claim_count_due(struct processor *p, long long *due, struct db_error *error)
+{
+	char *aside = unrecordable_literal(p);
+	const char *values[1] = {aside};
+	PGresult *res;
+
+	if (!aside) {
+		db_error_set(error, NULL, "out of memory");
+		return -1;
+	}
+	res = db_query(p->conn, "SELECT count(*) FROM passport_entries e WHERE " DUE_CONDITION
+			       " AND NOT e.id = ANY($1::uuid[])",
+		       1, values, NULL, NULL, 0, error);
+	free(aside);
+	if (!res)
+		return -1;
+	*due = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
 }
 
 int parse_micros(const char *text, int64_t *out)
@@ -118,6 +205,7 @@ static int take_claimed(struct processor *p, struct batch *b, PGresult *res)
 		e->mediaid_id = PQgetvalue(res, i, 2);
 		e->event_type = PQgetvalue(res, i, 3);
 		e->payload = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
+		e->payload_bytes = atoll(PQgetvalue(res, i, 11));
 		e->payload_len = e->payload ? (size_t)PQgetlength(res, i, 4) : 0;
 		e->systems_json = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
 		e->attempts = atoi(PQgetvalue(res, i, 6));
@@ -216,7 +304,7 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 	"WITH RECURSIVE scan AS MATERIALIZED ("                                                     \
 	"  SELECT e.user_id, row_number() OVER (ORDER BY e.\"timestamp\", e.id) AS n FROM ("       \
 	"   SELECT e.user_id, e.\"timestamp\", e.id FROM passport_entries e WHERE " DUE_CONDITION   \
-	"   AND (e.user_id IS NULL OR NOT e.user_id = ANY($1::uuid[]))"                              \
+	"   AND (e.user_id IS NULL OR NOT e.user_id = ANY($1::uuid[])) AND NOT e.id = ANY($5::uuid[])"  \
 	"   ORDER BY e.\"timestamp\", e.id LIMIT $2::int) e),"                                       \
 	" candidate AS MATERIALIZED ("                                                              \
 	"  SELECT user_id AS id, row_number() OVER (ORDER BY min(n)) AS ord FROM scan"              \
@@ -229,7 +317,8 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 	"  CROSS JOIN LATERAL (SELECT pg_try_advisory_xact_lock(" LOCK_CLASS_USER ","              \
 	"   hashtext(c.id::text)) AS locked OFFSET 0) l"                                              \
 	"  CROSS JOIN LATERAL (SELECT CASE WHEN l.locked THEN (SELECT count(*) FROM passport_entries e" \
-	"   WHERE e.user_id = c.id AND " DUE_CONDITION ") ELSE 0 END AS due OFFSET 0) d"                 \
+	"   WHERE e.user_id = c.id AND " DUE_CONDITION " AND NOT e.id = ANY($5::uuid[])) ELSE 0 END AS due" \
+	"   OFFSET 0) d"                                                                                \
 	"  WHERE w.total < $4::int)"                                                                 \
 	" SELECT s.scanned, s.null_user, w.id::text, w.due FROM"                                      \
 	" (SELECT count(*) AS scanned, coalesce(bool_or(user_id IS NULL), false) AS null_user FROM scan) s" \
@@ -237,29 +326,35 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 
 int claim_batch(struct processor *p, struct batch *b, struct db_error *error)
 {
-	char *aside = NULL, *locked = NULL;
+	char *aside = NULL, *locked = NULL, *unrecordable = NULL;
 	bool null_user;
-	char limit[16], scan[16], wanted_users[16];
+	char limit[16], scan[16], wanted_users[16], max_payload[24], budget[24];
 	PGresult *res, *lock_res = NULL;
 
 	aside = set_aside_literal(p);
-	if (!aside) {
+	unrecordable = unrecordable_literal(p);
+	if (!aside || !unrecordable) {
+		free(aside);
+		free(unrecordable);
 		db_error_set(error, NULL, "out of memory");
 		return BATCH_ERROR;
 	}
+	snprintf(max_payload, sizeof(max_payload), "%zu", p->config.max_payload_bytes);
+	snprintf(budget, sizeof(budget), "%ld", CLAIM_TEXT_BUDGET);
 	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
 	/* Most of the oldest entries belong to different users: scan twice the users wanted. */
 	snprintf(scan, sizeof(scan), "%d", (int)fmin(p->config.batch_size, fmax(64.0, 2.0 * p->candidate_users)));
 	snprintf(wanted_users, sizeof(wanted_users), "%d", p->candidate_users);
 	{
-		const char *values[4] = {aside, scan, wanted_users, limit};
-		res = begin_and_query(p, LOCK_USERS_SQL, 4, values, error);
+		const char *values[5] = {aside, scan, wanted_users, limit, unrecordable};
+		res = begin_and_query(p, LOCK_USERS_SQL, 5, values, error);
 	}
 	free(aside);
 	if (!res)
 		goto error;
 	if (PQntuples(res) < 1 || atol(PQgetvalue(res, 0, 0)) == 0) {
 		PQclear(res);
+		free(unrecordable);
 		db_rollback(p->conn);
 		return BATCH_EMPTY;
 	}
@@ -292,6 +387,7 @@ int claim_batch(struct processor *p, struct batch *b, struct db_error *error)
 
 	if (!locked && !null_user) {
 		PQclear(lock_res);
+		free(unrecordable);
 		db_rollback(p->conn);
 		return BATCH_BUSY;
 	}
@@ -300,8 +396,9 @@ int claim_batch(struct processor *p, struct batch *b, struct db_error *error)
 	 * one of them is among the oldest due entries, so they are never starved by busy users.
 	 */
 	{
-		const char *values[3] = {locked ? locked : "{}", limit, null_user ? "true" : "false"};
-		res = db_query(p->conn, p->claim_users_sql, 3, values, NULL, NULL, 0, error);
+		const char *values[6] = {locked ? locked : "{}", limit, null_user ? "true" : "false", max_payload,
+					  unrecordable, budget};
+		res = db_query(p->conn, p->claim_users_sql, 6, values, NULL, NULL, 0, error);
 		free(locked);
 		locked = NULL;
 		if (!res)
@@ -324,6 +421,8 @@ int claim_batch(struct processor *p, struct batch *b, struct db_error *error)
 	}
 	PQclear(lock_res);
 	lock_res = NULL;
+	free(unrecordable);
+	unrecordable = NULL;
 	if (b->n_entries == 0) {
 		batch_clear(b);
 		db_rollback(p->conn);
@@ -334,20 +433,34 @@ int claim_batch(struct processor *p, struct batch *b, struct db_error *error)
 
 error:
 	free(locked);
+	free(unrecordable);
 	PQclear(lock_res);
 	batch_clear(b);
 	db_rollback(p->conn);
 	return BATCH_ERROR;
 }
 
-int claim_entry(struct processor *p, struct batch *b, const char *entry_id, struct db_error *error)
+int claim_entry(struct processor *p, struct batch *b, const char *entry_id, enum claim_entry_mode mode,
+		struct db_error *error)
 {
-	const char *values[1] = {entry_id};
+	char max_payload[24], limit[16];
+	char *unrecordable = unrecordable_literal(p);
+	static const char *const modes[] = {[CLAIM_WITH_OLDER] = "older", [CLAIM_ALONE] = "alone", [CLAIM_ANY] = "any"};
+	const char *values[5] = {entry_id, max_payload, unrecordable, modes[mode], limit};
 	PGresult *res;
 
-	if (db_command(p->conn, "BEGIN", error) < 0)
+	if (!unrecordable) {
+		db_error_set(error, NULL, "out of memory");
 		return -1;
-	res = db_query(p->conn, p->claim_id_sql, 1, values, NULL, NULL, 0, error);
+	}
+	snprintf(max_payload, sizeof(max_payload), "%zu", p->config.max_payload_bytes);
+	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
+	if (db_command(p->conn, "BEGIN", error) < 0) {
+		free(unrecordable);
+		return -1;
+	}
+	res = db_query(p->conn, p->claim_id_sql, 5, values, NULL, NULL, 0, error);
+	free(unrecordable);
 	if (!res)
 		return -1;
 	if (take_claimed(p, b, res) < 0) {

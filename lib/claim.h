@@ -7,6 +7,8 @@
 #ifndef PASSPORT_CLAIM_H
 #define PASSPORT_CLAIM_H
 
+#include <stdbool.h>
+
 /* The channel passportd LISTENs on; the trigger of sql/ notifies it. */
 #define PASSPORT_CHANNEL "passport_entries"
 
@@ -26,9 +28,14 @@
 #define LOCK_CLASS_BACKFILL "1346520652"
 #define LOCK_CLASS_WAKE "1347895627"
 
-/* A condition on passport_entries e: the entry is due now. */
+/*
+ * A condition on passport_entries e: the entry is due now. The seed's processed column is
+ * nullable; an entry whose processed is NULL has not been processed, so it is due like a false one
+ * (sql/016 indexes exactly this predicate). Every query of the queue's states says the same.
+ */
+#define NOT_PROCESSED "e.processed IS NOT TRUE"
 #define DUE_CONDITION                                                                              \
-	"NOT e.processed AND e.dead_at IS NULL AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())"
+	NOT_PROCESSED " AND e.dead_at IS NULL AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())"
 
 struct processor;
 struct batch;
@@ -45,12 +52,39 @@ void claim_finish(struct processor *p);
  */
 int claim_batch(struct processor *p, struct batch *b, struct db_error *error);
 
+enum claim_entry_mode {
+	/*
+	 * The entry and, before it, every older due entry of its user, in (timestamp, id) order, so
+	 * that applying them keeps each DNA row's order (reprocess --now). Nothing when any of them
+	 * is held by another session.
+	 */
+	CLAIM_WITH_OLDER,
+	/* The entry alone, and only when no older due entry of its user waits (batch isolation). */
+	CLAIM_ALONE,
+	/* The entry alone, whatever waits before it: only to record its failure (no effects applied). */
+	CLAIM_ANY,
+};
+
 /*
- * Open a transaction and claim the entry with this canonical id into b, if it is due and nobody
- * holds it or its user (b then has 0 or 1 entries). Returns 0, or -1 with error set; the caller
+ * Open a transaction and claim the entry with this canonical id into b (with the older due
+ * entries of its user in CLAIM_WITH_OLDER mode; the entry itself last), if it is due and nobody
+ * holds it or its user; b has no entries otherwise. Returns 0, or -1 with error set; the caller
  * rolls back either way when it does not commit.
  */
-int claim_entry(struct processor *p, struct batch *b, const char *entry_id, struct db_error *error);
+int claim_entry(struct processor *p, struct batch *b, const char *entry_id, enum claim_entry_mode mode,
+		struct db_error *error);
+
+/*
+ * Leave the entry out of this processor's claims from now on: its failure could not be recorded.
+ * Returns false when the list is full (the entry may then come back).
+ */
+bool claim_set_aside_entry(struct processor *p, const char *entry_id);
+
+/* Whether the entry is among those set aside by claim_set_aside_entry. */
+bool claim_entry_set_aside(const struct processor *p, const char *entry_id);
+
+/* Due entries now, leaving out those set aside as unrecordable. Returns 0 or -1 with error set. */
+int claim_count_due(struct processor *p, long long *due, struct db_error *error);
 
 /* Leave the user out of the candidates for SET_ASIDE_SECONDS: another session holds its next entry. */
 void claim_set_aside_user(struct processor *p, const char *user);

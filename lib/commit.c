@@ -8,6 +8,7 @@
  */
 #include "commit.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,13 +113,24 @@ static int write_processed(struct processor *p, const struct batch *b, struct db
 			    columns, COLISEUM_COLUMNS + 1, error);
 }
 
-/* The failures of a batch: attempts, last_error, and a retry time or dead_at. */
+/* The attempts an entry has after this failure (its attempts saturate, they never overflow). */
+static int attempts_after(const struct entry *e)
+{
+	return e->attempts < INT_MAX ? e->attempts + 1 : INT_MAX;
+}
+
+/*
+ * The failures of a batch: attempts, last_error, and a retry time or dead_at. Every value fits
+ * its column: attempts stop at the largest value of processing_attempts' type (numeric
+ * arithmetic, so the + 1 itself cannot overflow), and last_error is cut to the characters the
+ * column holds.
+ */
 int commit_write_failures(struct processor *p, const struct batch *b, struct db_error *error)
 {
 	cJSON *failures = cJSON_CreateArray();
 	char *text;
-	char max_attempts[16];
-	const char *values[2];
+	char max_attempts[16], attempts_max[24], error_chars[16];
+	const char *values[4];
 	int rc;
 
 	if (!failures)
@@ -134,8 +146,9 @@ int commit_write_failures(struct processor *p, const struct batch *b, struct db_
 		cJSON_AddStringToObject(row, "id", e->id);
 		cJSON_AddStringToObject(row, "error", e->error);
 		cJSON_AddBoolToObject(row, "permanent", e->outcome == OUTCOME_PERMANENT);
-		cJSON_AddNumberToObject(row, "delay", commit_retry_delay(p->config.retry_base_seconds, p->config.retry_cap_seconds, e->attempts + 1,
-								   next_random(p)));
+		cJSON_AddNumberToObject(row, "delay", commit_retry_delay(p->config.retry_base_seconds,
+									p->config.retry_cap_seconds, attempts_after(e),
+									next_random(p)));
 	}
 	if (cJSON_GetArraySize(failures) == 0) {
 		cJSON_Delete(failures);
@@ -146,18 +159,23 @@ int commit_write_failures(struct processor *p, const struct batch *b, struct db_
 	if (!text)
 		goto oom;
 	snprintf(max_attempts, sizeof(max_attempts), "%d", p->config.max_attempts);
+	snprintf(attempts_max, sizeof(attempts_max), "%lld", p->attempts_max);
+	snprintf(error_chars, sizeof(error_chars), "%d", p->error_chars);
 	values[0] = text;
 	values[1] = max_attempts;
+	values[2] = attempts_max;
+	values[3] = error_chars;
 	rc = db_send(p->conn,
-			     "UPDATE passport_entries e SET processing_attempts = coalesce(e.processing_attempts, 0) + 1,"
-			     " last_error = r.error,"
-			     " dead_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
+			     "UPDATE passport_entries e"
+			     " SET processing_attempts = least(coalesce(e.processing_attempts, 0)::numeric + 1, $3::numeric),"
+			     " last_error = left(r.error, $4::int),"
+			     " dead_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0)::numeric + 1 >= $2::int"
 			     " THEN now() END,"
-			     " next_attempt_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0) + 1 >= $2::int"
+			     " next_attempt_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0)::numeric + 1 >= $2::int"
 			     " THEN NULL ELSE now() + make_interval(secs => r.delay) END"
 			     " FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, error text, permanent boolean, delay float8)"
 			     " WHERE e.id = r.id",
-			     2, values, NULL, NULL, error);
+			     4, values, NULL, NULL, error);
 	cJSON_free(text);
 	return rc;
 oom:
@@ -173,7 +191,7 @@ void commit_count_outcomes(const struct processor *p, const struct batch *b, str
 			continue;
 		if (e->outcome == OUTCOME_OK)
 			totals->processed++;
-		else if (e->outcome == OUTCOME_PERMANENT || e->attempts + 1 >= p->config.max_attempts)
+		else if (e->outcome == OUTCOME_PERMANENT || attempts_after(e) >= p->config.max_attempts)
 			totals->dead++;
 		else
 			totals->retrying++;

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libpq-fe.h>
 
@@ -81,6 +82,14 @@ static int parse_systems(const char *value, unsigned *out, char *err, size_t err
 		return -1;
 	}
 	strcpy(buffer, value);
+	/*
+	 * An empty list is refused: with no system enabled every entry would be marked processed
+	 * with nothing delivered, which a typo (systems = "") must not do to a production queue.
+	 */
+	if (strspn(buffer, ", \t") == strlen(buffer)) {
+		snprintf(err, errlen, "empty; name at least one of mediaid, coliseum, treasury");
+		return -1;
+	}
 	for (char *token = strtok_r(buffer, ", \t", &saveptr); token; token = strtok_r(NULL, ", \t", &saveptr)) {
 		unsigned system = system_from_name(token);
 		if (!system) {
@@ -224,11 +233,18 @@ int config_read_file(struct config *config, const char *path, bool required, cha
 	FILE *file = fopen(path, "r");
 	char line[4096];
 	int number = 0;
+	struct stat st;
 
 	if (!file) {
 		if (!required && errno == ENOENT)
 			return 0;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* A directory opens, and then reads as an empty file: refuse anything but a file. */
+	if (fstat(fileno(file), &st) < 0 || S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory, not a file" : strerror(errno));
+		fclose(file);
 		return -1;
 	}
 	while (fgets(line, sizeof(line), file)) {
@@ -256,12 +272,39 @@ int config_read_file(struct config *config, const char *path, bool required, cha
 			return -1;
 		}
 	}
+	if (ferror(file)) {
+		snprintf(err, errlen, "%s: read error", path);
+		fclose(file);
+		return -1;
+	}
 	fclose(file);
 	return 0;
 }
 
+extern char **environ;
+
 int config_read_environment(struct config *config, char *err, size_t errlen)
 {
+	/* A PASSPORTD_ variable that names no option is a typo that would otherwise go unnoticed. */
+	for (char **entry = environ; entry && *entry; entry++) {
+		const char *equals = strchr(*entry, '=');
+		char name[96];
+		size_t n;
+
+		if (strncmp(*entry, "PASSPORTD_", 10) != 0 || !equals)
+			continue;
+		n = (size_t)(equals - *entry) - 10;
+		if (n >= sizeof(name))
+			n = sizeof(name) - 1;
+		for (size_t i = 0; i < n; i++)
+			name[i] = (char)tolower((unsigned char)(*entry)[10 + i]);
+		name[n] = '\0';
+		if (!config_find(name)) {
+			snprintf(err, errlen, "%.*s: no such option (PASSPORTD_<NAME> names an option of passportd --help)",
+				 (int)(equals - *entry > 80 ? 80 : equals - *entry), *entry);
+			return -1;
+		}
+	}
 	for (const struct config_option *o = config_options; o->name; o++) {
 		char variable[96] = "PASSPORTD_";
 		size_t n = strlen(variable);

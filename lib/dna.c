@@ -2,6 +2,7 @@
 #include "dna.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -16,13 +17,15 @@ const double dna_half_life_days[VEC_DOMAINS] = {30.0, 15.0, 60.0, 90.0};
 #define DNA_MAX_MULTIPLIER 3.0
 #define DNA_US_PER_DAY 86400e6
 
-/* The dna_preferences keys of the domain multipliers, in domain order. */
-static const char *const multiplier_keys[VEC_DOMAINS] = {
+/* The dna_preferences keys: the learning rate, then the domain multipliers in domain order. */
+const char *const dna_preference_keys[DNA_PREFERENCE_KEYS] = {
+	"learningRate",
 	"culturalMultiplier",
 	"behavioralMultiplier",
 	"economicMultiplier",
 	"spatialMultiplier",
 };
+static const char *const *const multiplier_keys = dna_preference_keys + 1;
 
 void dna_init_blas(void)
 {
@@ -64,16 +67,40 @@ void dna_preferences_from_json(const struct cJSON *dna_preferences, struct dna_p
 				    DNA_MAX_MULTIPLIER, &prefs->multiplier[d]);
 }
 
+/* Replace *value with the number text when it is a finite number in [min, max]. */
+static void read_bounded_text(const char *text, double min, double max, double *value)
+{
+	char *end;
+	double x;
+
+	if (text == NULL || *text == '\0')
+		return;
+	x = strtod(text, &end);
+	if (*end != '\0' || !isfinite(x) || x < min || x > max)
+		return;
+	*value = x;
+}
+
+void dna_preferences_from_numbers(const char *const texts[DNA_PREFERENCE_KEYS], struct dna_preferences *prefs)
+{
+	dna_preferences_default(prefs);
+	read_bounded_text(texts[0], DNA_MIN_LEARNING_RATE, DNA_MAX_LEARNING_RATE, &prefs->learning_rate);
+	for (int d = 0; d < VEC_DOMAINS; d++)
+		read_bounded_text(texts[1 + d], DNA_MIN_MULTIPLIER, DNA_MAX_MULTIPLIER, &prefs->multiplier[d]);
+}
+
 /*
- * entry_us - clock_us in days. The subtraction is done in int64 where it cannot overflow (every
- * real timestamp), else in double (PostgreSQL's +/-infinity timestamps are INT64_MAX/MIN).
+ * entry_us - clock_us in days. An infinite clock gives an infinite delta (SPEC 3 then still
+ * defines every factor); otherwise the subtraction is done in int64.
  */
 static double delta_days(int64_t clock_us, int64_t entry_us)
 {
-	int overflows = (clock_us < 0 && entry_us > INT64_MAX + clock_us) ||
-			(clock_us > 0 && entry_us < INT64_MIN + clock_us);
-
-	if (overflows)
+	if (clock_us == DNA_CLOCK_INFINITY)
+		return -INFINITY;
+	if (clock_us == DNA_CLOCK_MINUS_INFINITY)
+		return INFINITY;
+	/* Every finite timestamp is inside the range, so the int64 subtraction cannot overflow. */
+	if ((clock_us < 0 && entry_us > INT64_MAX + clock_us) || (clock_us > 0 && entry_us < INT64_MIN + clock_us))
 		return ((double)entry_us - (double)clock_us) / DNA_US_PER_DAY;
 	return (double)(entry_us - clock_us) / DNA_US_PER_DAY;
 }

@@ -37,6 +37,26 @@ void dna_preferences_default(struct dna_preferences *prefs);
  */
 void dna_preferences_from_json(const struct cJSON *dna_preferences, struct dna_preferences *prefs);
 
+/* The dna_preferences keys, in the order dna_preferences_from_numbers takes their values. */
+#define DNA_PREFERENCE_KEYS 5
+extern const char *const dna_preference_keys[DNA_PREFERENCE_KEYS];
+
+/*
+ * Read overrides from the JSON number texts of the keys of dna_preference_keys (NULL: absent or
+ * not a number), as the database prints them. The same rule as dna_preferences_from_json; used
+ * by the daemon, which asks the database for these five values alone, so that nothing else in
+ * content_flags (however large or deep) can keep a valid value from being read. Never fails.
+ */
+void dna_preferences_from_numbers(const char *const texts[DNA_PREFERENCE_KEYS], struct dna_preferences *prefs);
+
+/*
+ * PostgreSQL's infinite timestamps as microseconds (what they are internally): a carbon clock of
+ * +infinity makes every entry late (delta -infinity), one of -infinity makes every entry advance
+ * it (delta +infinity), as SPEC 3's formulas say.
+ */
+#define DNA_CLOCK_INFINITY INT64_MAX
+#define DNA_CLOCK_MINUS_INFINITY INT64_MIN
+
 /* The factors of one entry applied to one DNA row. */
 struct dna_step {
 	bool late;                  /* entry older than the clock */
@@ -50,8 +70,9 @@ struct dna_step {
 
 /*
  * Compute the factors for an entry at entry_us (microseconds since the Unix
- * epoch) applied to a row whose carbon clock is clock_us; has_clock is false
- * when the clock or the embedding is NULL (then delta is 0).
+ * epoch) applied to a row whose carbon clock is clock_us (DNA_CLOCK_INFINITY or
+ * DNA_CLOCK_MINUS_INFINITY for an infinite clock); has_clock is false when the
+ * clock or the embedding is NULL (then delta is 0).
  */
 void dna_compute_step(bool has_clock, int64_t clock_us, int64_t entry_us,
 		      const struct influence *influence, const struct dna_preferences *prefs,

@@ -9,6 +9,7 @@
  */
 #include "mediaid.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,28 @@ static int compare_rows(const void *a, const void *b)
 }
 
 /*
+ * One dna_preferences value, as text, when it is a JSON number (else NULL): only these five values
+ * travel, so nothing else in content_flags, however large or deeply nested, is read or parsed.
+ */
+#define DNA_PREFERENCE_NUMBER(key)                                                                 \
+	" CASE WHEN jsonb_typeof(m.content_flags -> 'dna_preferences' -> '" key "') = 'number'"         \
+	" THEN (m.content_flags -> 'dna_preferences' ->> '" key "') END"
+
+/* The carbon clock as the query prints it: whole microseconds, or PostgreSQL's infinities. */
+static bool parse_clock(const char *text, int64_t *clock_us)
+{
+	if (text && strcmp(text, "Infinity") == 0) {
+		*clock_us = DNA_CLOCK_INFINITY;
+		return true;
+	}
+	if (text && strcmp(text, "-Infinity") == 0) {
+		*clock_us = DNA_CLOCK_MINUS_INFINITY;
+		return true;
+	}
+	return parse_micros(text, clock_us) == 0;
+}
+
+/*
  * The media_ids rows of every user with a mediaid entry. They are locked now, skipping rows
  * another session holds (an application update in progress): the entries of such a row are
  * deferred to a later batch rather than waiting here, or being applied out of order.
@@ -78,8 +101,10 @@ int mediaid_rows_fetch(const struct batch *b, struct db_statement *f)
 	f->sql = "WITH held AS (SELECT m.id FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
 		 "  FOR NO KEY UPDATE OF m SKIP LOCKED)"
 		 " SELECT m.id::text, m.user_uuid::text, m.role::text, m.profile_embedding,"
-		 " floor(extract(epoch FROM m.dna_clock) * 1000000)::text,"
-		 " (m.content_flags -> 'dna_preferences')::text, (m.id IN (SELECT id FROM held))::text"
+		 " floor(extract(epoch FROM m.dna_clock) * 1000000)::text, (m.id IN (SELECT id FROM held))::text,"
+		 DNA_PREFERENCE_NUMBER("learningRate") "," DNA_PREFERENCE_NUMBER("culturalMultiplier") ","
+		 DNA_PREFERENCE_NUMBER("behavioralMultiplier") "," DNA_PREFERENCE_NUMBER("economicMultiplier") ","
+		 DNA_PREFERENCE_NUMBER("spatialMultiplier")
 		 " FROM media_ids m WHERE m.user_uuid = ANY($1::uuid[])"
 		 " ORDER BY m.user_uuid, m.id";
 	f->nparams = 1;
@@ -104,7 +129,7 @@ int mediaid_rows_take(struct processor *p, struct batch *b, PGresult *res, struc
 		snprintf(row->id, sizeof(row->id), "%s", PQgetvalue(res, i, 0));
 		snprintf(row->user_id, sizeof(row->user_id), "%s", PQgetvalue(res, i, 1));
 		row->is_fan = strcmp(PQgetvalue(res, i, 2), "fan") == 0;
-		row->held_elsewhere = strcmp(PQgetvalue(res, i, 6), "true") != 0;
+		row->held_elsewhere = strcmp(PQgetvalue(res, i, 5), "true") != 0;
 		row->clock_entry = -1;
 		row->valid = true;
 		row->v = vec_create(VEC_DIM);
@@ -116,14 +141,13 @@ int mediaid_rows_take(struct processor *p, struct batch *b, PGresult *res, struc
 				row->valid = false;
 				snprintf(row->invalid_reason, sizeof(row->invalid_reason), "%s", reason);
 			}
-			row->has_clock = parse_micros(PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
-						      &row->clock_us) == 0;
+			row->has_clock = parse_clock(PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4), &row->clock_us);
 		}
-		dna_preferences_default(&row->prefs);
-		if (!PQgetisnull(res, i, 5)) {
-			cJSON *prefs = cJSON_ParseWithLength(PQgetvalue(res, i, 5), (size_t)PQgetlength(res, i, 5));
-			dna_preferences_from_json(prefs, &row->prefs);
-			cJSON_Delete(prefs);
+		{
+			const char *numbers[DNA_PREFERENCE_KEYS];
+			for (int k = 0; k < DNA_PREFERENCE_KEYS; k++)
+				numbers[k] = PQgetisnull(res, i, 6 + k) ? NULL : PQgetvalue(res, i, 6 + k);
+			dna_preferences_from_numbers(numbers, &row->prefs);
 		}
 	}
 	qsort(b->rows, (size_t)b->n_rows, sizeof(*b->rows), compare_rows);
@@ -229,6 +253,14 @@ void mediaid_apply_entry(struct processor *p, struct batch *b, int index)
 		entry_fail(e, OUTCOME_PERMANENT, "mediaid: the update would make media_ids %s non-finite", row->id);
 		return;
 	}
+	/* dna_evolution keeps the change norms as real: one beyond the float range cannot be recorded. */
+	for (int d = 0; d < VEC_DOMAINS; d++)
+		if (!isfinite((float)e->delta_norms[d])) {
+			entry_fail(e, OUTCOME_PERMANENT,
+				   "mediaid: the change of media_ids %s is too large to record (a domain's change norm is"
+				   " beyond the float range)", row->id);
+			return;
+		}
 	{
 		float *previous = row->v; /* the new state is the scratch vector: swap, do not copy */
 		row->v = p->scratch;

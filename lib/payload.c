@@ -10,9 +10,9 @@
 
 /*
  * The largest accepted amount in cents: 2^53 - 1, the largest integer below
- * which every integer is exactly representable as a double. cJSON keeps only
- * the double of a number, so 9007199254740993 reads back as 2^53; stopping one
- * below 2^53 means an accepted amount is always the amount that was written.
+ * which every integer is exactly representable as a double (the coliseum metric
+ * travels as one). Amounts are read from their JSON text (classify_amount_text),
+ * so an accepted amount is always exactly the amount that was written.
  */
 #define AMOUNT_MAX_CENTS 9007199254740991.0
 
@@ -175,20 +175,227 @@ static void read_coliseum_ids(const cJSON *object, struct payload_info *info)
 	read_uuid_keys(object, brand_keys, info->brand_id);
 }
 
-/* One amount key: absent/null, or a finite non-negative integer up to AMOUNT_MAX_CENTS. */
-static enum amount_state classify_amount(const cJSON *item, int64_t *cents)
+/* Bytes cJSON skips as whitespace (everything up to 0x20). */
+static const char *skip_space(const char *p, const char *end)
 {
-	double x;
+	while (p < end && (unsigned char)*p <= 0x20)
+		p++;
+	return p;
+}
+
+/* Past the string that starts at p (a '"'), or NULL when it does not end. */
+static const char *skip_string(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return NULL;
+}
+
+/* Past the value that starts at p: a string, an array or object (nesting counted), or a literal. */
+static const char *skip_value(const char *p, const char *end)
+{
+	long depth = 0;
+
+	if (p < end && *p == '"')
+		return skip_string(p, end);
+	while (p < end) {
+		if (*p == '"') {
+			p = skip_string(p, end);
+			if (!p)
+				return NULL;
+			continue;
+		}
+		if (*p == '[' || *p == '{') {
+			depth++;
+		} else if (*p == ']' || *p == '}') {
+			if (depth == 0)
+				return p;
+			if (--depth == 0)
+				return p + 1;
+		} else if (depth == 0 && (*p == ',' || (unsigned char)*p <= 0x20)) {
+			return p;
+		}
+		p++;
+	}
+	return depth == 0 ? p : NULL;
+}
+
+/*
+ * Whether the JSON string key [p, end) (without its quotes) spells name: escapes are decoded
+ * (\uXXXX only below 0x80, which is all a name of ours uses; anything else cannot match).
+ */
+static bool key_equals(const char *p, const char *end, const char *name)
+{
+	while (p < end) {
+		unsigned c = (unsigned char)*p++;
+
+		if (c == '\\') {
+			if (p >= end)
+				return false;
+			c = (unsigned char)*p++;
+			if (c == 'u') {
+				unsigned code = 0;
+				for (int i = 0; i < 4; i++, p++) {
+					if (p >= end || !is_hex_digit(*p))
+						return false;
+					code = code * 16 + (unsigned)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+				}
+				if (code >= 0x80)
+					return false;
+				c = code;
+			} else if (c != '"' && c != '\\' && c != '/') {
+				return false; /* \b \f \n \r \t: no name of ours has them */
+			}
+		}
+		if (*name == '\0' || (unsigned char)*name != c)
+			return false;
+		name++;
+	}
+	return *name == '\0';
+}
+
+/*
+ * The text of the first top-level member named key of the JSON object json[0..len) (already
+ * parsed by cJSON, whose first member of a name is the one it returns). Returns false when absent.
+ */
+static bool member_text(const char *json, size_t len, const char *key, const char **text, size_t *text_len)
+{
+	const char *end = json + len;
+	const char *p = skip_space(json, end);
+
+	if (end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+		p = skip_space(p + 3, end);
+	if (p >= end || *p != '{')
+		return false;
+	p = skip_space(p + 1, end);
+	while (p < end && *p == '"') {
+		const char *key_start = p + 1, *key_end = skip_string(p, end), *value_end;
+
+		if (!key_end)
+			return false;
+		p = skip_space(key_end, end);
+		if (p >= end || *p != ':')
+			return false;
+		p = skip_space(p + 1, end);
+		value_end = skip_value(p, end);
+		if (!value_end)
+			return false;
+		if (key_equals(key_start, key_end - 1, key)) {
+			*text = p;
+			*text_len = (size_t)(value_end - p);
+			return true;
+		}
+		p = skip_space(value_end, end);
+		if (p < end && *p == ',')
+			p = skip_space(p + 1, end);
+	}
+	return false;
+}
+
+/*
+ * Decide an amount on the JSON number's text, not on a double it rounds to: a non-negative
+ * integer (in any notation: 100, 100.0, 1e2) up to AMOUNT_MAX_CENTS. 100.00000000000000001 and
+ * 1e-400 are fractions, however a double would round them.
+ */
+static enum amount_state classify_amount_text(const char *text, size_t len, int64_t *cents)
+{
+	const char *p = text, *end = text + len;
+	char digits[24];
+	int n_digits = 0;
+	long long exponent = 0;
+	bool negative = false, any_digit = false;
+
+	if (p < end && *p == '-') {
+		negative = true;
+		p++;
+	}
+	/* Significant digits (leading zeros dropped), and how far the decimal point moves them. */
+	for (int part = 0; part < 2; part++) {
+		if (part == 1) {
+			if (p >= end || *p != '.')
+				break;
+			p++;
+			if (p >= end || *p < '0' || *p > '9')
+				return AMOUNT_INVALID;
+		}
+		for (; p < end && *p >= '0' && *p <= '9'; p++) {
+			any_digit = true;
+			if (n_digits == 0 && *p == '0') {
+				if (part == 1)
+					exponent--;
+				continue;
+			}
+			if (n_digits < (int)sizeof(digits) - 1)
+				digits[n_digits] = *p;
+			else if (*p != '0')
+				return AMOUNT_INVALID; /* more significant digits than any amount has */
+			n_digits++;
+			if (part == 1)
+				exponent--;
+		}
+	}
+	if (!any_digit)
+		return AMOUNT_INVALID;
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		long long e = 0;
+		bool e_negative = false;
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			e_negative = *p++ == '-';
+		if (p >= end || *p < '0' || *p > '9')
+			return AMOUNT_INVALID;
+		for (; p < end && *p >= '0' && *p <= '9'; p++)
+			if (e < 1000000)
+				e = e * 10 + (*p - '0');
+		exponent += e_negative ? -e : e;
+	}
+	if (p != end)
+		return AMOUNT_INVALID;
+	if (n_digits == 0) {
+		*cents = 0; /* zero, whatever its notation (also -0) */
+		return AMOUNT_VALID;
+	}
+	if (n_digits > (int)sizeof(digits) - 1) {
+		/* Trailing zeros beyond the buffer only scale the value up. */
+		exponent += n_digits - ((int)sizeof(digits) - 1);
+		n_digits = (int)sizeof(digits) - 1;
+	}
+	while (n_digits > 0 && digits[n_digits - 1] == '0') {
+		n_digits--;
+		exponent++;
+	}
+	if (negative || exponent < 0 || n_digits + exponent > 16)
+		return AMOUNT_INVALID;
+	{
+		double value = 0;
+		for (int i = 0; i < n_digits; i++)
+			value = value * 10 + (digits[i] - '0');
+		for (long long i = 0; i < exponent; i++)
+			value *= 10;
+		/* At most 16 digits: every step above is exact in a double below 2^53. */
+		if (value > AMOUNT_MAX_CENTS)
+			return AMOUNT_INVALID;
+		*cents = (int64_t)value;
+	}
+	return AMOUNT_VALID;
+}
+
+/* One amount key: absent/null, or a non-negative integer up to AMOUNT_MAX_CENTS (on its text). */
+static enum amount_state classify_amount(const cJSON *item, const char *json, size_t len, const char *key,
+					 int64_t *cents)
+{
+	const char *text;
+	size_t text_len;
 
 	if (item == NULL || cJSON_IsNull(item))
 		return AMOUNT_ABSENT;
-	if (!cJSON_IsNumber(item))
+	if (!cJSON_IsNumber(item) || !member_text(json, len, key, &text, &text_len))
 		return AMOUNT_INVALID;
-	x = item->valuedouble;
-	if (!isfinite(x) || x != floor(x) || x < 0.0 || x > AMOUNT_MAX_CENTS)
-		return AMOUNT_INVALID;
-	*cents = (int64_t)x;
-	return AMOUNT_VALID;
+	return classify_amount_text(text, text_len, cents);
 }
 
 /*
@@ -196,13 +403,13 @@ static enum amount_state classify_amount(const cJSON *item, int64_t *cents)
  * given; an invalid value in either, or two valid but different values, make
  * the amount invalid (the treasury handler turns that into a permanent error).
  */
-static void read_amount(const cJSON *object, struct payload_info *info)
+static void read_amount(const cJSON *object, const char *json, size_t len, struct payload_info *info)
 {
 	int64_t snake_cents = 0, camel_cents = 0;
-	enum amount_state snake = classify_amount(
-		cJSON_GetObjectItemCaseSensitive(object, "amount_cents"), &snake_cents);
-	enum amount_state camel = classify_amount(
-		cJSON_GetObjectItemCaseSensitive(object, "amountCents"), &camel_cents);
+	enum amount_state snake = classify_amount(cJSON_GetObjectItemCaseSensitive(object, "amount_cents"), json, len,
+						  "amount_cents", &snake_cents);
+	enum amount_state camel = classify_amount(cJSON_GetObjectItemCaseSensitive(object, "amountCents"), json, len,
+						  "amountCents", &camel_cents);
 
 	info->amount_cents = 0;
 	if (snake == AMOUNT_INVALID || camel == AMOUNT_INVALID) {
@@ -330,7 +537,7 @@ int payload_parse(const char *json, size_t len, size_t max_bytes, struct payload
 
 	resolve_target(root, info);
 	read_coliseum_ids(root, info);
-	read_amount(root, info);
+	read_amount(root, json, len, info);
 	read_numbers(root, info);
 	read_correlation_id(root, info);
 	rc = 0;

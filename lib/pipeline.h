@@ -29,6 +29,15 @@
 #define ERROR_TEXT_MAX 500  /* bytes of last_error an entry's failure may take */
 #define SET_ASIDE_MAX 256   /* users passed over for a while, see struct set_aside */
 #define SET_ASIDE_SECONDS 1.0
+#define UNRECORDABLE_MAX 1024 /* entries whose failure could not be recorded, see struct processor */
+/*
+ * Bytes of claimed text a batch may hold (payloads, event types, systems): the claim stops taking
+ * entries once their running total passes it (the first entry always goes in). With payloads up
+ * to the 1 MiB limit, a batch of 500 could otherwise hold 500 MiB.
+ */
+#define CLAIM_TEXT_BUDGET (32L * 1024 * 1024)
+/* Consecutive transient failures of one batch (or entry) before it is isolated and recorded. */
+#define TRANSIENT_FAILURES_MAX 5
 
 enum outcome {
 	OUTCOME_OK = 0,
@@ -42,8 +51,9 @@ struct entry {
 	const char *user_id;    /* "" when NULL */
 	const char *mediaid_id; /* "" when NULL */
 	const char *event_type;
-	const char *payload; /* NULL when SQL NULL */
+	const char *payload; /* NULL when SQL NULL or over the limit (payload_bytes says which) */
 	size_t payload_len;
+	long long payload_bytes; /* size of the payload text on the server; 0 when NULL */
 	const char *systems_json; /* NULL when SQL NULL */
 	const char *correlation_column; /* treasury_correlation_id, NULL when absent */
 	const char *time_text;          /* the timestamp as the server prints it, NULL when NULL */
@@ -138,7 +148,25 @@ struct processor {
 	size_t entry_buffer_entries;
 	struct set_aside set_aside[SET_ASIDE_MAX];
 	int n_set_aside;
+	/*
+	 * Limits of the columns a failure writes, read from the catalogue at start-up: the largest
+	 * processing_attempts its type holds, and the characters last_error holds (varchar(n) or
+	 * character(n); INT_MAX for text).
+	 */
+	long long attempts_max;
+	int error_chars;
+	/*
+	 * Entries whose failure could not be recorded at all (every write to their row failed):
+	 * left out of every claim of this processor, so that nothing spins on them, and reported
+	 * (drain's summary, the log). A restart tries them once more.
+	 */
+	uuid_text unrecordable[UNRECORDABLE_MAX];
+	int n_unrecordable;
+	int transient_failures; /* consecutive transient failures of whole batches */
+	uuid_text transient_entry; /* the entry of the last transient failure of run_single */
+	int transient_entry_failures;
 };
+
 
 /* Record a failure on the entry; only the first failure of an entry is kept. */
 void entry_fail(struct entry *entry, enum outcome outcome, const char *fmt, ...)

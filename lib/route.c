@@ -48,6 +48,12 @@ void route_entry(const struct processor *p, struct entry *e, struct batch_totals
 	char reason[200];
 
 	e->outcome = OUTCOME_OK;
+	if (!e->payload && e->payload_bytes > 0) {
+		/* Over the limit: the claim sent its size, not its text. */
+		entry_fail(e, OUTCOME_PERMANENT, "payload: payload is %lld bytes, limit %zu", e->payload_bytes,
+			   p->config.max_payload_bytes);
+		return;
+	}
 	if (payload_parse(e->payload, e->payload_len, p->config.max_payload_bytes, &e->info, reason,
 			  sizeof(reason)) < 0) {
 		entry_fail(e, OUTCOME_PERMANENT, "payload: %s", reason);

@@ -33,6 +33,37 @@ void strbuf_add_str(struct strbuf *sb, const char *text)
 	strbuf_add(sb, text, strlen(text));
 }
 
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	char *text = NULL;
+	int n;
+
+	if (sb->failed)
+		return;
+	va_start(ap, fmt);
+	n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		sb->failed = true;
+		return;
+	}
+	strbuf_add(sb, text, (size_t)n);
+	free(text);
+}
+
+char *strbuf_take(struct strbuf *sb)
+{
+	char *data = sb->failed ? NULL : sb->data;
+
+	if (sb->failed)
+		free(sb->data);
+	else if (!data)
+		data = calloc(1, 1);
+	memset(sb, 0, sizeof(*sb));
+	return data;
+}
+
 void strbuf_free(struct strbuf *sb)
 {
 	free(sb->data);

@@ -20,7 +20,14 @@ struct strbuf {
 
 void strbuf_add(struct strbuf *sb, const char *text, size_t n);
 void strbuf_add_str(struct strbuf *sb, const char *text);
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_free(struct strbuf *sb);
+
+/*
+ * The assembled string, which the caller frees ("" when nothing was added), or NULL after an
+ * allocation failure. Resets sb.
+ */
+char *strbuf_take(struct strbuf *sb);
 
 /* printf into a new string (caller frees), NULL when out of memory. */
 char *sql_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

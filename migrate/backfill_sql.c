@@ -43,9 +43,9 @@ const Oid batch_param_types[PARAM_COUNT] = {
  * and count statements read their rows with append_missing_rows (below), which applies the same
  * keyset and window but reads only the rows that have no entry yet.
  */
-static void append_batch_rows(struct text_buffer *sql, const struct legacy_table *t, bool filter_first)
+static void append_batch_rows(struct strbuf *sql, const struct legacy_table *t, bool filter_first)
 {
-	text_buffer_printf(sql,
+	strbuf_printf(sql,
 			   "WITH scanned AS MATERIALIZED (\n"
 			   "    SELECT legacy.id AS legacy_key,\n"
 			   "           %s AS raw_user_id,\n"
@@ -58,10 +58,10 @@ static void append_batch_rows(struct text_buffer *sql, const struct legacy_table
 			   t->user_expr, t->time_expr, t->type_expr, t->session_expr, t->payload_expr,
 			   t->relation, t->id_type);
 	if (filter_first)
-		text_buffer_printf(sql,
+		strbuf_printf(sql,
 				   "       AND ($4 IS NULL OR %s >= $4) AND ($5 IS NULL OR %s < $5)\n",
 				   t->time_expr, t->time_expr);
-	text_buffer_append(sql,
+	strbuf_add_str(sql,
 			   "     ORDER BY legacy.id\n"
 			   "     LIMIT $3\n"
 			   "),\n"
@@ -89,20 +89,20 @@ static void append_batch_rows(struct text_buffer *sql, const struct legacy_table
  * subquery with OFFSET 0 keeps that a per-id index lookup, never a scan of the legacy table).
  * Only these are mapped and inserted.
  */
-static void append_missing_rows(struct text_buffer *sql, const struct legacy_table *t, bool windowed)
+static void append_missing_rows(struct strbuf *sql, const struct legacy_table *t, bool windowed)
 {
 	const char *source = legacy_source_name(t->source);
 
-	text_buffer_append(sql, "WITH scanned AS MATERIALIZED (\n"
+	strbuf_add_str(sql, "WITH scanned AS MATERIALIZED (\n"
 				"    SELECT legacy.id AS legacy_key,\n");
 	if (windowed)
-		text_buffer_printf(sql,
+		strbuf_printf(sql,
 				   "           coalesce(($4 IS NULL OR %s >= $4) AND ($5 IS NULL OR %s < $5), false)"
 				   " AS in_window\n",
 				   t->time_expr, t->time_expr);
 	else
-		text_buffer_append(sql, "           true AS in_window\n");
-	text_buffer_printf(sql,
+		strbuf_add_str(sql, "           true AS in_window\n");
+	strbuf_printf(sql,
 			   "      FROM %s AS legacy\n"
 			   "     WHERE ($2 OR legacy.id > $1::%s)\n"
 			   "     ORDER BY legacy.id\n"
@@ -148,10 +148,10 @@ static void append_missing_rows(struct text_buffer *sql, const struct legacy_tab
  * Routes come from lib/tables.c (appendix B) as a parameter, so the server applies exactly the
  * table passportd uses.
  */
-static void append_entries(struct text_buffer *sql, const struct database_facts *facts)
+static void append_entries(struct strbuf *sql, const struct database_facts *facts)
 {
 	if (facts->user_reference_readable)
-		text_buffer_printf(sql,
+		strbuf_printf(sql,
 				   ",\nknown_users AS (\n"
 				   "    SELECT DISTINCT r.%s AS user_id FROM %s AS r\n"
 				   "     WHERE r.%s IN (SELECT raw_user_id FROM batch)\n"
@@ -159,24 +159,24 @@ static void append_entries(struct text_buffer *sql, const struct database_facts 
 				   facts->user_reference_column, facts->user_reference_relation,
 				   facts->user_reference_column);
 	if (facts->has_media_ids) {
-		text_buffer_append(sql,
+		strbuf_add_str(sql,
 				   ",\nowners AS (\n"
 				   "    SELECT mi.user_uuid AS user_id,\n"
 				   "           CASE WHEN count(*) = 1 THEN (array_agg(mi.id))[1]\n");
 		if (facts->media_ids_has_role)
-			text_buffer_append(sql,
+			strbuf_add_str(sql,
 					   "                WHEN count(*) FILTER (WHERE mi.role::text = 'fan') = 1\n"
 					   "                THEN (array_agg(mi.id) FILTER (WHERE mi.role::text = 'fan'))[1]\n");
-		text_buffer_append(sql,
+		strbuf_add_str(sql,
 				   "           END AS mediaid_id\n"
 				   "      FROM media_ids AS mi\n"
 				   "     WHERE mi.user_uuid IN (SELECT raw_user_id FROM batch)\n"
 				   "     GROUP BY mi.user_uuid\n"
 				   ")");
 	} else {
-		text_buffer_append(sql, ",\nowners AS (SELECT NULL::uuid AS user_id, NULL::uuid AS mediaid_id)");
+		strbuf_add_str(sql, ",\nowners AS (SELECT NULL::uuid AS user_id, NULL::uuid AS mediaid_id)");
 	}
-	text_buffer_printf(sql,
+	strbuf_printf(sql,
 			   ",\nmapped AS (\n"
 			   "    SELECT b.*,\n"
 			   "           %s AS user_id,\n"
@@ -231,12 +231,12 @@ static void append_entries(struct text_buffer *sql, const struct database_facts 
 static char *build_write_sql(const struct legacy_table *t, const struct database_facts *facts, bool windowed,
 			     bool on_conflict)
 {
-	struct text_buffer sql = {0};
+	struct strbuf sql = {0};
 	const char *source = legacy_source_name(t->source);
 
 	append_missing_rows(&sql, t, windowed);
 	append_entries(&sql, facts);
-	text_buffer_printf(&sql,
+	strbuf_printf(&sql,
 			   ",\nwritten AS (\n"
 			   "    INSERT INTO passport_entries (user_id, mediaid_id, event_type, event_category, payload,\n"
 			   "                                  affects_systems, processed, processed_at, source, session_id,\n"
@@ -250,7 +250,7 @@ static char *build_write_sql(const struct legacy_table *t, const struct database
 			   ")",
 			   source, on_conflict ? "    ON CONFLICT (legacy_source, legacy_id) DO NOTHING\n" : "");
 	if (facts->has_progress_table)
-		text_buffer_printf(&sql,
+		strbuf_printf(&sql,
 				   ",\nprogress AS (\n"
 				   "    INSERT INTO passport_backfill_progress AS p\n"
 				   "           (legacy_source, window_key, last_id, rows_seen, started_at, updated_at, completed_at)\n"
@@ -269,18 +269,18 @@ static char *build_write_sql(const struct legacy_table *t, const struct database
 				   "    RETURNING 1\n"
 				   ")",
 				   source);
-	return text_buffer_take(&sql);
+	return strbuf_take(&sql);
 }
 
 /* The dry run's statement: the same batch and mapping, counting the rows not yet copied. */
 static char *build_count_sql(const struct legacy_table *t, const struct database_facts *facts, bool windowed)
 {
-	struct text_buffer sql = {0};
+	struct strbuf sql = {0};
 
 	append_missing_rows(&sql, t, windowed);
 	append_entries(&sql, facts);
-	text_buffer_append(&sql, ",\nwritten AS (SELECT 1 FROM entries)");
-	return text_buffer_take(&sql);
+	strbuf_add_str(&sql, ",\nwritten AS (SELECT 1 FROM entries)");
+	return strbuf_take(&sql);
 }
 
 /*
@@ -290,11 +290,11 @@ static char *build_count_sql(const struct legacy_table *t, const struct database
  */
 static char *finish_batch_sql(char *head)
 {
-	struct text_buffer sql = {0};
+	struct strbuf sql = {0};
 
 	if (!head)
 		return NULL;
-	text_buffer_printf(&sql,
+	strbuf_printf(&sql,
 			   "%s\n"
 			   "SELECT 'batch' AS kind,\n"
 			   "       (SELECT s.legacy_key FROM scanned AS s ORDER BY s.legacy_key DESC LIMIT 1)::text AS last_id,\n"
@@ -310,16 +310,16 @@ static char *finish_batch_sql(char *head)
 			   "  FROM entries WHERE unmapped GROUP BY legacy_type, event_type",
 			   head);
 	free(head);
-	return text_buffer_take(&sql);
+	return strbuf_take(&sql);
 }
 
 static char *build_sample_sql(const struct legacy_table *t, const struct database_facts *facts)
 {
-	struct text_buffer sql = {0};
+	struct strbuf sql = {0};
 
 	append_batch_rows(&sql, t, true);
 	append_entries(&sql, facts);
-	text_buffer_printf(&sql,
+	strbuf_printf(&sql,
 			   "\nSELECT jsonb_build_object('legacy_source', '%s', 'legacy_id', e.legacy_id,\n"
 			   "           'user_id', e.user_id, 'mediaid_id', e.mediaid_id, 'event_type', e.event_type,\n"
 			   "           'event_category', e.event_category, 'affects_systems', e.affects_systems,\n"
@@ -327,17 +327,17 @@ static char *build_sample_sql(const struct legacy_table *t, const struct databas
 			   "           'processed', $10, 'payload', e.payload)::text\n"
 			   "  FROM entries AS e ORDER BY e.legacy_id",
 			   legacy_source_name(t->source));
-	return text_buffer_take(&sql);
+	return strbuf_take(&sql);
 }
 
 /* Rows left to scan from the cursor on (the window does not change how many rows are scanned). */
 static char *build_total_sql(const struct legacy_table *t)
 {
-	struct text_buffer sql = {0};
+	struct strbuf sql = {0};
 
-	text_buffer_printf(&sql, "SELECT count(*) FROM %s AS legacy WHERE ($2 OR legacy.id > $1::%s)", t->relation,
+	strbuf_printf(&sql, "SELECT count(*) FROM %s AS legacy WHERE ($2 OR legacy.id > $1::%s)", t->relation,
 			   t->id_type);
-	return text_buffer_take(&sql);
+	return strbuf_take(&sql);
 }
 
 char *backfill_routes_json(void)

@@ -109,57 +109,6 @@ unsigned legacy_sources_parse(const char *text)
 	return 0;
 }
 
-void text_buffer_append(struct text_buffer *buffer, const char *text)
-{
-	text_buffer_printf(buffer, "%s", text);
-}
-
-void text_buffer_printf(struct text_buffer *buffer, const char *fmt, ...)
-{
-	va_list args;
-	int needed;
-
-	if (buffer->failed)
-		return;
-	va_start(args, fmt);
-	needed = vsnprintf(NULL, 0, fmt, args);
-	va_end(args);
-	if (needed < 0) {
-		buffer->failed = true;
-		return;
-	}
-	if (buffer->length + (size_t)needed + 1 > buffer->capacity) {
-		size_t capacity = buffer->capacity ? buffer->capacity : 1024;
-		char *data;
-
-		while (buffer->length + (size_t)needed + 1 > capacity)
-			capacity *= 2;
-		data = realloc(buffer->data, capacity);
-		if (!data) {
-			buffer->failed = true;
-			return;
-		}
-		buffer->data = data;
-		buffer->capacity = capacity;
-	}
-	va_start(args, fmt);
-	vsnprintf(buffer->data + buffer->length, buffer->capacity - buffer->length, fmt, args);
-	va_end(args);
-	buffer->length += (size_t)needed;
-}
-
-char *text_buffer_take(struct text_buffer *buffer)
-{
-	char *data = buffer->failed ? NULL : buffer->data;
-
-	if (buffer->failed)
-		free(buffer->data);
-	else if (!data)
-		data = calloc(1, 1);
-	memset(buffer, 0, sizeof *buffer);
-	return data;
-}
-
 const char *format_count(long long count, char *buf, size_t size)
 {
 	char digits[32];
@@ -223,25 +172,25 @@ static bool is_text_type(const char *type)
 static char *time_column(const struct column_list *columns, const char *name)
 {
 	const char *type = column_type(columns, name);
-	struct text_buffer sql = {0};
+	struct strbuf sql = {0};
 
 	if (!type)
 		return NULL;
 	if (strcmp(type, "timestamp with time zone") == 0)
-		text_buffer_printf(&sql, "legacy.\"%s\"", name);
+		strbuf_printf(&sql, "legacy.\"%s\"", name);
 	else if (strcmp(type, "timestamp without time zone") == 0)
-		text_buffer_printf(&sql, "(legacy.\"%s\" AT TIME ZONE 'UTC')", name);
+		strbuf_printf(&sql, "(legacy.\"%s\" AT TIME ZONE 'UTC')", name);
 	else if (strcmp(type, "date") == 0)
-		text_buffer_printf(&sql, "(legacy.\"%s\"::timestamp AT TIME ZONE 'UTC')", name);
+		strbuf_printf(&sql, "(legacy.\"%s\"::timestamp AT TIME ZONE 'UTC')", name);
 	else
 		return NULL;
-	return text_buffer_take(&sql);
+	return strbuf_take(&sql);
 }
 
 /* The present time columns of names[] (up to its first NULL), coalesced in that order. */
 static char *event_time_expression(const struct column_list *columns, const char *const names[LEGACY_MAX_TIME_COLUMNS])
 {
-	struct text_buffer sql = {0};
+	struct strbuf sql = {0};
 	size_t found = 0;
 
 	for (size_t i = 0; i < LEGACY_MAX_TIME_COLUMNS && names[i]; i++) {
@@ -249,30 +198,30 @@ static char *event_time_expression(const struct column_list *columns, const char
 
 		if (!expr)
 			continue;
-		text_buffer_printf(&sql, "%s%s", found ? ", " : "", expr);
+		strbuf_printf(&sql, "%s%s", found ? ", " : "", expr);
 		free(expr);
 		found++;
 	}
 	if (found == 0) {
-		free(text_buffer_take(&sql));
+		free(strbuf_take(&sql));
 		return NULL;
 	}
 	if (found > 1) {
-		struct text_buffer wrapped = {0};
-		char *inner = text_buffer_take(&sql);
+		struct strbuf wrapped = {0};
+		char *inner = strbuf_take(&sql);
 
-		text_buffer_printf(&wrapped, "coalesce(%s)", inner ? inner : "");
+		strbuf_printf(&wrapped, "coalesce(%s)", inner ? inner : "");
 		free(inner);
-		return text_buffer_take(&wrapped);
+		return strbuf_take(&wrapped);
 	}
-	return text_buffer_take(&sql);
+	return strbuf_take(&sql);
 }
 
 /* "'key', legacy.column" for a payload key, or "'key', NULL" when the column is absent. */
-static void payload_key(struct text_buffer *sql, const struct column_list *columns, const char *key,
+static void payload_key(struct strbuf *sql, const struct column_list *columns, const char *key,
 			const char *column, bool first)
 {
-	text_buffer_printf(sql, "%s'%s', %s%s", first ? "" : ", ", key,
+	strbuf_printf(sql, "%s'%s', %s%s", first ? "" : ", ", key,
 			   column_type(columns, column) ? "legacy." : "NULL",
 			   column_type(columns, column) ? column : "");
 }
@@ -295,10 +244,10 @@ static const struct legacy_layout *detect_layout(enum legacy_source source, cons
 static char *payload_expression(const struct legacy_layout *layout, const struct column_list *columns,
 				bool include_client_info)
 {
-	struct text_buffer payload = {0};
+	struct strbuf payload = {0};
 	bool first = true;
 
-	text_buffer_append(&payload, "jsonb_build_object(");
+	strbuf_add_str(&payload, "jsonb_build_object(");
 	for (size_t i = 0; i < LEGACY_MAX_PAYLOAD_KEYS && layout->payload_keys[i].key; i++) {
 		const struct legacy_payload_key *k = &layout->payload_keys[i];
 
@@ -313,8 +262,8 @@ static char *payload_expression(const struct legacy_layout *layout, const struct
 			first = false;
 		}
 	}
-	text_buffer_append(&payload, ")");
-	return text_buffer_take(&payload);
+	strbuf_add_str(&payload, ")");
+	return strbuf_take(&payload);
 }
 
 /*

@@ -6,11 +6,13 @@
 #ifndef PASSPORT_MIGRATE_LEGACY_H
 #define PASSPORT_MIGRATE_LEGACY_H
 
-#include "db.h"
-
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "db.h"
+#include "strbuf.h"
 
 /*
  * The legacy sources, in the order `--source all` handles them. The name is both the table
@@ -113,23 +115,6 @@ const char *legacy_table_layout_name(const struct legacy_table *table);
 int legacy_table_inspect(PGconn *conn, enum legacy_source source, bool include_client_info,
 			 struct legacy_table *table, struct db_error *error);
 void legacy_table_finish(struct legacy_table *table);
-
-/*
- * A growable NUL-terminated string for assembling SQL. An allocation failure is remembered and
- * reported by text_buffer_take, so callers can append without checking each step.
- */
-struct text_buffer {
-	char *data;
-	size_t length;
-	size_t capacity;
-	bool failed;
-};
-
-void text_buffer_append(struct text_buffer *buffer, const char *text);
-void text_buffer_printf(struct text_buffer *buffer, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-/* The assembled string (the caller frees it), or NULL after an allocation failure. Resets buffer. */
-char *text_buffer_take(struct text_buffer *buffer);
 
 /* "1,234,567": count with thousands separators, into buf (at least 32 bytes). */
 const char *format_count(long long count, char *buf, size_t size);

@@ -72,21 +72,21 @@ static int verify_source(PGconn *conn, const struct legacy_table *table, const c
 			 struct verify_result *result)
 {
 	const char *params[3] = {since, until, legacy_source_name(table->source)};
-	struct text_buffer sql = {0};
+	struct strbuf sql = {0};
 	char *counts_sql, *missing_sql;
 	struct db_error error;
 	PGresult *res;
 	int rc = -1;
 
-	text_buffer_printf(&sql,
+	strbuf_printf(&sql,
 			   "SELECT count(*), count(pe.legacy_id)\n"
 			   "  FROM %s AS legacy\n"
 			   "  LEFT JOIN passport_entries AS pe ON pe.legacy_source = $3 AND pe.legacy_id = legacy.id::text\n"
 			   " WHERE ($1::timestamptz IS NULL OR %s >= $1::timestamptz)\n"
 			   "   AND ($2::timestamptz IS NULL OR %s < $2::timestamptz)",
 			   table->relation, table->time_expr, table->time_expr);
-	counts_sql = text_buffer_take(&sql);
-	text_buffer_printf(&sql,
+	counts_sql = strbuf_take(&sql);
+	strbuf_printf(&sql,
 			   "SELECT legacy.id::text\n"
 			   "  FROM %s AS legacy\n"
 			   " WHERE ($1::timestamptz IS NULL OR %s >= $1::timestamptz)\n"
@@ -96,7 +96,7 @@ static int verify_source(PGconn *conn, const struct legacy_table *table, const c
 			   " ORDER BY legacy.id\n"
 			   " LIMIT %d",
 			   table->relation, table->time_expr, table->time_expr, VERIFY_MISSING_SAMPLE);
-	missing_sql = text_buffer_take(&sql);
+	missing_sql = strbuf_take(&sql);
 	if (!counts_sql || !missing_sql) {
 		snprintf(result->error, sizeof result->error, "out of memory");
 		goto out;

@@ -9,6 +9,9 @@ PASSPORT_DEB_PACKAGES=(
 	libpq-dev libuv1-dev libcjson-dev libopenblas-dev libsystemd-dev
 	postgresql-15 postgresql-client-15
 	python3 clang libclang-rt-14-dev valgrind
+	# systemd-analyze, for the `units` test (a fresh Debian 12 container has no systemd); util-linux
+	# has prlimit, for the memory-cap test.
+	systemd util-linux
 )
 
 # Node.js serves the pgvector test server (tests/pgvector); any node already on PATH will do.

@@ -679,7 +679,7 @@ void fault_expect_no_duplicates(PGconn *conn)
 		      " WHERE passport_entry_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1) d");
 	long long unapplied = harness_query_int(
 		conn, "SELECT count(*) FROM dna_evolution d JOIN passport_entries e ON e.id = d.passport_entry_id"
-		      " WHERE NOT e.processed");
+		      " WHERE e.processed IS NOT TRUE");
 
 	if (evolution || metrics || unapplied)
 		FAIL("%lld entries with several dna_evolution rows, %lld with several coliseum rows, "
@@ -689,5 +689,5 @@ void fault_expect_no_duplicates(PGconn *conn)
 
 long long fault_unsettled(PGconn *conn)
 {
-	return harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed AND dead_at IS NULL");
+	return harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed IS NOT TRUE AND dead_at IS NULL");
 }

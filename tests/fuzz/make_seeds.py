@@ -101,6 +101,15 @@ def main():
     write("vec_text", "bad_trailing", 3, b"[1,-2.5,0.5]x")
     write("vec_text", "bad_count", 4, b"[1,-2.5,0.5]")
     write("vec_text", "bad_long_token", 1, b"[" + b"1" * 64 + b"]")
+    # One element more than the dimension: a decoder that writes it before counting overruns by
+    # one float, which only an exact-size buffer (and the sanitizer) shows.
+    write("vec_text", "bad_one_extra_dim0", 0, b"[1]")
+    write("vec_text", "bad_one_extra_dim1", 1, b"[1,2]")
+    write("vec_text", "bad_one_extra_dim3", 3, b"[1,-2.5,0.5,4]")
+    write("vec_text", "bad_one_extra_dim16", 16, text(awkward(17, 7)))
+    write("vec_text", "bad_one_extra_dim384", 384, text(awkward(385, 8)))
+    write("vec_pgvector", "bad_one_extra_dim3", 3, pgvector(small + [4.0]))
+    write("vec_real_array", "bad_one_extra_dim3", 3, real_array(small + [4.0]))
 
 
 if __name__ == "__main__":

@@ -213,6 +213,51 @@ static void test_load_precedence(void)
 	config_finish(&c);
 }
 
+/*
+ * Edge cases that must be refused rather than read kindly: a directory given as the file (it
+ * opens and reads as empty, so a later SIGHUP would reset every option), a PASSPORTD_ variable
+ * that names no option (a typo), and an empty systems list (every entry marked processed with
+ * nothing delivered).
+ */
+static void test_refused_sources(void)
+{
+	struct config c;
+	struct config_sources sources = {0};
+	char err[512];
+
+	config_init(&c);
+	sources.path = "/tmp";
+	sources.path_required = false;
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), -1);
+	ASSERT_STR_CONTAINS(err, "/tmp: is a directory");
+	sources.path_required = true;
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), -1);
+	config_finish(&c);
+
+	sources.path = "/nonexistent/passportd.conf";
+	sources.path_required = false;
+	ASSERT_EQ_INT(setenv("PASSPORTD_BATCH_SIZ", "20", 1), 0);
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), -1);
+	ASSERT_STR_CONTAINS(err, "PASSPORTD_BATCH_SIZ: no such option");
+	config_finish(&c);
+	ASSERT_EQ_INT(unsetenv("PASSPORTD_BATCH_SIZ"), 0);
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	config_finish(&c);
+
+	config_init(&c);
+	for (int i = 0; i < 3; i++) {
+		static const char *const empty[] = {"", " ", " , ,\t"};
+		ASSERT_EQ_INT(config_set(&c, "systems", empty[i], err, sizeof(err)), -1);
+		ASSERT_STR_CONTAINS(err, "systems: empty");
+	}
+	ASSERT_EQ_INT(c.systems, SYSTEM_ALL);
+	ASSERT_EQ_INT(config_set(&c, "systems", "coliseum", err, sizeof(err)), 0);
+	ASSERT_EQ_INT(c.systems, SYSTEM_COLISEUM);
+	config_finish(&c);
+}
+
 /* A value of the option different from its default, as text. */
 static const char *other_value(const struct config_option *o, char *buffer, size_t size)
 {
@@ -352,6 +397,7 @@ static void test_reload_dsn_compared_as_printed(void)
 
 int main(void)
 {
+	test_refused_sources();
 	test_defaults_and_set();
 	test_password_never_printed();
 	test_example_file_in_step();

@@ -370,7 +370,37 @@ static void test_preferences_wrong_types(void)
 	ASSERT_EQ_DBL(prefs.multiplier[3], 2.5, 0);
 }
 
-/* The full update with a target, checked element by element with a scalar float loop. */
+/*
+ * One element of the rule in float32 steps, computed independently of dna.c: c * v and a * x each
+ * rounded to float, then their sum rounded once. volatile keeps the compiler from fusing the
+ * multiply and the add (FMA) or keeping more precision than a float.
+ */
+static float mirror_element(float c, float v, float a, float x)
+{
+	volatile float kept = c * v;
+	volatile float pulled = a * x;
+	volatile float sum = kept + pulled;
+
+	return sum;
+}
+
+static float decay_element(float k, float v)
+{
+	volatile float kept = k * v;
+
+	return kept;
+}
+
+/* Fail unless two floats are the same bits (the spec promises the same bits on every machine). */
+#define ASSERT_SAME_FLOAT(got, expected)                                                           \
+	do {                                                                                       \
+		float got_ = (got), expected_ = (expected);                                        \
+		if (memcmp(&got_, &expected_, sizeof(float)) != 0)                                 \
+			FAIL("%s = %.9g is not bit-identical to %s = %.9g", #got, (double)got_, #expected, \
+			     (double)expected_);                                                     \
+	} while (0)
+
+/* The full update with a target, checked element by element, bit for bit, with a scalar float loop. */
 static void test_mirroring(void)
 {
 	struct dna_step step;
@@ -394,11 +424,12 @@ static void test_mirroring(void)
 		float c = (float)((1.0 - (double)alpha) * (double)keep);
 		double sum = 0.0;
 
+		ASSERT_SAME_FLOAT(step.alpha[d], alpha);
 		for (size_t i = d * VEC_DOMAIN_DIM; i < (size_t)(d + 1) * VEC_DOMAIN_DIM; i++) {
-			float expected = c * old[i] + alpha * x[i];
+			float expected = mirror_element(c, old[i], alpha, x[i]);
 			double diff = (double)expected - (double)old[i];
 
-			ASSERT_EQ_DBL(v[i], expected, ELEMENT_TOL);
+			ASSERT_SAME_FLOAT(v[i], expected);
 			sum += diff * diff;
 		}
 		ASSERT_EQ_DBL(norms[d], sqrt(sum), 1e-5);
@@ -453,26 +484,73 @@ static void test_sequence(void)
 
 	for (size_t i = 0; i < VEC_DIM; i++) {
 		int d = (int)(i / VEC_DOMAIN_DIM);
-		float keep = (float)keep_10_days[d];
-		float late_alpha = (float)(keep_10_days[d] * 0.1 * 0.5 * 0.5);
+		float keep = steps[1].keep[d];
+		float late_alpha = steps[2].alpha[d];
 		float late_c = (float)(1.0 - (double)late_alpha);
-		float e = 0.025f * x[i];
+		float e = mirror_element((float)(1.0 - 0.025), 0.0f, 0.025f, x[i]);
 
-		e = keep * e;
-		e = late_c * e + late_alpha * x[i];
+		ASSERT_EQ_DBL(keep, keep_10_days[d], FACTOR_TOL);
+		ASSERT_EQ_DBL(late_alpha, keep_10_days[d] * 0.1 * 0.5 * 0.5, FACTOR_TOL);
+		e = decay_element(keep, e);
+		e = mirror_element(late_c, e, late_alpha, x[i]);
 		expected[i] = e;
 	}
 	for (size_t i = 0; i < VEC_DIM; i++)
-		ASSERT_EQ_DBL(v[i], expected[i], ELEMENT_TOL);
+		ASSERT_SAME_FLOAT(v[i], expected[i]);
 
 	vec_free(v);
 	vec_free(x);
 	vec_free(expected);
 }
 
+/* SPEC 3 with an infinite carbon clock: +infinity makes every entry late, -infinity advances it. */
+static void test_infinite_clocks(void)
+{
+	struct dna_step step;
+
+	dna_compute_step(true, DNA_CLOCK_INFINITY, CLOCK_US, &track_played, NULL, &step);
+	ASSERT_TRUE(step.late);
+	ASSERT_FALSE(step.advances_clock);
+	for (int d = 0; d < VEC_DOMAINS; d++) {
+		ASSERT_EQ_DBL(step.keep[d], 1.0, 0);
+		ASSERT_SAME_FLOAT(step.late_factor[d], (float)DNA_MIN_RETENTION);
+	}
+	dna_compute_step(true, DNA_CLOCK_MINUS_INFINITY, CLOCK_US, &track_played, NULL, &step);
+	ASSERT_FALSE(step.late);
+	ASSERT_TRUE(step.advances_clock);
+	for (int d = 0; d < VEC_DOMAINS; d++) {
+		ASSERT_SAME_FLOAT(step.keep[d], (float)DNA_MIN_RETENTION);
+		ASSERT_EQ_DBL(step.late_factor[d], 1.0, 0);
+	}
+}
+
+/* The daemon's reading of dna_preferences: the five number texts, the same bounds as the JSON. */
+static void test_preferences_from_numbers(void)
+{
+	struct dna_preferences prefs;
+	const char *valid[DNA_PREFERENCE_KEYS] = {"0.3", NULL, "2", "0", "3"};
+	const char *invalid[DNA_PREFERENCE_KEYS] = {"0.0000000000000000000000000000000001", "3.0000001", "-1", "1e400",
+						    "abc"};
+
+	dna_preferences_from_numbers(valid, &prefs);
+	ASSERT_EQ_DBL(prefs.learning_rate, 0.3, 0);
+	ASSERT_EQ_DBL(prefs.multiplier[0], 1.0, 0);
+	ASSERT_EQ_DBL(prefs.multiplier[1], 2.0, 0);
+	ASSERT_EQ_DBL(prefs.multiplier[2], 0.0, 0);
+	ASSERT_EQ_DBL(prefs.multiplier[3], 3.0, 0);
+	dna_preferences_from_numbers(invalid, &prefs);
+	ASSERT_EQ_DBL(prefs.learning_rate, DNA_DEFAULT_LEARNING_RATE, 0);
+	for (int d = 0; d < VEC_DOMAINS; d++)
+		ASSERT_EQ_DBL(prefs.multiplier[d], 1.0, 0);
+	ASSERT_STR_EQ(dna_preference_keys[0], "learningRate");
+	ASSERT_STR_EQ(dna_preference_keys[4], "spatialMultiplier");
+}
+
 int main(void)
 {
 	dna_init_blas();
+	test_infinite_clocks();
+	test_preferences_from_numbers();
 	test_defaults();
 	test_decay_ten_days();
 	test_min_retention();

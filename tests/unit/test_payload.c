@@ -337,6 +337,28 @@ static void test_amounts(void)
 	assert_amount("{\"amount_cents\": 100, \"amountCents\": \"100\"}", AMOUNT_INVALID, 0);
 	assert_amount("{\"amount_cents\": -5, \"amountCents\": 100}", AMOUNT_INVALID, 0);
 	assert_amount("{\"amount_cents\": null, \"amountCents\": 1.25}", AMOUNT_INVALID, 0);
+
+	/* Decided on the JSON text, not on the double it rounds to. */
+	assert_amount("{\"amount_cents\": 100.00000000000000001}", AMOUNT_INVALID, 0);
+	assert_amount("{\"amountCents\": 1e-400}", AMOUNT_INVALID, 0);
+	assert_amount("{\"amount_cents\": 99.999999999999999999}", AMOUNT_INVALID, 0);
+	assert_amount("{\"amount_cents\": 0.0000000000000000000000000000000000000000000001}", AMOUNT_INVALID, 0);
+	assert_amount("{\"amount_cents\": 9007199254740991.0000000000000000000000001}", AMOUNT_INVALID, 0);
+	assert_amount("{\"amount_cents\": 1.50e2}", AMOUNT_VALID, 150);
+	assert_amount("{\"amount_cents\": 12345000e-3}", AMOUNT_VALID, 12345);
+	assert_amount("{\"amount_cents\": 0.0e5}", AMOUNT_VALID, 0);
+	assert_amount("{\"amount_cents\": 100.000000000000000000000000000000}", AMOUNT_VALID, 100);
+	assert_amount("{\"amount_cents\": 9.007199254740991E15}", AMOUNT_VALID, INT64_C(9007199254740991));
+	assert_amount("{\"amount_cents\": 9.007199254740992e15}", AMOUNT_INVALID, 0);
+	assert_amount("{\"amount_cents\": 1e99999999999999999999}", AMOUNT_INVALID, 0);
+	assert_amount("{\"amount_cents\": -0.5}", AMOUNT_INVALID, 0);
+	/* The member is found by its name however the key is escaped, and only at the top level. */
+	assert_amount("{\"\\u0061mount_cents\": 100.5}", AMOUNT_INVALID, 0);
+	assert_amount("{\"\\u0061mount_cents\": 7}", AMOUNT_VALID, 7);
+	assert_amount("{\"x\": {\"amount_cents\": 1.5}, \"s\": \"amount_cents\\\": 2.5\", \"amount_cents\": 5}", AMOUNT_VALID, 5);
+	assert_amount("{\"x\": [{\"amountCents\": 0.5}], \"amountCents\": 6}", AMOUNT_VALID, 6);
+	/* Two members of one name: the first decides, as everywhere in the parser. */
+	assert_amount("{\"amount_cents\": 8, \"amount_cents\": 1.5}", AMOUNT_VALID, 8);
 }
 
 static void test_numbers(void)

@@ -161,6 +161,35 @@ static void test_retry_delay(void)
 	ASSERT_EQ_DBL(commit_retry_delay(10, 3600, 2147483647, mid), 3600.0, 1e-9);
 	/* A cap below the base wins too. */
 	ASSERT_EQ_DBL(commit_retry_delay(10, 5, 1, mid), 5.0, 1e-9);
+
+	/* Growth is x2 per attempt, exactly: attempts 1, 2 and 9 (10 * 2^8 = 2560, below the cap). */
+	ASSERT_EQ_DBL(commit_retry_delay(10, 3600, 1, mid), 10.0, 0);
+	ASSERT_EQ_DBL(commit_retry_delay(10, 3600, 2, mid), 20.0, 0);
+	ASSERT_EQ_DBL(commit_retry_delay(10, 3600, 9, mid), 2560.0, 0);
+	ASSERT_EQ_DBL(commit_retry_delay(0.5, 1e9, 9, mid), 128.0, 0);
+	/* The cap holds at every attempt after it is reached, jitter included. */
+	for (int attempts = 10; attempts < 100; attempts++) {
+		ASSERT_EQ_DBL(commit_retry_delay(10, 3600, attempts, mid), 3600.0, 0);
+		ASSERT_TRUE(commit_retry_delay(10, 3600, attempts, high) <= 3600.0 * 1.2);
+		ASSERT_TRUE(commit_retry_delay(10, 3600, attempts, low) >= 3600.0 * 0.8);
+	}
+	/* Jitter: every draw lands in [0.8, 1.2] of the delay, and different draws differ. */
+	{
+		uint64_t x = UINT64_C(0x9E3779B97F4A7C15);
+		double lowest = 2, highest = 0;
+		for (int i = 0; i < 10000; i++) {
+			double factor;
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			factor = commit_retry_delay(10, 3600, 2, x) / 20.0;
+			ASSERT_TRUE(factor >= 0.8 && factor <= 1.2);
+			lowest = factor < lowest ? factor : lowest;
+			highest = factor > highest ? factor : highest;
+		}
+		ASSERT_TRUE(lowest < 0.81);
+		ASSERT_TRUE(highest > 1.19);
+	}
 }
 
 int main(void)

@@ -1,6 +1,7 @@
 /* test_vec: the vector buffers and the pgvector / real[] codecs, against hand-built bytes. */
 #include <float.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "task.h"
@@ -351,18 +352,63 @@ static void test_text_layout(void)
 	ASSERT_STR_EQ(text, "[]");
 }
 
+/*
+ * A buffer of exactly dim floats (one byte when dim is 0): a decoder that writes one element too
+ * many writes past it, which the sanitizer build reports. vec_create rounds up to a cache line
+ * and a stack array of VEC_DIM + 1 would hide such a write.
+ */
+static float *exact_floats(size_t dim)
+{
+	float *out = malloc(dim ? dim * sizeof(float) : 1);
+
+	ASSERT_TRUE(out != NULL);
+	return out;
+}
+
 static void expect_text_error(const char *text, size_t len, size_t dim)
 {
-	float out[VEC_DIM + 1];
+	float *out = exact_floats(dim);
 	char err[128] = "";
 
 	ASSERT_EQ_INT(vec_decode_pgvector_text(text, len, out, dim, err, sizeof(err)), -1);
 	ASSERT_TRUE(err[0] != '\0');
 	ASSERT_TRUE(strchr(err, '\n') == NULL);
+	free(out);
+}
+
+/* One element more than dim, for every small dim and for the real ones, into exact buffers. */
+static void test_text_one_too_many(void)
+{
+	static const size_t dims[] = {0, 1, 2, 3, 4, 5, 8, 16, VEC_DOMAIN_DIM, VEC_DIM};
+	char *text = malloc(16 * (VEC_DIM + 2));
+	char err[128];
+
+	ASSERT_TRUE(text != NULL);
+	for (size_t k = 0; k < sizeof(dims) / sizeof(dims[0]); k++) {
+		size_t dim = dims[k], len = 0;
+		float *out;
+
+		/* Exactly dim elements decode into exactly dim floats... */
+		text[len++] = '[';
+		for (size_t i = 0; i < dim; i++)
+			len += (size_t)sprintf(text + len, "%s%zu.5", i ? "," : "", i);
+		text[len++] = ']';
+		out = exact_floats(dim);
+		ASSERT_EQ_INT(vec_decode_pgvector_text(text, len, out, dim, err, sizeof(err)), 0);
+		if (dim > 0)
+			ASSERT_EQ_DBL(out[dim - 1], (double)(dim - 1) + 0.5, 0);
+		free(out);
+		/* ...and dim + 1 are refused without a write past them. */
+		len--;
+		len += (size_t)sprintf(text + len, "%s7]", dim ? "," : "");
+		expect_text_error(text, len, dim);
+	}
+	free(text);
 }
 
 static void test_text_rejects(void)
 {
+	test_text_one_too_many();
 	static const char *const bad[] = {
 		"",
 		"   ",
@@ -419,12 +465,13 @@ static void test_text_rejects(void)
 
 	/* More values than dim must stop before writing past out. */
 	{
-		float *out = vec_create(2);
+		float *out = exact_floats(2);
 		char err[64];
 
 		ASSERT_EQ_INT(vec_decode_pgvector_text("[1,2,3,4,5,6,7,8]", 17, out, 2, err,
 						       sizeof(err)), -1);
-		vec_free(out);
+		ASSERT_EQ_INT(vec_decode_pgvector_text("[1,2,3]", 7, out, 2, err, sizeof(err)), -1);
+		free(out);
 	}
 }
 
