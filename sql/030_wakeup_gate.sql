@@ -29,9 +29,15 @@
 -- fails its probe and notifies. A daemon that dies releases the lock with its session, so its armed
 -- state ends with it (a daemon whose machine vanishes is found out by TCP keepalives on its LISTEN
 -- connection; until then inserts notify in vain, as they always did). An entry committed while no
--- daemon was armed is found by the daemon's next look: the short re-check after a batch that found
--- work, or the poll timer at worst. Where no daemon runs (or only `--no-listen` daemons), nobody
+-- daemon was armed is found by a daemon's next look (a daemon that found work looks again within
+-- tens of milliseconds, and arms only once a look finds nothing), or by the poll at worst. Where no daemon runs (or only `--no-listen` daemons), nobody
 -- holds the lock and the trigger never notifies.
+--
+-- Why a lock and not a flag in a table: the trigger would have to read the flag on every insert
+-- and update it (a row lock, a new row version, WAL) to disarm, and an armed flag left by a crashed
+-- daemon would need an expiry; a table would also be one more object to close to Supabase's API
+-- roles. The lock costs the trigger one entry in the lock table, which never waits, and it dies
+-- with its daemon's session.
 --
 -- Privileges: the function runs with the rights of the inserting role (no SECURITY DEFINER: it
 -- needs nothing beyond the two functions PostgreSQL grants to PUBLIC) and names them with their
