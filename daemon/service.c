@@ -64,8 +64,8 @@
 #define STOP_CANCEL_MS 3000 /* then cancel the batch in hand */
 #define STOP_GIVE_UP_MS 1500 /* then exit even if the worker is still blocked (e.g. connecting) */
 #define BUSY_RETRY_MS 100
-#define LINGER_MIN_MS 10.0
-#define LINGER_MAX_MS 50.0
+#define LINGER_MIN_MS 2.0
+#define LINGER_MAX_MS 100.0
 #define ARM_RETRY_MS 1000.0
 
 struct service {
