@@ -13,8 +13,10 @@
 #include "config.h"
 #include "db.h"
 #include "drain.h"
+#include "inspect.h"
 #include "log.h"
 #include "service.h"
+#include "version.h"
 
 /*
  * The subcommands other than `run` (which handles its signals inside its loop): the first
@@ -38,6 +40,9 @@ struct options {
 	bool print_config;
 	bool json;
 	struct reprocess_options reprocess;
+	const char *inspect_user; /* inspect's USER argument */
+	const char *plot;         /* inspect --plot FILE */
+	const char *role;         /* inspect --role ROLE */
 	char *dsn_copy; /* --dsn, copied before the argument is blanked */
 };
 
@@ -85,6 +90,8 @@ static void usage(FILE *out)
 		"  drain       process every due entry, print a summary, exit\n"
 		"  status      queue health: due, retrying, dead, throughput, oldest due, top errors\n"
 		"  reprocess   requeue dead entries (or those selected below); never processed ones\n"
+		"  inspect     USER (a user id or an email): DNA rows and their norms, entries by state\n"
+		"              and the latest ones, the DNA's evolution and drift; read-only\n"
 		"\n"
 		"Options (command line > PASSPORTD_<NAME> environment > config file > defaults):\n"
 		"  -d, --dsn DSN            connection string or URI; else $PASSPORT_DATABASE_URL, else\n"
@@ -99,10 +106,12 @@ static void usage(FILE *out)
 		"      --max-attempts N     failed attempts before an entry is dead (default %s)\n"
 		"      --log-level LEVEL    %s\n"
 		"      --log-format FORMAT  %s\n"
+		"      --metrics-listen HOST:PORT\n"
+		"                           run: serve Prometheus metrics at http://HOST:PORT/metrics\n"
 		"      --print-config       print the effective configuration (no password) and exit\n"
-		"      --json               status: print one JSON object\n"
+		"      --json               status, inspect: print one JSON object\n"
 		"  -h, --help               show this help\n"
-		"  -V, --version            show the version\n"
+		"  -V, --version            show the version, git revision, libpq, sd_notify and BLAS\n"
 		"\n"
 		"Reprocess selection (default: all dead entries; filters combine):\n"
 		"      --id UUID            this entry (repeatable; any unprocessed state)\n"
@@ -115,12 +124,20 @@ static void usage(FILE *out)
 		"      --dry-run            list what would be requeued, change nothing\n"
 		"      --now                process them in this process and report each outcome\n"
 		"\n"
+		"Inspect (also --json):\n"
+		"      --limit N            latest entries and evolution steps shown (default %d, at most %d)\n"
+		"      --since TIME         start of the drift and plot window (default %s ago)\n"
+		"      --plot FILE          draw the DNA's cumulative change per domain over time (.svg or .png)\n"
+		"      --role ROLE          the DNA row to plot (default: the only row, or the fan row)\n"
+		"\n"
 		"Exit status: 0 when the command did its work (failed entries are recorded on the\n"
 		"entries, not an error), 1 when it could not run (bad options, database unreachable,\n"
 		"schema missing), 3 when drain left due entries behind (held by other sessions for\n"
-		"longer than it waits, or entries whose failure could not be recorded).\n",
+		"longer than it waits, or entries whose failure could not be recorded), or when inspect\n"
+		"found no user, or several users (listed), with the email.\n",
 		config_default("batch_size"), config_default("workers"), config_default("poll_interval"),
-		config_default("systems"), config_default("max_attempts"), levels, formats);
+		config_default("systems"), config_default("max_attempts"), levels, formats, INSPECT_DEFAULT_LIMIT,
+		INSPECT_MAX_LIMIT, INSPECT_DEFAULT_SINCE);
 }
 
 enum {
@@ -141,6 +158,9 @@ enum {
 	OPT_LIMIT,
 	OPT_DRY_RUN,
 	OPT_NOW,
+	OPT_PLOT,
+	OPT_ROLE,
+	OPT_METRICS_LISTEN,
 };
 
 static int add_override(struct options *opt, const char *name, const char *value)
@@ -181,6 +201,9 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		{"limit", required_argument, NULL, OPT_LIMIT},
 		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 		{"now", no_argument, NULL, OPT_NOW},
+		{"plot", required_argument, NULL, OPT_PLOT},
+		{"role", required_argument, NULL, OPT_ROLE},
+		{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -221,6 +244,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case OPT_MAX_ATTEMPTS: rc = add_override(opt, "max_attempts", optarg); break;
 		case OPT_LOG_LEVEL: rc = add_override(opt, "log_level", optarg); break;
 		case OPT_LOG_FORMAT: rc = add_override(opt, "log_format", optarg); break;
+		case OPT_METRICS_LISTEN: rc = add_override(opt, "metrics_listen", optarg); break;
 		case OPT_PRINT_CONFIG: opt->print_config = true; break;
 		case OPT_JSON: opt->json = true; break;
 		case OPT_ID:
@@ -249,12 +273,16 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		}
 		case OPT_DRY_RUN: rp->dry_run = true; break;
 		case OPT_NOW: rp->now = true; break;
+		case OPT_PLOT: opt->plot = optarg; break;
+		case OPT_ROLE: opt->role = optarg; break;
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case 'V':
-			printf("passportd %s\n", PASSPORT_VERSION);
+		case 'V': {
+			char line[512];
+			printf("%s\n", version_line("passportd", line, sizeof(line)));
 			exit(0);
+		}
 		default:
 			fprintf(stderr, "Try 'passportd --help'.\n");
 			return -1;
@@ -263,11 +291,28 @@ static int parse_options(int argc, char **argv, struct options *opt)
 			return -1;
 	}
 	opt->command = optind < argc ? argv[optind++] : "run";
+	if (strcmp(opt->command, "inspect") == 0 && optind < argc)
+		opt->inspect_user = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "passportd: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
 	return 0;
+}
+
+/* inspect's options: --limit and --since are shared with reprocess, and parsed there. */
+static int run_inspect(const struct options *opt)
+{
+	struct inspect_options inspect = {
+		.user = opt->inspect_user,
+		.limit = opt->reprocess.limit ? opt->reprocess.limit : INSPECT_DEFAULT_LIMIT,
+		.since = opt->reprocess.since,
+		.plot = opt->plot,
+		.role = opt->role,
+		.json = opt->json,
+	};
+
+	return command_inspect(&opt->config, &inspect);
 }
 
 int main(int argc, char **argv)
@@ -309,6 +354,8 @@ int main(int argc, char **argv)
 	}
 
 	if (strcmp(opt.command, "run") == 0) {
+		char line[512];
+		log_info("%s", version_line("passportd", line, sizeof(line)));
 		rc = service_run(&opt.config, &opt.sources);
 		options_finish(&opt);
 		return rc;
@@ -326,6 +373,8 @@ int main(int argc, char **argv)
 		rc = admin_status(&opt.config, opt.json);
 	else if (strcmp(opt.command, "reprocess") == 0)
 		rc = admin_reprocess(&opt.config, &opt.reprocess);
+	else if (strcmp(opt.command, "inspect") == 0)
+		rc = run_inspect(&opt);
 	else {
 		fprintf(stderr, "passportd: unknown command '%s'. Try 'passportd --help'.\n", opt.command);
 		rc = 1;

@@ -29,6 +29,10 @@
  * its own backoff, re-LISTENs, and asks for work at once (notifications sent while it was away
  * are lost, so a claim right after reconnecting catches up).
  *
+ * Metrics (metrics_listen set): the worker times each batch into a metrics_pass of its own and,
+ * between batches, reads the queue gauges at most once per poll interval on its idle connection;
+ * work_done adds the pass to the shared registry, which the HTTP thread (metrics_http.c) renders.
+ *
  * Stopping: the first SIGTERM/SIGINT lets the batch in hand finish (or, after a few seconds,
  * cancels its query so the server rolls it back), then exits 0. A second signal exits at once.
  */
@@ -54,6 +58,9 @@
 #include "db.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "version.h"
 
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -101,9 +108,14 @@ struct service {
 	struct db_error pass_error;
 	struct batch_totals pass_totals;
 	struct batch_totals totals;
+	struct metrics_pass pass_metrics;  /* filled by the worker during a pass */
+	double queue_read_interval;        /* poll_interval, copied for the worker like batch_config */
 	double worker_backoff;
 	uv_timer_t worker_retry;
 	bool database_up;
+
+	struct metrics *metrics;           /* NULL when metrics_listen is empty */
+	struct metrics_http *metrics_http;
 
 	uv_timer_t poll_timer;
 	uv_timer_t watchdog_timer;
@@ -116,6 +128,14 @@ struct service {
 };
 
 static void service_request_work(struct service *s);
+
+static double clock_seconds(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void notify_systemd(const char *message)
 {
@@ -192,6 +212,7 @@ static void on_listener_event(void *owner, enum listener_event event, const char
 	switch (event) {
 	case LISTENER_READY:
 		s->listener_backoff = BACKOFF_MIN_SECONDS;
+		metrics_set_listener_up(s->metrics, true);
 		log_info("listener: listening for new entries");
 		set_status(s, "connected; %ld processed, %ld retrying, %ld dead since start", s->totals.processed,
 			   s->totals.retrying, s->totals.dead);
@@ -210,6 +231,7 @@ static void on_listener_event(void *owner, enum listener_event event, const char
 		uv_timer_start(&s->arm_retry, on_arm_retry, (uint64_t)(ARM_RETRY_MS * jitter()), 0);
 		return;
 	case LISTENER_LOST:
+		metrics_set_listener_up(s->metrics, false);
 		if (s->stopping)
 			return;
 		delay = next_backoff(&s->listener_backoff);
@@ -245,6 +267,7 @@ static void work_pass(uv_work_t *work)
 	struct service *s = work->data;
 
 	memset(&s->pass_totals, 0, sizeof(s->pass_totals));
+	memset(&s->pass_metrics, 0, sizeof(s->pass_metrics));
 	db_error_clear(&s->pass_error);
 	s->pass_connected = false;
 	if (!s->worker) {
@@ -265,7 +288,17 @@ static void work_pass(uv_work_t *work)
 	s->pass_connected = true;
 	processor_set_config(s->processor, &s->batch_config);
 	for (;;) {
+		double started = clock_seconds(CLOCK_MONOTONIC);
+
 		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, &s->pass_error);
+		if (s->pass_status == BATCH_DONE) {
+			metrics_histogram_observe(&s->pass_metrics.batch_durations, clock_seconds(CLOCK_MONOTONIC) - started);
+			s->pass_metrics.last_batch_time = clock_seconds(CLOCK_REALTIME);
+		}
+		if (s->pass_status == BATCH_ERROR)
+			break;
+		/* Between batches, outside any transaction: the queue gauges, at most once per poll interval. */
+		(void)metrics_refresh_queue(s->metrics, s->worker, s->queue_read_interval);
 		if (s->pass_status != BATCH_DONE || atomic_load(&s->stop_after_batch))
 			break;
 	}
@@ -321,6 +354,8 @@ static void work_done(uv_work_t *work, int status)
 
 	s->work_running = false;
 	add_totals(&s->totals, t);
+	metrics_add_pass(s->metrics, t, &s->pass_metrics);
+	metrics_set_database_up(s->metrics, s->pass_status != BATCH_ERROR);
 	if (t->claimed > 0)
 		log_info("processed %ld entries in %ld batches (%ld retrying, %ld dead, %ld DNA rows written)",
 			 t->processed, t->batches, t->retrying, t->dead, t->dna_rows);
@@ -374,6 +409,7 @@ static void service_request_work(struct service *s)
 	s->woken = false;
 	s->work_running = true;
 	config_to_batch(&s->config, &s->batch_config);
+	s->queue_read_interval = s->config.poll_interval;
 	s->work.data = s;
 	if (uv_queue_work(s->loop, &s->work, work_pass, work_done) != 0) {
 		s->work_running = false;
@@ -486,6 +522,47 @@ static void on_reload_signal(uv_signal_t *handle, int signum)
 		 s->config.poll_interval, log_level_name((enum log_level)s->config.log_level));
 }
 
+/*
+ * The registry and its HTTP endpoint, before anything else starts: an address that cannot be
+ * bound is a start-up error. Returns 0, or -1 after logging why.
+ */
+static int service_start_metrics(struct service *s)
+{
+	char libpq[32], err[512];
+	int libpq_version = PQlibVersion();
+	struct metrics_build build = {
+		.version = PASSPORT_VERSION,
+		.revision = version_revision(),
+		.libpq = libpq,
+		.blas = version_blas(),
+		.sd_notify = HAVE_LIBSYSTEMD,
+	};
+
+	snprintf(libpq, sizeof(libpq), "%d.%d", libpq_version / 10000, libpq_version % 10000);
+	s->metrics = metrics_create(&build);
+	if (!s->metrics) {
+		log_error("out of memory");
+		return -1;
+	}
+	s->metrics_http = metrics_http_create(s->metrics, s->config.metrics_listen, err, sizeof(err));
+	if (!s->metrics_http) {
+		log_error("%s", err);
+		metrics_destroy(s->metrics);
+		s->metrics = NULL;
+		return -1;
+	}
+	log_info("serving metrics at http://%s/metrics", s->config.metrics_listen);
+	return 0;
+}
+
+static void service_stop_metrics(struct service *s)
+{
+	metrics_http_destroy(s->metrics_http);
+	s->metrics_http = NULL;
+	metrics_destroy(s->metrics);
+	s->metrics = NULL;
+}
+
 int service_run(const struct config *config, const struct config_sources *sources)
 {
 	struct service s;
@@ -507,10 +584,17 @@ int service_run(const struct config *config, const struct config_sources *source
 		return 1;
 	}
 	s.loop = &loop;
+	if (s.config.metrics_listen[0] && service_start_metrics(&s) < 0) {
+		uv_loop_close(&loop);
+		pthread_mutex_destroy(&s.cancel_lock);
+		config_finish(&s.config);
+		return 1;
+	}
 	if (s.config.listen) {
 		s.listener = listener_create(&loop, s.config.dsn, "passportd listener", PASSPORT_CHANNEL, on_listener_event, &s);
 		if (!s.listener) {
 			log_error("out of memory");
+			service_stop_metrics(&s);
 			uv_loop_close(&loop);
 			pthread_mutex_destroy(&s.cancel_lock);
 			config_finish(&s.config);
@@ -554,6 +638,7 @@ int service_run(const struct config *config, const struct config_sources *source
 	log_info("stopped: %ld processed, %ld retrying, %ld dead since start", s.totals.processed, s.totals.retrying,
 		 s.totals.dead);
 	uv_loop_close(&loop);
+	service_stop_metrics(&s);
 	pthread_mutex_destroy(&s.cancel_lock);
 	config_finish(&s.config);
 	return 0;

@@ -43,6 +43,8 @@ const struct config_option config_options[] = {
 	{"retry_cap", CONFIG_DOUBLE, FIELD(retry_cap), "3600", true, 0.01, 604800, "longest retry delay in seconds"},
 	{"max_payload_bytes", CONFIG_LONG, FIELD(max_payload_bytes), "1048576", true, 2, 268435456,
 	 "larger payloads are a permanent error of their entry"},
+	{"metrics_listen", CONFIG_LISTEN_ADDRESS, FIELD(metrics_listen), "", false, 0, 0,
+	 "HOST:PORT where `run` serves Prometheus metrics at /metrics (empty: off)"},
 	{NULL, CONFIG_INT, 0, NULL, false, 0, 0, NULL},
 };
 
@@ -99,6 +101,44 @@ static int parse_systems(const char *value, unsigned *out, char *err, size_t err
 		systems |= system;
 	}
 	*out = systems;
+	return 0;
+}
+
+int config_parse_listen_address(const char *text, char *host, size_t hostlen, int *port, char *err, size_t errlen)
+{
+	const char *colon, *host_start = text, *host_end;
+	char *end;
+	long number;
+
+	if (text[0] == '[') {
+		host_start = text + 1;
+		host_end = strchr(host_start, ']');
+		if (!host_end || host_end[1] != ':') {
+			snprintf(err, errlen, "'%.60s' is not [IPV6]:PORT", text);
+			return -1;
+		}
+		colon = host_end + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon || memchr(text, ':', (size_t)(colon - text))) {
+			snprintf(err, errlen, "'%.60s' is not HOST:PORT (write an IPv6 address as [ADDRESS]:PORT)", text);
+			return -1;
+		}
+		host_end = colon;
+	}
+	if ((size_t)(host_end - host_start) >= hostlen) {
+		snprintf(err, errlen, "the host of '%.60s' is too long", text);
+		return -1;
+	}
+	errno = 0;
+	number = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end != '\0' || number < 1 || number > 65535) {
+		snprintf(err, errlen, "the port of '%.60s' must be a number from 1 to 65535", text);
+		return -1;
+	}
+	memcpy(host, host_start, (size_t)(host_end - host_start));
+	host[host_end - host_start] = '\0';
+	*port = (int)number;
 	return 0;
 }
 
@@ -184,6 +224,18 @@ int config_set(struct config *config, const char *name, const char *value, char 
 			snprintf(err, errlen, "%s: %s", name, reason);
 			return -1;
 		}
+		return 0;
+	}
+	case CONFIG_LISTEN_ADDRESS: {
+		char host[CONFIG_ADDRESS_MAX], reason[160];
+		int port;
+		if (*value && (strlen(value) >= CONFIG_ADDRESS_MAX ||
+			       config_parse_listen_address(value, host, sizeof(host), &port, reason, sizeof(reason)) < 0)) {
+			snprintf(err, errlen, "%s: %s", name,
+				 strlen(value) >= CONFIG_ADDRESS_MAX ? "address too long" : reason);
+			return -1;
+		}
+		snprintf((char *)field(config, o), CONFIG_ADDRESS_MAX, "%s", value);
 		return 0;
 	}
 	}
@@ -406,6 +458,9 @@ char *config_value_text(const struct config *config, const struct config_option 
 		snprintf(buffer, sizeof(buffer), "%s", format >= 0 && format < 4 ? names[format] : "auto");
 		break;
 	}
+	case CONFIG_LISTEN_ADDRESS:
+		snprintf(buffer, sizeof(buffer), "%s", (const char *)field_const(config, o));
+		break;
 	case CONFIG_SYSTEMS: {
 		unsigned systems = *(const unsigned *)field_const(config, o);
 		buffer[0] = '\0';
@@ -450,6 +505,9 @@ static int copy_value(struct config *dst, const struct config *src, const struct
 		return 0;
 	case CONFIG_SYSTEMS:
 		*(unsigned *)field(dst, o) = *(const unsigned *)field_const(src, o);
+		return 0;
+	case CONFIG_LISTEN_ADDRESS:
+		memcpy(field(dst, o), field_const(src, o), CONFIG_ADDRESS_MAX);
 		return 0;
 	case CONFIG_STRING: {
 		const char *text = *(char *const *)field_const(src, o);

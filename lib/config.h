@@ -11,7 +11,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define CONFIG_DEFAULT_PATH "/etc/passportd/passportd.conf"
+#include "build_config.h"
+
+/* The configured sysconfdir's passportd.conf: /etc/passportd/passportd.conf in every normal build. */
+#define CONFIG_DEFAULT_PATH PASSPORT_SYSCONFDIR "/passportd/passportd.conf"
+
+#define CONFIG_ADDRESS_MAX 128 /* longest "HOST:PORT", terminator included */
 
 struct config {
 	char *dsn;                 /* "" = $PASSPORT_DATABASE_URL, then libpq's environment */
@@ -26,6 +31,7 @@ struct config {
 	double retry_base;         /* seconds */
 	double retry_cap;          /* seconds */
 	long max_payload_bytes;
+	char metrics_listen[CONFIG_ADDRESS_MAX]; /* "HOST:PORT" of the metrics endpoint; "" = off */
 };
 
 enum config_type {
@@ -37,6 +43,7 @@ enum config_type {
 	CONFIG_LOG_LEVEL,
 	CONFIG_LOG_FORMAT,
 	CONFIG_SYSTEMS,
+	CONFIG_LISTEN_ADDRESS, /* "HOST:PORT", "[IPV6]:PORT", ":PORT" (every address) or "" (off) */
 };
 
 struct config_option {
@@ -48,6 +55,12 @@ struct config_option {
 	double min, max;          /* numeric bounds */
 	const char *help;
 };
+
+/*
+ * Split a listen address "HOST:PORT", "[IPV6]:PORT" or ":PORT" into host ("" for every address;
+ * without the brackets) and port (1 to 65535). Returns 0, or -1 with a reason in err.
+ */
+int config_parse_listen_address(const char *text, char *host, size_t hostlen, int *port, char *err, size_t errlen);
 
 /* The table, terminated by an entry with a NULL name. */
 extern const struct config_option config_options[];

@@ -96,9 +96,9 @@ void dna_preferences_from_numbers(const char *const texts[DNA_PREFERENCE_KEYS], 
 static double delta_days(int64_t clock_us, int64_t entry_us)
 {
 	if (clock_us == DNA_CLOCK_INFINITY)
-		return -INFINITY;
+		return -(double)INFINITY;
 	if (clock_us == DNA_CLOCK_MINUS_INFINITY)
-		return INFINITY;
+		return (double)INFINITY;
 	/* Every finite timestamp is inside the range, so the int64 subtraction cannot overflow. */
 	if ((clock_us < 0 && entry_us > INT64_MAX + clock_us) || (clock_us > 0 && entry_us < INT64_MIN + clock_us))
 		return ((double)entry_us - (double)clock_us) / DNA_US_PER_DAY;

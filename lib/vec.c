@@ -64,6 +64,20 @@ void vec_free(float *v)
 	free(v);
 }
 
+const char *const vec_domain_names[VEC_DOMAINS] = {"cultural", "behavioral", "economic", "spatial"};
+
+void vec_domain_norms(const float *v, double norms[VEC_DOMAINS])
+{
+	for (int d = 0; d < VEC_DOMAINS; d++) {
+		const float *block = v + (size_t)d * VEC_DOMAIN_DIM;
+		double sum = 0.0;
+
+		for (size_t i = 0; i < VEC_DOMAIN_DIM; i++)
+			sum += (double)block[i] * (double)block[i];
+		norms[d] = sqrt(sum);
+	}
+}
+
 int vec_all_finite(const float *v, size_t dim)
 {
 	for (size_t i = 0; i < dim; i++) {

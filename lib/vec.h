@@ -25,6 +25,18 @@ enum vec_format {
 float *vec_create(size_t dim);
 void vec_free(float *v);
 
+/*
+ * The domains in order, as the DNA rule and every report name them: "cultural" [0,384),
+ * "behavioral" [384,768), "economic" [768,1152), "spatial" [1152,1536).
+ */
+extern const char *const vec_domain_names[VEC_DOMAINS];
+
+/*
+ * The L2 norm of each domain block of v (VEC_DIM floats), summed in double in index order (a
+ * report's figure, not part of the DNA rule). Pure; v must be finite for the norms to be.
+ */
+void vec_domain_norms(const float *v, double norms[VEC_DOMAINS]);
+
 /* 1 when every value is finite, else 0. */
 int vec_all_finite(const float *v, size_t dim);
 

@@ -1,7 +1,8 @@
-/* passport-migrate: the companion tool of passportd (schema, backfill, verify, entity-dna). */
+/* passport-migrate: the companion tool of passportd (schema, backfill, verify, entity-dna, prune). */
 #include "build_config.h"
 #include "db.h"
 #include "migrate.h"
+#include "version.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@ static void usage(FILE *out)
 	      "  entity-dna   seed artist target vectors (entity_dna) from the artists' own DNA\n"
 	      "  backfill     copy the legacy logs into passport_entries (batched, resumable)\n"
 	      "  verify       check that every legacy row was backfilled (exit 1 when some are missing)\n"
+	      "  prune        delete old dna_evolution rows in short batches (--evolution-older-than DAYS)\n"
 	      "\n"
 	      "Options:\n"
 	      "      --dsn DSN   connection string, keyword or URI form (default:\n"
@@ -53,9 +55,11 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return MIGRATE_EXIT_OK;
-		case 'V':
-			printf(MIGRATE_PROGRAM " %s\n", PASSPORT_VERSION);
+		case 'V': {
+			char line[512];
+			printf("%s\n", version_line(MIGRATE_PROGRAM, line, sizeof(line)));
 			return MIGRATE_EXIT_OK;
+		}
 		default:
 			usage(stderr);
 			return MIGRATE_EXIT_USAGE;
@@ -78,6 +82,8 @@ int main(int argc, char **argv)
 		return backfill_main(&globals, argc, argv);
 	if (strcmp(command, "verify") == 0)
 		return verify_main(&globals, argc, argv);
+	if (strcmp(command, "prune") == 0)
+		return prune_main(&globals, argc, argv);
 	if (strcmp(command, "help") == 0) {
 		usage(stdout);
 		return MIGRATE_EXIT_OK;

@@ -31,6 +31,7 @@ int schema_main(struct migrate_globals *globals, int argc, char **argv);
 int entity_dna_main(struct migrate_globals *globals, int argc, char **argv);
 int backfill_main(struct migrate_globals *globals, int argc, char **argv);
 int verify_main(struct migrate_globals *globals, int argc, char **argv);
+int prune_main(struct migrate_globals *globals, int argc, char **argv);
 
 /* Print "passport-migrate: <message>" to stderr. */
 void migrate_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

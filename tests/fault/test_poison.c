@@ -393,8 +393,8 @@ static const char *const fixtures_sql =
 static const char *const twin_flags[] = {
 	"'{}'",
 	"'{\"dna_preferences\": \"abc\"}'",
-	"'{\"dna_preferences\": {\"learningRate\": \"0.3\", \"culturalMultiplier\": true, \"behavioralMultiplier\": -1,"
-	" \"economicMultiplier\": 1e400, \"spatialMultiplier\": [2]}}'",
+	("'{\"dna_preferences\": {\"learningRate\": \"0.3\", \"culturalMultiplier\": true, \"behavioralMultiplier\": -1,"
+	 " \"economicMultiplier\": 1e400, \"spatialMultiplier\": [2]}}'"),
 	"'[1, 2, 3]'",
 	"'{\"dna_preferences\": {\"learningRate\": 0.7, \"culturalMultiplier\": 3.5, \"spatialMultiplier\": null}}'",
 	"NULL",

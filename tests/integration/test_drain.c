@@ -1416,7 +1416,7 @@ static void case_null_timestamp_and_user(void)
 	begin_case(15, "NULL timestamp: dead; NULL user with a coliseum-only event: processed");
 	conn = open_case_database("nulls", false, dsn);
 	add_row(conn, 1, 1, "fan", filled(1), NULL);
-	add_entry(conn, 1, 1, "player.track_played", "{}", "{coliseum}", NAN);
+	add_entry(conn, 1, 1, "player.track_played", "{}", "{coliseum}", (double)NAN);
 	add_entry(conn, 2, 0, "coliseum.metric_tracked", "{\"value\": 7}", "{}", 1.0);
 	add_entry(conn, 3, 0, "player.track_played", "{}", "{coliseum}", 2.0);
 	add_entry(conn, 4, 1, "player.track_played", "{}", "{mediaid}", 3.0);

@@ -115,6 +115,25 @@ echo "$out"
 expect_eq "DNA rows updated on vector(1536)" \
 	"$(query "SELECT count(*) FROM media_ids WHERE version > 1 AND vector_dims(profile_embedding) = 1536")" \
 	"$(query "SELECT count(DISTINCT mediaid_id) FROM dna_evolution")"
+# passportd inspect decodes vector(1536) with the pgvector codec: its per-domain norms match the
+# server's own, computed from the same DNA row.
+inspect_user=$(query "SELECT user_uuid FROM media_ids WHERE profile_embedding IS NOT NULL AND version > 1 ORDER BY id LIMIT 1")
+expected_norms=$(query "SELECT string_agg(round(sqrt(s)::numeric, 6)::text, ' ' ORDER BY d) FROM (
+	SELECT d, sum(x::float8 * x) AS s FROM media_ids m,
+	     unnest(m.profile_embedding::real[]) WITH ORDINALITY AS u(x, i), LATERAL (SELECT (i - 1) / 384 AS d) b
+	WHERE m.user_uuid = '$inspect_user' AND m.role = 'fan' GROUP BY d) t")
+out=$("$passportd" inspect "$inspect_user" --json --since 1970-01-01 --dsn "$dsn" 2>&1) || fail "inspect on pgvector failed: $out"
+got_norms=$(python3 -c '
+import json, sys
+report = json.loads(sys.stdin.read())
+assert report["vector_type"] == "vector", report["vector_type"]
+row = next(r for r in report["media_ids"] if r["role"] == "fan")
+assert row["dna"]["state"] == "ok", row["dna"]
+assert row["drift"]["steps"] > 0 and len(row["evolution"]) > 0
+print(" ".join("%.6f" % row["dna"]["norms"][d] for d in ("cultural", "behavioral", "economic", "spatial")))
+' <<<"$out") || fail "inspect's JSON on pgvector: $out"
+expect_eq "inspect's per-domain norms on vector(1536)" "$got_norms" "$expected_norms"
+
 vector_dump=$(query "SELECT string_agg(id::text || ' ' || coalesce((profile_embedding::real[])::text, 'null')
                      || ' ' || coalesce(dna_clock::text, 'null'), E'\n' ORDER BY id) FROM media_ids")
 

@@ -267,6 +267,7 @@ static const char *other_value(const struct config_option *o, char *buffer, size
 		[CONFIG_LOG_LEVEL] = {"debug", "error"},
 		[CONFIG_LOG_FORMAT] = {"json", "plain"},
 		[CONFIG_SYSTEMS] = {"coliseum", "treasury"},
+		[CONFIG_LISTEN_ADDRESS] = {"127.0.0.1:9189", "[::1]:9190"},
 	};
 	struct config defaults;
 	char *default_text;

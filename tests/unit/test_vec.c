@@ -579,9 +579,34 @@ static void test_round_trips(void)
 	free(text);
 }
 
+/* Each domain's norm covers exactly its block: 3-4-0 in one block, zero elsewhere. */
+static void test_domain_norms(void)
+{
+	float *v = vec_create(VEC_DIM);
+	double norms[VEC_DOMAINS];
+
+	ASSERT_NOT_NULL(v);
+	vec_domain_norms(v, norms);
+	for (int d = 0; d < VEC_DOMAINS; d++)
+		ASSERT_EQ_DBL(norms[d], 0.0, 0);
+	v[VEC_DOMAIN_DIM] = 3.0f;         /* first value of behavioral */
+	v[2 * VEC_DOMAIN_DIM - 1] = 4.0f; /* last value of behavioral */
+	for (size_t i = 3 * VEC_DOMAIN_DIM; i < VEC_DIM; i++)
+		v[i] = 0.5f;
+	vec_domain_norms(v, norms);
+	ASSERT_EQ_DBL(norms[0], 0.0, 0);
+	ASSERT_EQ_DBL(norms[1], 5.0, 0);
+	ASSERT_EQ_DBL(norms[2], 0.0, 0);
+	ASSERT_EQ_DBL(norms[3], 0.5 * sqrt((double)VEC_DOMAIN_DIM), 1e-12);
+	ASSERT_STR_EQ(vec_domain_names[0], "cultural");
+	ASSERT_STR_EQ(vec_domain_names[3], "spatial");
+	vec_free(v);
+}
+
 int main(void)
 {
 	test_create();
+	test_domain_norms();
 	test_all_finite();
 	test_pgvector_layout();
 	test_pgvector_rejects();
