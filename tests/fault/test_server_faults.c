@@ -159,8 +159,8 @@ static void phase_second_wave(struct phase *ph)
 
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*) = %d FROM pg_stat_activity WHERE datname = current_database()"
-		 " AND application_name = 'passportd listener' AND " FAULT_LISTENER_SUBSCRIBED,
-		 DAEMONS);
+		 " AND application_name = 'passportd listener' AND %s",
+		 DAEMONS, FAULT_LISTENER_SUBSCRIBED);
 	if (!fault_wait_for(ph->conn, 90, sql))
 		FAIL("phase %s: the daemons' listeners did not come back within 90 s", ph->name);
 	harness_execf(ph->ref, second_wave_sql, users, SECOND_WAVE);
