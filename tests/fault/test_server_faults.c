@@ -154,7 +154,7 @@ static const char *const second_wave_sql =
  */
 static void phase_second_wave(struct phase *ph)
 {
-	char sql[200];
+	char sql[400];
 	double start;
 
 	snprintf(sql, sizeof sql,
