@@ -12,17 +12,9 @@
  * Asking for work while a batch loop runs sets `pending`, so a notification that arrives during a
  * batch is remembered and answered by another pass as soon as the loop returns.
  *
- * Wake-ups (sql/030_wakeup_gate.sql): inserts notify only while some daemon is armed, because a
- * notifying commit serialises the application's writers. When a pass found nothing (and was not
- * the answer to a notification), the service arms the listener; once armed it looks once more,
- * for the inserts that committed while it was arming. A notification disarms it. After a pass
- * that found work, or that answered a notification, it does not arm but lingers: it looks again
- * after LINGER_MIN_MS, doubling the wait up to LINGER_MAX_MS while every look finds work, and arms
- * only once a look finds nothing. So under a steady stream of inserts the daemon keeps up by
- * looking every LINGER_MAX_MS and nobody notifies; when the stream stops it arms within
- * LINGER_MAX_MS and the next insert wakes it at once. When another daemon holds the gate, arming
- * is refused and retried every ARM_RETRY_MS; meanwhile that daemon's notifications wake this one
- * too, since both LISTEN.
+ * Wake-ups (sql/030_wakeup_gate.sql, daemon/wakeup.h): inserts notify only while some daemon is
+ * armed. Every pass tells `wakeup` how it ended; an idle pass arms the listener, a pass that found
+ * work lingers and looks again shortly, and arming is followed by one more pass (LISTENER_ARMED).
  *
  * Losing the database: the worker's batch is rolled back by the server; the worker connection is
  * dropped and reopened after a capped, jittered exponential backoff. The listener reconnects on
@@ -61,6 +53,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "version.h"
+#include "wakeup.h"
 
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -71,9 +64,6 @@
 #define STOP_CANCEL_MS 3000 /* then cancel the batch in hand */
 #define STOP_GIVE_UP_MS 1500 /* then exit even if the worker is still blocked (e.g. connecting) */
 #define BUSY_RETRY_MS 100
-#define LINGER_MIN_MS 2.0
-#define LINGER_MAX_MS 100.0
-#define ARM_RETRY_MS 1000.0
 
 struct service {
 	uv_loop_t *loop;
@@ -85,12 +75,7 @@ struct service {
 	uv_timer_t listener_retry;
 	double listener_backoff;
 
-	/* wake-ups: see the top of this file */
-	uv_timer_t linger_timer;
-	double linger_ms;      /* the next linger */
-	uv_timer_t arm_retry;
-	bool woken;            /* a notification came since the last pass started */
-	bool pass_after_wake;  /* the running (or last) pass answered a notification */
+	struct wakeup wakeup; /* lingering after work, arming when idle */
 
 	/* worker */
 	uv_work_t work;
@@ -163,33 +148,16 @@ static void set_status(struct service *s, const char *fmt, ...)
 	notify_systemd(message);
 }
 
-/* A factor in [0.75, 1.25), so that daemons do not act in step. */
-static double jitter(void)
-{
-	return 0.75 + 0.5 * ((double)rand() / ((double)RAND_MAX + 1));
-}
-
 /* The next backoff delay: doubled, capped, with +-25 % jitter so daemons do not reconnect in step. */
 static double next_backoff(double *backoff)
 {
 	double delay = *backoff;
 
 	*backoff = fmin(*backoff * 2, BACKOFF_MAX_SECONDS);
-	return delay * jitter();
+	return delay * (0.75 + 0.5 * ((double)rand() / RAND_MAX));
 }
 
 /* ---- listener events ------------------------------------------------------------------- */
-
-/* Try to arm again, unless a pass is under way or due: its end decides. */
-static void on_arm_retry(uv_timer_t *timer)
-{
-	struct service *s = timer->data;
-
-	if (s->stopping || s->work_running || uv_is_active((uv_handle_t *)&s->linger_timer) ||
-	    uv_is_active((uv_handle_t *)&s->worker_retry))
-		return;
-	listener_arm(s->listener);
-}
 
 static void on_listener_retry(uv_timer_t *timer)
 {
@@ -219,7 +187,7 @@ static void on_listener_event(void *owner, enum listener_event event, const char
 		service_request_work(s); /* catch up on anything inserted while we were away */
 		return;
 	case LISTENER_WAKE:
-		s->woken = true;
+		wakeup_notified(&s->wakeup);
 		service_request_work(s);
 		return;
 	case LISTENER_ARMED:
@@ -227,8 +195,7 @@ static void on_listener_event(void *owner, enum listener_event event, const char
 		service_request_work(s);
 		return;
 	case LISTENER_ARM_BUSY:
-		log_debug("listener: the wake-up gate is taken (another daemon is armed); trying again later");
-		uv_timer_start(&s->arm_retry, on_arm_retry, (uint64_t)(ARM_RETRY_MS * jitter()), 0);
+		wakeup_arm_refused(&s->wakeup);
 		return;
 	case LISTENER_LOST:
 		metrics_set_listener_up(s->metrics, false);
@@ -325,28 +292,6 @@ static void on_worker_retry(uv_timer_t *timer)
 	service_request_work(timer->data);
 }
 
-static void on_linger(uv_timer_t *timer)
-{
-	service_request_work(timer->data);
-}
-
-/*
- * A pass ended with nothing due. If it found work or answered a notification, more may be coming:
- * look again after a linger, without arming. Otherwise the daemon is idle: arm.
- */
-static void after_idle_pass(struct service *s, const struct batch_totals *t)
-{
-	if (t->claimed > 0 || s->pass_after_wake) {
-		double delay = s->linger_ms;
-		s->linger_ms = fmin(s->linger_ms * 2, LINGER_MAX_MS);
-		uv_timer_start(&s->linger_timer, on_linger, (uint64_t)delay, 0);
-		return;
-	}
-	s->linger_ms = LINGER_MIN_MS;
-	if (s->listener)
-		listener_arm(s->listener);
-}
-
 static void work_done(uv_work_t *work, int status)
 {
 	struct service *s = work->data;
@@ -369,6 +314,7 @@ static void work_done(uv_work_t *work, int status)
 		s->database_up = false;
 		log_warning("worker: %s; retrying in %.1f s", s->pass_error.message, delay);
 		set_status(s, "waiting for database: %s", s->pass_error.message);
+		wakeup_look_failed(&s->wakeup);
 		uv_timer_start(&s->worker_retry, on_worker_retry, (uint64_t)(delay * 1000), 0);
 		return;
 	}
@@ -385,11 +331,12 @@ static void work_done(uv_work_t *work, int status)
 		   s->totals.retrying, s->totals.dead);
 	if (s->pass_status == BATCH_BUSY) {
 		/* Due entries are held by other workers: look again shortly. */
+		wakeup_look_failed(&s->wakeup);
 		uv_timer_start(&s->worker_retry, on_worker_retry, BUSY_RETRY_MS, 0);
 	} else if (s->pending) {
 		service_request_work(s);
 	} else {
-		after_idle_pass(s, t);
+		wakeup_look_idle(&s->wakeup, t->claimed);
 	}
 }
 
@@ -402,19 +349,22 @@ static void service_request_work(struct service *s)
 		return;
 	}
 	uv_timer_stop(&s->worker_retry);
-	uv_timer_stop(&s->linger_timer);
-	uv_timer_stop(&s->arm_retry);
+	wakeup_look_started(&s->wakeup);
 	s->pending = false;
-	s->pass_after_wake = s->woken;
-	s->woken = false;
 	s->work_running = true;
 	config_to_batch(&s->config, &s->batch_config);
 	s->queue_read_interval = s->config.poll_interval;
 	s->work.data = s;
 	if (uv_queue_work(s->loop, &s->work, work_pass, work_done) != 0) {
 		s->work_running = false;
+		wakeup_look_failed(&s->wakeup);
 		log_error("cannot queue work");
 	}
+}
+
+static void wakeup_look(void *owner)
+{
+	service_request_work(owner);
 }
 
 static void on_poll_timer(uv_timer_t *timer)
@@ -574,7 +524,6 @@ int service_run(const struct config *config, const struct config_sources *source
 	s.sources = sources;
 	s.listener_backoff = BACKOFF_MIN_SECONDS;
 	s.worker_backoff = BACKOFF_MIN_SECONDS;
-	s.linger_ms = LINGER_MIN_MS;
 	pthread_mutex_init(&s.cancel_lock, NULL);
 	atomic_init(&s.stop_after_batch, false);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
@@ -606,10 +555,9 @@ int service_run(const struct config *config, const struct config_sources *source
 	uv_timer_init(&loop, &s.poll_timer);
 	uv_timer_init(&loop, &s.watchdog_timer);
 	uv_timer_init(&loop, &s.stop_timer);
-	uv_timer_init(&loop, &s.linger_timer);
-	uv_timer_init(&loop, &s.arm_retry);
+	wakeup_init(&s.wakeup, &loop, s.listener, wakeup_look, &s);
 	s.listener_retry.data = s.worker_retry.data = s.poll_timer.data = s.watchdog_timer.data =
-		s.stop_timer.data = s.linger_timer.data = s.arm_retry.data = &s;
+		s.stop_timer.data = &s;
 	uv_signal_init(&loop, &s.sigterm);
 	uv_signal_init(&loop, &s.sigint);
 	uv_signal_init(&loop, &s.sighup);
