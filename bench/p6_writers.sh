@@ -60,7 +60,7 @@ ALWAYS_NOTIFY="CREATE OR REPLACE FUNCTION passport_entries_notify() RETURNS trig
 \$\$ BEGIN PERFORM pg_notify('passport_entries', ''); RETURN NULL; END \$\$"
 
 # run_mode RUN MODE: one pgbench run against a fresh copy with passportd running; appends
-# "MODE tps backlog p50 p99 visible_p99 arms RUN" to $work/results.
+# "MODE tps backlog p50 p99 visible_p99 arms RUN notifications inserts" to $work/results.
 run_mode() {
 	local run=$1 mode=$2 db=p6_run tps backlog lat arms=0 drained_by
 	bench_copy p6_base "$db"
@@ -77,12 +77,21 @@ run_mode() {
 		daemon_pid=$!
 		sleep 2 # connect, LISTEN, one empty look, arm: idle from here on
 	fi
+	# A session of our own LISTENs through the run and counts the notifications the inserts sent
+	# (psql prints those that arrived when its next command completes).
+	{ echo "LISTEN passport_entries;"; echo "\\! sleep $((SECONDS_PER_MODE + 2))"; echo "SELECT 1;"; } |
+		psql -X -q -d "$(bench_dsn "$db")" >"$work/notifications-$mode-$run.txt" 2>&1 &
+	listen_pid=$!
+	sleep 0.5
 	pgbench -n -c "$CLIENTS" -j 2 -T "$SECONDS_PER_MODE" -f "$work/insert.sql" "$(bench_dsn "$db")" \
 		>"$work/pgbench-$mode-$run.txt" 2>&1 || bench_die "pgbench failed: $(tail -n 5 "$work/pgbench-$mode-$run.txt")"
+	wait "$listen_pid" || true
+	notified=$(grep -c 'Asynchronous notification "passport_entries"' "$work/notifications-$mode-$run.txt" || true)
+	inserted=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pgbench-$mode-$run.txt")
 	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$work/pgbench-$mode-$run.txt")
 	backlog=$(bench_sql "$db" "SELECT count(*) FROM passport_entries WHERE NOT processed")
 	if [[ $DAEMON != 1 ]]; then
-		echo "$mode $tps - - - - - $run" >>"$work/results"
+		echo "$mode $tps - - - - - $run $notified $inserted" >>"$work/results"
 		bench_log "run $run $mode (no daemon): $tps inserts/s"
 		return
 	fi
@@ -102,8 +111,8 @@ run_mode() {
 	                                      extract(epoch FROM pg_xact_commit_timestamp(xmin) - created_at) * 1000 AS visible_ms
 	                                 FROM passport_entries WHERE processed) s")
 	arms=$(grep -c 'listener: armed' "$work/daemon-$mode-$run.log" || true)
-	echo "$mode $tps $backlog $lat $arms $run" >>"$work/results"
-	bench_log "run $run $mode: $tps inserts/s, backlog $backlog at the end, latency p50/p99/visible p99 ms $lat, armed $arms times"
+	echo "$mode $tps $backlog $lat $arms $run $notified $inserted" >>"$work/results"
+	bench_log "run $run $mode: $tps inserts/s, $notified notifications for $inserted inserts, backlog $backlog at the end, latency p50/p99/visible p99 ms $lat, armed $arms times"
 }
 
 : >"$work/results"
@@ -120,6 +129,7 @@ runs() { awk -v m="$1" '$1 == m { printf "%s ", $2 }' "$work/results"; }
 echo "P6 writers: $CLIENTS pgbench clients, one insert per transaction, durable commits, $SECONDS_PER_MODE s per mode, $([[ $DAEMON == 1 ]] && echo "passportd run keeping up" || echo "no passportd"); median of $BENCH_RUNS runs"
 for mode in "${MODES[@]}"; do
 	bench_figure "$mode: inserts/s (runs)" "$(col "$mode" 2) ($(runs "$mode"))"
+	bench_figure "$mode: notifications / inserts" "$(awk -v m="$mode" '$1 == m { n += $9; i += $10 } END { printf "%d / %d\n", n, i }' "$work/results")"
 done
 if [[ " ${MODES[*]} " == *" gate "* && " ${MODES[*]} " == *" disabled "* ]]; then
 	ratio=$(bench_ratio "$(col gate 2)" "$(col disabled 2)")
