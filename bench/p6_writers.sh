@@ -139,6 +139,8 @@ if [[ " ${MODES[*]} " == *" gate "* && " ${MODES[*]} " == *" disabled "* ]]; the
 	paired=$(awk '$1 == "gate" { g[$8] = $2 } $1 == "disabled" { d[$8] = $2 }
 	              END { for (r in g) if (r in d && d[r] > 0) printf "%.2f\n", g[r] / d[r] }' "$work/results")
 	bench_figure "gate / disabled, median of per-run ratios" "$(bench_median <<<"$paired") (runs: $(sort -g <<<"$paired" | tr '\n' ' '))"
+	bench_figure "gate / disabled, all inserts of all runs" "$(awk '$1 == "gate" { g += $10 } $1 == "disabled" { d += $10 }
+	                                                          END { if (d > 0) printf "%.2f\n", g / d }' "$work/results")"
 	if [[ " ${MODES[*]} " == *" always "* ]]; then
 		bench_figure "notify on every insert / disabled" "$(bench_ratio "$(col always 2)" "$(col disabled 2)")"
 	fi
