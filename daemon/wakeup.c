@@ -33,7 +33,9 @@ static void on_arm_retry(uv_timer_t *timer)
 void wakeup_init(struct wakeup *w, uv_loop_t *loop, struct listener *listener, wakeup_look_callback *look,
 		 void *owner)
 {
+	w->loop = loop;
 	w->listener = listener;
+	w->look_started_ms = w->previous_look_started_ms = uv_now(loop);
 	w->look = look;
 	w->owner = owner;
 	w->linger_ms = WAKEUP_LINGER_MIN_MS;
@@ -58,6 +60,8 @@ void wakeup_look_started(struct wakeup *w)
 {
 	uv_timer_stop(&w->linger_timer);
 	uv_timer_stop(&w->arm_retry);
+	w->previous_look_started_ms = w->look_started_ms;
+	w->look_started_ms = uv_now(w->loop);
 	w->look_after_wake = w->woken;
 	w->woken = false;
 	w->looking = true;
@@ -66,8 +70,12 @@ void wakeup_look_started(struct wakeup *w)
 
 void wakeup_look_idle(struct wakeup *w, long claimed)
 {
+	/* The entries this look found arrived since about when the previous look started. */
+	uint64_t window_ms = w->look_started_ms - w->previous_look_started_ms;
+	bool busy = (double)claimed * 1000.0 >= WAKEUP_BUSY_RATE * (double)(window_ms ? window_ms : 1);
+
 	w->looking = false;
-	if (claimed > 0 || w->look_after_wake) {
+	if (busy || (claimed == 0 && w->look_after_wake)) {
 		double delay = w->linger_ms;
 		w->linger_ms = fmin(w->linger_ms * 2, WAKEUP_LINGER_MAX_MS);
 		uv_timer_start(&w->linger_timer, on_linger, (uint64_t)delay, 0);

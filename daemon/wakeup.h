@@ -8,10 +8,13 @@
  *     daemon is idle, so it arms (listener_arm). Once armed it looks once more, for the inserts
  *     that committed while it was arming (the owner does that on LISTENER_ARMED).
  *   - A notification disarms the listener (it does that by itself) and asks for a look.
- *   - A look that found work, or answered a notification: more may be coming, so no arming; it
- *     looks again after WAKEUP_LINGER_MIN_MS, doubling the wait up to WAKEUP_LINGER_MAX_MS while
- *     every look finds work, and arms only once a look finds nothing. Under a steady stream of
+ *   - A look that found work arriving at WAKEUP_BUSY_RATE entries/s or more (counted since the
+ *     previous look started), or that answered a notification and found nothing (another daemon
+ *     was quicker): more is coming, so no arming; it looks again after WAKEUP_LINGER_MIN_MS,
+ *     doubling the wait up to WAKEUP_LINGER_MAX_MS while that holds. Under a steady stream of
  *     inserts the daemon keeps up by looking every WAKEUP_LINGER_MAX_MS and nobody notifies.
+ *     Below that rate it arms: a few notifications a second cost the writers nothing, and
+ *     lingering would make each entry wait for the next look.
  *   - Arming refused (another daemon holds the gate; its notifications wake this daemon too,
  *     since both LISTEN): try again after WAKEUP_ARM_RETRY_MS, if still idle by then.
  * Without a listener (--no-listen) only the lingering remains.
@@ -20,6 +23,7 @@
 #define PASSPORTD_WAKEUP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -28,6 +32,7 @@
 #define WAKEUP_LINGER_MIN_MS 2.0
 #define WAKEUP_LINGER_MAX_MS 100.0
 #define WAKEUP_ARM_RETRY_MS 1000.0
+#define WAKEUP_BUSY_RATE 100.0
 
 /* Asks the owner to look for work now (the owner's service_request_work). */
 typedef void wakeup_look_callback(void *owner);
@@ -36,10 +41,12 @@ typedef void wakeup_look_callback(void *owner);
 struct wakeup {
 	uv_timer_t linger_timer;
 	uv_timer_t arm_retry;
+	uv_loop_t *loop;
 	struct listener *listener; /* not owned; NULL when polling only */
 	wakeup_look_callback *look;
 	void *owner;
 	double linger_ms;      /* the next linger */
+	uint64_t look_started_ms, previous_look_started_ms; /* uv_now of the last two looks */
 	bool woken;            /* a notification came since the last look started */
 	bool look_after_wake;  /* the running (or last) look answered a notification */
 	bool looking;          /* a look is under way */

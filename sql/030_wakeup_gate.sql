@@ -29,8 +29,8 @@
 -- fails its probe and notifies. A daemon that dies releases the lock with its session, so its armed
 -- state ends with it (a daemon whose machine vanishes is found out by TCP keepalives on its LISTEN
 -- connection; until then inserts notify in vain, as they always did). An entry committed while no
--- daemon was armed is found by a daemon's next look (a daemon that found work looks again within
--- tens of milliseconds, and arms only once a look finds nothing), or by the poll at worst. Where no daemon runs (or only `--no-listen` daemons), nobody
+-- daemon was armed is found by a daemon's next look (a daemon that finds a stream of work looks
+-- again within 100 ms, and arms once the stream thins out), or by the poll at worst. Where no daemon runs (or only `--no-listen` daemons), nobody
 -- holds the lock and the trigger never notifies.
 --
 -- Why a lock and not a flag in a table: the trigger would have to read the flag on every insert
