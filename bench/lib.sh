@@ -3,7 +3,8 @@
 # Source it from a bench script, then:
 #   bench_build                 build release binaries; sets PASSPORTD and PASSPORT_MIGRATE
 #   bench_server_start [LINE..] start a private PostgreSQL in a fresh temp directory; each LINE is
-#                               added to its postgresql.conf (e.g. "track_commit_timestamp = on")
+#                               added to its postgresql.conf (e.g. "track_commit_timestamp = on";
+#                               "${BENCH_DURABLE_SETTINGS[@]}" for durable commits)
 #   bench_base_db DB USERS PER_USER [DUE_LATE_EVERY]
 #                               a database with the upstream tables, the project schema, USERS users
 #                               and USERS x PER_USER due entries (bench/workload.sql)
@@ -87,6 +88,14 @@ BENCH_PG_SETTINGS=(
 	"max_wal_size = 8GB"
 	"checkpoint_timeout = 30min"
 	"log_min_duration_statement = -1"
+)
+
+# Durable commits, as on Supabase (scripts/lib/pg.sh turns all three off): for the benchmarks whose
+# figure depends on the cost of a commit. Pass them to bench_server_start.
+BENCH_DURABLE_SETTINGS=(
+	"fsync = on"
+	"synchronous_commit = on"
+	"full_page_writes = on"
 )
 
 # shellcheck disable=SC2120 # the settings are optional

@@ -4,7 +4,8 @@
 # from each insert's commit to its processed_at (bench/latency.c). Goal: p50 <= 15 ms, p99 <= 60 ms.
 #
 # Environment: P2_COUNT (default 1000), P2_RATE (default 20), P2_USERS (default 5000),
-# P2_PER_USER (default 40), BENCH_RUNS (default 3), plus bench/lib.sh's.
+# P2_PER_USER (default 40), P2_DURABLE=1 (durable commits, as on Supabase; default off),
+# BENCH_RUNS (default 3), plus bench/lib.sh's.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -27,7 +28,11 @@ cleanup_p2() {
 }
 cc -O2 -o "$work/latency" "$BENCH_DIR/latency.c" -I"$(pg_config --includedir)" -lpq -lm ||
 	bench_die "cannot build bench/latency.c (needs cc and libpq-dev)"
-bench_server_start "track_commit_timestamp = on"
+if [[ "${P2_DURABLE:-0}" == 1 ]]; then
+	bench_server_start "track_commit_timestamp = on" "${BENCH_DURABLE_SETTINGS[@]}"
+else
+	bench_server_start "track_commit_timestamp = on"
+fi
 trap cleanup_p2 EXIT
 
 bench_log "base database p2_base: $USERS users x $PER_USER processed entries"
@@ -51,7 +56,7 @@ done
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" "$work/results" | bench_median; }
 p50=$(field p50_ms)
 p99=$(field p99_ms)
-echo "P2 latency: $COUNT single inserts at $RATE/s, passportd run idle, $((USERS * PER_USER)) processed entries; median of $BENCH_RUNS runs"
+echo "P2 latency: $COUNT single inserts at $RATE/s$([[ "${P2_DURABLE:-0}" == 1 ]] && echo ", durable commits"), passportd run idle, $((USERS * PER_USER)) processed entries; median of $BENCH_RUNS runs"
 bench_figure "commit -> processed_at p50 ms" "$(bench_goal "$p50" 15)"
 bench_figure "commit -> processed_at p90 ms" "$(field p90_ms)"
 bench_figure "commit -> processed_at p99 ms" "$(bench_goal "$p99" 60)"

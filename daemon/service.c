@@ -12,6 +12,10 @@
  * Asking for work while a batch loop runs sets `pending`, so a notification that arrives during a
  * batch is remembered and answered by another pass as soon as the loop returns.
  *
+ * Wake-ups (sql/030_wakeup_gate.sql, daemon/wakeup.h): inserts notify only while some daemon is
+ * armed. Every pass tells `wakeup` how it ended; an idle pass arms the listener, a pass that found
+ * work lingers and looks again shortly, and arming is followed by one more pass (LISTENER_ARMED).
+ *
  * Losing the database: the worker's batch is rolled back by the server; the worker connection is
  * dropped and reopened after a capped, jittered exponential backoff. The listener reconnects on
  * its own backoff, re-LISTENs, and asks for work at once (notifications sent while it was away
@@ -49,6 +53,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "version.h"
+#include "wakeup.h"
 
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -69,6 +74,8 @@ struct service {
 	struct listener *listener;
 	uv_timer_t listener_retry;
 	double listener_backoff;
+
+	struct wakeup wakeup; /* lingering after work, arming when idle */
 
 	/* worker */
 	uv_work_t work;
@@ -180,7 +187,15 @@ static void on_listener_event(void *owner, enum listener_event event, const char
 		service_request_work(s); /* catch up on anything inserted while we were away */
 		return;
 	case LISTENER_WAKE:
+		wakeup_notified(&s->wakeup);
 		service_request_work(s);
+		return;
+	case LISTENER_ARMED:
+		log_debug("listener: armed; looking for entries committed while arming");
+		service_request_work(s);
+		return;
+	case LISTENER_ARM_BUSY:
+		wakeup_arm_refused(&s->wakeup);
 		return;
 	case LISTENER_LOST:
 		metrics_set_listener_up(s->metrics, false);
@@ -299,6 +314,7 @@ static void work_done(uv_work_t *work, int status)
 		s->database_up = false;
 		log_warning("worker: %s; retrying in %.1f s", s->pass_error.message, delay);
 		set_status(s, "waiting for database: %s", s->pass_error.message);
+		wakeup_look_failed(&s->wakeup);
 		uv_timer_start(&s->worker_retry, on_worker_retry, (uint64_t)(delay * 1000), 0);
 		return;
 	}
@@ -315,9 +331,12 @@ static void work_done(uv_work_t *work, int status)
 		   s->totals.retrying, s->totals.dead);
 	if (s->pass_status == BATCH_BUSY) {
 		/* Due entries are held by other workers: look again shortly. */
+		wakeup_look_failed(&s->wakeup);
 		uv_timer_start(&s->worker_retry, on_worker_retry, BUSY_RETRY_MS, 0);
 	} else if (s->pending) {
 		service_request_work(s);
+	} else {
+		wakeup_look_idle(&s->wakeup, t->claimed);
 	}
 }
 
@@ -330,6 +349,7 @@ static void service_request_work(struct service *s)
 		return;
 	}
 	uv_timer_stop(&s->worker_retry);
+	wakeup_look_started(&s->wakeup);
 	s->pending = false;
 	s->work_running = true;
 	config_to_batch(&s->config, &s->batch_config);
@@ -337,8 +357,14 @@ static void service_request_work(struct service *s)
 	s->work.data = s;
 	if (uv_queue_work(s->loop, &s->work, work_pass, work_done) != 0) {
 		s->work_running = false;
+		wakeup_look_failed(&s->wakeup);
 		log_error("cannot queue work");
 	}
+}
+
+static void wakeup_look(void *owner)
+{
+	service_request_work(owner);
 }
 
 static void on_poll_timer(uv_timer_t *timer)
@@ -529,6 +555,7 @@ int service_run(const struct config *config, const struct config_sources *source
 	uv_timer_init(&loop, &s.poll_timer);
 	uv_timer_init(&loop, &s.watchdog_timer);
 	uv_timer_init(&loop, &s.stop_timer);
+	wakeup_init(&s.wakeup, &loop, s.listener, wakeup_look, &s);
 	s.listener_retry.data = s.worker_retry.data = s.poll_timer.data = s.watchdog_timer.data =
 		s.stop_timer.data = &s;
 	uv_signal_init(&loop, &s.sigterm);

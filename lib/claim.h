@@ -19,9 +19,14 @@
  *   user:     key hashtext(user_id), held by a batch for its transaction; every passportd of a
  *             database must agree on it, so it never changes ('PASS' in ASCII).
  *   backfill: key source + 1, held by passport-migrate backfill for its session ('PBFL').
+ *   wake:     key 0, the wake-up gate of sql/030_wakeup_gate.sql ('PWAK'): held exclusive by the
+ *             LISTEN connection of an armed passportd, probed shared by the notify trigger, which
+ *             notifies only when the probe fails. The trigger's SQL spells the number out, so it
+ *             never changes either.
  */
 #define LOCK_CLASS_USER "1346458451"
 #define LOCK_CLASS_BACKFILL "1346520652"
+#define LOCK_CLASS_WAKE "1347895627"
 
 /*
  * A condition on passport_entries e: the entry is due now. The seed's processed column is

@@ -15,6 +15,15 @@
 
 #define FAULT_DSN_MAX 2048
 
+/*
+ * A condition on pg_stat_activity: the session (a 'passportd listener') has subscribed. Its last
+ * query is then its LISTEN (sent together with its session settings), or one of the wake-up gate
+ * queries (sql/030_wakeup_gate.sql, class LOCK_CLASS_WAKE of lib/claim.h), which the listener
+ * sends only once its LISTEN took effect.
+ */
+#define FAULT_LISTENER_SUBSCRIBED                                                                   \
+	"(query LIKE '%LISTEN passport_entries%' OR query LIKE '%pg_advisory_%lock(1347895627, 0)%')"
+
 /* True when PASSPORT_FAULT_HEAVY=1 asks for the full sizes (slower). */
 bool fault_heavy(void);
 

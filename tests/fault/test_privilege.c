@@ -316,7 +316,7 @@ static void case_daemon_run(PGconn *conn)
 		pid = fault_spawn(argv, env, log);
 	}
 	if (!fault_wait_for(conn, 30, "SELECT count(*) = 1 FROM pg_stat_activity WHERE usename = 'passportd'"
-				      " AND application_name = 'passportd listener' AND query ILIKE 'LISTEN%'"))
+				      " AND application_name = 'passportd listener' AND " FAULT_LISTENER_SUBSCRIBED))
 		FAIL("passportd run did not start listening as passportd");
 	cmdline = fault_cmdline(pid);
 	printf("cmdline: %s\n", cmdline);

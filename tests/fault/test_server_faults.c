@@ -154,13 +154,13 @@ static const char *const second_wave_sql =
  */
 static void phase_second_wave(struct phase *ph)
 {
-	char sql[200];
+	char sql[400];
 	double start;
 
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*) = %d FROM pg_stat_activity WHERE datname = current_database()"
-		 " AND application_name = 'passportd listener' AND query ILIKE 'LISTEN%%'",
-		 DAEMONS);
+		 " AND application_name = 'passportd listener' AND %s",
+		 DAEMONS, FAULT_LISTENER_SUBSCRIBED);
 	if (!fault_wait_for(ph->conn, 90, sql))
 		FAIL("phase %s: the daemons' listeners did not come back within 90 s", ph->name);
 	harness_execf(ph->ref, second_wave_sql, users, SECOND_WAVE);

@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "claim.h"
+
 #define MAX_ARGS 16
 #define MAX_FILES 256
 
@@ -367,17 +369,31 @@ static int collect_notifications(PGconn *conn, const char *channel, int expected
 	return count;
 }
 
-/* One notification per INSERT statement, whatever its row count. */
+/*
+ * The wake-up gate of sql/030_wakeup_gate.sql: while nobody holds it (no daemon is armed), inserts
+ * do not notify; while a session holds it, as an armed passportd's LISTEN connection does, there
+ * is one notification per INSERT statement, whatever its row count.
+ */
 static void test_notify(const char *dsn)
 {
 	PGconn *listener = harness_connect(dsn);
 	PGconn *writer = harness_connect(dsn);
+	PGconn *other = harness_connect(dsn);
 
 	harness_exec(listener, "LISTEN passport_entries");
 
-	/* Three rows in one statement, in the listening session itself. */
-	harness_exec(listener, "INSERT INTO passport_entries (event_type, event_category) "
-			       "VALUES ('a.b', 'x'), ('a.b', 'x'), ('a.b', 'x')");
+	/* Nobody armed: no notification, for one row or many. */
+	harness_exec(writer, "INSERT INTO passport_entries (event_type, event_category) VALUES ('a.b', 'x')");
+	harness_exec(writer, "INSERT INTO passport_entries (event_type, event_category) "
+			     "SELECT 'a.b', 'x' FROM generate_series(1, 50)");
+	ASSERT_EQ_INT(collect_notifications(listener, "passport_entries", 0, 3000), 0);
+
+	/* Armed: the listening session holds the gate, exclusive, as passportd's listener does. */
+	harness_exec(listener, "SELECT pg_advisory_lock(" LOCK_CLASS_WAKE ", 0)");
+
+	/* Three rows in one statement, from another session. */
+	harness_exec(other, "INSERT INTO passport_entries (event_type, event_category) "
+			    "VALUES ('a.b', 'x'), ('a.b', 'x'), ('a.b', 'x')");
 	ASSERT_EQ_INT(collect_notifications(listener, "passport_entries", 1, 1000), 1);
 
 	/* Two statements from another session: two notifications. */
@@ -390,7 +406,19 @@ static void test_notify(const char *dsn)
 	harness_exec(writer, "INSERT INTO passport_entries (event_type, event_category) SELECT 'a.b', 'x' WHERE false");
 	ASSERT_EQ_INT(collect_notifications(listener, "passport_entries", 1, 3000), 1);
 
+	/* The armed session goes away: its gate goes with it, and inserts stop notifying. */
+	PQfinish(listener);
+	listener = harness_connect(dsn);
+	harness_exec(listener, "LISTEN passport_entries");
+	for (int i = 0; i < 200 && harness_query_int(listener, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+							      " AND classid = " LOCK_CLASS_WAKE " AND granted") > 0;
+	     i++)
+		usleep(10000);
+	harness_exec(writer, "INSERT INTO passport_entries (event_type, event_category) VALUES ('a.b', 'x')");
+	ASSERT_EQ_INT(collect_notifications(listener, "passport_entries", 0, 3000), 0);
+
 	harness_exec(writer, "DELETE FROM passport_entries");
+	PQfinish(other);
 	PQfinish(writer);
 	PQfinish(listener);
 }
