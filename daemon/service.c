@@ -9,6 +9,10 @@
  *     loop at a time. Batches are a fixed handful of blocking round trips each; running them off
  *     the loop keeps signals, notifications and the systemd watchdog answered while a batch runs.
  *
+ * Backlogs: when a batch comes back full, the pass starts `workers - 1` catch-up helpers
+ * (catch_up.c), extra connections on other users as drain's workers, until their batches are no
+ * longer full; they share the worker's target cache. Idle, `run` keeps the two connections.
+ *
  * Asking for work while a batch loop runs sets `pending`, so a notification that arrives during a
  * batch is remembered and answered by another pass as soon as the loop returns.
  *
@@ -41,9 +45,11 @@
 
 #include "batch.h"
 #include "build_config.h"
+#include "catch_up.h"
 #include "claim.h"
 #include "config.h"
 #include "db.h"
+#include "entity_cache.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -77,6 +83,8 @@ struct service {
 	PGconn *worker;               /* used only inside the work callback */
 	struct processor *processor;  /* idem */
 	struct batch_config batch_config; /* copied into the processor at the start of each pass */
+	struct entity_cache *entities; /* target vectors shared with catch-up helpers; NULL: one worker */
+	int catch_up_helpers;          /* extra connections while a backlog lasts (workers - 1) */
 	atomic_bool stop_after_batch;
 	pthread_mutex_t cancel_lock;
 	PGcancel *cancel; /* of the worker connection, under cancel_lock */
@@ -217,6 +225,7 @@ static void worker_disconnect(struct service *s)
 static void work_pass(uv_work_t *work)
 {
 	struct service *s = work->data;
+	struct catch_up *catch_up = NULL;
 
 	memset(&s->pass_totals, 0, sizeof(s->pass_totals));
 	memset(&s->pass_metrics, 0, sizeof(s->pass_metrics));
@@ -241,8 +250,14 @@ static void work_pass(uv_work_t *work)
 	processor_set_config(s->processor, &s->batch_config);
 	for (;;) {
 		double started = clock_seconds(CLOCK_MONOTONIC);
+		long claimed_before = s->pass_totals.claimed;
 
 		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, &s->pass_error);
+		/* A full batch: a backlog. Help with it as drain would, until a batch is not full. */
+		if (s->pass_status == BATCH_DONE && !catch_up && s->catch_up_helpers > 0 &&
+		    s->pass_totals.claimed - claimed_before >= s->batch_config.batch_size &&
+		    !atomic_load(&s->stop_after_batch))
+			catch_up = catch_up_start(&s->config, &s->batch_config, s->catch_up_helpers, &s->stop_after_batch);
 		if (s->pass_status == BATCH_DONE) {
 			metrics_histogram_observe(&s->pass_metrics.batch_durations, clock_seconds(CLOCK_MONOTONIC) - started);
 			s->pass_metrics.last_batch_time = clock_seconds(CLOCK_REALTIME);
@@ -254,6 +269,7 @@ static void work_pass(uv_work_t *work)
 		if (s->pass_status != BATCH_DONE || atomic_load(&s->stop_after_batch))
 			break;
 	}
+	catch_up_finish(catch_up, &s->pass_totals);
 	if (s->pass_status == BATCH_ERROR)
 		worker_disconnect(s);
 }
@@ -333,6 +349,7 @@ static void service_request_work(struct service *s)
 	s->pending = false;
 	s->work_running = true;
 	config_to_batch(&s->config, &s->batch_config);
+	s->batch_config.shared_entities = s->entities;
 	s->queue_read_interval = s->config.poll_interval;
 	s->work.data = s;
 	if (uv_queue_work(s->loop, &s->work, work_pass, work_done) != 0) {
@@ -500,6 +517,12 @@ int service_run(const struct config *config, const struct config_sources *source
 	s.worker_backoff = BACKOFF_MIN_SECONDS;
 	pthread_mutex_init(&s.cancel_lock, NULL);
 	atomic_init(&s.stop_after_batch, false);
+	s.catch_up_helpers = config_workers(&s.config) - 1;
+	if (s.catch_up_helpers > 0) {
+		s.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
+		if (!s.entities)
+			s.catch_up_helpers = 0; /* one connection, with the processor's own cache */
+	}
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 
 	if (uv_loop_init(&loop) != 0) {
@@ -560,6 +583,7 @@ int service_run(const struct config *config, const struct config_sources *source
 		 s.totals.dead);
 	uv_loop_close(&loop);
 	service_stop_metrics(&s);
+	entity_cache_destroy(s.entities); /* after service_shutdown destroyed the processor using it */
 	pthread_mutex_destroy(&s.cancel_lock);
 	config_finish(&s.config);
 	return 0;

@@ -1,0 +1,116 @@
+/*
+ * catch_up: helper connections for `passportd run` while a backlog lasts (catch_up.h).
+ */
+#include "catch_up.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+
+struct catch_up_helper {
+	struct catch_up *owner;
+	pthread_t thread;
+	struct batch_totals totals;
+};
+
+struct catch_up {
+	char *dsn;                 /* a copy: the service's config may be reloaded meanwhile */
+	struct batch_config batch; /* a copy, read by every helper */
+	atomic_bool *stop;
+	int count; /* helpers started */
+	struct catch_up_helper *helpers;
+};
+
+/* Batches while they come back full; then disconnect. */
+static void *catch_up_work(void *arg)
+{
+	struct catch_up_helper *h = arg;
+	struct catch_up *c = h->owner;
+	struct db_error error;
+	struct processor *processor = NULL;
+	PGconn *conn = db_connect(c->dsn, "passportd catch-up", &error);
+
+	if (!conn) {
+		log_warning("catch-up helper: cannot connect: %s", error.message);
+		return NULL;
+	}
+	processor = processor_create(conn, &c->batch, &error);
+	if (!processor) {
+		log_warning("catch-up helper: %s", error.message);
+		goto finish_conn;
+	}
+	while (!atomic_load(c->stop)) {
+		long claimed_before = h->totals.claimed;
+		int status = processor_run_batch(processor, &h->totals, &error);
+
+		if (status == BATCH_ERROR) {
+			log_warning("catch-up helper: batch failed: %s", error.message);
+			break;
+		}
+		if (status != BATCH_DONE || h->totals.claimed - claimed_before < c->batch.batch_size)
+			break;
+	}
+	processor_destroy(processor);
+finish_conn:
+	PQfinish(conn);
+	return NULL;
+}
+
+struct catch_up *catch_up_start(const struct config *config, const struct batch_config *batch, int helpers,
+				atomic_bool *stop)
+{
+	struct catch_up *c = calloc(1, sizeof(*c));
+
+	if (!c || helpers < 1)
+		goto fail;
+	c->dsn = strdup(config->dsn ? config->dsn : "");
+	c->helpers = calloc((size_t)helpers, sizeof(*c->helpers));
+	if (!c->dsn || !c->helpers)
+		goto fail;
+	c->batch = *batch;
+	c->stop = stop;
+	for (int i = 0; i < helpers; i++) {
+		c->helpers[i].owner = c;
+		if (pthread_create(&c->helpers[i].thread, NULL, catch_up_work, &c->helpers[i]) != 0) {
+			log_warning("catch-up: cannot start a helper thread");
+			break;
+		}
+		c->count++;
+	}
+	if (c->count == 0)
+		goto fail;
+	log_info("catching up on a backlog with %d more connection%s", c->count, c->count == 1 ? "" : "s");
+	return c;
+fail:
+	if (c) {
+		free(c->helpers);
+		free(c->dsn);
+		free(c);
+	}
+	return NULL;
+}
+
+void catch_up_finish(struct catch_up *c, struct batch_totals *totals)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->count; i++) {
+		const struct batch_totals *t = &c->helpers[i].totals;
+
+		pthread_join(c->helpers[i].thread, NULL);
+		totals->batches += t->batches;
+		totals->claimed += t->claimed;
+		totals->processed += t->processed;
+		totals->retrying += t->retrying;
+		totals->dead += t->dead;
+		totals->dna_rows += t->dna_rows;
+		totals->skipped_systems += t->skipped_systems;
+		totals->unrecordable += t->unrecordable;
+	}
+	free(c->helpers);
+	free(c->dsn);
+	free(c);
+}
