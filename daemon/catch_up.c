@@ -24,7 +24,11 @@ struct catch_up {
 	struct catch_up_helper *helpers;
 };
 
-/* Batches while they come back full; then disconnect. */
+/*
+ * Batches until nothing is left to claim, as the service's own worker does; then disconnect. Not
+ * only while they are full: with two connections on one backlog a batch often comes back short
+ * (the other holds the users it would have taken), and stopping there left the service alone.
+ */
 static void *catch_up_work(void *arg)
 {
 	struct catch_up_helper *h = arg;
@@ -43,14 +47,13 @@ static void *catch_up_work(void *arg)
 		goto finish_conn;
 	}
 	while (!atomic_load(c->stop)) {
-		long claimed_before = h->totals.claimed;
 		int status = processor_run_batch(processor, &h->totals, &error);
 
 		if (status == BATCH_ERROR) {
 			log_warning("catch-up helper: batch failed: %s", error.message);
 			break;
 		}
-		if (status != BATCH_DONE || h->totals.claimed - claimed_before < c->batch.batch_size)
+		if (status != BATCH_DONE)
 			break;
 	}
 	processor_destroy(processor);

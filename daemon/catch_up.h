@@ -4,9 +4,9 @@
  * The service's own worker runs one batch after another; when a batch comes back full, more is
  * due than one connection clears quickly (after downtime, a backfill, a burst). The service then
  * starts helpers: threads with a connection and a processor each, taking other users under the
- * same advisory user locks as drain's workers (the same DNA, bit for bit). A helper stops as soon
- * as one of its batches is not full (the backlog is gone, or the rest is held elsewhere), on an
- * error (logged; the service's own worker carries on), or when asked to stop between batches.
+ * same advisory user locks as drain's workers (the same DNA, bit for bit). A helper stops when it
+ * finds nothing to claim (the backlog is gone, or the rest is held elsewhere), on an error
+ * (logged; the service's own worker carries on), or when asked to stop between batches.
  */
 #ifndef PASSPORT_CATCH_UP_H
 #define PASSPORT_CATCH_UP_H

@@ -99,7 +99,7 @@ static void usage(FILE *out)
 		"  -c, --config FILE        config file (default " CONFIG_DEFAULT_PATH ", optional)\n"
 		"  -b, --batch-size N       entries per batch (default %s)\n"
 		"  -j, --workers N          work with N connections in parallel, each on other users\n"
-		"                           (drain; run while its batches come back full); default %s:\n"
+		"                           (drain; run after a full batch, during a backlog); default %s:\n"
 		"                           one per online CPU, at most 4; more than the server's cores\n"
 		"                           do not help\n"
 		"      --poll-interval SEC  poll for retries and missed notifications (default %s)\n"

@@ -10,8 +10,8 @@
  *     the loop keeps signals, notifications and the systemd watchdog answered while a batch runs.
  *
  * Backlogs: when a batch comes back full, the pass starts `workers - 1` catch-up helpers
- * (catch_up.c), extra connections on other users as drain's workers, until their batches are no
- * longer full; they share the worker's target cache. Idle, `run` keeps the two connections.
+ * (catch_up.c), extra connections on other users as drain's workers, until they find nothing to
+ * claim; the pass ends when they have; they share the worker's target cache. Idle, `run` keeps the two connections.
  *
  * Asking for work while a batch loop runs sets `pending`, so a notification that arrives during a
  * batch is remembered and answered by another pass as soon as the loop returns.
@@ -253,7 +253,7 @@ static void work_pass(uv_work_t *work)
 		long claimed_before = s->pass_totals.claimed;
 
 		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, &s->pass_error);
-		/* A full batch: a backlog. Help with it as drain would, until a batch is not full. */
+		/* A full batch: a backlog. Help with it as drain would, until nothing is left to claim. */
 		if (s->pass_status == BATCH_DONE && !catch_up && s->catch_up_helpers > 0 &&
 		    s->pass_totals.claimed - claimed_before >= s->batch_config.batch_size &&
 		    !atomic_load(&s->stop_after_batch))

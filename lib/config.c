@@ -26,7 +26,7 @@ const struct config_option config_options[] = {
 	 "connection string or URI (empty: $PASSPORT_DATABASE_URL, then libpq's PG* environment)"},
 	{"batch_size", CONFIG_INT, FIELD(batch_size), "500", true, 1, 100000, "entries claimed per batch"},
 	{"workers", CONFIG_INT, FIELD(workers), "0", false, 0, 64,
-	 "connections that work in parallel, each on different users (drain; run while batches come back full); 0: one per online CPU, at most 4"},
+	 "connections that work in parallel, each on different users (drain; run after a full batch, until the backlog is cleared); 0: one per online CPU, at most 4"},
 	{"poll_interval", CONFIG_DOUBLE, FIELD(poll_interval), "5", true, 0.05, 3600,
 	 "seconds between polls for due retries and missed notifications"},
 	{"log_level", CONFIG_LOG_LEVEL, FIELD(log_level), "info", true, 0, 0,
