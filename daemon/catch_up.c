@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 #include "log.h"
@@ -20,14 +21,29 @@ struct catch_up {
 	char *dsn;                 /* a copy: the service's config may be reloaded meanwhile */
 	struct batch_config batch; /* a copy, read by every helper */
 	atomic_bool *stop;
-	int count; /* helpers started */
+	atomic_int running; /* helpers not yet ended */
+	int count;          /* helpers started */
 	struct catch_up_helper *helpers;
 };
 
+static double monotonic_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void catch_up_pause(void)
+{
+	struct timespec ts = {0, CATCH_UP_PAUSE_MS * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
 /*
- * Batches until nothing is left to claim, as the service's own worker does; then disconnect. Not
- * only while they are full: with two connections on one backlog a batch often comes back short
- * (the other holds the users it would have taken), and stopping there left the service alone.
+ * Batches until nothing has been claimable for CATCH_UP_IDLE_SECONDS; then disconnect. Not at the
+ * first empty or busy claim: with several connections on one backlog, a claim often finds every
+ * user it would take held by another connection (or their DNA rows locked), and stopping there
+ * left the service alone with the backlog.
  */
 static void *catch_up_work(void *arg)
 {
@@ -46,6 +62,8 @@ static void *catch_up_work(void *arg)
 		log_warning("catch-up helper: %s", error.message);
 		goto finish_conn;
 	}
+	double idle_since = 0;
+
 	while (!atomic_load(c->stop)) {
 		int status = processor_run_batch(processor, &h->totals, &error);
 
@@ -53,12 +71,20 @@ static void *catch_up_work(void *arg)
 			log_warning("catch-up helper: batch failed: %s", error.message);
 			break;
 		}
-		if (status != BATCH_DONE)
+		if (status == BATCH_DONE) {
+			idle_since = 0;
+			continue;
+		}
+		if (idle_since == 0)
+			idle_since = monotonic_seconds();
+		else if (monotonic_seconds() - idle_since > CATCH_UP_IDLE_SECONDS)
 			break;
+		catch_up_pause();
 	}
 	processor_destroy(processor);
 finish_conn:
 	PQfinish(conn);
+	atomic_fetch_sub(&c->running, 1);
 	return NULL;
 }
 
@@ -75,10 +101,12 @@ struct catch_up *catch_up_start(const struct config *config, const struct batch_
 		goto fail;
 	c->batch = *batch;
 	c->stop = stop;
+	atomic_init(&c->running, helpers);
 	for (int i = 0; i < helpers; i++) {
 		c->helpers[i].owner = c;
 		if (pthread_create(&c->helpers[i].thread, NULL, catch_up_work, &c->helpers[i]) != 0) {
 			log_warning("catch-up: cannot start a helper thread");
+			atomic_store(&c->running, c->count);
 			break;
 		}
 		c->count++;
@@ -94,6 +122,11 @@ fail:
 		free(c);
 	}
 	return NULL;
+}
+
+bool catch_up_running(struct catch_up *c)
+{
+	return c && atomic_load(&c->running) > 0;
 }
 
 void catch_up_finish(struct catch_up *c, struct batch_totals *totals)

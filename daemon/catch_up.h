@@ -5,18 +5,24 @@
  * due than one connection clears quickly (after downtime, a backfill, a burst). The service then
  * starts helpers: threads with a connection and a processor each, taking other users under the
  * same advisory user locks as drain's workers (the same DNA, bit for bit). A helper stops when it
- * finds nothing to claim (the backlog is gone, or the rest is held elsewhere), on an error
- * (logged; the service's own worker carries on), or when asked to stop between batches.
+ * has found nothing to claim for CATCH_UP_IDLE_SECONDS (the backlog is gone, or the rest is held
+ * elsewhere), on an error (logged; the service's own worker carries on), or when asked to stop
+ * between batches. While helpers run, the service's own worker does as they do: an empty or busy
+ * claim is retried after a pause instead of ending its pass (which would wait for the helpers).
  */
 #ifndef PASSPORT_CATCH_UP_H
 #define PASSPORT_CATCH_UP_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "batch.h"
 #include "config.h"
 
 struct catch_up;
+
+#define CATCH_UP_IDLE_SECONDS 1.0 /* a helper with nothing to claim this long ends */
+#define CATCH_UP_PAUSE_MS 50      /* between claims that found nothing */
 
 /*
  * Start helpers threads, each connecting with config's dsn and batch settings (batch's
@@ -26,6 +32,12 @@ struct catch_up;
  */
 struct catch_up *catch_up_start(const struct config *config, const struct batch_config *batch, int helpers,
 				atomic_bool *stop);
+
+/* Whether any helper still runs (false for NULL). Any thread. */
+bool catch_up_running(struct catch_up *catch_up);
+
+/* Sleep CATCH_UP_PAUSE_MS: the pause after a claim that found nothing. */
+void catch_up_pause(void);
 
 /* Wait for the helpers to end, add their totals to totals, and free catch_up. Accepts NULL. */
 void catch_up_finish(struct catch_up *catch_up, struct batch_totals *totals);

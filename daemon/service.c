@@ -264,6 +264,12 @@ static void work_pass(uv_work_t *work)
 		}
 		if (s->pass_status == BATCH_ERROR)
 			break;
+		if ((s->pass_status == BATCH_EMPTY || s->pass_status == BATCH_BUSY) && catch_up_running(catch_up) &&
+		    !atomic_load(&s->stop_after_batch)) {
+			/* The helpers hold the users this claim would take: go on with them (catch_up.h). */
+			catch_up_pause();
+			continue;
+		}
 		/* Between batches, outside any transaction: the queue gauges, at most once per poll interval. */
 		(void)metrics_refresh_queue(s->metrics, s->worker, s->queue_read_interval);
 		if (s->pass_status != BATCH_DONE || atomic_load(&s->stop_after_batch))
