@@ -33,7 +33,8 @@ static double monotonic_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void catch_up_pause(void)
+/* The pause after a claim that found nothing. */
+static void catch_up_pause(void)
 {
 	struct timespec ts = {0, CATCH_UP_PAUSE_MS * 1000000L};
 	nanosleep(&ts, NULL);
@@ -51,18 +52,18 @@ static void *catch_up_work(void *arg)
 	struct catch_up *c = h->owner;
 	struct db_error error;
 	struct processor *processor = NULL;
+	double idle_since = 0;
 	PGconn *conn = db_connect(c->dsn, "passportd catch-up", &error);
 
 	if (!conn) {
 		log_warning("catch-up helper: cannot connect: %s", error.message);
-		return NULL;
+		goto finish;
 	}
 	processor = processor_create(conn, &c->batch, &error);
 	if (!processor) {
 		log_warning("catch-up helper: %s", error.message);
 		goto finish_conn;
 	}
-	double idle_since = 0;
 
 	while (!atomic_load(c->stop)) {
 		int status = processor_run_batch(processor, &h->totals, &error);
@@ -84,6 +85,7 @@ static void *catch_up_work(void *arg)
 	processor_destroy(processor);
 finish_conn:
 	PQfinish(conn);
+finish:
 	atomic_fetch_sub(&c->running, 1);
 	return NULL;
 }
@@ -106,7 +108,7 @@ struct catch_up *catch_up_start(const struct config *config, const struct batch_
 		c->helpers[i].owner = c;
 		if (pthread_create(&c->helpers[i].thread, NULL, catch_up_work, &c->helpers[i]) != 0) {
 			log_warning("catch-up: cannot start a helper thread");
-			atomic_store(&c->running, c->count);
+			atomic_fetch_sub(&c->running, helpers - i); /* the ones never started */
 			break;
 		}
 		c->count++;

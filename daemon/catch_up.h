@@ -7,8 +7,8 @@
  * same advisory user locks as drain's workers (the same DNA, bit for bit). A helper stops when it
  * has found nothing to claim for CATCH_UP_IDLE_SECONDS (the backlog is gone, or the rest is held
  * elsewhere), on an error (logged; the service's own worker carries on), or when asked to stop
- * between batches. While helpers run, the service's own worker does as they do: an empty or busy
- * claim is retried after a pause instead of ending its pass (which would wait for the helpers).
+ * between batches. The service's passes go on meanwhile; one that starts after the helpers ended
+ * joins them (catch_up_running says when).
  */
 #ifndef PASSPORT_CATCH_UP_H
 #define PASSPORT_CATCH_UP_H
@@ -35,9 +35,6 @@ struct catch_up *catch_up_start(const struct config *config, const struct batch_
 
 /* Whether any helper still runs (false for NULL). Any thread. */
 bool catch_up_running(struct catch_up *catch_up);
-
-/* Sleep CATCH_UP_PAUSE_MS: the pause after a claim that found nothing. */
-void catch_up_pause(void);
 
 /* Wait for the helpers to end, add their totals to totals, and free catch_up. Accepts NULL. */
 void catch_up_finish(struct catch_up *catch_up, struct batch_totals *totals);

@@ -10,8 +10,10 @@
  *     the loop keeps signals, notifications and the systemd watchdog answered while a batch runs.
  *
  * Backlogs: when a batch comes back full, the pass starts `workers - 1` catch-up helpers
- * (catch_up.c), extra connections on other users as drain's workers, until they find nothing to
- * claim; the pass ends when they have; they share the worker's target cache. Idle, `run` keeps the two connections.
+ * (catch_up.c), extra connections on other users as drain's workers, until they have found
+ * nothing to claim for a second; they share the worker's target cache. Passes go on ending as
+ * before (so metrics and logs move), and while helpers run an empty pass is retried soon, not at
+ * the next poll; a later pass (or the shutdown) joins them and counts their work. Idle, `run` keeps the two connections.
  *
  * Asking for work while a batch loop runs sets `pending`, so a notification that arrives during a
  * batch is remembered and answered by another pass as soon as the loop returns.
@@ -85,6 +87,7 @@ struct service {
 	struct batch_config batch_config; /* copied into the processor at the start of each pass */
 	struct entity_cache *entities; /* target vectors shared with catch-up helpers; NULL: one worker */
 	int catch_up_helpers;          /* extra connections while a backlog lasts (workers - 1) */
+	struct catch_up *catch_up;     /* running helpers, or NULL; started and joined by the worker */
 	atomic_bool stop_after_batch;
 	pthread_mutex_t cancel_lock;
 	PGcancel *cancel; /* of the worker connection, under cancel_lock */
@@ -225,7 +228,6 @@ static void worker_disconnect(struct service *s)
 static void work_pass(uv_work_t *work)
 {
 	struct service *s = work->data;
-	struct catch_up *catch_up = NULL;
 
 	memset(&s->pass_totals, 0, sizeof(s->pass_totals));
 	memset(&s->pass_metrics, 0, sizeof(s->pass_metrics));
@@ -248,34 +250,33 @@ static void work_pass(uv_work_t *work)
 	}
 	s->pass_connected = true;
 	processor_set_config(s->processor, &s->batch_config);
+	if (s->catch_up && !catch_up_running(s->catch_up)) {
+		/* The helpers of an earlier pass have ended: count their work in this pass. */
+		catch_up_finish(s->catch_up, &s->pass_totals);
+		s->catch_up = NULL;
+	}
 	for (;;) {
 		double started = clock_seconds(CLOCK_MONOTONIC);
 		long claimed_before = s->pass_totals.claimed;
 
 		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, &s->pass_error);
 		/* A full batch: a backlog. Help with it as drain would, until nothing is left to claim. */
-		if (s->pass_status == BATCH_DONE && !catch_up && s->catch_up_helpers > 0 &&
+		if (s->pass_status == BATCH_DONE && !s->catch_up && s->catch_up_helpers > 0 &&
 		    s->pass_totals.claimed - claimed_before >= s->batch_config.batch_size &&
 		    !atomic_load(&s->stop_after_batch))
-			catch_up = catch_up_start(&s->config, &s->batch_config, s->catch_up_helpers, &s->stop_after_batch);
+			s->catch_up =
+				catch_up_start(&s->config, &s->batch_config, s->catch_up_helpers, &s->stop_after_batch);
 		if (s->pass_status == BATCH_DONE) {
 			metrics_histogram_observe(&s->pass_metrics.batch_durations, clock_seconds(CLOCK_MONOTONIC) - started);
 			s->pass_metrics.last_batch_time = clock_seconds(CLOCK_REALTIME);
 		}
 		if (s->pass_status == BATCH_ERROR)
 			break;
-		if ((s->pass_status == BATCH_EMPTY || s->pass_status == BATCH_BUSY) && catch_up_running(catch_up) &&
-		    !atomic_load(&s->stop_after_batch)) {
-			/* The helpers hold the users this claim would take: go on with them (catch_up.h). */
-			catch_up_pause();
-			continue;
-		}
 		/* Between batches, outside any transaction: the queue gauges, at most once per poll interval. */
 		(void)metrics_refresh_queue(s->metrics, s->worker, s->queue_read_interval);
 		if (s->pass_status != BATCH_DONE || atomic_load(&s->stop_after_batch))
 			break;
 	}
-	catch_up_finish(catch_up, &s->pass_totals);
 	if (s->pass_status == BATCH_ERROR)
 		worker_disconnect(s);
 }
@@ -335,7 +336,9 @@ static void work_done(uv_work_t *work, int status)
 	}
 	set_status(s, "connected; %ld processed, %ld retrying, %ld dead since start", s->totals.processed,
 		   s->totals.retrying, s->totals.dead);
-	if (s->pass_status == BATCH_BUSY) {
+	if (s->pass_status == BATCH_BUSY ||
+	    (s->pass_status == BATCH_EMPTY && catch_up_running(s->catch_up))) {
+		/* Due entries held by other workers, or catch-up helpers still at work: look again soon. */
 		/* Due entries are held by other workers: look again shortly. */
 		uv_timer_start(&s->worker_retry, on_worker_retry, BUSY_RETRY_MS, 0);
 	} else if (s->pending) {
@@ -393,6 +396,9 @@ static void service_shutdown(struct service *s)
 {
 	listener_destroy(s->listener);
 	s->listener = NULL;
+	/* stop_after_batch is set: the helpers end after the batch in hand. */
+	catch_up_finish(s->catch_up, &s->totals);
+	s->catch_up = NULL;
 	worker_disconnect(s);
 	uv_walk(s->loop, close_handle, NULL);
 }
