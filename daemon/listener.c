@@ -233,13 +233,17 @@ static void on_poll(uv_poll_t *handle, int status, int events)
 
 void listener_start(struct listener *listener)
 {
-	/* Keepalives find a silently dropped connection, which a listener that only reads never would. */
-	const char *keys[] = {"dbname", "application_name", "connect_timeout", "keepalives_idle",
-			      "keepalives_interval", "keepalives_count", NULL};
-	const char *values[] = {db_resolve_dsn(listener->dsn), listener->application_name, "10", "30", "10", "3", NULL};
+	/*
+	 * Keepalives find a silently dropped connection, which a listener that only reads never would.
+	 * Like every default of a connection (db_connection_params), the user's own values win.
+	 */
+	static const char *const keepalive_keys[] = {"keepalives_idle", "keepalives_interval", "keepalives_count", NULL};
+	static const char *const keepalive_values[] = {"30", "10", "3", NULL};
+	const char *keys[DB_CONNECTION_PARAMS_MAX], *values[DB_CONNECTION_PARAMS_MAX];
 
 	if (listener->state != LISTENER_OFF)
 		return;
+	db_connection_params(listener->dsn, listener->application_name, keepalive_keys, keepalive_values, keys, values);
 	listener->conn = PQconnectStartParams(keys, values, 1);
 	if (!listener->conn || PQstatus(listener->conn) == CONNECTION_BAD) {
 		fail(listener, "cannot start a connection");

@@ -10,6 +10,7 @@
 
 #include "batch.h"
 #include "config.h"
+#include "db.h"
 #include "log.h"
 #include "payload.h"
 #include "tables.h"
@@ -415,6 +416,104 @@ static void test_reload_dsn_compared_as_printed(void)
 	config_finish(&fresh);
 }
 
+/*
+ * The connection string: --dsn > PASSPORTD_DSN > PASSPORT_DATABASE_URL > the file's dsn > libpq's
+ * environment, and --print-config says which one, never the password.
+ */
+static void test_dsn_origin(void)
+{
+	struct config c;
+	struct config_sources sources = {0};
+	char path[64], err[512], *printed = NULL;
+	size_t printed_len = 0;
+	FILE *out;
+
+	write_temp_file(path, sizeof(path), "dsn = dbname=fromfile password=file-secret\n");
+	sources.path = path;
+	ASSERT_EQ_INT(unsetenv("PASSPORTD_DSN"), 0);
+	ASSERT_EQ_INT(unsetenv("PASSPORT_DATABASE_URL"), 0);
+
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	ASSERT_STR_EQ(c.dsn, "dbname=fromfile password=file-secret");
+	ASSERT_TRUE(strstr(c.dsn_origin, path) != NULL);
+	config_finish(&c);
+
+	ASSERT_EQ_INT(setenv("PASSPORT_DATABASE_URL", "postgresql://u:url-secret@h/fromurl", 1), 0);
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	ASSERT_STR_EQ(c.dsn, "postgresql://u:url-secret@h/fromurl"); /* the environment beats the file */
+	ASSERT_STR_EQ(c.dsn_origin, "PASSPORT_DATABASE_URL");
+	out = open_memstream(&printed, &printed_len);
+	ASSERT_NOT_NULL(out);
+	config_print(&c, out);
+	ASSERT_EQ_INT(fclose(out), 0);
+	ASSERT_STR_CONTAINS(printed, "# dsn from PASSPORT_DATABASE_URL\n");
+	ASSERT_STR_CONTAINS(printed, "dbname='fromurl'");
+	ASSERT_STR_NOT_CONTAINS(printed, "url-secret");
+	free(printed);
+	config_finish(&c);
+
+	ASSERT_EQ_INT(setenv("PASSPORTD_DSN", "dbname=fromoption", 1), 0);
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	ASSERT_STR_EQ(c.dsn, "dbname=fromoption");
+	ASSERT_STR_EQ(c.dsn_origin, "PASSPORTD_DSN");
+	config_finish(&c);
+
+	sources.override_names[0] = "dsn";
+	sources.override_values[0] = "dbname=fromcommandline";
+	sources.n_overrides = 1;
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	ASSERT_STR_EQ(c.dsn, "dbname=fromcommandline");
+	ASSERT_STR_EQ(c.dsn_origin, "--dsn");
+	config_finish(&c);
+	ASSERT_EQ_INT(unsetenv("PASSPORTD_DSN"), 0);
+	ASSERT_EQ_INT(unsetenv("PASSPORT_DATABASE_URL"), 0);
+	ASSERT_EQ_INT(unlink(path), 0);
+
+	/* Nothing anywhere: libpq's own environment. */
+	sources.path = "/nonexistent/passportd.conf";
+	sources.n_overrides = 0;
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	ASSERT_STR_EQ(c.dsn, "");
+	ASSERT_TRUE(strstr(c.dsn_origin, "libpq") != NULL);
+	config_finish(&c);
+}
+
+/* A connection's defaults are fallbacks: the connection string comes last, so its values win. */
+static void test_connection_defaults_are_fallbacks(void)
+{
+	const char *keys[DB_CONNECTION_PARAMS_MAX], *values[DB_CONNECTION_PARAMS_MAX];
+	const char *const extra_keys[] = {"keepalives_idle", NULL}, *const extra_values[] = {"30", NULL};
+	int n = 0;
+
+	ASSERT_EQ_INT(unsetenv("PGCONNECT_TIMEOUT"), 0);
+	ASSERT_EQ_INT(unsetenv("PGSERVICE"), 0);
+	db_connection_params("host=h application_name=mine", "passportd", extra_keys, extra_values, keys, values);
+	while (keys[n])
+		n++;
+	ASSERT_STR_EQ(keys[0], "fallback_application_name");
+	ASSERT_STR_EQ(values[0], "passportd");
+	ASSERT_STR_EQ(keys[1], "connect_timeout");
+	ASSERT_STR_EQ(values[1], "10");
+	ASSERT_STR_EQ(keys[2], "keepalives_idle");
+	ASSERT_STR_EQ(keys[n - 1], "dbname");
+	ASSERT_STR_EQ(values[n - 1], "host=h application_name=mine");
+
+	/* The user's connect_timeout (in the string, the environment or a service file) is left alone. */
+	db_connection_params("host=h connect_timeout=3", "passportd", NULL, NULL, keys, values);
+	ASSERT_STR_EQ(keys[1], "dbname");
+	ASSERT_EQ_INT(setenv("PGCONNECT_TIMEOUT", "4", 1), 0);
+	db_connection_params("host=h", "passportd", NULL, NULL, keys, values);
+	ASSERT_STR_EQ(keys[1], "dbname");
+	ASSERT_EQ_INT(unsetenv("PGCONNECT_TIMEOUT"), 0);
+	db_connection_params("service=prod", "passportd", NULL, NULL, keys, values);
+	ASSERT_STR_EQ(keys[1], "dbname");
+}
+
 int main(void)
 {
 	test_refused_sources();
@@ -428,5 +527,7 @@ int main(void)
 	test_reload_follows_the_table();
 	test_reload_everything();
 	test_reload_dsn_compared_as_printed();
+	test_dsn_origin();
+	test_connection_defaults_are_fallbacks();
 	TEST_PASS();
 }
