@@ -529,12 +529,6 @@ int service_run(const struct config *config, const struct config_sources *source
 	s.worker_backoff = BACKOFF_MIN_SECONDS;
 	pthread_mutex_init(&s.cancel_lock, NULL);
 	atomic_init(&s.stop_after_batch, false);
-	s.catch_up_helpers = config_workers(&s.config) - 1;
-	if (s.catch_up_helpers > 0) {
-		s.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
-		if (!s.entities)
-			s.catch_up_helpers = 0; /* one connection, with the processor's own cache */
-	}
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 
 	if (uv_loop_init(&loop) != 0) {
@@ -583,6 +577,13 @@ int service_run(const struct config *config, const struct config_sources *source
 	log_info("starting (batch_size %d, poll_interval %g s, %s)", s.config.batch_size, s.config.poll_interval,
 		 s.config.listen ? "listening for notifications" : "polling only");
 
+	/* After the start-up failures above, which return without it. */
+	s.catch_up_helpers = config_workers(&s.config) - 1;
+	if (s.catch_up_helpers > 0) {
+		s.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
+		if (!s.entities)
+			s.catch_up_helpers = 0; /* one connection, with the processor's own cache */
+	}
 	if (s.listener)
 		listener_start(s.listener);
 	service_request_work(&s);
