@@ -85,6 +85,9 @@ bench_cleanup() {
 # Settings every benchmark server gets: large enough WAL between checkpoints that a run is not
 # dominated by one (the same for the baseline and the candidate), and a statement log of nothing.
 BENCH_PG_SETTINGS=(
+	"fsync = on"
+	"synchronous_commit = on"
+	"full_page_writes = on"
 	"max_wal_size = 8GB"
 	"checkpoint_timeout = 30min"
 	"log_min_duration_statement = -1"

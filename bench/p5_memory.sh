@@ -6,8 +6,8 @@
 # 1M rows takes minutes on a 2-core machine, so the default is one run: P5_RUNS=3 for medians.
 #
 # Environment: P5_USERS (default 25000) x P5_PER_USER (default 40) due entries (1,000,000),
-# P5_ROWS (default 1000000) legacy rows, P5_RUNS (default 1), P5_WORKERS (default 2: drain
-# --workers) and P5_JOBS (default 2: backfill --jobs), as in P1 and P3, plus bench/lib.sh's.
+# P5_ROWS (default 1000000) legacy rows, P5_RUNS (default 1), P5_WORKERS (drain --workers) and
+# P5_JOBS (backfill --jobs), both by default the tools' own (no flag), as in P1 and P3, plus bench/lib.sh's.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -16,8 +16,12 @@ USERS=${P5_USERS:-25000}
 PER_USER=${P5_PER_USER:-40}
 ROWS=${P5_ROWS:-1000000}
 RUNS=${P5_RUNS:-1}
-WORKERS=${P5_WORKERS:-2}
-JOBS=${P5_JOBS:-2}
+WORKERS=${P5_WORKERS:-}
+JOBS=${P5_JOBS:-}
+drain_args=()
+[[ -n "$WORKERS" ]] && drain_args+=(--workers "$WORKERS")
+backfill_args=()
+[[ -n "$JOBS" ]] && backfill_args+=(--jobs "$JOBS")
 
 bench_build
 bench_server_start
@@ -42,7 +46,7 @@ fi
 for run in $(seq 1 "$RUNS"); do
 	bench_copy p5_drain p5_run
 	start=$(bench_now_ns)
-	bench_peak_rss "$work/rss" "$PASSPORTD" drain --dsn "$(bench_dsn p5_run)" --log-level warning --workers "$WORKERS" >"$work/out"
+	bench_peak_rss "$work/rss" "$PASSPORTD" drain --dsn "$(bench_dsn p5_run)" --log-level warning "${drain_args[@]}" >"$work/out"
 	end=$(bench_now_ns)
 	echo "$(tail -n 1 "$work/rss") $(((end - start) / 1000000))" >>"$work/drain"
 	bench_log "run $run: drain $(cat "$work/out")"
@@ -50,7 +54,7 @@ for run in $(seq 1 "$RUNS"); do
 		bench_copy p5_backfill p5_run
 		start=$(bench_now_ns)
 		bench_peak_rss "$work/rss" "$PASSPORT_MIGRATE" backfill --dsn "$(bench_dsn p5_run)" --source all \
-			--jobs "$JOBS" --progress never --json >"$work/out"
+			"${backfill_args[@]}" --progress never --json >"$work/out"
 		end=$(bench_now_ns)
 		echo "$(tail -n 1 "$work/rss") $(((end - start) / 1000000))" >>"$work/backfill"
 	fi
@@ -58,7 +62,7 @@ done
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 drain_kib=$(cut -d' ' -f1 "$work/drain" | bench_median)
-echo "P5 memory: median of $RUNS run(s); drain --workers $WORKERS, backfill --jobs $JOBS"
+echo "P5 memory: median of $RUNS run(s); drain ${drain_args[*]:-with no flags}, backfill ${backfill_args[*]:-with no flags}"
 bench_figure "passportd drain over $due entries, MiB" "$(bench_goal "$(mib "$drain_kib")" 64)"
 bench_figure "  (drain took ms)" "$(cut -d' ' -f2 "$work/drain" | bench_median)"
 if ((have_backfill)); then

@@ -19,7 +19,7 @@ source "$BENCH/lib.sh"
 bench_build
 
 status=0
-for script in p1_drain p2_latency p3_backfill p4_history p5_memory p6_writers profile_p1 profile_p3; do
+for script in p1_drain p2_latency p3_backfill p4_history p4_catch_up p5_memory p6_writers profile_p1 profile_p3; do
 	echo "==> $script ($(date -u +%H:%M:%S))" >&2
 	if ! bash "$BENCH/$script.sh" >"$OUT/$script.txt" 2>"$OUT/$script.log"; then
 		echo "$script failed: see $OUT/$script.log" >&2

@@ -194,7 +194,7 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 	struct drain_worker *workers;
 	struct batch_totals totals = {0};
 	double started = now_seconds(), elapsed;
-	int n = config->workers > 0 ? config->workers : 1, started_workers = 0;
+	int n = config_workers(config), started_workers = 0;
 	bool failed = false, held_elsewhere = false;
 	long long left_due = 0;
 

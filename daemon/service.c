@@ -9,6 +9,12 @@
  *     loop at a time. Batches are a fixed handful of blocking round trips each; running them off
  *     the loop keeps signals, notifications and the systemd watchdog answered while a batch runs.
  *
+ * Backlogs: when a batch comes back full, the pass starts `workers - 1` catch-up helpers
+ * (catch_up.c), extra connections on other users as drain's workers, until they have found
+ * nothing to claim for a second; they share the worker's target cache. Passes go on ending as
+ * before (so metrics and logs move), and while helpers run an empty pass is retried soon, not at
+ * the next poll; a later pass (or the shutdown) joins them and counts their work. Idle, `run` keeps the two connections.
+ *
  * Asking for work while a batch loop runs sets `pending`, so a notification that arrives during a
  * batch is remembered and answered by another pass as soon as the loop returns.
  *
@@ -45,9 +51,11 @@
 
 #include "batch.h"
 #include "build_config.h"
+#include "catch_up.h"
 #include "claim.h"
 #include "config.h"
 #include "db.h"
+#include "entity_cache.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -84,6 +92,9 @@ struct service {
 	PGconn *worker;               /* used only inside the work callback */
 	struct processor *processor;  /* idem */
 	struct batch_config batch_config; /* copied into the processor at the start of each pass */
+	struct entity_cache *entities; /* target vectors shared with catch-up helpers; NULL: one worker */
+	int catch_up_helpers;          /* extra connections while a backlog lasts (workers - 1) */
+	struct catch_up *catch_up;     /* running helpers, or NULL; started and joined by the worker */
 	atomic_bool stop_after_batch;
 	pthread_mutex_t cancel_lock;
 	PGcancel *cancel; /* of the worker connection, under cancel_lock */
@@ -254,10 +265,22 @@ static void work_pass(uv_work_t *work)
 	}
 	s->pass_connected = true;
 	processor_set_config(s->processor, &s->batch_config);
+	if (s->catch_up && !catch_up_running(s->catch_up)) {
+		/* The helpers of an earlier pass have ended: count their work in this pass. */
+		catch_up_finish(s->catch_up, &s->pass_totals);
+		s->catch_up = NULL;
+	}
 	for (;;) {
 		double started = clock_seconds(CLOCK_MONOTONIC);
+		long claimed_before = s->pass_totals.claimed;
 
 		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, &s->pass_error);
+		/* A full batch: a backlog. Help with it as drain would, until nothing is left to claim. */
+		if (s->pass_status == BATCH_DONE && !s->catch_up && s->catch_up_helpers > 0 &&
+		    s->pass_totals.claimed - claimed_before >= s->batch_config.batch_size &&
+		    !atomic_load(&s->stop_after_batch))
+			s->catch_up =
+				catch_up_start(&s->config, &s->batch_config, s->catch_up_helpers, &s->stop_after_batch);
 		if (s->pass_status == BATCH_DONE) {
 			metrics_histogram_observe(&s->pass_metrics.batch_durations, clock_seconds(CLOCK_MONOTONIC) - started);
 			s->pass_metrics.last_batch_time = clock_seconds(CLOCK_REALTIME);
@@ -329,7 +352,9 @@ static void work_done(uv_work_t *work, int status)
 	}
 	set_status(s, "connected; %ld processed, %ld retrying, %ld dead since start", s->totals.processed,
 		   s->totals.retrying, s->totals.dead);
-	if (s->pass_status == BATCH_BUSY) {
+	if (s->pass_status == BATCH_BUSY ||
+	    (s->pass_status == BATCH_EMPTY && catch_up_running(s->catch_up))) {
+		/* Due entries held by other workers, or catch-up helpers still at work: look again soon. */
 		/* Due entries are held by other workers: look again shortly. */
 		wakeup_look_failed(&s->wakeup);
 		uv_timer_start(&s->worker_retry, on_worker_retry, BUSY_RETRY_MS, 0);
@@ -353,6 +378,7 @@ static void service_request_work(struct service *s)
 	s->pending = false;
 	s->work_running = true;
 	config_to_batch(&s->config, &s->batch_config);
+	s->batch_config.shared_entities = s->entities;
 	s->queue_read_interval = s->config.poll_interval;
 	s->work.data = s;
 	if (uv_queue_work(s->loop, &s->work, work_pass, work_done) != 0) {
@@ -396,6 +422,9 @@ static void service_shutdown(struct service *s)
 {
 	listener_destroy(s->listener);
 	s->listener = NULL;
+	/* stop_after_batch is set: the helpers end after the batch in hand. */
+	catch_up_finish(s->catch_up, &s->totals);
+	s->catch_up = NULL;
 	worker_disconnect(s);
 	uv_walk(s->loop, close_handle, NULL);
 }
@@ -575,6 +604,13 @@ int service_run(const struct config *config, const struct config_sources *source
 	log_info("starting (batch_size %d, poll_interval %g s, %s)", s.config.batch_size, s.config.poll_interval,
 		 s.config.listen ? "listening for notifications" : "polling only");
 
+	/* After the start-up failures above, which return without it. */
+	s.catch_up_helpers = config_workers(&s.config) - 1;
+	if (s.catch_up_helpers > 0) {
+		s.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
+		if (!s.entities)
+			s.catch_up_helpers = 0; /* one connection, with the processor's own cache */
+	}
 	if (s.listener)
 		listener_start(s.listener);
 	service_request_work(&s);
@@ -587,6 +623,7 @@ int service_run(const struct config *config, const struct config_sources *source
 		 s.totals.dead);
 	uv_loop_close(&loop);
 	service_stop_metrics(&s);
+	entity_cache_destroy(s.entities); /* after service_shutdown destroyed the processor using it */
 	pthread_mutex_destroy(&s.cancel_lock);
 	config_finish(&s.config);
 	return 0;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -24,8 +25,8 @@ const struct config_option config_options[] = {
 	{"dsn", CONFIG_STRING, FIELD(dsn), "", false, 0, 0,
 	 "connection string or URI (empty: $PASSPORT_DATABASE_URL, then libpq's PG* environment)"},
 	{"batch_size", CONFIG_INT, FIELD(batch_size), "500", true, 1, 100000, "entries claimed per batch"},
-	{"workers", CONFIG_INT, FIELD(workers), "1", false, 1, 64,
-	 "drain: connections that work in parallel, each on different users (run uses one)"},
+	{"workers", CONFIG_INT, FIELD(workers), "0", false, 0, 64,
+	 "connections that work in parallel, each on different users (drain; run after a full batch, until the backlog is cleared); 0: one per online CPU, at most 4"},
 	{"poll_interval", CONFIG_DOUBLE, FIELD(poll_interval), "5", true, 0.05, 3600,
 	 "seconds between polls for due retries and missed notifications"},
 	{"log_level", CONFIG_LOG_LEVEL, FIELD(log_level), "info", true, 0, 0,
@@ -54,6 +55,20 @@ const struct config_option *config_find(const char *name)
 		if (strcmp(o->name, name) == 0)
 			return o;
 	return NULL;
+}
+
+int config_machine_parallelism(int cap)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cpus < 1)
+		cpus = 1;
+	return cpus < cap ? (int)cpus : (cap > 1 ? cap : 1);
+}
+
+int config_workers(const struct config *config)
+{
+	return config->workers > 0 ? config->workers : config_machine_parallelism(CONFIG_AUTO_WORKERS_MAX);
 }
 
 const char *config_default(const char *name)

@@ -21,7 +21,7 @@
 struct config {
 	char *dsn;                 /* "" = $PASSPORT_DATABASE_URL, then libpq's environment */
 	int batch_size;
-	int workers;               /* drain: parallel connections */
+	int workers;               /* drain: parallel connections; 0: config_workers() derives them */
 	double poll_interval;      /* seconds between polls for retries and missed notifications */
 	int log_level;             /* enum log_level */
 	int log_format;            /* enum log_format */
@@ -72,6 +72,20 @@ const struct config_option *config_find(const char *name);
 
 /* The default of the option of that name, as written in the table (NULL for an unknown name). */
 const char *config_default(const char *name);
+
+/*
+ * The workers a `workers = 0` (the default) stands for: one per online CPU of this machine, at
+ * most CONFIG_AUTO_WORKERS_MAX. More connections than the server's cores only add lock and
+ * scheduling overhead (bench/README.md); on a small machine one per core keeps the server busy
+ * while each worker's client side waits for its round trips.
+ */
+#define CONFIG_AUTO_WORKERS_MAX 4
+
+/* Online CPUs of this machine (sysconf), at least 1 and at most cap. */
+int config_machine_parallelism(int cap);
+
+/* The number of drain workers config asks for: config->workers, or the derived count when it is 0. */
+int config_workers(const struct config *config);
 
 /* Fill every field with its default. Release with config_finish. */
 void config_init(struct config *config);

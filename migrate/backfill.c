@@ -5,6 +5,7 @@
  * holds each of its other parts.
  */
 #include "backfill.h"
+#include "config.h"
 #include "tables.h"
 
 #include <pthread.h>
@@ -276,7 +277,8 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 		.batch_size = BACKFILL_DEFAULT_BATCH,
 		.lock_wait = BACKFILL_DEFAULT_LOCK_WAIT,
 		.progress = PROGRESS_AUTO,
-		.jobs = 1,
+		/* One per online CPU, at most 4 (as drain's workers): both logs side by side on 2+ cores. */
+		.jobs = config_machine_parallelism(CONFIG_AUTO_WORKERS_MAX),
 	};
 	struct backfill_session session = {.conn = NULL, .locked_source = -1};
 	struct database_facts facts;

@@ -436,7 +436,8 @@ static struct summary run_drain(int line, const char *dsn, int batch_size, int w
 		argv[argc++] = "--batch-size";
 		argv[argc++] = size_text;
 	}
-	if (workers > 1) {
+	/* Always explicit: the default derives the workers from the machine, and batch counts differ. */
+	if (workers > 0) {
 		snprintf(workers_text, sizeof workers_text, "%d", workers);
 		argv[argc++] = "--workers";
 		argv[argc++] = workers_text;

@@ -1482,6 +1482,48 @@ static void case_three_daemons(void)
 	PQfinish(b);
 }
 
+/* ---- case 9b: run catches up on a backlog with more connections --------------------------------- */
+
+static void case_catch_up(void)
+{
+	char dsn_a[1024], dsn_b[1024];
+	PGconn *a = create_database("service_catch_up_a", dsn_a, sizeof dsn_a), *b;
+	const char *args[] = {"run", "--dsn", dsn_b, "--workers", "3", "--batch-size", "100", "--poll-interval", "1", NULL};
+	struct child *d;
+	char *output;
+
+	ASSERT_EQ_INT(harness_query_int(a, "SELECT passport_test_workload(100, 60)"), 6000);
+	PQfinish(a);
+	b = clone_database("service_catch_up_a", "service_catch_up_b", dsn_b, sizeof dsn_b);
+
+	/* A backlog: full batches start the helpers (workers - 1 more connections). */
+	d = daemon_start("catch-up", args, NULL);
+	wait_drained(b, 120, d);
+	require_log(d, "catching up on a backlog with 2 more connections", 1, 5);
+
+	ASSERT_EQ_INT(run_passportd(&output, 120, NULL, "catch-up-drain", "drain", "--dsn", dsn_a, "--workers", "1", NULL), 0);
+	ASSERT_STR_CONTAINS(output, "processed 6000");
+	free(output);
+	a = harness_connect(dsn_a);
+	check_all_processed(b, "run with catch-up helpers");
+	check_consistent(b, "run with catch-up helpers");
+	ASSERT_EQ_INT(harness_query_int(a, "SELECT count(*) FROM coliseum_metrics"),
+		      harness_query_int(b, "SELECT count(*) FROM coliseum_metrics"));
+	compare_dna(a, b, "run with catch-up helpers vs one drain");
+
+	/* After the backlog, a new entry still goes through (a small batch, no helpers). */
+	add_media_row(b, "catch-up-late");
+	{
+		char *id = insert_entry(b, "catch-up-late", "{mediaid}");
+		if (wait_processed(b, id, 20, d) < 0)
+			FAIL("the entry inserted after the backlog was not processed within 20 s");
+		free(id);
+	}
+	daemon_stop_ok(d);
+	PQfinish(a);
+	PQfinish(b);
+}
+
 /* ---- case 10: status and reprocess ------------------------------------------------------------ */
 
 /* The number after "label" at the start of a line of plain `status` output. */
@@ -1766,6 +1808,7 @@ static const struct {
 	{"status", case_status_reprocess},
 	{"sigterm", case_sigterm},
 	{"three", case_three_daemons},
+	{"catch-up", case_catch_up},
 	{"restart", case_restart},
 	{"no-server", case_no_server_at_start},
 };

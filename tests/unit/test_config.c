@@ -121,6 +121,25 @@ static void test_defaults_from_the_table(void)
 	ASSERT_STR_EQ(config_default("max_payload_bytes"), expected);
 }
 
+/* workers = 0 derives the count from the machine: its online CPUs, at least 1, at most the cap. */
+static void test_derived_workers(void)
+{
+	struct config c;
+	char err[256];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int expected = cpus < 1 ? 1 : cpus > CONFIG_AUTO_WORKERS_MAX ? CONFIG_AUTO_WORKERS_MAX : (int)cpus;
+
+	ASSERT_EQ_INT(config_machine_parallelism(1), 1);
+	ASSERT_EQ_INT(config_machine_parallelism(0), 1);
+	ASSERT_TRUE(config_machine_parallelism(64) >= 1);
+	config_init(&c);
+	ASSERT_EQ_INT(config_workers(&c), expected);
+	ASSERT_EQ_INT(config_set(&c, "workers", "3", err, sizeof(err)), 0);
+	ASSERT_EQ_INT(config_workers(&c), 3);
+	ASSERT_TRUE(config_set(&c, "workers", "-1", err, sizeof(err)) < 0);
+	config_finish(&c);
+}
+
 /* Every field of the batch settings comes from the config; nothing is left over from before. */
 static void test_config_to_batch(void)
 {
@@ -191,7 +210,7 @@ static void test_load_precedence(void)
 	ASSERT_EQ_DBL(c.retry_cap, 99.0, 0); /* file over default */
 	ASSERT_EQ_INT(c.batch_size, 20);     /* environment over file */
 	ASSERT_EQ_INT(c.max_attempts, 8);    /* command line over environment */
-	ASSERT_EQ_INT(c.workers, 1);         /* default */
+	ASSERT_EQ_INT(c.workers, 0);         /* default: derived from the machine */
 	config_finish(&c);
 
 	sources.override_values[0] = "0";
@@ -364,7 +383,7 @@ static void test_reload_everything(void)
 	ASSERT_EQ_DBL(running.retry_cap, 120.0, 0);
 	ASSERT_EQ_INT(running.max_payload_bytes, 2048);
 	ASSERT_STR_EQ(running.dsn, "host=db dbname=app");
-	ASSERT_EQ_INT(running.workers, 1);
+	ASSERT_EQ_INT(running.workers, 0);
 	ASSERT_EQ_INT(running.log_format, LOG_FORMAT_AUTO);
 	ASSERT_TRUE(running.listen);
 	/* fresh is left as it was. */
@@ -502,6 +521,7 @@ int main(void)
 	test_password_never_printed();
 	test_example_file_in_step();
 	test_defaults_from_the_table();
+	test_derived_workers();
 	test_config_to_batch();
 	test_load_precedence();
 	test_reload_follows_the_table();
