@@ -318,6 +318,14 @@ static bool transient_repeats(struct processor *p, const char *entry_id)
 }
 
 /*
+ * Run the batch's entries again one per transaction (CLAIM_ALONE), in order, and clear the batch.
+ * Stops at a lost connection or a transient failure; an entry no longer due is skipped. Returns
+ * the status of the last entry run.
+ */
+static int run_each_alone(struct processor *p, struct batch *b, struct batch_totals *totals,
+			  struct db_error *error);
+
+/*
  * Process one entry in its own transaction: in CLAIM_ALONE mode only when no older due entry of
  * its user waits (isolating a batch whose writes failed), in CLAIM_WITH_OLDER mode together with
  * them (reprocess --now), so that every DNA row's entries still apply in order. Returns
@@ -356,31 +364,35 @@ static int run_single(struct processor *p, const char *entry_id, enum claim_entr
 		batch_clear(&b);
 		return BATCH_BUSY;
 	}
-	if (b.n_entries > 1) {
-		/* The entry and older ones failed together: each alone, in order, finds the one at fault. */
-		int n = b.n_entries;
-		uuid_text *ids = malloc(sizeof(*ids) * (size_t)n);
-
-		if (!ids) {
-			batch_clear(&b);
-			db_error_set(error, NULL, "out of memory");
-			return BATCH_ERROR;
-		}
-		for (int i = 0; i < n; i++)
-			snprintf(ids[i], sizeof(ids[i]), "%s", b.entries[i].id);
-		batch_clear(&b);
-		status = BATCH_DONE;
-		for (int i = 0; i < n && (status == BATCH_DONE || status == BATCH_EMPTY); i++)
-			status = run_single(p, ids[i], CLAIM_ALONE, totals, error);
-		free(ids);
-		return status;
-	}
+	if (b.n_entries > 1) /* The entry and older ones failed together: each alone finds the one at fault. */
+		return run_each_alone(p, &b, totals, error);
 	batch_clear(&b);
 	snprintf(message, sizeof(message), "%.*s", ERROR_TEXT_MAX, error->message);
 	utf8_truncate(message, ERROR_TEXT_MAX - 20);
 	log_warning("entry %s: the database refused its effects: %s", entry_id, message);
 	status = record_database_failure(p, entry_id, message, totals, error);
 	return status < 0 ? BATCH_ERROR : BATCH_DONE;
+}
+
+static int run_each_alone(struct processor *p, struct batch *b, struct batch_totals *totals,
+			  struct db_error *error)
+{
+	/* The ids first: each run_single reuses the processor's entry buffer. */
+	int n = b->n_entries, status = BATCH_DONE;
+	uuid_text *ids = malloc(sizeof(*ids) * (size_t)(n > 0 ? n : 1));
+
+	if (!ids) {
+		batch_clear(b);
+		db_error_set(error, NULL, "out of memory");
+		return BATCH_ERROR;
+	}
+	for (int i = 0; i < n; i++)
+		snprintf(ids[i], sizeof(ids[i]), "%s", b->entries[i].id);
+	batch_clear(b);
+	for (int i = 0; i < n && (status == BATCH_DONE || status == BATCH_EMPTY); i++)
+		status = run_single(p, ids[i], CLAIM_ALONE, totals, error);
+	free(ids);
+	return status;
 }
 
 int processor_run_entry(struct processor *p, const char *entry_id, struct batch_totals *totals, struct db_error *error)
@@ -439,24 +451,6 @@ int processor_run_batch(struct processor *p, struct batch_totals *totals, struct
 	p->transient_failures = 0;
 	log_warning("batch of %d entries failed (%s: %s); retrying them one at a time", b.n_entries, error->sqlstate,
 		    error->message);
-	{
-		/* The ids first: each run_single reuses the processor's entry buffer. */
-		int n = b.n_entries;
-		uuid_text *ids = malloc(sizeof(*ids) * (size_t)(n > 0 ? n : 1));
-
-		if (!ids) {
-			batch_clear(&b);
-			db_error_set(error, NULL, "out of memory");
-			return BATCH_ERROR;
-		}
-		for (int i = 0; i < n; i++)
-			snprintf(ids[i], sizeof(ids[i]), "%s", b.entries[i].id);
-		batch_clear(&b);
-		/* Stop at a lost connection or a transient failure; an entry no longer due is skipped. */
-		status = BATCH_DONE;
-		for (int i = 0; i < n && (status == BATCH_DONE || status == BATCH_EMPTY); i++)
-			status = run_single(p, ids[i], CLAIM_ALONE, totals, error);
-		free(ids);
-		return status == BATCH_EMPTY ? BATCH_DONE : status;
-	}
+	status = run_each_alone(p, &b, totals, error);
+	return status == BATCH_EMPTY ? BATCH_DONE : status;
 }
