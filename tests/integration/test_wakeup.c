@@ -130,6 +130,18 @@ static int count_notifications(PGconn *conn, double timeout)
 	}
 }
 
+/* Every entry processed within 120 s (a backlog under a loaded CI machine). */
+static void wait_backlog(PGconn *conn)
+{
+	double deadline = children_now() + 120;
+
+	while (harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed") > 0) {
+		if (children_now() > deadline)
+			FAIL("the backlog was not processed within 120 s");
+		children_sleep(0.05);
+	}
+}
+
 /* Every entry processed exactly once: one coliseum metric each. */
 static void check_exactly_once(PGconn *conn)
 {
@@ -252,14 +264,7 @@ static void case_busy(void)
 	 * The inserts made while busy come after the backlog (claims take the oldest first); they must
 	 * not wait for the poll once the backlog is done.
 	 */
-	{
-		double deadline = children_now() + 120;
-		while (harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed") > 0) {
-			if (children_now() > deadline)
-				FAIL("the backlog was not processed within 120 s");
-			children_sleep(0.05);
-		}
-	}
+	wait_backlog(conn);
 	gap = harness_query_text(conn, "WITH b AS (SELECT min(created_at) AS t0 FROM passport_entries)"
 				       " SELECT round(extract(epoch FROM"
 				       "   (SELECT max(processed_at) FROM passport_entries, b WHERE created_at > b.t0) -"
@@ -343,6 +348,12 @@ static void case_two(void)
 	}
 	harness_exec(conn, "INSERT INTO passport_entries (event_type, event_category, affects_systems)"
 			   " SELECT 'player.track_played', 'interaction', '{coliseum}' FROM generate_series(1, 5000)");
+	/*
+	 * One daemon may hold the gate again while the other still works through the backlog (its scan
+	 * of the oldest due entries can find only rows the other has claimed): wait for the backlog,
+	 * then for the gate.
+	 */
+	wait_backlog(conn);
 	wait_gate(conn, 1, WORST_BOUND);
 	insert_processed_within(conn, WAKE_BOUND, "two daemons after a backlog");
 	printf("  50 inserts with two daemons: the slowest processed after %.0f ms\n", worst * 1000);
