@@ -161,6 +161,7 @@ enum {
 	OPT_PLOT,
 	OPT_ROLE,
 	OPT_METRICS_LISTEN,
+	OPT_STATEMENT_TIMEOUT,
 };
 
 static int add_override(struct options *opt, const char *name, const char *value)
@@ -204,6 +205,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		{"plot", required_argument, NULL, OPT_PLOT},
 		{"role", required_argument, NULL, OPT_ROLE},
 		{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+		{"statement-timeout", required_argument, NULL, OPT_STATEMENT_TIMEOUT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -245,6 +247,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case OPT_LOG_LEVEL: rc = add_override(opt, "log_level", optarg); break;
 		case OPT_LOG_FORMAT: rc = add_override(opt, "log_format", optarg); break;
 		case OPT_METRICS_LISTEN: rc = add_override(opt, "metrics_listen", optarg); break;
+		case OPT_STATEMENT_TIMEOUT: rc = add_override(opt, "statement_timeout", optarg); break;
 		case OPT_PRINT_CONFIG: opt->print_config = true; break;
 		case OPT_JSON: opt->json = true; break;
 		case OPT_ID:

@@ -21,19 +21,25 @@
  * between batches, reads the queue gauges at most once per poll interval on its idle connection;
  * work_done adds the pass to the shared registry, which the HTTP thread (metrics_http.c) renders.
  *
+ * systemd (daemon/notify.c): READY=1 as soon as the loop runs, connected or not, so that starting
+ * never waits for a backlog or for the database; STATUS= is refreshed every second from what the
+ * worker is doing; WATCHDOG=1 is sent only while the worker is idle or making progress. A batch
+ * that goes longer than three statement timeouts without finishing stops the pings, and the
+ * worker's socket is shut down so that the blocked batch fails and a new connection is opened.
+ *
  * Stopping: the first SIGTERM/SIGINT lets the batch in hand finish (or, after a few seconds,
  * cancels its query so the server rolls it back), then exits 0. A second signal exits at once.
  */
 #include "service.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,17 +54,15 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "notify.h"
 #include "version.h"
-
-#if HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
 
 #define BACKOFF_MIN_SECONDS 0.5
 #define BACKOFF_MAX_SECONDS 30.0
 #define STOP_CANCEL_MS 3000 /* then cancel the batch in hand */
 #define STOP_GIVE_UP_MS 1500 /* then exit even if the worker is still blocked (e.g. connecting) */
 #define BUSY_RETRY_MS 100
+#define BATCH_LIMIT_STATEMENTS 3 /* a batch may take this many statement timeouts before it is stuck */
 
 struct service {
 	uv_loop_t *loop;
@@ -80,6 +84,10 @@ struct service {
 	atomic_bool stop_after_batch;
 	pthread_mutex_t cancel_lock;
 	PGcancel *cancel; /* of the worker connection, under cancel_lock */
+	int worker_socket; /* of the worker connection, -1 when none; under cancel_lock */
+	double statement_timeout;         /* seconds; copied for the worker like batch_config */
+	double applied_statement_timeout; /* what the worker's session has; worker only */
+	atomic_long live_processed;       /* entries processed since start, counted by the worker */
 	/* results of the last pass, read in the after-work callback */
 	int pass_status;
 	bool pass_connected;
@@ -96,13 +104,11 @@ struct service {
 	struct metrics_http *metrics_http;
 
 	uv_timer_t poll_timer;
-	uv_timer_t watchdog_timer;
 	uv_timer_t stop_timer;
+	struct notify notify;
 	uv_signal_t sigterm, sigint, sighup;
 	int stopping;
 	bool stop_cancelled;
-	bool ready_sent;
-	char status[256];
 };
 
 static void service_request_work(struct service *s);
@@ -115,31 +121,7 @@ static double clock_seconds(clockid_t clock)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void notify_systemd(const char *message)
-{
-#if HAVE_LIBSYSTEMD
-	sd_notify(0, message);
-#else
-	(void)message;
-#endif
-}
-
-static void set_status(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_status(struct service *s, const char *fmt, ...)
-{
-	char status[256], message[300];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(status, sizeof(status), fmt, ap);
-	va_end(ap);
-	if (strcmp(status, s->status) == 0)
-		return;
-	snprintf(s->status, sizeof(s->status), "%s", status);
-	snprintf(message, sizeof(message), "STATUS=%s", status);
-	notify_systemd(message);
-}
+#define set_status(s, ...) notify_status(&(s)->notify, __VA_ARGS__)
 
 /* The next backoff delay: doubled, capped, with +-25 % jitter so daemons do not reconnect in step. */
 static double next_backoff(double *backoff)
@@ -201,6 +183,7 @@ static void worker_set_cancel(struct service *s, PGconn *conn)
 	pthread_mutex_lock(&s->cancel_lock);
 	PQfreeCancel(s->cancel);
 	s->cancel = conn ? PQgetCancel(conn) : NULL;
+	s->worker_socket = conn ? PQsocket(conn) : -1;
 	pthread_mutex_unlock(&s->cancel_lock);
 }
 
@@ -223,26 +206,43 @@ static void work_pass(uv_work_t *work)
 	db_error_clear(&s->pass_error);
 	s->pass_connected = false;
 	if (!s->worker) {
+		notify_set_phase(&s->notify, NOTIFY_CONNECTING);
 		s->worker = db_connect(s->config.dsn, "passportd worker", &s->pass_error);
 		if (!s->worker) {
 			s->pass_status = BATCH_ERROR;
-			return;
+			goto idle;
 		}
 		s->processor = processor_create(s->worker, &s->batch_config, &s->pass_error);
 		if (!s->processor) {
 			PQfinish(s->worker);
 			s->worker = NULL;
 			s->pass_status = BATCH_ERROR;
-			return;
+			goto idle;
 		}
+		s->applied_statement_timeout = 0;
 		worker_set_cancel(s, s->worker);
+	}
+	notify_set_phase(&s->notify, NOTIFY_PROCESSING);
+	if (s->applied_statement_timeout != s->statement_timeout) {
+		char sql[64];
+		/* Session-wide, outside any batch: every statement of the worker is bounded. */
+		snprintf(sql, sizeof(sql), "SET statement_timeout = %ld", (long)(s->statement_timeout * 1000));
+		if (db_command(s->worker, sql, &s->pass_error) < 0) {
+			s->pass_status = BATCH_ERROR;
+			worker_disconnect(s);
+			goto idle;
+		}
+		s->applied_statement_timeout = s->statement_timeout;
 	}
 	s->pass_connected = true;
 	processor_set_config(s->processor, &s->batch_config);
 	for (;;) {
 		double started = clock_seconds(CLOCK_MONOTONIC);
+		long processed_before = s->pass_totals.processed;
 
 		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, &s->pass_error);
+		notify_progress(&s->notify);
+		atomic_fetch_add(&s->live_processed, s->pass_totals.processed - processed_before);
 		if (s->pass_status == BATCH_DONE) {
 			metrics_histogram_observe(&s->pass_metrics.batch_durations, clock_seconds(CLOCK_MONOTONIC) - started);
 			s->pass_metrics.last_batch_time = clock_seconds(CLOCK_REALTIME);
@@ -256,6 +256,8 @@ static void work_pass(uv_work_t *work)
 	}
 	if (s->pass_status == BATCH_ERROR)
 		worker_disconnect(s);
+idle:
+	notify_set_phase(&s->notify, NOTIFY_IDLE);
 }
 
 static void add_totals(struct batch_totals *to, const struct batch_totals *from)
@@ -307,11 +309,7 @@ static void work_done(uv_work_t *work, int status)
 		s->database_up = true;
 		log_info("worker: connected to the database");
 	}
-	if (!s->ready_sent) {
-		s->ready_sent = true;
-		notify_systemd("READY=1");
-	}
-	set_status(s, "connected; %ld processed, %ld retrying, %ld dead since start", s->totals.processed,
+	set_status(s, "connected; idle; %ld processed, %ld retrying, %ld dead since start", s->totals.processed,
 		   s->totals.retrying, s->totals.dead);
 	if (s->pass_status == BATCH_BUSY) {
 		/* Due entries are held by other workers: look again shortly. */
@@ -333,6 +331,7 @@ static void service_request_work(struct service *s)
 	s->pending = false;
 	s->work_running = true;
 	config_to_batch(&s->config, &s->batch_config);
+	s->statement_timeout = s->config.statement_timeout;
 	s->queue_read_interval = s->config.poll_interval;
 	s->work.data = s;
 	if (uv_queue_work(s->loop, &s->work, work_pass, work_done) != 0) {
@@ -351,10 +350,42 @@ static void on_poll_timer(uv_timer_t *timer)
 	service_request_work(s);
 }
 
-static void on_watchdog(uv_timer_t *timer)
+/* Every second: STATUS= says what the worker is doing while a pass runs. */
+static void on_notify_tick(void *owner)
 {
-	(void)timer;
-	notify_systemd("WATCHDOG=1");
+	struct service *s = owner;
+
+	if (s->stopping || !s->work_running)
+		return;
+	switch ((enum notify_phase)atomic_load(&s->notify.phase)) {
+	case NOTIFY_CONNECTING:
+		set_status(s, "connecting to the database");
+		break;
+	case NOTIFY_PROCESSING:
+		set_status(s, "connected; processing due entries; %ld processed since start",
+			   atomic_load(&s->live_processed));
+		break;
+	case NOTIFY_IDLE:
+		break;
+	}
+}
+
+/*
+ * The worker has been in one batch (or one connection attempt) longer than it may: the server is
+ * frozen or the network silently lost. The watchdog pings have stopped; shut the worker's socket
+ * down so that its blocked call fails, the batch is abandoned (the server rolls it back when it
+ * notices) and the worker reconnects. The descriptor stays open until the worker closes it.
+ */
+static void on_notify_stall(void *owner, double seconds)
+{
+	struct service *s = owner;
+
+	log_error("worker: no progress for %.0f s; watchdog pings stopped; abandoning the connection", seconds);
+	set_status(s, "stuck: no progress for %.0f s", seconds);
+	pthread_mutex_lock(&s->cancel_lock);
+	if (s->worker_socket >= 0 && s->work_running)
+		(void)shutdown(s->worker_socket, SHUT_RDWR);
+	pthread_mutex_unlock(&s->cancel_lock);
 }
 
 /* ---- signals and shutdown ---------------------------------------------------------------- */
@@ -413,7 +444,7 @@ static void on_stop_signal(uv_signal_t *handle, int signum)
 	}
 	s->stopping = 1;
 	log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
-	notify_systemd("STOPPING=1");
+	notify_send("STOPPING=1");
 	set_status(s, "stopping");
 	atomic_store(&s->stop_after_batch, true);
 	if (s->work_running) {
@@ -440,6 +471,7 @@ static void on_reload_signal(uv_signal_t *handle, int signum)
 	(void)config_apply_reload(&s->config, &fresh);
 	config_finish(&fresh);
 	log_set_level((enum log_level)s->config.log_level);
+	notify_set_batch_limit(&s->notify, BATCH_LIMIT_STATEMENTS * s->config.statement_timeout);
 	uv_timer_start(&s->poll_timer, on_poll_timer, (uint64_t)(s->config.poll_interval * 1000),
 		       (uint64_t)(s->config.poll_interval * 1000));
 	log_info("configuration reloaded (batch_size %d, poll_interval %g s, log_level %s)", s->config.batch_size,
@@ -491,13 +523,14 @@ int service_run(const struct config *config, const struct config_sources *source
 {
 	struct service s;
 	uv_loop_t loop;
-	uint64_t watchdog_usec = 0;
 
 	memset(&s, 0, sizeof(s));
 	config_copy(&s.config, config);
 	s.sources = sources;
 	s.listener_backoff = BACKOFF_MIN_SECONDS;
 	s.worker_backoff = BACKOFF_MIN_SECONDS;
+	s.worker_socket = -1;
+	atomic_init(&s.live_processed, 0);
 	pthread_mutex_init(&s.cancel_lock, NULL);
 	atomic_init(&s.stop_after_batch, false);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
@@ -527,10 +560,8 @@ int service_run(const struct config *config, const struct config_sources *source
 	uv_timer_init(&loop, &s.listener_retry);
 	uv_timer_init(&loop, &s.worker_retry);
 	uv_timer_init(&loop, &s.poll_timer);
-	uv_timer_init(&loop, &s.watchdog_timer);
 	uv_timer_init(&loop, &s.stop_timer);
-	s.listener_retry.data = s.worker_retry.data = s.poll_timer.data = s.watchdog_timer.data =
-		s.stop_timer.data = &s;
+	s.listener_retry.data = s.worker_retry.data = s.poll_timer.data = s.stop_timer.data = &s;
 	uv_signal_init(&loop, &s.sigterm);
 	uv_signal_init(&loop, &s.sigint);
 	uv_signal_init(&loop, &s.sighup);
@@ -539,21 +570,23 @@ int service_run(const struct config *config, const struct config_sources *source
 	uv_signal_start(&s.sigint, on_stop_signal, SIGINT);
 	uv_signal_start(&s.sighup, on_reload_signal, SIGHUP);
 
-#if HAVE_LIBSYSTEMD
-	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
-		uv_timer_start(&s.watchdog_timer, on_watchdog, watchdog_usec / 2000, watchdog_usec / 2000);
-#endif
-	(void)watchdog_usec;
-	set_status(&s, "connecting to the database");
+	notify_init(&s.notify, &loop, BATCH_LIMIT_STATEMENTS * s.config.statement_timeout, on_notify_tick,
+		    on_notify_stall, &s);
+	set_status(&s, "started; connecting to the database");
 	log_info("starting (batch_size %d, poll_interval %g s, %s)", s.config.batch_size, s.config.poll_interval,
 		 s.config.listen ? "listening for notifications" : "polling only");
 
+	/*
+	 * Ready as soon as the loop is set up, before the first connection attempt: a backlog or a
+	 * database that is down must not keep the unit in "activating" until TimeoutStartSec kills
+	 * it. STATUS= tells the rest.
+	 */
+	notify_send("READY=1");
 	if (s.listener)
 		listener_start(s.listener);
 	service_request_work(&s);
 	uv_timer_start(&s.poll_timer, on_poll_timer, (uint64_t)(s.config.poll_interval * 1000),
 		       (uint64_t)(s.config.poll_interval * 1000));
-
 	uv_run(&loop, UV_RUN_DEFAULT);
 
 	log_info("stopped: %ld processed, %ld retrying, %ld dead since start", s.totals.processed, s.totals.retrying,

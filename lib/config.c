@@ -43,6 +43,8 @@ const struct config_option config_options[] = {
 	{"retry_cap", CONFIG_DOUBLE, FIELD(retry_cap), "3600", true, 0.01, 604800, "longest retry delay in seconds"},
 	{"max_payload_bytes", CONFIG_LONG, FIELD(max_payload_bytes), "1048576", true, 2, 268435456,
 	 "larger payloads are a permanent error of their entry"},
+	{"statement_timeout", CONFIG_DOUBLE, FIELD(statement_timeout), "60", true, 0.1, 86400,
+	 "run: seconds one statement of the worker may take before the server cancels it"},
 	{"metrics_listen", CONFIG_LISTEN_ADDRESS, FIELD(metrics_listen), "", false, 0, 0,
 	 "HOST:PORT where `run` serves Prometheus metrics at /metrics (empty: off)"},
 	{NULL, CONFIG_INT, 0, NULL, false, 0, 0, NULL},

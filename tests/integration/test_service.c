@@ -1428,6 +1428,147 @@ static void case_sd_notify(void)
 	PQfinish(conn);
 }
 
+/*
+ * READY=1 as soon as the loop runs: neither a backlog nor a database that is down may hold it
+ * back (the unit's start would time out and systemd would restart it in a loop). STATUS= says
+ * what is going on.
+ */
+static bool notify_wait_ready(int fd, double timeout, char *status, size_t status_size, double *took)
+{
+	double started = now_seconds(), deadline = started + timeout;
+	char buf[4096];
+
+	status[0] = '\0';
+	while (now_seconds() < deadline) {
+		if (!notify_receive(fd, buf, sizeof buf, 0.1))
+			continue;
+		if (strstr(buf, "STATUS="))
+			snprintf(status, status_size, "%s", strstr(buf, "STATUS="));
+		if (strstr(buf, "READY=1")) {
+			*took = now_seconds() - started;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void case_ready(void)
+{
+	char dsn[1024], path[600], socket_env[700], status[512];
+	const char *env[] = {socket_env, NULL};
+	const char *down[] = {"run", "--dsn", "host=/nonexistent port=1 user=u", "--poll-interval", "30", NULL};
+	const char *backlog[] = {"run", "--dsn", dsn, "--batch-size", "50", "--poll-interval", "30", NULL};
+	PGconn *conn;
+	struct child *d;
+	double took = 0;
+	int fd;
+
+	if (!HAVE_LIBSYSTEMD) {
+		printf("  skipped: built without libsystemd\n");
+		return;
+	}
+	snprintf(path, sizeof path, "%s/ready.sock", temp_dir);
+	snprintf(socket_env, sizeof socket_env, "NOTIFY_SOCKET=%s", path);
+	fd = notify_socket_open(path);
+
+	/* The database down. */
+	d = daemon_start("ready-down", down, env);
+	if (!notify_wait_ready(fd, 3, status, sizeof status, &took))
+		FAIL("no READY=1 within 3 s with the database down");
+	printf("  database down: READY=1 after %.2f s\n", took);
+	ASSERT_LT_INT((long long)(took * 1000), 2000);
+	if (!strstr(status, "STATUS=waiting for database") && !notify_seen(fd, "STATUS=waiting for database", 5))
+		FAIL("no STATUS= saying the daemon waits for the database");
+	ASSERT_TRUE(child_alive(d));
+	daemon_stop_ok(d);
+	notify_drain(fd);
+
+	/* In front of a backlog processed in small batches. */
+	conn = create_database("service_ready", dsn, sizeof dsn);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(200, 100)"), 20000);
+	d = daemon_start("ready-backlog", backlog, env);
+	if (!notify_wait_ready(fd, 3, status, sizeof status, &took))
+		FAIL("no READY=1 within 3 s in front of a backlog of 20,000 entries");
+	printf("  backlog of 20,000: READY=1 after %.2f s\n", took);
+	ASSERT_LT_INT((long long)(took * 1000), 2000);
+	if (!notify_seen(fd, "STATUS=connected; processing", 5))
+		FAIL("no STATUS= saying the daemon works through the backlog");
+	ASSERT_TRUE(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed") > 0);
+	daemon_stop_ok(d);
+	close(fd);
+	PQfinish(conn);
+}
+
+/*
+ * Liveness: the worker's backend frozen (SIGSTOP) in the middle of a backlog. The watchdog pings
+ * stop once the batch has gone three statement timeouts without finishing, the worker abandons
+ * the connection and goes on with a new one (the pings resume when it starts again), and after
+ * SIGCONT everything is processed, without a restart.
+ */
+static void case_freeze(void)
+{
+	char dsn[1024], path[600], socket_env[700], buf[4096];
+	const char *args[] = {"run", "--dsn", dsn, "--batch-size", "20", "--poll-interval", "0.5",
+			      "--statement-timeout", "1", NULL};
+	const char *env[] = {socket_env, "WATCHDOG_USEC=400000", "WATCHDOG_PID=@self", NULL};
+	PGconn *conn;
+	struct child *d;
+	long long backend;
+	double frozen_at, last_ping = 0, longest_gap = 0;
+	int fd;
+
+	if (!HAVE_LIBSYSTEMD) {
+		printf("  skipped: built without libsystemd\n");
+		return;
+	}
+	conn = create_database("service_freeze", dsn, sizeof dsn);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(200, 50)"), 10000);
+	snprintf(path, sizeof path, "%s/freeze.sock", temp_dir);
+	snprintf(socket_env, sizeof socket_env, "NOTIFY_SOCKET=%s", path);
+	fd = notify_socket_open(path);
+	d = daemon_start("freeze", args, env);
+	require_sql(conn, "SELECT (count(*) >= 200)::int FROM passport_entries WHERE processed", 20, d);
+	backend = harness_query_int(conn, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity"
+					  " WHERE application_name = 'passportd worker' AND datname = current_database()");
+	ASSERT_TRUE(backend > 0);
+	ASSERT_EQ_INT(kill((pid_t)backend, SIGSTOP), 0);
+	frozen_at = now_seconds();
+	notify_drain(fd);
+	last_ping = now_seconds();
+	while (now_seconds() < frozen_at + 6) {
+		if (!notify_receive(fd, buf, sizeof buf, 0.1))
+			continue;
+		if (strstr(buf, "WATCHDOG=1")) {
+			if (now_seconds() - last_ping > longest_gap)
+				longest_gap = now_seconds() - last_ping;
+			last_ping = now_seconds();
+		}
+	}
+	if (now_seconds() - last_ping > longest_gap)
+		longest_gap = now_seconds() - last_ping;
+	ASSERT_EQ_INT(kill((pid_t)backend, SIGCONT), 0);
+	printf("  worker's backend frozen for 6 s: longest gap between WATCHDOG=1 pings %.1f s\n", longest_gap);
+	require_log(d, "no progress for", 1, 1);
+	if (longest_gap < 0.3)
+		FAIL("the watchdog kept pinging while the batch was stuck");
+	if (!notify_seen(fd, "WATCHDOG=1", 3))
+		FAIL("no WATCHDOG=1 after the server came back");
+	/* Keep reading the socket: a full notify queue would block the daemon's sd_notify. */
+	for (double deadline = now_seconds() + 60;; sleep_seconds(0.1)) {
+		notify_drain(fd);
+		if (harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed") == 0)
+			break;
+		if (now_seconds() > deadline)
+			FAIL("the backlog was not processed within 60 s of SIGCONT");
+	}
+	ASSERT_TRUE(child_alive(d));
+	check_all_processed(conn, "after a frozen backend");
+	check_consistent(conn, "after a frozen backend");
+	close(fd); /* from now on the daemon's notifications are refused, never queued */
+	daemon_stop_ok(d);
+	PQfinish(conn);
+}
+
 /* ---- case 9: three daemons drain one database -------------------------------------------------- */
 
 static void case_three_daemons(void)
@@ -1763,6 +1904,8 @@ static const struct {
 	{"reload", case_reload},
 	{"log-format", case_log_format},
 	{"sd-notify", case_sd_notify},
+	{"ready", case_ready},
+	{"freeze", case_freeze},
 	{"status", case_status_reprocess},
 	{"sigterm", case_sigterm},
 	{"three", case_three_daemons},
