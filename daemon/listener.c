@@ -233,14 +233,18 @@ static void on_poll(uv_poll_t *handle, int status, int events)
 
 void listener_start(struct listener *listener)
 {
-	/* Keepalives find a silently dropped connection, which a listener that only reads never would. */
-	const char *keys[] = {"dbname", "application_name", "connect_timeout", "keepalives_idle",
-			      "keepalives_interval", "keepalives_count", NULL};
-	const char *values[] = {db_resolve_dsn(listener->dsn), listener->application_name, "10", "30", "10", "3", NULL};
+	/*
+	 * db_connection_params adds keepalives, which find a silently dropped connection that a
+	 * listener that only reads never would; the user's connection string may override them.
+	 */
+	const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+	const char *values[] = {db_resolve_dsn(listener->dsn), listener->application_name, "10", NULL};
+	const char *all_keys[DB_CONNECTION_PARAMS_MAX], *all_values[DB_CONNECTION_PARAMS_MAX];
 
 	if (listener->state != LISTENER_OFF)
 		return;
-	listener->conn = PQconnectStartParams(keys, values, 1);
+	(void)db_connection_params(keys, values, all_keys, all_values, DB_CONNECTION_PARAMS_MAX);
+	listener->conn = PQconnectStartParams(all_keys, all_values, 1);
 	if (!listener->conn || PQstatus(listener->conn) == CONNECTION_BAD) {
 		fail(listener, "cannot start a connection");
 		return;

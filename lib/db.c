@@ -130,13 +130,48 @@ bool db_error_is_transient(const struct db_error *error)
 	       strcmp(error->sqlstate, "57014") == 0;
 }
 
+/*
+ * Every connection finds a dead peer: TCP keepalives (a silent partition of an idle connection,
+ * e.g. the listener's) and tcp_user_timeout (data sent and never acknowledged, e.g. a batch's
+ * statement into a partition). They come before dbname, so the user's connection string wins.
+ */
+static const char *const fallback_keywords[] = {"keepalives", "keepalives_idle", "keepalives_interval",
+						"keepalives_count", "tcp_user_timeout"};
+static const char *const fallback_values[] = {"1", "30", "10", "3", "60000"};
+#define FALLBACKS (sizeof(fallback_keywords) / sizeof(fallback_keywords[0]))
+
+int db_connection_params(const char *const *keywords, const char *const *values, const char **out_keywords,
+			 const char **out_values, size_t size)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < FALLBACKS && n + 1 < size; i++, n++) {
+		out_keywords[n] = fallback_keywords[i];
+		out_values[n] = fallback_values[i];
+	}
+	for (size_t i = 0; keywords[i]; i++, n++) {
+		if (n + 1 >= size)
+			return -1;
+		out_keywords[n] = keywords[i];
+		out_values[n] = values[i];
+	}
+	out_keywords[n] = NULL;
+	out_values[n] = NULL;
+	return (int)n;
+}
+
 PGconn *db_connect_params(const char *const *keywords, const char *const *values, const char *session_sql,
 			  struct db_error *error)
 {
+	const char *all_keywords[DB_CONNECTION_PARAMS_MAX], *all_values[DB_CONNECTION_PARAMS_MAX];
 	PGconn *conn;
 
+	if (db_connection_params(keywords, values, all_keywords, all_values, DB_CONNECTION_PARAMS_MAX) < 0) {
+		db_error_set(error, DB_SQLSTATE_CONNECTION_FAILURE, "too many connection parameters");
+		return NULL;
+	}
 	/* expand_dbname = 1: dbname may be a whole connection string or URI. */
-	conn = PQconnectdbParams(keywords, values, 1);
+	conn = PQconnectdbParams(all_keywords, all_values, 1);
 	if (!conn) {
 		db_error_set(error, DB_SQLSTATE_CONNECTION_FAILURE, "out of memory");
 		return NULL;

@@ -59,8 +59,21 @@ const char *db_resolve_dsn(const char *dsn);
  */
 PGconn *db_connect(const char *dsn, const char *application_name, struct db_error *error);
 
+#define DB_CONNECTION_PARAMS_MAX 32 /* keywords of one connection, fallbacks and terminator included */
+
 /*
- * Open a blocking connection with libpq's keyword/value arrays (keywords[0] must be "dbname",
+ * The keyword/value arrays of a connection: the project's fallbacks (TCP keepalives,
+ * tcp_user_timeout), then keywords/values (NULL-terminated; dbname may be a whole connection
+ * string, which then overrides the fallbacks). Writes at most size entries including the NULL
+ * terminators; returns the count without them, or -1 when size is too small. The strings are
+ * not copied.
+ */
+int db_connection_params(const char *const *keywords, const char *const *values, const char **out_keywords,
+			 const char **out_values, size_t size);
+
+/*
+ * Open a blocking connection with libpq's keyword/value arrays (and db_connection_params's
+ * fallbacks) (keywords[0] must be "dbname",
  * whose value may be a whole connection string), then run session_sql when not NULL. On failure
  * returns NULL with the reason, the password masked.
  */

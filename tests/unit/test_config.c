@@ -10,6 +10,7 @@
 
 #include "batch.h"
 #include "config.h"
+#include "db.h"
 #include "log.h"
 #include "payload.h"
 #include "tables.h"
@@ -396,6 +397,52 @@ static void test_reload_dsn_compared_as_printed(void)
 	config_finish(&fresh);
 }
 
+/* The value libpq settled on for keyword in a connection made from these parameters. */
+static char *conninfo_value(const char *dsn, const char *keyword)
+{
+	const char *keys[] = {"dbname", "application_name", NULL};
+	const char *values[] = {dsn, "test", NULL};
+	const char *all_keys[DB_CONNECTION_PARAMS_MAX], *all_values[DB_CONNECTION_PARAMS_MAX];
+	PQconninfoOption *options;
+	PGconn *conn;
+	char *value = NULL;
+
+	ASSERT_TRUE(db_connection_params(keys, values, all_keys, all_values, DB_CONNECTION_PARAMS_MAX) > 2);
+	/* Started, never driven: libpq has parsed the options without connecting. */
+	conn = PQconnectStartParams(all_keys, all_values, 1);
+	ASSERT_NOT_NULL(conn);
+	options = PQconninfo(conn);
+	ASSERT_NOT_NULL(options);
+	for (PQconninfoOption *o = options; o->keyword; o++)
+		if (strcmp(o->keyword, keyword) == 0 && o->val)
+			value = strdup(o->val);
+	PQconninfoFree(options);
+	PQfinish(conn);
+	return value;
+}
+
+/* Every connection gets keepalives and tcp_user_timeout, unless the connection string says otherwise. */
+static void test_connection_fallbacks(void)
+{
+	const char *keys[] = {"dbname", NULL}, *values[] = {"x", NULL};
+	const char *small_keys[3], *small_values[3];
+	char *value;
+
+	value = conninfo_value("host=/nonexistent dbname=x", "tcp_user_timeout");
+	ASSERT_STR_EQ(value, "60000");
+	free(value);
+	value = conninfo_value("host=/nonexistent dbname=x", "keepalives_idle");
+	ASSERT_STR_EQ(value, "30");
+	free(value);
+	value = conninfo_value("host=/nonexistent dbname=x keepalives_idle=7 tcp_user_timeout=5000", "keepalives_idle");
+	ASSERT_STR_EQ(value, "7");
+	free(value);
+	value = conninfo_value("postgresql:///x?host=/nonexistent&tcp_user_timeout=5000", "tcp_user_timeout");
+	ASSERT_STR_EQ(value, "5000");
+	free(value);
+	ASSERT_EQ_INT(db_connection_params(keys, values, small_keys, small_values, 3), -1);
+}
+
 int main(void)
 {
 	test_refused_sources();
@@ -408,5 +455,6 @@ int main(void)
 	test_reload_follows_the_table();
 	test_reload_everything();
 	test_reload_dsn_compared_as_printed();
+	test_connection_fallbacks();
 	TEST_PASS();
 }
