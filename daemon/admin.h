@@ -23,6 +23,7 @@ struct reprocess_options {
 	long limit;             /* 0: no limit (REPROCESS_LIMIT_MAX); else 1..REPROCESS_LIMIT_MAX */
 	bool dry_run;
 	bool now;               /* process them here and report each outcome */
+	bool all;               /* no filter: every dead entry (the command line requires it) */
 };
 
 /* Requeue the selected failed entries (dead ones by default). Returns the exit status. */

@@ -1773,7 +1773,7 @@ static void case_status_reprocess(void)
 		FAIL("reprocess requeued entries without a NOTIFY on passport_entries");
 	PQfreemem(notification);
 
-	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-locked", "reprocess", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-locked", "reprocess", "--all", "--dsn", dsn, NULL), 0);
 	ASSERT_STR_CONTAINS(output, "requeued 0 entries");
 	free(output);
 	snprintf(sql, sizeof sql, "SELECT (dead_at IS NOT NULL)::int FROM passport_entries WHERE id = '%s'", dead[3]);
@@ -1864,6 +1864,62 @@ static void case_print_config(void)
 }
 
 /*
+ * The command line: each command takes only its own options. A misuse is a usage error (exit 2)
+ * before anything connects (the server named does not exist, so a connection attempt would say
+ * "cannot connect"); `COMMAND --help` shows that command's options; an invalid configuration
+ * exits 78 (EX_CONFIG).
+ */
+static void case_usage(void)
+{
+	static const char *const misuses[][3] = {
+		{"drain", "--dry-run", NULL}, {"status", "--now", NULL},       {"drain", "--id", "x"},
+		{"run", "--dry-run", NULL},   {"status", "--workers", "2"},    {"inspect", "--all", NULL},
+		{"reprocess", NULL, NULL},    {"reprocess", "--limit", "5"},   {"reprocess", "--all", "--dry-run"},
+		{"frobnicate", NULL, NULL},   {"drain", "--no-such-option", NULL},
+	};
+	const char *dsn = "host=/nonexistent port=1 user=u";
+	char *output;
+
+	for (size_t i = 0; i < sizeof misuses / sizeof misuses[0]; i++) {
+		const char *a = misuses[i][0], *b = misuses[i][1], *c = misuses[i][2];
+		int status;
+
+		if (strcmp(a, "reprocess") == 0 && b && c && strcmp(c, "--dry-run") == 0)
+			continue; /* --all --dry-run is fine: listed below */
+		status = run_passportd(&output, 10, NULL, "usage", a, "--dsn", dsn, b, c, NULL);
+		printf("  passportd %s %s %s: exit %d\n", a, b ? b : "", c ? c : "", status);
+		ASSERT_EQ_INT(status, 2);
+		ASSERT_STR_NOT_CONTAINS(output, "connect");
+		free(output);
+	}
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "usage-reprocess", "reprocess", "--dsn", dsn, NULL), 2);
+	ASSERT_STR_CONTAINS(output, "--all");
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "usage-drain", "drain", "--dry-run", "--dsn", dsn, NULL), 2);
+	ASSERT_STR_CONTAINS(output, "drain does not take --dry-run");
+	free(output);
+
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "help-reprocess", "reprocess", "--help", NULL), 0);
+	ASSERT_STR_CONTAINS(output, "Usage: passportd reprocess");
+	ASSERT_STR_CONTAINS(output, "--error-like");
+	ASSERT_STR_CONTAINS(output, "--all");
+	ASSERT_STR_NOT_CONTAINS(output, "--poll-interval");
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "help-run", "run", "--help", NULL), 0);
+	ASSERT_STR_CONTAINS(output, "--statement-timeout");
+	ASSERT_STR_NOT_CONTAINS(output, "--dry-run");
+	free(output);
+
+	/* An invalid configuration: EX_CONFIG, so that systemd does not restart into it. */
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "config-error", "run", "--dsn", dsn, "--batch-size", "0", NULL), 78);
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "config-missing", "status", "--config", "/nonexistent/passportd.conf",
+				    "--dsn", dsn, NULL),
+		      78);
+	free(output);
+}
+
+/*
  * A service whose database is not there at start keeps trying, with a growing pause between
  * attempts (0.5, 1, 2 s ...) even when the poll interval is short, and stops on SIGTERM.
  */
@@ -1896,6 +1952,7 @@ static const struct {
 	void (*run)(void);
 } cases[] = {
 	{"print-config", case_print_config},
+	{"usage", case_usage},
 	{"notify", case_notify},
 	{"poll", case_poll},
 	{"retry", case_retry},
