@@ -79,11 +79,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_setup("passportd", (enum log_level)opt.config.log_level, (enum log_format)opt.config.log_format);
-	/* A connection string that cannot parse will never connect: say so once, without quoting it. */
+	/*
+	 * A connection string that cannot parse will never connect: say so once, without quoting
+	 * it. It is part of the configuration: EX_CONFIG, which the unit does not restart on.
+	 */
 	if (db_check_dsn(opt.config.dsn, err, sizeof(err)) < 0) {
 		fprintf(stderr, "passportd: %s\n", err);
 		options_finish(&opt);
-		return 1;
+		return EXIT_CONFIG;
+	}
+	if (opt.check_config) {
+		options_finish(&opt);
+		return 0;
 	}
 
 	if (opt.command == COMMAND_RUN) {

@@ -55,6 +55,7 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_LOG_FORMAT,
 	OPT_PRINT_CONFIG,
+	OPT_CHECK_CONFIG,
 	OPT_JSON,
 	OPT_ID,
 	OPT_USER,
@@ -93,6 +94,8 @@ static const struct cli_option {
 	{"log-level", 0, OPT_LOG_LEVEL, "LEVEL", EVERY, "", "log_level"},
 	{"log-format", 0, OPT_LOG_FORMAT, "FORMAT", EVERY, "", "log_format"},
 	{"print-config", 0, OPT_PRINT_CONFIG, NULL, EVERY, "print the effective configuration (no password) and exit", NULL},
+	{"check-config", 0, OPT_CHECK_CONFIG, NULL, EVERY,
+	 "load the configuration, print nothing, exit 0 (valid) or 78 (not)", NULL},
 	{"help", 'h', 'h', NULL, EVERY, "show this help", NULL},
 	{"version", 'V', 'V', NULL, EVERY, "show the version, git revision, libpq, sd_notify and BLAS", NULL},
 	{"batch-size", 'b', 'b', "N", RUN | DRAIN | REPROCESS, "entries per batch", "batch_size"},
@@ -343,6 +346,7 @@ static int apply_option(struct options *opt, int c, char *arg)
 	case OPT_METRICS_LISTEN: rc = add_override(opt, "metrics_listen", arg); break;
 	case OPT_STATEMENT_TIMEOUT: rc = add_override(opt, "statement_timeout", arg); break;
 	case OPT_PRINT_CONFIG: opt->print_config = true; break;
+	case OPT_CHECK_CONFIG: opt->check_config = true; break;
 	case OPT_JSON: opt->json = true; break;
 	case OPT_ID:
 		if (rp->n_ids >= (int)(sizeof(rp->ids) / sizeof(rp->ids[0])))
@@ -387,7 +391,7 @@ static int check_command(const struct options *opt)
 		return 0;
 	if (rp->all && filtered)
 		return usage_error("reprocess: --all selects every dead entry and takes no filter%s%s", "", "");
-	if (!rp->all && !filtered && !rp->dry_run && !opt->print_config)
+	if (!rp->all && !filtered && !rp->dry_run && !opt->print_config && !opt->check_config)
 		return usage_error("reprocess needs a filter (--id, --user, --event-type, --since, --until,"
 				   " --error-like) or --all%s%s", "", "");
 	if (rp->dry_run && rp->now)

@@ -29,6 +29,7 @@ struct options {
 	enum command command;
 	const char *command_name;
 	bool print_config;
+	bool check_config;        /* load the configuration and exit: 0, or EXIT_CONFIG */
 	bool json;
 	struct reprocess_options reprocess;
 	const char *inspect_user; /* inspect's USER argument */

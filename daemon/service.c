@@ -5,8 +5,9 @@
  *   - the listener (daemon/listener.c), driven asynchronously by the libuv loop. It LISTENs on
  *     PASSPORT_CHANNEL and reports ready, wake or lost; ready and wake ask for work. It is only a
  *     doorbell: losing it loses nothing, because the poll timer asks for work too.
- *   - the worker, used by batches that run on libuv's thread pool (uv_queue_work), one batch
- *     loop at a time. Batches are a fixed handful of blocking round trips each; running them off
+ *   - the worker (daemon/service_worker.c), used by batches that run on libuv's thread pool
+ *     (uv_queue_work), one batch loop at a time. A reload reaches a running pass between two
+ *     batches. Batches are a fixed handful of blocking round trips each; running them off
  *     the loop keeps signals, notifications and the systemd watchdog answered while a batch runs.
  *
  * Asking for work while a batch loop runs sets `pending`, so a notification that arrives during a
@@ -34,8 +35,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,16 +44,10 @@
 
 #include <uv.h>
 
-#include "batch.h"
 #include "build_config.h"
 #include "claim.h"
-#include "config.h"
-#include "db.h"
-#include "listener.h"
 #include "log.h"
-#include "metrics.h"
-#include "metrics_http.h"
-#include "notify.h"
+#include "service_internal.h"
 #include "version.h"
 
 #define BACKOFF_MIN_SECONDS 0.5
@@ -64,62 +57,7 @@
 #define BUSY_RETRY_MS 100
 #define BATCH_LIMIT_STATEMENTS 3 /* a batch may take this many statement timeouts before it is stuck */
 
-struct service {
-	uv_loop_t *loop;
-	struct config config;
-	const struct config_sources *sources;
-
-	/* listener: NULL when polling only (listen = false) */
-	struct listener *listener;
-	uv_timer_t listener_retry;
-	double listener_backoff;
-
-	/* worker */
-	uv_work_t work;
-	bool work_running;
-	bool pending;
-	PGconn *worker;               /* used only inside the work callback */
-	struct processor *processor;  /* idem */
-	struct batch_config batch_config; /* copied into the processor at the start of each pass */
-	atomic_bool stop_after_batch;
-	pthread_mutex_t cancel_lock;
-	PGcancel *cancel; /* of the worker connection, under cancel_lock */
-	int worker_socket; /* of the worker connection, -1 when none; under cancel_lock */
-	double statement_timeout;         /* seconds; copied for the worker like batch_config */
-	double applied_statement_timeout; /* what the worker's session has; worker only */
-	atomic_long live_processed;       /* entries processed since start, counted by the worker */
-	/* results of the last pass, read in the after-work callback */
-	int pass_status;
-	bool pass_connected;
-	struct db_error pass_error;
-	struct batch_totals pass_totals;
-	struct batch_totals totals;
-	struct metrics_pass pass_metrics;  /* filled by the worker during a pass */
-	double queue_read_interval;        /* poll_interval, copied for the worker like batch_config */
-	double worker_backoff;
-	uv_timer_t worker_retry;
-	bool database_up;
-
-	struct metrics *metrics;           /* NULL when metrics_listen is empty */
-	struct metrics_http *metrics_http;
-
-	uv_timer_t poll_timer;
-	uv_timer_t stop_timer;
-	struct notify notify;
-	uv_signal_t sigterm, sigint, sighup;
-	int stopping;
-	bool stop_cancelled;
-};
-
 static void service_request_work(struct service *s);
-
-static double clock_seconds(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 #define set_status(s, ...) notify_status(&(s)->notify, __VA_ARGS__)
 
@@ -177,88 +115,6 @@ static void on_listener_event(void *owner, enum listener_event event, const char
 }
 
 /* ---- worker ------------------------------------------------------------------------------ */
-
-static void worker_set_cancel(struct service *s, PGconn *conn)
-{
-	pthread_mutex_lock(&s->cancel_lock);
-	PQfreeCancel(s->cancel);
-	s->cancel = conn ? PQgetCancel(conn) : NULL;
-	s->worker_socket = conn ? PQsocket(conn) : -1;
-	pthread_mutex_unlock(&s->cancel_lock);
-}
-
-static void worker_disconnect(struct service *s)
-{
-	worker_set_cancel(s, NULL);
-	processor_destroy(s->processor);
-	s->processor = NULL;
-	PQfinish(s->worker);
-	s->worker = NULL;
-}
-
-/* Runs on the thread pool: connect if needed, then batches until nothing is due. */
-static void work_pass(uv_work_t *work)
-{
-	struct service *s = work->data;
-
-	memset(&s->pass_totals, 0, sizeof(s->pass_totals));
-	memset(&s->pass_metrics, 0, sizeof(s->pass_metrics));
-	db_error_clear(&s->pass_error);
-	s->pass_connected = false;
-	if (!s->worker) {
-		notify_set_phase(&s->notify, NOTIFY_CONNECTING);
-		s->worker = db_connect(s->config.dsn, "passportd worker", &s->pass_error);
-		if (!s->worker) {
-			s->pass_status = BATCH_ERROR;
-			goto idle;
-		}
-		s->processor = processor_create(s->worker, &s->batch_config, &s->pass_error);
-		if (!s->processor) {
-			PQfinish(s->worker);
-			s->worker = NULL;
-			s->pass_status = BATCH_ERROR;
-			goto idle;
-		}
-		s->applied_statement_timeout = 0;
-		worker_set_cancel(s, s->worker);
-	}
-	notify_set_phase(&s->notify, NOTIFY_PROCESSING);
-	if (s->applied_statement_timeout != s->statement_timeout) {
-		char sql[64];
-		/* Session-wide, outside any batch: every statement of the worker is bounded. */
-		snprintf(sql, sizeof(sql), "SET statement_timeout = %ld", (long)(s->statement_timeout * 1000));
-		if (db_command(s->worker, sql, &s->pass_error) < 0) {
-			s->pass_status = BATCH_ERROR;
-			worker_disconnect(s);
-			goto idle;
-		}
-		s->applied_statement_timeout = s->statement_timeout;
-	}
-	s->pass_connected = true;
-	processor_set_config(s->processor, &s->batch_config);
-	for (;;) {
-		double started = clock_seconds(CLOCK_MONOTONIC);
-		long processed_before = s->pass_totals.processed;
-
-		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, &s->pass_error);
-		notify_progress(&s->notify);
-		atomic_fetch_add(&s->live_processed, s->pass_totals.processed - processed_before);
-		if (s->pass_status == BATCH_DONE) {
-			metrics_histogram_observe(&s->pass_metrics.batch_durations, clock_seconds(CLOCK_MONOTONIC) - started);
-			s->pass_metrics.last_batch_time = clock_seconds(CLOCK_REALTIME);
-		}
-		if (s->pass_status == BATCH_ERROR)
-			break;
-		/* Between batches, outside any transaction: the queue gauges, at most once per poll interval. */
-		(void)metrics_refresh_queue(s->metrics, s->worker, s->queue_read_interval);
-		if (s->pass_status != BATCH_DONE || atomic_load(&s->stop_after_batch))
-			break;
-	}
-	if (s->pass_status == BATCH_ERROR)
-		worker_disconnect(s);
-idle:
-	notify_set_phase(&s->notify, NOTIFY_IDLE);
-}
 
 static void add_totals(struct batch_totals *to, const struct batch_totals *from)
 {
@@ -332,9 +188,10 @@ static void service_request_work(struct service *s)
 	s->work_running = true;
 	config_to_batch(&s->config, &s->batch_config);
 	s->statement_timeout = s->config.statement_timeout;
+	s->worker_generation = atomic_load(&s->reload_generation);
 	s->queue_read_interval = s->config.poll_interval;
 	s->work.data = s;
-	if (uv_queue_work(s->loop, &s->work, work_pass, work_done) != 0) {
+	if (uv_queue_work(s->loop, &s->work, service_work_pass, work_done) != 0) {
 		s->work_running = false;
 		log_error("cannot queue work");
 	}
@@ -472,6 +329,12 @@ static void on_reload_signal(uv_signal_t *handle, int signum)
 	config_finish(&fresh);
 	log_set_level((enum log_level)s->config.log_level);
 	notify_set_batch_limit(&s->notify, BATCH_LIMIT_STATEMENTS * s->config.statement_timeout);
+	/* A pass in progress takes them before its next batch (worker_take_reload). */
+	pthread_mutex_lock(&s->reload_lock);
+	config_to_batch(&s->config, &s->reload_batch_config);
+	s->reload_statement_timeout = s->config.statement_timeout;
+	atomic_fetch_add(&s->reload_generation, 1);
+	pthread_mutex_unlock(&s->reload_lock);
 	uv_timer_start(&s->poll_timer, on_poll_timer, (uint64_t)(s->config.poll_interval * 1000),
 		       (uint64_t)(s->config.poll_interval * 1000));
 	log_info("configuration reloaded (batch_size %d, poll_interval %g s, log_level %s)", s->config.batch_size,
@@ -532,6 +395,8 @@ int service_run(const struct config *config, const struct config_sources *source
 	s.worker_socket = -1;
 	atomic_init(&s.live_processed, 0);
 	pthread_mutex_init(&s.cancel_lock, NULL);
+	pthread_mutex_init(&s.reload_lock, NULL);
+	atomic_init(&s.reload_generation, 0);
 	atomic_init(&s.stop_after_batch, false);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 
@@ -543,6 +408,7 @@ int service_run(const struct config *config, const struct config_sources *source
 	if (s.config.metrics_listen[0] && service_start_metrics(&s) < 0) {
 		uv_loop_close(&loop);
 		pthread_mutex_destroy(&s.cancel_lock);
+	pthread_mutex_destroy(&s.reload_lock);
 		config_finish(&s.config);
 		return 1;
 	}
@@ -553,6 +419,7 @@ int service_run(const struct config *config, const struct config_sources *source
 			service_stop_metrics(&s);
 			uv_loop_close(&loop);
 			pthread_mutex_destroy(&s.cancel_lock);
+	pthread_mutex_destroy(&s.reload_lock);
 			config_finish(&s.config);
 			return 1;
 		}
@@ -594,6 +461,7 @@ int service_run(const struct config *config, const struct config_sources *source
 	uv_loop_close(&loop);
 	service_stop_metrics(&s);
 	pthread_mutex_destroy(&s.cancel_lock);
+	pthread_mutex_destroy(&s.reload_lock);
 	config_finish(&s.config);
 	return 0;
 }

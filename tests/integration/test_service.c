@@ -1372,6 +1372,35 @@ static void case_reload(void)
 	PQfinish(conn);
 }
 
+/*
+ * SIGHUP in the middle of a backlog: the new settings apply from the next batch, not after the
+ * whole pass (which in a backlog can take minutes).
+ */
+static void case_reload_mid_pass(void)
+{
+	char dsn[1024], path[600];
+	PGconn *conn = create_database("service_reload_mid", dsn, sizeof dsn);
+	const char *args[] = {"run", "--config", path, "--dsn", dsn, "--poll-interval", "30", NULL};
+	struct child *d;
+	long long left;
+
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(200, 50)"), 10000);
+	snprintf(path, sizeof path, "%s/passportd-mid.conf", temp_dir);
+	write_file(path, "batch_size = 5\n");
+	d = daemon_start("reload-mid", args, NULL);
+	require_sql(conn, "SELECT (count(*) >= 50)::int FROM passport_entries WHERE processed", 20, d);
+	write_file(path, "batch_size = 1000\n");
+	ASSERT_EQ_INT(kill(d->pid, SIGHUP), 0);
+	require_log(d, "the reloaded settings apply from this batch (batch_size 1000)", 1, 5);
+	left = harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed");
+	printf("  reload applied with %lld entries still due\n", left);
+	ASSERT_TRUE(left > 0);
+	wait_drained(conn, 60, d);
+	check_consistent(conn, "after a reload mid-pass");
+	daemon_stop_ok(d);
+	PQfinish(conn);
+}
+
 /* ---- case 8: sd_notify ------------------------------------------------------------------------ */
 
 static void case_sd_notify(void)
@@ -1917,6 +1946,18 @@ static void case_usage(void)
 				    "--dsn", dsn, NULL),
 		      78);
 	free(output);
+	/* --check-config, which the unit's ExecReload runs before SIGHUP. */
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "check-config", "run", "--check-config", "--dsn", dsn, NULL), 0);
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "check-config-bad", "run", "--check-config", "--dsn", dsn,
+				    "--poll-interval", "-1", NULL),
+		      78);
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "check-config-dsn", "run", "--check-config", "--dsn",
+				    "postgresql://u:secret@[::1/x", NULL),
+		      78);
+	ASSERT_STR_NOT_CONTAINS(output, "secret");
+	free(output);
 }
 
 /*
@@ -1959,6 +2000,7 @@ static const struct {
 	{"terminate", case_terminate},
 	{"stuck", case_stuck_batch},
 	{"reload", case_reload},
+	{"reload-mid", case_reload_mid_pass},
 	{"log-format", case_log_format},
 	{"sd-notify", case_sd_notify},
 	{"ready", case_ready},
