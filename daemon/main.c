@@ -112,6 +112,8 @@ int main(int argc, char **argv)
 	case COMMAND_STATUS: rc = admin_status(&opt.config, opt.json); break;
 	case COMMAND_REPROCESS: rc = admin_reprocess(&opt.config, &opt.reprocess); break;
 	case COMMAND_INSPECT: rc = run_inspect(&opt); break;
+	case COMMAND_PAUSE: rc = command_pause(&opt.config, opt.systems, opt.n_systems, true); break;
+	case COMMAND_RESUME: rc = command_pause(&opt.config, opt.systems, opt.n_systems, false); break;
 	default: rc = EXIT_USAGE; break;
 	}
 	options_finish(&opt);

@@ -14,6 +14,7 @@
 
 #include "build_config.h"
 #include "inspect.h"
+#include "pause.h"
 #include "version.h"
 
 #define STRINGIFY_(x) #x
@@ -24,7 +25,9 @@
 #define STATUS (1u << COMMAND_STATUS)
 #define REPROCESS (1u << COMMAND_REPROCESS)
 #define INSPECT (1u << COMMAND_INSPECT)
-#define EVERY (RUN | DRAIN | STATUS | REPROCESS | INSPECT)
+#define PAUSE (1u << COMMAND_PAUSE)
+#define RESUME (1u << COMMAND_RESUME)
+#define EVERY (RUN | DRAIN | STATUS | REPROCESS | INSPECT | PAUSE | RESUME)
 #define MAX_SEEN 256
 #define HELP_COLUMN 27
 
@@ -45,6 +48,11 @@ static const struct command_info {
 	[COMMAND_INSPECT] = {"inspect", "USER [OPTIONS]",
 			     "USER (a user id or an email): DNA rows and their norms, entries by state\n"
 			     "and the latest ones, the DNA's evolution and drift; read-only"},
+	[COMMAND_PAUSE] = {"pause", "[SYSTEM...] [OPTIONS]",
+			   "pause the named systems (mediaid, coliseum, treasury; none: all) for\n"
+			   "every passportd: entries that touch them stay unprocessed until resume"},
+	[COMMAND_RESUME] = {"resume", "[SYSTEM...] [OPTIONS]",
+			    "resume the named systems (none: all) and make the postponed entries due"},
 };
 
 enum {
@@ -470,6 +478,14 @@ int options_parse(int argc, char **argv, struct options *opt)
 		}
 	if (opt->command == COMMAND_INSPECT && optind < argc)
 		opt->inspect_user = argv[optind++];
+	while ((opt->command == COMMAND_PAUSE || opt->command == COMMAND_RESUME) && optind < argc) {
+		if (!pause_valid_name(argv[optind]))
+			return usage_error("%s: unknown system '%s' (all, mediaid, coliseum or treasury)",
+					   opt->command_name, argv[optind]);
+		if (opt->n_systems >= (int)(sizeof(opt->systems) / sizeof(opt->systems[0])))
+			return usage_error("%s: too many systems%s", opt->command_name, "");
+		opt->systems[opt->n_systems++] = argv[optind++];
+	}
 	if (optind < argc) {
 		fprintf(stderr, "passportd: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "admin.h"
+#include "pause_command.h"
 #include "config.h"
 
 #define EXIT_USAGE 2   /* bad command line */
@@ -20,6 +21,8 @@ enum command {
 	COMMAND_STATUS,
 	COMMAND_REPROCESS,
 	COMMAND_INSPECT,
+	COMMAND_PAUSE,
+	COMMAND_RESUME,
 	COMMAND_COUNT,
 };
 
@@ -33,6 +36,8 @@ struct options {
 	bool json;
 	struct reprocess_options reprocess;
 	const char *inspect_user; /* inspect's USER argument */
+	const char *systems[4];   /* pause, resume: the SYSTEM arguments (none: all) */
+	int n_systems;
 	const char *plot;         /* inspect --plot FILE */
 	const char *role;         /* inspect --role ROLE */
 	char *dsn_copy;           /* --dsn, copied before the argument is blanked */

@@ -165,7 +165,8 @@ static void work_done(uv_work_t *work, int status)
 		s->database_up = true;
 		log_info("worker: connected to the database");
 	}
-	set_status(s, "connected; idle; %ld processed, %ld retrying, %ld dead since start", s->totals.processed,
+	set_status(s, "connected; %s; %ld processed, %ld retrying, %ld dead since start",
+		   atomic_load(&s->all_paused) ? "paused (passportd resume)" : "idle", s->totals.processed,
 		   s->totals.retrying, s->totals.dead);
 	if (s->pass_status == BATCH_BUSY) {
 		/* Due entries are held by other workers: look again shortly. */
@@ -394,6 +395,7 @@ int service_run(const struct config *config, const struct config_sources *source
 	s.worker_backoff = BACKOFF_MIN_SECONDS;
 	s.worker_socket = -1;
 	atomic_init(&s.live_processed, 0);
+	atomic_init(&s.all_paused, false);
 	pthread_mutex_init(&s.cancel_lock, NULL);
 	pthread_mutex_init(&s.reload_lock, NULL);
 	atomic_init(&s.reload_generation, 0);

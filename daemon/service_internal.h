@@ -54,6 +54,9 @@ struct service {
 	unsigned worker_generation;        /* the generation the worker's settings come from */
 	struct batch_config reload_batch_config;
 	double reload_statement_timeout;
+	unsigned paused_systems;           /* worker: read from passport_pause, at most once per poll */
+	double paused_read_at;             /* worker: CLOCK_MONOTONIC seconds of the last read */
+	atomic_bool all_paused;            /* worker writes, loop reads for STATUS= */
 	/* results of the last pass, read in the after-work callback */
 	int pass_status;
 	bool pass_connected;

@@ -8,7 +8,9 @@
 #include <time.h>
 
 #include "log.h"
+#include "pause.h"
 #include "service_internal.h"
+#include "tables.h"
 
 static double clock_seconds(clockid_t clock)
 {
@@ -67,12 +69,41 @@ static int worker_take_reload(struct service *s)
 	s->statement_timeout = s->reload_statement_timeout;
 	s->worker_generation = atomic_load(&s->reload_generation);
 	pthread_mutex_unlock(&s->reload_lock);
+	s->batch_config.paused_systems = s->paused_systems;
 	processor_set_config(s->processor, &s->batch_config);
 	if (worker_apply_statement_timeout(s) < 0) {
 		s->pass_status = BATCH_ERROR;
 		return -1;
 	}
 	log_info("worker: the reloaded settings apply from this batch (batch_size %d)", s->batch_config.batch_size);
+	return 0;
+}
+
+/*
+ * Worker thread: the pause state, read at the start of a pass and between batches at most once
+ * per poll interval, so that `passportd pause` reaches this daemon within one poll interval.
+ * Returns 0, or -1 with pass_status and pass_error set.
+ */
+static int worker_read_pause(struct service *s, bool force)
+{
+	double now = clock_seconds(CLOCK_MONOTONIC);
+	unsigned paused;
+
+	if (!force && now - s->paused_read_at < s->queue_read_interval)
+		return 0;
+	if (pause_read(s->worker, &paused, &s->pass_error) < 0) {
+		s->pass_status = BATCH_ERROR;
+		return -1;
+	}
+	s->paused_read_at = now;
+	if (paused != s->paused_systems)
+		log_notice(paused == SYSTEM_ALL ? "paused: processing nothing until 'passportd resume'"
+			   : paused	       ? "paused systems: their entries are held back (postponed)"
+					       : "resumed: every system");
+	s->paused_systems = paused;
+	atomic_store(&s->all_paused, paused == SYSTEM_ALL);
+	s->batch_config.paused_systems = paused;
+	processor_set_config(s->processor, &s->batch_config);
 	return 0;
 }
 
@@ -110,9 +141,17 @@ void service_work_pass(uv_work_t *work)
 	}
 	s->pass_connected = true;
 	processor_set_config(s->processor, &s->batch_config);
+	if (worker_read_pause(s, true) < 0) {
+		worker_disconnect(s);
+		goto idle;
+	}
 	for (;;) {
-		if (worker_take_reload(s) < 0)
+		if (worker_take_reload(s) < 0 || worker_read_pause(s, false) < 0)
 			break;
+		if (s->paused_systems == SYSTEM_ALL) {
+			s->pass_status = BATCH_EMPTY; /* paused: claim nothing */
+			break;
+		}
 		double started = clock_seconds(CLOCK_MONOTONIC);
 		long processed_before = s->pass_totals.processed;
 

@@ -146,9 +146,12 @@ int commit_write_failures(struct processor *p, const struct batch *b, struct db_
 		cJSON_AddStringToObject(row, "id", e->id);
 		cJSON_AddStringToObject(row, "error", e->error);
 		cJSON_AddBoolToObject(row, "permanent", e->outcome == OUTCOME_PERMANENT);
-		cJSON_AddNumberToObject(row, "delay", commit_retry_delay(p->config.retry_base_seconds,
-									p->config.retry_cap_seconds, attempts_after(e),
-									next_random(p)));
+		cJSON_AddBoolToObject(row, "postponed", e->outcome == OUTCOME_POSTPONED);
+		cJSON_AddNumberToObject(row, "delay",
+					e->outcome == OUTCOME_POSTPONED
+						? POSTPONE_SECONDS
+						: commit_retry_delay(p->config.retry_base_seconds, p->config.retry_cap_seconds,
+								     attempts_after(e), next_random(p)));
 	}
 	if (cJSON_GetArraySize(failures) == 0) {
 		cJSON_Delete(failures);
@@ -167,13 +170,16 @@ int commit_write_failures(struct processor *p, const struct batch *b, struct db_
 	values[3] = error_chars;
 	rc = db_send(p->conn,
 			     "UPDATE passport_entries e"
-			     " SET processing_attempts = least(coalesce(e.processing_attempts, 0)::numeric + 1, $3::numeric),"
+			     " SET processing_attempts = CASE WHEN r.postponed THEN e.processing_attempts"
+			     " ELSE least(coalesce(e.processing_attempts, 0)::numeric + 1, $3::numeric) END,"
 			     " last_error = left(r.error, $4::int),"
-			     " dead_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0)::numeric + 1 >= $2::int"
-			     " THEN now() END,"
-			     " next_attempt_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0)::numeric + 1 >= $2::int"
+			     " dead_at = CASE WHEN NOT r.postponed AND (r.permanent"
+			     " OR coalesce(e.processing_attempts, 0)::numeric + 1 >= $2::int) THEN now() END,"
+			     " next_attempt_at = CASE WHEN NOT r.postponed AND (r.permanent"
+			     " OR coalesce(e.processing_attempts, 0)::numeric + 1 >= $2::int)"
 			     " THEN NULL ELSE now() + make_interval(secs => r.delay) END"
-			     " FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, error text, permanent boolean, delay float8)"
+			     " FROM jsonb_to_recordset($1::jsonb)"
+			     " AS r(id uuid, error text, permanent boolean, postponed boolean, delay float8)"
 			     " WHERE e.id = r.id",
 			     4, values, NULL, NULL, error);
 	cJSON_free(text);
@@ -187,7 +193,7 @@ void commit_count_outcomes(const struct processor *p, const struct batch *b, str
 {
 	for (int i = 0; i < b->n_entries; i++) {
 		const struct entry *e = &b->entries[i];
-		if (e->outcome == OUTCOME_DEFERRED)
+		if (e->outcome == OUTCOME_DEFERRED || e->outcome == OUTCOME_POSTPONED)
 			continue;
 		if (e->outcome == OUTCOME_OK)
 			totals->processed++;

@@ -1401,6 +1401,65 @@ static void case_reload_mid_pass(void)
 	PQfinish(conn);
 }
 
+/*
+ * Pause and resume, stored in the database: a paused system's entries stay unprocessed (with the
+ * reason, attempts untouched), the others go on; pausing everything claims nothing; resume
+ * processes everything that waited, nothing lost.
+ */
+static void case_pause(void)
+{
+	char dsn[1024], sql[512];
+	PGconn *conn = create_database("service_pause", dsn, sizeof dsn);
+	const char *args[] = {"run", "--dsn", dsn, "--poll-interval", "0.5", NULL};
+	struct child *d;
+	char *a, *b, *c, *e, *output;
+
+	add_media_row(conn, "z1");
+	d = daemon_start("pause", args, NULL);
+	require_log(d, "worker: connected to the database", 1, 10);
+
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "pause-coliseum", "pause", "coliseum", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(output, "paused: coliseum");
+	free(output);
+	sleep_seconds(0.7); /* one poll interval */
+	a = insert_entry(conn, "z1", "{mediaid}");
+	b = insert_entry(conn, "z1", "{coliseum}");
+	c = insert_entry(conn, "z1", "{mediaid,coliseum}");
+	if (wait_processed(conn, a, 5.0, d) < 0)
+		FAIL("an entry of an unpaused system was not processed while coliseum was paused");
+	snprintf(sql, sizeof sql,
+		 "SELECT (count(*) = 2)::int FROM passport_entries WHERE id IN ('%s', '%s') AND processed IS NOT TRUE"
+		 " AND dead_at IS NULL AND last_error = 'paused: coliseum' AND processing_attempts = 0",
+		 b, c);
+	require_sql(conn, sql, 5, d);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"), 0);
+
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "pause-all", "pause", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(output, "paused: all");
+	free(output);
+	require_log(d, "paused: processing nothing", 1, 3);
+	e = insert_entry(conn, "z1", "{mediaid}");
+	sleep_seconds(1.5);
+	ASSERT_FALSE(entry_processed(conn, e));
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM passport_entries WHERE id = '%s' AND last_error IS NULL", e);
+	ASSERT_EQ_INT(harness_query_int(conn, sql), 1);
+
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "resume", "resume", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(output, "resumed: all; 2 postponed entries made due");
+	free(output);
+	wait_drained(conn, 10, d);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"), 2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 3);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "pause-bad", "pause", "ledger", "--dsn", dsn, NULL), 2);
+	free(output);
+	daemon_stop_ok(d);
+	free(a);
+	free(b);
+	free(c);
+	free(e);
+	PQfinish(conn);
+}
+
 /* ---- case 8: sd_notify ------------------------------------------------------------------------ */
 
 static void case_sd_notify(void)
@@ -2001,6 +2060,7 @@ static const struct {
 	{"stuck", case_stuck_batch},
 	{"reload", case_reload},
 	{"reload-mid", case_reload_mid_pass},
+	{"pause", case_pause},
 	{"log-format", case_log_format},
 	{"sd-notify", case_sd_notify},
 	{"ready", case_ready},
