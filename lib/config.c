@@ -35,7 +35,7 @@ const struct config_option config_options[] = {
 	{"listen", CONFIG_BOOL, FIELD(listen), "true", false, 0, 0,
 	 "wake on NOTIFY; false polls only (for transaction poolers, where LISTEN does not work)"},
 	{"systems", CONFIG_SYSTEMS, FIELD(systems), "mediaid,coliseum,treasury", true, 0, 0,
-	 "enabled systems; deliveries to the others are skipped and counted"},
+	 "enabled systems; entries that need another stay unprocessed (postponed), never lost"},
 	{"max_attempts", CONFIG_INT, FIELD(max_attempts), "5", true, 1, 1000,
 	 "failed attempts after which an entry is dead"},
 	{"retry_base", CONFIG_DOUBLE, FIELD(retry_base), "10", true, 0.01, 86400,
