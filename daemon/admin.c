@@ -42,31 +42,74 @@ static double number(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? 0.0 : strtod(PQgetvalue(res, row, col), NULL);
 }
 
-int admin_status(const struct config *config, bool json)
+/* A UUID anywhere in a message: replaced by <id> so that one cause is one line of top errors. */
+#define UUID_PATTERN "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+/* `status --check`: one line for a monitoring system, and its exit status. */
+static int status_check(const struct status_options *options, const PGresult *counts)
 {
-	PGconn *conn = admin_connect(config, "passportd status");
+	double due = number(counts, 0, 0), dead = number(counts, 0, 2), lag = number(counts, 0, 4);
+	int status = STATUS_OK;
+	const char *words[] = {"OK", "WARNING", "CRITICAL"};
+
+	if (dead > (double)options->max_dead)
+		status = STATUS_WARNING;
+	if (lag > options->max_lag)
+		status = STATUS_CRITICAL;
+	printf("PASSPORT %s - due %.0f, lag %.0f s (max %g), dead %.0f (max %ld), retrying %.0f"
+	       " | due=%.0f lag=%.0fs;;%g dead=%.0f;%ld retrying=%.0f\n",
+	       words[status], due, lag, options->max_lag, dead, options->max_dead, number(counts, 0, 1), due, lag,
+	       options->max_lag, dead, options->max_dead, number(counts, 0, 1));
+	return status;
+}
+
+int admin_status(const struct config *config, const struct status_options *options)
+{
+	PGconn *conn;
 	PGresult *counts = NULL, *recent = NULL, *errors = NULL, *backlog = NULL;
 	struct db_error error;
-	int rc = 1;
+	bool json = options->json;
+	int rc = options->check ? STATUS_CRITICAL : 1;
 
-	if (!conn)
-		return 1;
+	if (options->check) {
+		conn = db_connect(config->dsn, "passportd status", &error);
+		if (!conn) {
+			printf("PASSPORT CRITICAL - cannot connect to the database: %s\n", error.message);
+			return STATUS_CRITICAL;
+		}
+	} else {
+		conn = admin_connect(config, "passportd status");
+		if (!conn)
+			return 1;
+	}
 	counts = admin_query(conn,
 			     "SELECT count(*) FILTER (WHERE dead_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= now())),"
 			     " count(*) FILTER (WHERE dead_at IS NULL AND next_attempt_at > now()),"
 			     " count(*) FILTER (WHERE dead_at IS NOT NULL),"
 			     " extract(epoch FROM now() - min(\"timestamp\") FILTER (WHERE dead_at IS NULL"
-			     "   AND (next_attempt_at IS NULL OR next_attempt_at <= now())))"
+			     "   AND (next_attempt_at IS NULL OR next_attempt_at <= now()))),"
+			     /* the lag: how long the oldest due entry has waited since it was written */
+			     " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE dead_at IS NULL"
+			     "   AND (next_attempt_at IS NULL OR next_attempt_at <= now()))), 0)"
 			     " FROM passport_entries e WHERE " NOT_PROCESSED,
 			     0, NULL, &error);
+	if (counts && options->check) {
+		rc = status_check(options, counts);
+		goto done;
+	}
+	if (!counts && options->check) {
+		printf("PASSPORT CRITICAL - %s\n", error.message);
+		goto done;
+	}
 	recent = counts ? admin_query(conn,
 				      "SELECT count(*) FILTER (WHERE processed_at > now() - interval '1 minute'), count(*)"
 				      " FROM passport_entries WHERE processed_at > now() - interval '1 hour'",
 				      0, NULL, &error)
 			: NULL;
 	errors = recent ? admin_query(conn,
-				      "SELECT left(last_error, 200), count(*) FROM passport_entries"
-				      " e WHERE " NOT_PROCESSED " AND last_error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+				      "SELECT left(regexp_replace(last_error, '" UUID_PATTERN "', '<id>', 'g'), 200), count(*)"
+				      " FROM passport_entries e WHERE " NOT_PROCESSED " AND last_error IS NOT NULL"
+				      " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
 				      0, NULL, &error)
 			: NULL;
 	backlog = errors ? admin_query(conn,
@@ -93,6 +136,7 @@ int admin_status(const struct config *config, bool json)
 			cJSON_AddNullToObject(out, "oldest_due_age_seconds");
 		else
 			cJSON_AddNumberToObject(out, "oldest_due_age_seconds", number(counts, 0, 3));
+		cJSON_AddNumberToObject(out, "lag_seconds", number(counts, 0, 4));
 		list = cJSON_AddArrayToObject(out, "top_errors");
 		for (int i = 0; i < PQntuples(errors); i++) {
 			cJSON *item = cJSON_CreateObject();
@@ -122,6 +166,8 @@ int admin_status(const struct config *config, bool json)
 			printf("oldest due entry:       none\n");
 		else
 			printf("oldest due entry:       %.0f s old\n", number(counts, 0, 3));
+		printf("lag:                    %.0f s (the oldest due entry's wait since created_at)\n",
+		       number(counts, 0, 4));
 		printf("top errors:%s\n", PQntuples(errors) ? "" : "             none");
 		for (int i = 0; i < PQntuples(errors); i++)
 			printf("  %8s  %s\n", PQgetvalue(errors, i, 1), PQgetvalue(errors, i, 0));

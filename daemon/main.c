@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 
 	switch (opt.command) {
 	case COMMAND_DRAIN: rc = command_drain(&opt.config, &stop_requested); break;
-	case COMMAND_STATUS: rc = admin_status(&opt.config, opt.json); break;
+	case COMMAND_STATUS: rc = admin_status(&opt.config, &opt.status); break;
 	case COMMAND_REPROCESS: rc = admin_reprocess(&opt.config, &opt.reprocess); break;
 	case COMMAND_INSPECT: rc = run_inspect(&opt); break;
 	case COMMAND_PAUSE: rc = command_pause(&opt.config, opt.systems, opt.n_systems, true); break;

@@ -79,6 +79,9 @@ enum {
 	OPT_ROLE,
 	OPT_METRICS_LISTEN,
 	OPT_STATEMENT_TIMEOUT,
+	OPT_CHECK,
+	OPT_MAX_LAG,
+	OPT_MAX_DEAD,
 };
 
 /*
@@ -120,6 +123,12 @@ static const struct cli_option {
 	{"metrics-listen", 0, OPT_METRICS_LISTEN, "HOST:PORT", RUN, "serve Prometheus metrics at http://HOST:PORT/metrics",
 	 NULL},
 	{"json", 0, OPT_JSON, NULL, STATUS | INSPECT, "print one JSON object", NULL},
+	{"check", 0, OPT_CHECK, NULL, STATUS,
+	 "one monitoring line; exit 0 OK, 1 WARNING (dead over --max-dead),\n"
+	 "2 CRITICAL (lag over --max-lag, or the database unreachable)", NULL},
+	{"max-lag", 0, OPT_MAX_LAG, "SEC", STATUS,
+	 "--check: the longest the oldest due entry may wait since created_at\n(default " STRINGIFY(300) ")", NULL},
+	{"max-dead", 0, OPT_MAX_DEAD, "N", STATUS, "--check: the most dead entries that are OK (default 0)", NULL},
 	{"all", 0, OPT_ALL, NULL, REPROCESS, "select every dead entry (instead of filters)", NULL},
 	{"id", 0, OPT_ID, "UUID", REPROCESS, "this entry (repeatable; any unprocessed state)", NULL},
 	{"user", 0, OPT_USER, "UUID", REPROCESS, "entries of this user", NULL},
@@ -356,6 +365,23 @@ static int apply_option(struct options *opt, int c, char *arg)
 	case OPT_PRINT_CONFIG: opt->print_config = true; break;
 	case OPT_CHECK_CONFIG: opt->check_config = true; break;
 	case OPT_JSON: opt->json = true; break;
+	case OPT_CHECK: opt->status.check = true; break;
+	case OPT_MAX_LAG:
+	case OPT_MAX_DEAD: {
+		char *end;
+		double value;
+		errno = 0;
+		value = strtod(arg, &end);
+		if (errno || end == arg || *end || !(value >= 0) || value > 1e12) {
+			fprintf(stderr, "passportd: --%s must be a number from 0, not '%.40s'\n", option_name(c), arg);
+			return EXIT_USAGE;
+		}
+		if (c == OPT_MAX_LAG)
+			opt->status.max_lag = value;
+		else
+			opt->status.max_dead = (long)value;
+		break;
+	}
 	case OPT_ID:
 		if (rp->n_ids >= (int)(sizeof(rp->ids) / sizeof(rp->ids[0])))
 			return usage_error("at most 64 --id options%s%s", "", "");
@@ -435,6 +461,8 @@ int options_parse(int argc, char **argv, struct options *opt)
 	shortopts[n_short] = '\0';
 
 	opt->sources.path = CONFIG_DEFAULT_PATH;
+	opt->status.max_lag = STATUS_DEFAULT_MAX_LAG;
+	opt->status.max_dead = STATUS_DEFAULT_MAX_DEAD;
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		if (c == '?') {
 			fprintf(stderr, "Try 'passportd --help'.\n");
@@ -490,6 +518,7 @@ int options_parse(int argc, char **argv, struct options *opt)
 		fprintf(stderr, "passportd: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
+	opt->status.json = opt->json;
 	rc = check_command(opt);
 	return rc ? rc : OPTIONS_CONTINUE;
 }

@@ -34,6 +34,7 @@ struct options {
 	bool print_config;
 	bool check_config;        /* load the configuration and exit: 0, or EXIT_CONFIG */
 	bool json;
+	struct status_options status; /* status: --json (copied from json), --check, thresholds */
 	struct reprocess_options reprocess;
 	const char *inspect_user; /* inspect's USER argument */
 	const char *systems[4];   /* pause, resume: the SYSTEM arguments (none: all) */

@@ -1807,6 +1807,49 @@ static void case_status_reprocess(void)
 			start--;
 		ASSERT_EQ_INT(strtol(start, NULL, 10), 3);
 	}
+	ASSERT_STR_CONTAINS(output, "lag:");
+	free(output);
+
+	/* Top errors are grouped by message with the ids in it replaced: one cause, one line. */
+	snprintf(sql, sizeof sql,
+		 "UPDATE passport_entries SET last_error = 'mediaid: no media_ids row yet for user ' || gen_random_uuid()"
+		 " WHERE id IN ('%s', '%s')",
+		 retrying[0], retrying[1]);
+	harness_exec(conn, sql);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "status-grouped", "status", "--dsn", dsn, NULL), 0);
+	{
+		const char *line = strstr(output, "no media_ids row yet for user <id>");
+		const char *start = line;
+		ASSERT_NOT_NULL(line);
+		while (start > output && start[-1] != '\n')
+			start--;
+		ASSERT_EQ_INT(strtol(start, NULL, 10), 2);
+	}
+	free(output);
+
+	/* status --check: Nagios-style lines and exit codes. */
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "check-ok", "status", "--check", "--max-dead", "10", "--max-lag",
+				    "3600", "--dsn", dsn, NULL),
+		      0);
+	ASSERT_STR_CONTAINS(output, "PASSPORT OK - due 1,");
+	ASSERT_STR_CONTAINS(output, "| due=1 ");
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "check-dead", "status", "--check", "--max-dead", "3", "--max-lag",
+				    "3600", "--dsn", dsn, NULL),
+		      1);
+	ASSERT_STR_CONTAINS(output, "PASSPORT WARNING");
+	free(output);
+	harness_exec(conn, "UPDATE passport_entries SET created_at = now() - interval '1 hour' WHERE processed IS NOT TRUE AND dead_at IS NULL"
+			   " AND next_attempt_at IS NULL");
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "check-lag", "status", "--check", "--max-dead", "10", "--max-lag",
+				    "60", "--dsn", dsn, NULL),
+		      2);
+	ASSERT_STR_CONTAINS(output, "PASSPORT CRITICAL");
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "check-down", "status", "--check", "--dsn",
+				    "host=/nonexistent port=1 user=u", NULL),
+		      2);
+	ASSERT_STR_CONTAINS(output, "PASSPORT CRITICAL - cannot connect");
 	free(output);
 
 	/* --dry-run lists the dead entries and changes nothing */
