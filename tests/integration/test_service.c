@@ -1299,10 +1299,28 @@ static void case_log_format(void)
 		ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "message")));
 		ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "level")));
 		ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "time")));
+		ASSERT_TRUE(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(object, "priority")));
 		cJSON_Delete(object);
 		lines++;
 	}
 	ASSERT_GE_INT(lines, 3);
+	free(log);
+
+	/* JSON under systemd: each object behind its journald priority prefix. */
+	d = daemon_start("log-json-journal", json_args, journal_env);
+	require_log(d, "<4>{", 1, 5);
+	daemon_stop_ok(d);
+	log = child_log(d);
+	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		cJSON *object;
+		if (!(line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>'))
+			FAIL("a JSON log line without a journald priority under systemd: %s", line);
+		object = cJSON_Parse(line + 3);
+		if (!cJSON_IsObject(object))
+			FAIL("--log-format json under systemd: not a JSON object after the prefix: %s", line);
+		ASSERT_EQ_INT((long long)cJSON_GetObjectItemCaseSensitive(object, "priority")->valuedouble, line[1] - '0');
+		cJSON_Delete(object);
+	}
 	free(log);
 
 	d = daemon_start("log-journal", auto_args, journal_env);
@@ -1457,6 +1475,26 @@ static void case_pause(void)
 	free(b);
 	free(c);
 	free(e);
+	PQfinish(conn);
+}
+
+/* A burst of failures is rate-limited in the log; the count is kept by status. */
+static void case_log_burst(void)
+{
+	char dsn[1024];
+	PGconn *conn = create_database("service_log_burst", dsn, sizeof dsn);
+	char *output;
+	int lines;
+
+	harness_exec(conn, "INSERT INTO passport_entries (event_type, event_category, affects_systems)"
+			   " SELECT 'player.track_played', 'player', '{bogus}' FROM generate_series(1, 60)");
+	ASSERT_EQ_INT(run_passportd(&output, 60, NULL, "burst-drain", "drain", "--dsn", dsn, NULL), 0);
+	lines = count_occurrences(output, "is dead:");
+	printf("  60 dead entries: %d log lines\n", lines);
+	ASSERT_TRUE(lines >= 1 && lines <= 20);
+	ASSERT_STR_CONTAINS(output, "more failed entries of this batch not logged");
+	free(output);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"), 60);
 	PQfinish(conn);
 }
 
@@ -1763,6 +1801,9 @@ static void case_status_reprocess(void)
 	for (int i = 0; i < 4; i++)
 		processed[i] = insert_entry(conn, "a1", "{mediaid,coliseum}");
 	ASSERT_EQ_INT(run_passportd(&output, 60, NULL, "admin-drain", "drain", "--dsn", dsn, NULL), 0);
+	/* A dead entry is a warning; a retry is information. */
+	ASSERT_EQ_INT(count_occurrences(output, "passportd[warning]: entry "), 4);
+	ASSERT_EQ_INT(count_occurrences(output, "passportd[info]: entry "), 2);
 	free(output);
 	due = insert_entry(conn, "a1", "{mediaid}");
 
@@ -2105,6 +2146,7 @@ static const struct {
 	{"reload-mid", case_reload_mid_pass},
 	{"pause", case_pause},
 	{"log-format", case_log_format},
+	{"log-burst", case_log_burst},
 	{"sd-notify", case_sd_notify},
 	{"ready", case_ready},
 	{"freeze", case_freeze},
