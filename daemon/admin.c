@@ -219,16 +219,29 @@ static char *id_list_literal(const struct reprocess_options *options)
 	return literal;
 }
 
+/* reprocess --json --now: the outcome of the index-th requeued entry. */
+static void reprocess_json_outcome(cJSON *out, int index, const char *outcome, const char *error)
+{
+	cJSON *item = cJSON_GetArrayItem(cJSON_GetObjectItem(out, "entries"), index);
+
+	if (!item)
+		return;
+	cJSON_AddStringToObject(item, "outcome", outcome);
+	if (error && *error)
+		cJSON_AddStringToObject(item, "error", error);
+}
+
 int admin_reprocess(const struct config *config, const struct reprocess_options *options)
 {
 	PGconn *conn;
 	PGresult *res;
 	char *ids = NULL;
-	const char *values[7];
+	const char *values[8];
 	char limit[24];
 	int rc = 1;
 	struct processor *processor = NULL;
 	struct db_error error;
+	cJSON *out = NULL;
 
 	for (int i = 0; i < options->n_ids; i++) {
 		uuid_text canonical;
@@ -247,6 +260,17 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 	conn = admin_connect(config, "passportd reprocess");
 	if (!conn)
 		return 1;
+	if (options->json) {
+		/* {dry_run, refused_processed: [id], entries: [{id, event_type, ...}]} */
+		out = cJSON_CreateObject();
+		if (!out || !cJSON_AddBoolToObject(out, "dry_run", options->dry_run) ||
+		    !cJSON_AddArrayToObject(out, "refused_processed") || !cJSON_AddArrayToObject(out, "entries")) {
+			fprintf(stderr, "passportd: out of memory\n");
+			cJSON_Delete(out);
+			PQfinish(conn);
+			return 1;
+		}
+	}
 	ids = id_list_literal(options);
 	snprintf(limit, sizeof(limit), "%ld", options->limit > 0 ? options->limit : REPROCESS_LIMIT_MAX);
 	values[0] = ids;
@@ -265,8 +289,14 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 			print_error(&error);
 			goto done;
 		}
-		for (int i = 0; i < PQntuples(res); i++)
-			printf("refused %s: already processed (entries are never applied twice)\n", PQgetvalue(res, i, 0));
+		for (int i = 0; i < PQntuples(res); i++) {
+			if (out)
+				cJSON_AddItemToArray(cJSON_GetObjectItem(out, "refused_processed"),
+						     cJSON_CreateString(PQgetvalue(res, i, 0)));
+			else
+				printf("refused %s: already processed (entries are never applied twice)\n",
+				       PQgetvalue(res, i, 0));
+		}
 		PQclear(res);
 	}
 
@@ -281,29 +311,65 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 			print_error(&error);
 			goto done;
 		}
-		for (int i = 0; i < PQntuples(res); i++)
+		for (int i = 0; i < PQntuples(res); i++) {
+			if (out) {
+				cJSON *item = cJSON_CreateObject();
+				cJSON_AddStringToObject(item, "id", PQgetvalue(res, i, 0));
+				cJSON_AddStringToObject(item, "event_type", PQgetvalue(res, i, 1));
+				cJSON_AddStringToObject(item, "state", PQgetvalue(res, i, 4));
+				cJSON_AddNumberToObject(item, "attempts", number(res, i, 3));
+				cJSON_AddStringToObject(item, "error", PQgetvalue(res, i, 5));
+				cJSON_AddItemToArray(cJSON_GetObjectItem(out, "entries"), item);
+				continue;
+			}
 			printf("%s  %-32s user %s  %s after %s attempts  %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 			       PQgetvalue(res, i, 2), PQgetvalue(res, i, 4), PQgetvalue(res, i, 3), PQgetvalue(res, i, 5));
-		printf("dry run: %d entries would be requeued\n", PQntuples(res));
+		}
+		if (!out)
+			printf("dry run: %d entries would be requeued\n", PQntuples(res));
 		PQclear(res);
 		rc = 0;
 		goto done;
 	}
 
 	/* Rows another process holds (a worker mid-batch) are skipped, never waited for or touched. */
+	/*
+	 * The requeue wipes the error, the attempts and dead_at; passport_reprocess_history keeps
+	 * them, in the same statement. $8: whether this command processes them (--now).
+	 */
+	values[7] = options->now ? "true" : "false";
 	res = admin_query(conn,
-			  "WITH picked AS (SELECT e.id" REPROCESS_FILTER
-			  " ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint FOR UPDATE OF e SKIP LOCKED)"
+			  "WITH picked AS (SELECT e.id, e.last_error, e.processing_attempts, e.dead_at, e.next_attempt_at"
+			  REPROCESS_FILTER " ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint FOR UPDATE OF e SKIP LOCKED)"
+			  " , history AS (INSERT INTO passport_reprocess_history (passport_entry_id, previous_error,"
+			  " previous_attempts, previous_dead_at, previous_next_attempt_at, processed_here)"
+			  " SELECT id, last_error, least(processing_attempts, 2147483647)::int, dead_at, next_attempt_at,"
+			  " $8::boolean FROM picked)"
 			  " , requeued AS (UPDATE passport_entries p SET dead_at = NULL, next_attempt_at = NULL,"
 			  " processing_attempts = 0, last_error = NULL FROM picked WHERE p.id = picked.id"
-			  " RETURNING p.id, p.\"timestamp\")"
-			  " SELECT id::text FROM requeued ORDER BY \"timestamp\", id",
-			  7, values, &error);
+			  " RETURNING p.id, p.\"timestamp\", p.event_type, picked.last_error, picked.processing_attempts)"
+			  " SELECT id::text, event_type, last_error, processing_attempts FROM requeued"
+			  " ORDER BY \"timestamp\", id",
+			  8, values, &error);
 	if (!res) {
 		print_error(&error);
 		goto done;
 	}
-	printf("requeued %d entries\n", PQntuples(res));
+	if (out) {
+		for (int i = 0; i < PQntuples(res); i++) {
+			cJSON *item = cJSON_CreateObject();
+			cJSON_AddStringToObject(item, "id", PQgetvalue(res, i, 0));
+			cJSON_AddStringToObject(item, "event_type", PQgetvalue(res, i, 1));
+			if (PQgetisnull(res, i, 2))
+				cJSON_AddNullToObject(item, "previous_error");
+			else
+				cJSON_AddStringToObject(item, "previous_error", PQgetvalue(res, i, 2));
+			cJSON_AddNumberToObject(item, "previous_attempts", number(res, i, 3));
+			cJSON_AddItemToArray(cJSON_GetObjectItem(out, "entries"), item);
+		}
+	} else {
+		printf("requeued %d entries\n", PQntuples(res));
+	}
 	if (PQntuples(res) > 0) {
 		/* Wake the running daemons; a failure is reported, but the entries are requeued anyway. */
 		PGresult *notify = admin_query(conn, "SELECT pg_notify('" PASSPORT_CHANNEL "', '')", 0, NULL, &error);
@@ -334,12 +400,18 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 			PGresult *state;
 
 			if (status == BATCH_ERROR) {
-				printf("%s  error: %s\n", id, error.message);
+				if (out)
+					reprocess_json_outcome(out, i, "error", error.message);
+				else
+					printf("%s  error: %s\n", id, error.message);
 				continue;
 			}
 			if (status == BATCH_EMPTY || status == BATCH_BUSY) {
-				printf("%s  skipped: it or an older due entry of its user is held by another session"
-				       " (the daemon processes it in order)\n", id);
+				if (out)
+					reprocess_json_outcome(out, i, "skipped", "held by another session");
+				else
+					printf("%s  skipped: it or an older due entry of its user is held by another session"
+					       " (the daemon processes it in order)\n", id);
 				continue;
 			}
 			state = admin_query(conn,
@@ -350,6 +422,11 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 			if (!state || PQntuples(state) != 1) {
 				if (!state)
 					print_error(&error);
+				PQclear(state);
+				continue;
+			}
+			if (out) {
+				reprocess_json_outcome(out, i, PQgetvalue(state, 0, 0), PQgetvalue(state, 0, 1));
 				PQclear(state);
 				continue;
 			}
@@ -366,6 +443,13 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 	PQclear(res);
 	rc = 0;
 done:
+	if (out && rc == 0) {
+		char *text = cJSON_Print(out);
+		if (text)
+			printf("%s\n", text);
+		cJSON_free(text);
+	}
+	cJSON_Delete(out);
 	processor_destroy(processor);
 	free(ids);
 	PQfinish(conn);

@@ -44,6 +44,7 @@ struct reprocess_options {
 	bool dry_run;
 	bool now;               /* process them here and report each outcome */
 	bool all;               /* no filter: every dead entry (the command line requires it) */
+	bool json;              /* one JSON object: the entries, previous errors, outcomes */
 };
 
 /* Requeue the selected failed entries (dead ones by default). Returns the exit status. */

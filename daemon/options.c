@@ -122,7 +122,7 @@ static const struct cli_option {
 	 "the server cancels a statement of the worker after SEC seconds", "statement_timeout"},
 	{"metrics-listen", 0, OPT_METRICS_LISTEN, "HOST:PORT", RUN, "serve Prometheus metrics at http://HOST:PORT/metrics",
 	 NULL},
-	{"json", 0, OPT_JSON, NULL, STATUS | INSPECT, "print one JSON object", NULL},
+	{"json", 0, OPT_JSON, NULL, STATUS | INSPECT | REPROCESS, "print one JSON object", NULL},
 	{"check", 0, OPT_CHECK, NULL, STATUS,
 	 "one monitoring line; exit 0 OK, 1 WARNING (dead over --max-dead),\n"
 	 "2 CRITICAL (lag over --max-lag, or the database unreachable)", NULL},
@@ -519,6 +519,7 @@ int options_parse(int argc, char **argv, struct options *opt)
 		return EXIT_USAGE;
 	}
 	opt->status.json = opt->json;
+	opt->reprocess.json = opt->json;
 	rc = check_command(opt);
 	return rc ? rc : OPTIONS_CONTINUE;
 }

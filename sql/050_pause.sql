@@ -10,4 +10,4 @@ CREATE TABLE IF NOT EXISTS passport_pause (
     reason text
 );
 
--- The grants to passportd are in 096_pause_grants.sql, after 090_roles.sql creates the role.
+-- The grants to passportd are in 096_operator_grants.sql, after 090_roles.sql creates the role.

@@ -1918,6 +1918,19 @@ static void case_status_reprocess(void)
 	harness_exec(locker, sql);
 
 	/* --error-like requeues exactly the matching dead entries, and notifies */
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-json", "reprocess", "--error-like", "%unknown system%",
+				    "--dry-run", "--json", "--dsn", dsn, NULL),
+		      0);
+	json = cJSON_Parse(output);
+	if (!json)
+		FAIL("reprocess --json printed no JSON:\n%s", output);
+	ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "dry_run")));
+	ASSERT_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(json, "entries")), 3);
+	item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(json, "entries"), 0);
+	ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(item, "state")->valuestring, "dead");
+	ASSERT_STR_CONTAINS(cJSON_GetObjectItemCaseSensitive(item, "error")->valuestring, "unknown system");
+	cJSON_Delete(json);
+	free(output);
 	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-error-like", "reprocess", "--error-like",
 				    "%unknown system%", "--dsn", dsn, NULL),
 		      0);
@@ -1934,6 +1947,15 @@ static void case_status_reprocess(void)
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processing_attempts = 1"
 					     " AND next_attempt_at > now() AND NOT processed"),
 		      2);
+	/* The history keeps what the requeue wiped on the entries. */
+	for (int i = 0; i < 3; i++) {
+		snprintf(sql, sizeof sql,
+			 "SELECT count(*) FROM passport_reprocess_history WHERE passport_entry_id = '%s'"
+			 " AND previous_error LIKE 'route: unknown system%%' AND previous_attempts = 1"
+			 " AND previous_dead_at IS NOT NULL AND NOT processed_here",
+			 dead[i]);
+		ASSERT_EQ_INT(harness_query_int(conn, sql), 1);
+	}
 	ASSERT_TRUE(PQconsumeInput(listener));
 	notification = PQnotifies(listener);
 	if (!notification) {
