@@ -35,7 +35,7 @@
 
 #include "build_config.h"
 
-#define MAX_CHILDREN 64
+#define MAX_CHILDREN 256
 #define MAX_ARGS 32
 
 /* Event types of tests/sql/workload.sql whose default route (SPEC appendix B) includes a system. */
