@@ -13,11 +13,33 @@
 #include "log.h"
 #include "payload.h"
 
-/* Run one statement with text parameters and text results (db_query); NULL with error set on failure. */
+/*
+ * Run one statement with text parameters and text results in a transaction of its own that
+ * carries the daemon's settings (UTC, lock_timeout; DB_TRANSACTION_SETTINGS_SQL), all in one round
+ * trip; nothing is set on the session. NULL with error set on failure (rolled back).
+ */
 static PGresult *admin_query(PGconn *conn, const char *sql, int nparams, const char *const *values,
 			     struct db_error *error)
 {
-	return db_query(conn, sql, nparams, values, NULL, NULL, 0, error);
+	struct db_statement statements[4] = {
+		{.sql = "BEGIN"}, {.sql = DB_TRANSACTION_SETTINGS_SQL}, {.sql = sql, .nparams = nparams}, {.sql = "COMMIT"}};
+	PGresult *res = NULL;
+
+	if (nparams > DB_STATEMENT_MAX_PARAMS) {
+		db_error_set(error, NULL, "admin_query: %d parameters, at most %d", nparams, DB_STATEMENT_MAX_PARAMS);
+		return NULL;
+	}
+	for (int i = 0; i < nparams; i++)
+		statements[2].values[i] = values[i];
+	if (db_pipeline_run(conn, statements, 4, error) == 0) {
+		res = statements[2].res;
+		statements[2].res = NULL;
+	} else {
+		db_rollback(conn);
+	}
+	for (int i = 0; i < 4; i++)
+		PQclear(statements[i].res);
+	return res;
 }
 
 /* The subcommands report a database error on stderr, prefixed with the program's name. */

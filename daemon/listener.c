@@ -234,17 +234,16 @@ static void on_poll(uv_poll_t *handle, int status, int events)
 void listener_start(struct listener *listener)
 {
 	/*
-	 * db_connection_params adds keepalives, which find a silently dropped connection that a
-	 * listener that only reads never would; the user's connection string may override them.
+	 * Keepalives find a silently dropped connection, which a listener that only reads never would.
+	 * Like every default of a connection (db_connection_params), the user's own values win.
 	 */
-	const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-	const char *values[] = {db_resolve_dsn(listener->dsn), listener->application_name, "10", NULL};
-	const char *all_keys[DB_CONNECTION_PARAMS_MAX], *all_values[DB_CONNECTION_PARAMS_MAX];
+	const char *keys[DB_CONNECTION_PARAMS_MAX], *values[DB_CONNECTION_PARAMS_MAX];
 
 	if (listener->state != LISTENER_OFF)
 		return;
-	(void)db_connection_params(keys, values, all_keys, all_values, DB_CONNECTION_PARAMS_MAX);
-	listener->conn = PQconnectStartParams(all_keys, all_values, 1);
+	db_connection_params(listener->dsn, listener->application_name, db_liveness_keys, db_liveness_values, keys,
+			     values);
+	listener->conn = PQconnectStartParams(keys, values, 1);
 	if (!listener->conn || PQstatus(listener->conn) == CONNECTION_BAD) {
 		fail(listener, "cannot start a connection");
 		return;

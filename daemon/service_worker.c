@@ -45,7 +45,15 @@ static int worker_apply_statement_timeout(struct service *s)
 
 	if (s->applied_statement_timeout == s->statement_timeout)
 		return 0;
-	/* Session-wide, outside any batch: every statement of the worker is bounded. */
+	/*
+	 * Session-wide, outside any batch: every statement of the worker is bounded. Behind a
+	 * transaction pooler (listen = false) a session setting would leak to the pool's other
+	 * clients, so it is left out there (the watchdog still bounds a stuck batch).
+	 */
+	if (!s->config.listen) {
+		s->applied_statement_timeout = s->statement_timeout;
+		return 0;
+	}
 	snprintf(sql, sizeof(sql), "SET statement_timeout = %ld", (long)(s->statement_timeout * 1000));
 	if (db_command(s->worker, sql, &s->pass_error) < 0)
 		return -1;

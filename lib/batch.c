@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "claim.h"
+#include "coliseum.h"
 #include "commit.h"
 #include "db.h"
 #include "dna.h"
@@ -42,6 +43,7 @@
 #include "strbuf.h"
 #include "targets.h"
 #include "treasury.h"
+#include "vector_type.h"
 
 void entry_fail(struct entry *entry, enum outcome outcome, const char *fmt, ...)
 {
@@ -82,28 +84,10 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 		goto fail;
 	}
 
-	res = db_query(p->conn,
-		    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
-		    " WHERE attrelid = 'media_ids'::regclass AND attname = 'profile_embedding' AND NOT attisdropped",
-		    0, NULL, NULL, NULL, 0, error);
-	if (!res)
+	/* vector(1536) (pgvector, in any schema) or real[], the same type in entity_dna. */
+	if (vector_type_inspect(p->conn, &p->vector_type, error) < 0)
 		goto fail;
-	if (PQntuples(res) != 1) {
-		db_error_set(error, NULL, "media_ids.profile_embedding is missing");
-		PQclear(res);
-		goto fail;
-	}
-	if (strncmp(PQgetvalue(res, 0, 0), "vector", 6) == 0) {
-		p->format = VEC_FORMAT_PGVECTOR;
-	} else if (strcmp(PQgetvalue(res, 0, 0), "real[]") == 0) {
-		p->format = VEC_FORMAT_REAL_ARRAY;
-	} else {
-		db_error_set(error, NULL, "media_ids.profile_embedding has type %s, expected vector(1536) or real[]",
-			 PQgetvalue(res, 0, 0));
-		PQclear(res);
-		goto fail;
-	}
-	PQclear(res);
+	p->format = p->vector_type.format;
 
 	if (db_query_bool(p->conn, "SELECT to_regclass('ledger_entries') IS NOT NULL", &p->has_ledger, error) < 0)
 		goto fail;
@@ -132,7 +116,9 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	p->scratch = vec_create(VEC_DIM);
 	p->owns_entities = config->shared_entities == NULL;
 	p->entities = p->owns_entities ? entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY) : config->shared_entities;
-	if (!p->entities || claim_prepare(p) < 0 || mediaid_prepare(p) < 0 || !p->scratch) {
+	if (coliseum_prepare(p, error) < 0)
+		goto fail;
+	if (!p->entities || claim_prepare(p) < 0 || mediaid_prepare(p) < 0 || commit_prepare(p) < 0 || !p->scratch) {
 		db_error_set(error, NULL, "out of memory");
 		goto fail;
 	}
@@ -150,6 +136,8 @@ void processor_destroy(struct processor *p)
 		return;
 	claim_finish(p);
 	mediaid_finish(p);
+	coliseum_finish(p);
+	commit_finish(p);
 	vec_free(p->scratch);
 	if (p->owns_entities)
 		entity_cache_destroy(p->entities);

@@ -259,26 +259,27 @@ static char *set_aside_literal(struct processor *p)
 }
 
 /*
- * BEGIN and one query in a single round trip. Returns the query's result, or NULL with the first
- * error (the caller rolls back).
+ * BEGIN, the transaction's settings and one query in a single round trip. Returns the query's
+ * result, or NULL with the first error (the caller rolls back).
  */
 static PGresult *begin_and_query(struct processor *p, const char *sql, int nparams, const char *const *values,
 				 struct db_error *error)
 {
-	struct db_statement f[2] = {{.sql = "BEGIN"}, {.sql = sql, .nparams = nparams}};
+	struct db_statement f[3] = {{.sql = "BEGIN"}, {.sql = DB_TRANSACTION_SETTINGS_SQL}, {.sql = sql, .nparams = nparams}};
 	PGresult *res;
 
-	if (nparams > (int)(sizeof(f[1].values) / sizeof(f[1].values[0]))) {
+	if (nparams > (int)(sizeof(f[2].values) / sizeof(f[2].values[0]))) {
 		db_error_set(error, NULL, "begin_and_query: too many parameters");
 		return NULL;
 	}
 	for (int i = 0; i < nparams; i++)
-		f[1].values[i] = values[i];
-	if (db_pipeline_run(p->conn, f, 2, error) < 0)
+		f[2].values[i] = values[i];
+	if (db_pipeline_run(p->conn, f, 3, error) < 0)
 		return NULL;
-	res = f[1].res;
-	f[1].res = NULL;
+	res = f[2].res;
+	f[2].res = NULL;
 	PQclear(f[0].res);
+	PQclear(f[1].res);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		PQclear(res);
 		db_error_set(error, NULL, "the user lock query returned no rows");
@@ -455,7 +456,7 @@ int claim_entry(struct processor *p, struct batch *b, const char *entry_id, enum
 	}
 	snprintf(max_payload, sizeof(max_payload), "%zu", p->config.max_payload_bytes);
 	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
-	if (db_command(p->conn, "BEGIN", error) < 0) {
+	if (db_begin(p->conn, error) < 0) {
 		free(unrecordable);
 		return -1;
 	}

@@ -4,10 +4,12 @@
 
 #include "strbuf.h"
 
+struct db_error;
 struct entry;
 struct payload_info;
+struct processor;
 
-/* The columns coliseum_add_row fills: parameters $1..$8 of COLISEUM_INSERT_FROM_MARKED. */
+/* The columns coliseum_add_row fills: parameters $1..$8 of the processor's coliseum_insert_sql. */
 #define COLISEUM_COLUMNS 8
 
 /*
@@ -20,25 +22,20 @@ void coliseum_metric(const char *event_type, const struct payload_info *info, do
 void coliseum_add_row(struct array_param columns[COLISEUM_COLUMNS], const struct entry *e);
 
 /*
- * The INSERT of the coliseum rows, reading the entry columns it copies (user, type, source,
- * session, payload, timestamp) from a CTE named marked (id, user_id, event_type, source,
- * session_id, payload, "timestamp"): the processed marks' RETURNING, so the rows need no second
- * pass over the entries. Ids that reference no row become NULL rather than failing the insert;
- * a source outside the allowed list becomes 'system'.
+ * Build the processor's coliseum INSERT for this database (p->coliseum_insert_sql): the rows'
+ * statement reading the entry columns it copies (user, type, source, session, payload, timestamp)
+ * from a CTE named marked (id, user_id, event_type, source, session_id, payload, "timestamp"):
+ * the processed marks' RETURNING, so the rows need no second pass over the entries. A source
+ * outside the allowed list becomes 'system'.
+ *
+ * Ids that reference no row become NULL rather than failing the insert (SPEC 4): artist_id is
+ * checked against artist_profiles and track_id against content_items; event_id and brand_id
+ * against the table and column their foreign key on coliseum_metrics references, else against a
+ * table named events / brands with a uuid id, when one exists; where neither exists (or passportd
+ * may not read it: a warning says which grant is missing) the id is kept as it is, which no
+ * constraint can refuse. Returns 0, or -1 with error set.
  */
-#define COLISEUM_INSERT_FROM_MARKED                                                                \
-	" INSERT INTO coliseum_metrics (user_id, artist_id, event_id, track_id, brand_id, metric_type,"  \
-	" metric_value, metric_unit, source, session_id, dna_match_score, metadata, \"timestamp\","      \
-	" passport_entry_id)"                                                                        \
-	" SELECT e.user_id, a.id, r.event_id, c.id, r.brand_id, e.event_type, r.metric_value, r.metric_unit," \
-	" CASE WHEN e.source IN ('web', 'ios', 'android', 'api', 'system', 'admin') THEN e.source"       \
-	" ELSE 'system' END, e.session_id, r.dna_match_score, e.payload, e.\"timestamp\", e.id"          \
-	" FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::numeric[],"        \
-	" $7::text[], $8::numeric[]) WITH ORDINALITY AS r(entry_id, artist_id, event_id, track_id,"       \
-	" brand_id, metric_value, metric_unit, dna_match_score, ord)"                                    \
-	" JOIN marked e ON e.id = r.entry_id"                                                          \
-	" LEFT JOIN artist_profiles a ON a.id = r.artist_id"                                           \
-	" LEFT JOIN content_items c ON c.id = r.track_id"                                              \
-	" ORDER BY r.ord"
+int coliseum_prepare(struct processor *p, struct db_error *error);
+void coliseum_finish(struct processor *p);
 
 #endif

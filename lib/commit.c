@@ -84,9 +84,23 @@ done:
 	return rc;
 }
 
+int commit_prepare(struct processor *p)
+{
+	p->marked_coliseum_sql = sql_printf("WITH marked AS (" MARK_PROCESSED("$9")
+					    " RETURNING id, user_id, event_type, source, session_id, payload, \"timestamp\")%s",
+					    p->coliseum_insert_sql);
+	return p->marked_coliseum_sql ? 0 : -1;
+}
+
+void commit_finish(struct processor *p)
+{
+	free(p->marked_coliseum_sql);
+	p->marked_coliseum_sql = NULL;
+}
+
 /*
  * The processed marks of the entries that succeeded and, in the same statement, the coliseum
- * rows of those routed there (COLISEUM_INSERT_FROM_MARKED). Rows are found by ctid (no index
+ * rows of those routed there (coliseum_prepare's statement). Rows are found by ctid (no index
  * descent): the claim's FOR UPDATE lock, held until COMMIT, keeps them in place.
  */
 static int write_processed(struct processor *p, const struct batch *b, struct db_error *error)
@@ -108,11 +122,7 @@ static int write_processed(struct processor *p, const struct batch *b, struct db
 			strbuf_free(&columns[i].text);
 		return write_arrays(p, MARK_PROCESSED("$1"), done, 1, error);
 	}
-	return write_arrays(p,
-			    "WITH marked AS (" MARK_PROCESSED("$9")
-			    " RETURNING id, user_id, event_type, source, session_id, payload, \"timestamp\")"
-			    COLISEUM_INSERT_FROM_MARKED,
-			    columns, COLISEUM_COLUMNS + 1, error);
+	return write_arrays(p, p->marked_coliseum_sql, columns, COLISEUM_COLUMNS + 1, error);
 }
 
 /* The attempts an entry has after this failure (its attempts saturate, they never overflow). */

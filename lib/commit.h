@@ -21,6 +21,13 @@ struct db_error;
 double commit_retry_delay(double base, double cap, int attempts, uint64_t random);
 
 /*
+ * Build the statement of the processed marks with the coliseum rows (after coliseum_prepare).
+ * Returns 0, or -1 when out of memory. commit_finish frees it.
+ */
+int commit_prepare(struct processor *p);
+void commit_finish(struct processor *p);
+
+/*
  * In the open transaction, send as one pipeline: the processed marks with the coliseum rows,
  * the ledger links, the dna_evolution rows, the DNA rows, the failures, and COMMIT; then read
  * every result. Returns 0 when the batch committed (adds the DNA rows written to *dna_rows), or

@@ -381,16 +381,37 @@ int config_read_environment(struct config *config, char *err, size_t errlen)
 
 int config_load(struct config *config, const struct config_sources *sources, char *err, size_t errlen)
 {
-	if (config_read_file(config, sources->path, sources->path_required, err, errlen) < 0 ||
-	    config_read_environment(config, err, errlen) < 0)
+	const char *url = getenv("PASSPORT_DATABASE_URL");
+	char reason[256];
+
+	if (config_read_file(config, sources->path, sources->path_required, err, errlen) < 0)
 		return -1;
+	if (config->dsn && *config->dsn)
+		snprintf(config->dsn_origin, sizeof(config->dsn_origin), "the config file %s", sources->path);
+	/* The project's conventional variable is environment too: it beats the file. */
+	if (url && *url) {
+		if (config_set(config, "dsn", url, reason, sizeof(reason)) < 0) {
+			snprintf(err, errlen, "PASSPORT_DATABASE_URL: %s", reason);
+			return -1;
+		}
+		snprintf(config->dsn_origin, sizeof(config->dsn_origin), "PASSPORT_DATABASE_URL");
+	}
+	if (config_read_environment(config, err, errlen) < 0)
+		return -1;
+	if (getenv("PASSPORTD_DSN"))
+		snprintf(config->dsn_origin, sizeof(config->dsn_origin), "PASSPORTD_DSN");
 	for (int i = 0; i < sources->n_overrides; i++) {
-		char reason[256];
 		if (config_set(config, sources->override_names[i], sources->override_values[i], reason, sizeof(reason)) < 0) {
 			snprintf(err, errlen, "%s", reason);
 			return -1;
 		}
+		if (strcmp(sources->override_names[i], "dsn") == 0)
+			snprintf(config->dsn_origin, sizeof(config->dsn_origin), "--dsn");
 	}
+	if (!config->dsn || !*config->dsn)
+		snprintf(config->dsn_origin, sizeof(config->dsn_origin), "%s",
+			 url && *url ? "PASSPORT_DATABASE_URL"
+				     : "libpq's environment (PGHOST, PGDATABASE, PGSERVICE, ..., else libpq's defaults)");
 	return 0;
 }
 
@@ -484,6 +505,8 @@ void config_print(const struct config *config, FILE *out)
 		char *value = config_value_text(config, o);
 		fprintf(out, "%s = %s\n", o->name, value ? value : "");
 		free(value);
+		if (strcmp(o->name, "dsn") == 0)
+			fprintf(out, "# dsn from %s\n", config->dsn_origin);
 	}
 }
 

@@ -33,6 +33,8 @@ struct config {
 	long max_payload_bytes;
 	double statement_timeout;  /* run: seconds per worker statement (SET statement_timeout) */
 	char metrics_listen[CONFIG_ADDRESS_MAX]; /* "HOST:PORT" of the metrics endpoint; "" = off */
+	/* Where dsn came from, for --print-config: "--dsn", "PASSPORTD_DSN", "PASSPORT_DATABASE_URL", ... */
+	char dsn_origin[300];
 };
 
 enum config_type {
@@ -103,6 +105,10 @@ struct config_sources {
  * Read the file, the environment and the overrides of sources, in that order, over what config
  * holds (its defaults after config_init). Returns 0, or -1 with the first reason in err; config
  * may then hold some of the new values, so a reload loads into a fresh config.
+ *
+ * The connection string, from the highest precedence down: --dsn, PASSPORTD_DSN,
+ * PASSPORT_DATABASE_URL (the environment beats the file, as for every option), the file's dsn,
+ * else libpq's own environment (PGHOST, PGSERVICE, ...). config->dsn_origin says which.
  */
 int config_load(struct config *config, const struct config_sources *sources, char *err, size_t errlen);
 
@@ -116,7 +122,10 @@ int config_load(struct config *config, const struct config_sources *sources, cha
  */
 int config_apply_reload(struct config *running, const struct config *fresh);
 
-/* Print "name = value" for every option; the DSN is shown without its password. */
+/*
+ * Print "name = value" for every option; the DSN is shown without its password, followed by a
+ * comment line saying where it comes from ("# dsn from PASSPORT_DATABASE_URL").
+ */
 void config_print(const struct config *config, FILE *out);
 
 struct batch_config;

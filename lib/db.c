@@ -130,55 +130,22 @@ bool db_error_is_transient(const struct db_error *error)
 	       strcmp(error->sqlstate, "57014") == 0;
 }
 
-/*
- * Every connection finds a dead peer: TCP keepalives (a silent partition of an idle connection,
- * e.g. the listener's) and tcp_user_timeout (data sent and never acknowledged, e.g. a batch's
- * statement into a partition). They come before dbname, so the user's connection string wins.
- */
-static const char *const fallback_keywords[] = {"keepalives", "keepalives_idle", "keepalives_interval",
-						"keepalives_count", "tcp_user_timeout"};
-static const char *const fallback_values[] = {"1", "30", "10", "3", "60000"};
-#define FALLBACKS (sizeof(fallback_keywords) / sizeof(fallback_keywords[0]))
-
-int db_connection_params(const char *const *keywords, const char *const *values, const char **out_keywords,
-			 const char **out_values, size_t size)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < FALLBACKS && n + 1 < size; i++, n++) {
-		out_keywords[n] = fallback_keywords[i];
-		out_values[n] = fallback_values[i];
-	}
-	for (size_t i = 0; keywords[i]; i++, n++) {
-		if (n + 1 >= size)
-			return -1;
-		out_keywords[n] = keywords[i];
-		out_values[n] = values[i];
-	}
-	out_keywords[n] = NULL;
-	out_values[n] = NULL;
-	return (int)n;
-}
-
 PGconn *db_connect_params(const char *const *keywords, const char *const *values, const char *session_sql,
 			  struct db_error *error)
 {
-	const char *all_keywords[DB_CONNECTION_PARAMS_MAX], *all_values[DB_CONNECTION_PARAMS_MAX];
 	PGconn *conn;
 
-	if (db_connection_params(keywords, values, all_keywords, all_values, DB_CONNECTION_PARAMS_MAX) < 0) {
-		db_error_set(error, DB_SQLSTATE_CONNECTION_FAILURE, "too many connection parameters");
-		return NULL;
-	}
 	/* expand_dbname = 1: dbname may be a whole connection string or URI. */
-	conn = PQconnectdbParams(all_keywords, all_values, 1);
+	conn = PQconnectdbParams(keywords, values, 1);
 	if (!conn) {
 		db_error_set(error, DB_SQLSTATE_CONNECTION_FAILURE, "out of memory");
 		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
 		db_error_from_connection(error, conn);
-		db_redact_error(values[0], error->message, sizeof(error->message));
+		for (int i = 0; keywords[i]; i++)
+			if (strcmp(keywords[i], "dbname") == 0)
+				db_redact_error(values[i], error->message, sizeof(error->message));
 		PQfinish(conn);
 		return NULL;
 	}
@@ -189,15 +156,83 @@ PGconn *db_connect_params(const char *const *keywords, const char *const *values
 	return conn;
 }
 
+/* Print notices of WARNING and above, as libpq's default processor does; drop the rest. */
+static void notice_receiver(void *arg, const PGresult *res)
+{
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+	(void)arg;
+	if (severity && (strcmp(severity, "NOTICE") == 0 || strcmp(severity, "INFO") == 0 ||
+			 strcmp(severity, "LOG") == 0 || strcmp(severity, "DEBUG") == 0))
+		return;
+	fprintf(stderr, "%s", PQresultErrorMessage(res));
+}
+
+void db_quiet_notices(PGconn *conn)
+{
+	PQsetNoticeReceiver(conn, notice_receiver, NULL);
+}
+
+/*
+ * Whether the user chose a connect_timeout: in dsn, in PGCONNECT_TIMEOUT, or possibly in a service
+ * file (dsn's service or PGSERVICE), whose values libpq applies only where none is given.
+ */
+static bool user_sets_connect_timeout(const char *dsn)
+{
+	PQconninfoOption *options = PQconninfoParse(dsn, NULL);
+	bool set = getenv("PGCONNECT_TIMEOUT") || getenv("PGSERVICE");
+
+	for (PQconninfoOption *o = options; o && o->keyword; o++)
+		if ((strcmp(o->keyword, "connect_timeout") == 0 || strcmp(o->keyword, "service") == 0) && o->val &&
+		    *o->val)
+			set = true;
+	PQconninfoFree(options);
+	return set;
+}
+
+void db_connection_params(const char *dsn, const char *application_name, const char *const *extra_keys,
+			  const char *const *extra_values, const char *keys[DB_CONNECTION_PARAMS_MAX],
+			  const char *values[DB_CONNECTION_PARAMS_MAX])
+{
+	const char *resolved = db_resolve_dsn(dsn);
+	int n = 0;
+
+	keys[n] = "fallback_application_name";
+	values[n++] = application_name;
+	if (!user_sets_connect_timeout(resolved)) {
+		keys[n] = "connect_timeout";
+		values[n++] = "10";
+	}
+	for (int i = 0; extra_keys && extra_keys[i] && n < DB_CONNECTION_PARAMS_MAX - 2; i++) {
+		keys[n] = extra_keys[i];
+		values[n++] = extra_values[i];
+	}
+	/* dbname (the connection string, expanded) last: libpq keeps a keyword's last value. */
+	keys[n] = "dbname";
+	values[n++] = resolved;
+	keys[n] = NULL;
+	values[n] = NULL;
+}
+
+const char *const db_liveness_keys[] = {"keepalives",       "keepalives_idle",  "keepalives_interval",
+					"keepalives_count", "tcp_user_timeout", NULL};
+const char *const db_liveness_values[] = {"1", "30", "10", "3", "60000", NULL};
+
 PGconn *db_connect(const char *dsn, const char *application_name, struct db_error *error)
 {
-	const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-	const char *values[] = {db_resolve_dsn(dsn), application_name, "10", NULL};
+	const char *keys[DB_CONNECTION_PARAMS_MAX], *values[DB_CONNECTION_PARAMS_MAX];
+	PGconn *conn;
 
-	return db_connect_params(keys, values,
-				 "SET TimeZone = 'UTC'; SET client_min_messages = warning; "
-				 "SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '10min'",
-				 error);
+	db_connection_params(dsn, application_name, db_liveness_keys, db_liveness_values, keys, values);
+	conn = db_connect_params(keys, values, NULL, error);
+	if (conn)
+		db_quiet_notices(conn);
+	return conn;
+}
+
+int db_begin(PGconn *conn, struct db_error *error)
+{
+	return db_command(conn, "BEGIN; " DB_TRANSACTION_SETTINGS_SQL, error);
 }
 
 bool db_connection_lost(PGconn *conn)
@@ -276,7 +311,7 @@ int db_pipeline_run(PGconn *conn, struct db_statement *statements, int n, struct
 		goto lost;
 	for (int i = 0; i < n; i++) {
 		const struct db_statement *s = &statements[i];
-		if (s->sql && !PQsendQueryParams(conn, s->sql, s->nparams, NULL, s->values, NULL, NULL, s->result_format))
+		if (s->sql && !PQsendQueryParams(conn, s->sql, s->nparams, s->types, s->values, NULL, NULL, s->result_format))
 			goto lost_in_pipeline;
 	}
 	if (!PQpipelineSync(conn))

@@ -52,30 +52,61 @@ bool db_error_is_transient(const struct db_error *error);
 const char *db_resolve_dsn(const char *dsn);
 
 /*
- * Open a blocking connection and prepare the daemon's session (application_name, UTC, quiet
- * notices, lock_timeout so a row held by another client can never stall a batch for long).
- * Returns the connection, or NULL with libpq's reason (password masked). The caller owns the
- * connection (PQfinish).
+ * Open a blocking connection for passportd. application_name and connect_timeout (10 s) are
+ * fallbacks: the user's own values (in dsn, PGAPPNAME / PGCONNECT_TIMEOUT, or a service file)
+ * win. Nothing is SET on the session: settings go with each transaction (db_begin), so behind a
+ * transaction pooler nothing leaks to the pool's other clients. Server notices below WARNING are
+ * dropped. Returns the connection, or NULL with libpq's reason (password masked). The caller owns
+ * the connection (PQfinish).
  */
 PGconn *db_connect(const char *dsn, const char *application_name, struct db_error *error);
 
-#define DB_CONNECTION_PARAMS_MAX 32 /* keywords of one connection, fallbacks and terminator included */
+#define DB_CONNECTION_PARAMS_MAX 12
 
 /*
- * The keyword/value arrays of a connection: the project's fallbacks (TCP keepalives,
- * tcp_user_timeout), then keywords/values (NULL-terminated; dbname may be a whole connection
- * string, which then overrides the fallbacks). Writes at most size entries including the NULL
- * terminators; returns the count without them, or -1 when size is too small. The strings are
- * not copied.
+ * The extra pairs (for db_connection_params) every passportd connection passes: TCP keepalives
+ * (a silently dropped idle connection, e.g. the listener's) and tcp_user_timeout 60 s (data sent
+ * into a partition and never acknowledged, e.g. a batch's statement). NULL-terminated; the user's
+ * connection string overrides them.
  */
-int db_connection_params(const char *const *keywords, const char *const *values, const char **out_keywords,
-			 const char **out_values, size_t size);
+extern const char *const db_liveness_keys[];
+extern const char *const db_liveness_values[];
 
 /*
- * Open a blocking connection with libpq's keyword/value arrays (and db_connection_params's
- * fallbacks) (keywords[0] must be "dbname",
- * whose value may be a whole connection string), then run session_sql when not NULL. On failure
- * returns NULL with the reason, the password masked.
+ * The keyword/value arrays (NULL-terminated) of a passportd connection, as db_connect uses them:
+ * fallback_application_name, connect_timeout 10 unless the user sets one, then the extra pairs
+ * (at most 8: defaults such as keepalives), then dbname = the connection string, whose own
+ * settings therefore win. The values point into the arguments and the environment.
+ */
+void db_connection_params(const char *dsn, const char *application_name, const char *const *extra_keys,
+			  const char *const *extra_values, const char *keys[DB_CONNECTION_PARAMS_MAX],
+			  const char *values[DB_CONNECTION_PARAMS_MAX]);
+
+/*
+ * The settings every passportd transaction runs with, local to it (set_config(..., true) is SET
+ * LOCAL): lock_timeout 10 s, so that a row another client holds never stalls a batch for long;
+ * idle_in_transaction_session_timeout 10 min, so that a daemon stuck mid-batch does not hold its
+ * locks forever; TimeZone UTC. Send it right after BEGIN.
+ */
+#define DB_TRANSACTION_SETTINGS_SQL                                                                \
+	"SELECT set_config('lock_timeout', '10s', true),"                                            \
+	" set_config('idle_in_transaction_session_timeout', '10min', true),"                         \
+	" set_config('TimeZone', 'UTC', true)"
+
+/* BEGIN and DB_TRANSACTION_SETTINGS_SQL in one round trip. Returns 0, or -1 with error set. */
+int db_begin(PGconn *conn, struct db_error *error);
+
+/*
+ * Drop the server's notices below WARNING (what client_min_messages = warning did for a session,
+ * without setting anything on it); warnings and above are printed to stderr as libpq does.
+ */
+void db_quiet_notices(PGconn *conn);
+
+/*
+ * Open a blocking connection with libpq's keyword/value arrays (one of them "dbname", whose value
+ * may be a whole connection string: keywords after it override its settings, keywords before it
+ * are overridden), then run session_sql when not NULL. On failure returns NULL with the reason,
+ * the password masked.
  */
 PGconn *db_connect_params(const char *const *keywords, const char *const *values, const char *session_sql,
 			  struct db_error *error);
@@ -155,6 +186,7 @@ const char *db_sqlstate(const PGresult *res);
 struct db_statement {
 	const char *sql;
 	int nparams;
+	const Oid *types; /* the parameters' types, or NULL: all inferred */
 	const char *values[DB_STATEMENT_MAX_PARAMS];
 	int result_format;
 	char *owned[2];

@@ -28,13 +28,14 @@ int mediaid_prepare(struct processor *p)
 	 * serves both column types.
 	 */
 	p->update_dna_sql = sql_printf(
-		"UPDATE media_ids m SET profile_embedding = ($2::real[])[(u.ord - 1) * %d + 1 : u.ord * %d]%s,"
+		"UPDATE media_ids m SET profile_embedding = ($2::real[])[(u.ord - 1) * %d + 1 : u.ord * %d]%s%s,"
 		" dna_clock = CASE WHEN u.clock_entry IS NULL THEN m.dna_clock"
 		" ELSE (SELECT c.\"timestamp\" FROM passport_entries c WHERE c.id = u.clock_entry) END,"
 		" version = m.version + 1, updated_at = now()"
 		" FROM unnest($1::uuid[], $3::uuid[]) WITH ORDINALITY AS u(id, clock_entry, ord)"
 		" WHERE m.id = u.id",
-		VEC_DIM, VEC_DIM, p->format == VEC_FORMAT_PGVECTOR ? "::vector" : "");
+		VEC_DIM, VEC_DIM, p->format == VEC_FORMAT_PGVECTOR ? "::" : "",
+		p->format == VEC_FORMAT_PGVECTOR ? p->vector_type.name : "");
 	return p->update_dna_sql ? 0 : -1;
 }
 

@@ -25,6 +25,7 @@
 #include "payload.h"
 #include "tables.h"
 #include "vec.h"
+#include "vector_type.h"
 
 #define ERROR_TEXT_MAX 500  /* bytes of last_error an entry's failure may take */
 #define SET_ASIDE_MAX 256   /* users passed over for a while, see struct set_aside */
@@ -130,11 +131,14 @@ struct processor {
 	PGconn *conn;
 	struct batch_config config;
 	enum vec_format format;
+	struct vector_type vector_type; /* the vector columns' type (vector_type.h) */
 	bool has_ledger;
 	bool has_correlation_column;
 	char *claim_users_sql; /* claim.c */
 	char *claim_id_sql;    /* claim.c */
 	char *update_dna_sql;  /* mediaid.c */
+	char *coliseum_insert_sql; /* coliseum.c */
+	char *marked_coliseum_sql; /* commit.c: the processed marks with the coliseum rows */
 	float *scratch;
 	uint64_t random_state;
 	/*

@@ -309,6 +309,9 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 		migrate_error("backfill: %s", error.message);
 		goto out;
 	}
+	/* The per-source lock is a session lock (a dry run takes none). */
+	if (!options.dry_run && migrate_require_session(session.conn, globals, "backfill") < 0)
+		goto out;
 	if (backfill_check_window(session.conn, &options, since, until, sizeof since, window_key, sizeof window_key) < 0) {
 		exit_code = MIGRATE_EXIT_USAGE;
 		goto out;

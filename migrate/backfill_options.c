@@ -167,7 +167,8 @@ int backfill_parse_options(int argc, char **argv, struct migrate_globals *global
 			options->json = true;
 			break;
 		case OPT_DSN:
-			globals->dsn = optarg;
+			if (migrate_take_dsn(globals, optarg) < 0)
+				return -1;
 			break;
 		case 'h':
 			backfill_usage(stdout);

@@ -8,9 +8,14 @@
 #include <string.h>
 #include <time.h>
 
-#define SESSION_SETTINGS_SQL                                                                  \
-	"SET TimeZone = 'UTC'; SET statement_timeout = '60s'; SET lock_timeout = '5s'; "      \
-	"SET idle_in_transaction_session_timeout = '60s'; SET work_mem = '32MB'"
+/*
+ * The settings of a batch's transaction, local to it (SET LOCAL), so that nothing outlives the
+ * batch, not even behind a transaction pooler (see backfill.h for the values).
+ */
+#define BATCH_SETTINGS_SQL                                                                         \
+	"SELECT set_config('TimeZone', 'UTC', true), set_config('statement_timeout', '60s', true),"   \
+	" set_config('lock_timeout', '5s', true), set_config('idle_in_transaction_session_timeout', '60s', true)," \
+	" set_config('work_mem', '32MB', true)"
 
 /* ---- stop requests ------------------------------------------------------------------------- */
 
@@ -98,16 +103,39 @@ static bool is_transient(PGconn *conn, const struct db_error *error)
 
 int backfill_session_prepare(struct backfill_session *session, struct db_error *error)
 {
-	if (db_command(session->conn, SESSION_SETTINGS_SQL, error) < 0) {
-		db_error_prefix(error, "preparing the session");
-		return -1;
-	}
-	if (session->read_only && db_command(session->conn, "SET default_transaction_read_only = on", error) < 0) {
-		migrate_error("dry run: %s", error->message);
-		db_error_set(error, NULL, "cannot make the dry run's session read-only");
-		return -1;
-	}
+	/* Nothing is set on the session: each batch's transaction carries its settings (BATCH_SETTINGS_SQL). */
+	(void)session;
+	(void)error;
 	return 0;
+}
+
+/*
+ * One batch in its own transaction, one round trip: BEGIN (READ ONLY for a dry run), the
+ * settings, the batch statement, COMMIT. Returns the batch's result, or NULL with the first
+ * error (the transaction is then rolled back).
+ */
+static PGresult *run_batch_transaction(struct backfill_session *session, const char *sql,
+				       const char *const params[PARAM_COUNT], struct db_error *error)
+{
+	struct db_statement statements[4] = {
+		{.sql = session->read_only ? "BEGIN READ ONLY" : "BEGIN"},
+		{.sql = BATCH_SETTINGS_SQL},
+		{.sql = sql, .nparams = PARAM_COUNT, .types = batch_param_types},
+		{.sql = "COMMIT"},
+	};
+	PGresult *result = NULL;
+
+	for (int i = 0; i < PARAM_COUNT; i++)
+		statements[2].values[i] = params[i];
+	if (db_pipeline_run(session->conn, statements, 4, error) == 0) {
+		result = statements[2].res;
+		statements[2].res = NULL;
+	} else {
+		db_rollback(session->conn);
+	}
+	for (int i = 0; i < 4; i++)
+		PQclear(statements[i].res);
+	return result;
 }
 
 /*
@@ -194,8 +222,7 @@ PGresult *backfill_session_execute_batch(struct backfill_session *session, struc
 					 struct db_error *error)
 {
 	for (int attempt = 1;; attempt++) {
-		PGresult *result = db_query_typed(session->conn, run->batch_sql, PARAM_COUNT, batch_param_types, params,
-						  error);
+		PGresult *result = run_batch_transaction(session, run->batch_sql, params, error);
 		struct db_error reconnect_error;
 		bool transient;
 

@@ -519,14 +519,26 @@ int backfill_check_window(PGconn *conn, const struct backfill_options *options, 
 {
 	const char *params[2] = {options->since, options->until};
 	struct db_error error;
-	PGresult *result = db_query(conn,
-					"SELECT to_char($1::timestamptz, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-					"       to_char($2::timestamptz, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-					"       $1::timestamptz < $2::timestamptz",
-					2, params, NULL, NULL, 0, &error);
+	PGresult *result;
 
+	/* A time without an offset is UTC: the transaction's TimeZone (never the session's). */
+	if (migrate_begin(conn, true, MIGRATE_TRANSACTION_SETTINGS_SQL, &error) < 0) {
+		migrate_error("backfill: %s", error.message);
+		return -1;
+	}
+	result = db_query(conn,
+			  "SELECT to_char($1::timestamptz, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+			  "       to_char($2::timestamptz, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+			  "       $1::timestamptz < $2::timestamptz",
+			  2, params, NULL, NULL, 0, &error);
 	if (!result) {
+		db_rollback(conn);
 		migrate_error("backfill: bad --since or --until: %s", error.message);
+		return -1;
+	}
+	if (migrate_commit(conn, &error) < 0) {
+		PQclear(result);
+		migrate_error("backfill: %s", error.message);
 		return -1;
 	}
 	snprintf(since, size, "%s", PQgetvalue(result, 0, 0));

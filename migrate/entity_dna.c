@@ -1,6 +1,7 @@
 /* entity_dna: `passport-migrate entity-dna` seeds artist target vectors from the artists' own DNA. */
 #include "db.h"
 #include "migrate.h"
+#include "vector_type.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -71,7 +72,8 @@ int entity_dna_main(struct migrate_globals *globals, int argc, char **argv)
 			refresh = true;
 			break;
 		case 'd':
-			globals->dsn = optarg;
+			if (migrate_take_dsn(globals, optarg) < 0)
+				return MIGRATE_EXIT_FAILURE;
 			break;
 		case 'h':
 			entity_dna_usage(stdout);
@@ -91,6 +93,16 @@ int entity_dna_main(struct migrate_globals *globals, int argc, char **argv)
 	if (!conn)
 		return MIGRATE_EXIT_FAILURE;
 
+	/* Vectors are copied as they are: both columns must have one type, vector(1536) or real[]. */
+	{
+		struct vector_type type;
+
+		if (vector_type_inspect(conn, &type, &error) < 0) {
+			migrate_error("entity-dna: %s", error.message);
+			PQfinish(conn);
+			return MIGRATE_EXIT_FAILURE;
+		}
+	}
 	params[0] = refresh ? "true" : "false";
 	result = db_query(conn, ENTITY_DNA_SQL, 1, params, NULL, NULL, 0, &error);
 	if (!result) {

@@ -50,7 +50,8 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+hV", options, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
-			globals.dsn = optarg;
+			if (migrate_take_dsn(&globals, optarg) < 0)
+				return MIGRATE_EXIT_FAILURE;
 			break;
 		case 'h':
 			usage(stdout);

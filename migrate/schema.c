@@ -2,6 +2,8 @@
 #include "db.h"
 #include "migrate.h"
 #include "migrations.h"
+#include "schema_steps.h"
+#include "vector_type.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -42,9 +44,12 @@ static void schema_usage(FILE *out)
 	fputs("Usage: " MIGRATE_PROGRAM " schema [--dry-run] [--sql-dir DIR] [--dsn DSN]\n"
 	      "\n"
 	      "Apply the project's SQL migrations (sql/NNN_*.sql, embedded in this program) in order,\n"
-	      "each in its own transaction, recording each in passport_schema_migrations. Migrations\n"
-	      "already recorded with the same checksum are skipped; an applied migration whose file\n"
-	      "has changed since is refused, and then nothing is applied.\n"
+	      "recording each in passport_schema_migrations. Migrations already recorded with the same\n"
+	      "checksum are skipped; an applied migration whose file has changed since is refused, and\n"
+	      "then nothing is applied. Safe on a live database: ALTER TABLE in short transactions of\n"
+	      "its own under a 500 ms lock_timeout, retried with backoff; indexes built CONCURRENTLY\n"
+	      "(an INVALID one left by an interrupted run is rebuilt). Needs a direct connection (or a\n"
+	      "session pooler): it refuses a transaction pooler.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -n, --dry-run      list what would be applied, skipped or refused; change nothing\n"
@@ -147,43 +152,6 @@ static int plan_migrations(PGconn *conn, bool table_exists, const struct migrati
 	return 0;
 }
 
-/* The 1-based line of the character at 1-based position (PostgreSQL counts characters). */
-static int line_of_position(const char *text, long position)
-{
-	int line = 1;
-	long characters = 0;
-
-	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-		if ((*p & 0xC0) != 0x80 && ++characters >= position)
-			break;
-		if (*p == '\n')
-			line++;
-	}
-	return line;
-}
-
-/*
- * Print why a migration failed: the server's message, the file line and any PL/pgSQL context,
- * read from the failed result (struct db_error carries only the message and SQLSTATE).
- */
-static void report_failure(const struct migration *m, const PGresult *result, const struct db_error *error)
-{
-	const char *position = result ? PQresultErrorField(result, PG_DIAG_STATEMENT_POSITION) : NULL;
-	const char *context = result ? PQresultErrorField(result, PG_DIAG_CONTEXT) : NULL;
-	const char *primary = result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-
-	if (primary && position) {
-		migrate_error("%s failed at line %d: %s", m->name,
-			      line_of_position(m->text, atol(position)), primary);
-	} else if (primary) {
-		migrate_error("%s failed: %s", m->name, primary);
-	} else {
-		migrate_error("%s failed: %s", m->name, error->message);
-	}
-	if (context)
-		fprintf(stderr, "  context: %s\n", context);
-}
-
 static double elapsed_ms(const struct timespec *start)
 {
 	struct timespec now;
@@ -193,8 +161,34 @@ static double elapsed_ms(const struct timespec *start)
 	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
-/* Apply one migration and its record in one transaction; rolls back and reports on failure. */
-static int apply_migration(PGconn *conn, const struct planned_migration *p)
+/*
+ * The vector columns' type before anything is applied (when media_ids exists): vector(1536) in any
+ * schema or real[], and entity_dna.embedding, if it exists already, of the same type. -1 after
+ * printing why not.
+ */
+static int check_vector_columns(PGconn *conn, struct vector_type *type)
+{
+	struct db_error error;
+	bool has_media_ids;
+
+	memset(type, 0, sizeof *type);
+	if (db_query_bool(conn, "SELECT to_regclass('media_ids') IS NOT NULL", &has_media_ids, &error) < 0) {
+		migrate_error("looking for media_ids: %s", error.message);
+		return -1;
+	}
+	if (has_media_ids && vector_type_inspect(conn, type, &error) < 0) {
+		migrate_error("%s", error.message);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Apply one migration in its online-safe steps (schema_steps.h), then record it in a transaction
+ * of its own. Reports on failure; the steps before a failed one stay applied, and the next run,
+ * finding the migration unrecorded, applies it again (migrations are idempotent).
+ */
+static int apply_migration(PGconn *conn, const struct planned_migration *p, const struct vector_type *type)
 {
 	const struct migration *m = p->migration;
 	char version[16];
@@ -202,64 +196,63 @@ static int apply_migration(PGconn *conn, const struct planned_migration *p)
 	struct db_error error;
 	PGresult *result;
 
+	if (schema_steps_apply(conn, m, type) < 0)
+		return -1;
 	snprintf(version, sizeof version, "%d", m->version);
-	if (db_command(conn, "BEGIN", &error) < 0) {
-		migrate_error("begin: %s", error.message);
+	if (migrate_begin(conn, false, MIGRATE_TRANSACTION_SETTINGS_SQL, &error) < 0) {
+		migrate_error("recording %s: %s", m->name, error.message);
 		return -1;
 	}
-
-	/* A script: the file's statements run as one string; an empty file is a valid migration. */
-	if (db_run_script(conn, m->text, &result, &error) < 0) {
-		report_failure(m, result, &error);
-		PQclear(result);
-		goto rollback;
-	}
-	PQclear(result);
-
 	result = db_query(conn, "INSERT INTO passport_schema_migrations (version, name, checksum) VALUES ($1::integer, $2, $3)",
 			  3, params, NULL, NULL, 0, &error);
 	if (!result) {
+		db_rollback(conn);
 		migrate_error("recording %s: %s", m->name, error.message);
-		goto rollback;
+		return -1;
 	}
 	PQclear(result);
-
-	if (db_command(conn, "COMMIT", &error) < 0) {
-		migrate_error("%s: %s", m->name, error.message);
-		goto rollback;
+	if (migrate_commit(conn, &error) < 0) {
+		migrate_error("recording %s: %s", m->name, error.message);
+		return -1;
 	}
 	return 0;
-
-rollback:
-	db_rollback(conn);
-	return -1;
 }
 
-/* Take the lock, telling the operator when another run holds it. */
+/*
+ * Take the lock, telling the operator when another run holds it. Why polling, not
+ * pg_advisory_lock: the holder builds indexes CONCURRENTLY, which waits for every transaction
+ * open at the time, and a statement waiting for the lock is such a transaction: the two would
+ * deadlock. A try every half second is a transaction of a moment.
+ */
 static int take_schema_lock(PGconn *conn)
 {
 	struct db_error error;
-	bool locked;
+	bool said = false;
 
-	if (db_query_bool(conn, "SELECT pg_try_advisory_lock(" SCHEMA_LOCK_KEY ")", &locked, &error) < 0) {
-		migrate_error("taking the schema lock: %s", error.message);
-		return -1;
+	for (;;) {
+		bool locked;
+		struct timespec half_second = {0, 500000000L};
+
+		if (db_query_bool(conn, "SELECT pg_try_advisory_lock(" SCHEMA_LOCK_KEY ")", &locked, &error) < 0) {
+			migrate_error("taking the schema lock: %s", error.message);
+			return -1;
+		}
+		if (locked)
+			return 0;
+		if (!said) {
+			printf("waiting for another `" MIGRATE_PROGRAM " schema` run to finish...\n");
+			fflush(stdout);
+			said = true;
+		}
+		nanosleep(&half_second, NULL);
 	}
-	if (locked)
-		return 0;
-	printf("waiting for another `" MIGRATE_PROGRAM " schema` run to finish...\n");
-	fflush(stdout);
-	if (db_command(conn, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY ")", &error) < 0) {
-		migrate_error("taking the schema lock: %s", error.message);
-		return -1;
-	}
-	return 0;
 }
 
 static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_run)
 {
 	struct planned_migration *plan = calloc(list->count, sizeof *plan);
 	size_t applied = 0, up_to_date = 0, pending = 0, changed = 0;
+	struct vector_type type;
 	int table_exists;
 	int status = MIGRATE_EXIT_FAILURE;
 
@@ -282,7 +275,7 @@ static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_
 		if (table_exists < 0)
 			goto out;
 	}
-	if (plan_migrations(conn, table_exists, list, plan) < 0)
+	if (plan_migrations(conn, table_exists, list, plan) < 0 || check_vector_columns(conn, &type) < 0)
 		goto out;
 
 	for (size_t i = 0; i < list->count; i++) {
@@ -330,7 +323,7 @@ static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_
 			continue;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &start);
-		if (apply_migration(conn, p) < 0) {
+		if (apply_migration(conn, p, &type) < 0) {
 			printf("schema: %s failed; %zu applied before it, nothing after it\n",
 			       p->migration->name, applied);
 			goto out;
@@ -339,6 +332,11 @@ static int run_schema(PGconn *conn, const struct migration_list *list, bool dry_
 		printf("  %03d  %-40s applied (%.0f ms)\n", p->migration->version, p->migration->name,
 		       elapsed_ms(&start));
 		fflush(stdout);
+	}
+	/* entity_dna exists now: it must have the type of profile_embedding (a table kept from before may not). */
+	if (check_vector_columns(conn, &type) < 0) {
+		printf("schema: %zu applied, %zu up to date, but the vector columns do not match\n", applied, up_to_date);
+		goto out;
 	}
 	printf("schema: %zu applied, %zu up to date\n", applied, up_to_date);
 	status = MIGRATE_EXIT_OK;
@@ -375,7 +373,8 @@ int schema_main(struct migrate_globals *globals, int argc, char **argv)
 			sql_dir = optarg;
 			break;
 		case 'd':
-			globals->dsn = optarg;
+			if (migrate_take_dsn(globals, optarg) < 0)
+				return MIGRATE_EXIT_FAILURE;
 			break;
 		case 'h':
 			schema_usage(stdout);
@@ -405,7 +404,11 @@ int schema_main(struct migrate_globals *globals, int argc, char **argv)
 		migration_list_finish(&list);
 		return MIGRATE_EXIT_FAILURE;
 	}
-	status = run_schema(conn, &list, dry_run);
+	/* The schema lock is a session lock (a dry run takes none). */
+	if (!dry_run && migrate_require_session(conn, globals, "schema") < 0)
+		status = MIGRATE_EXIT_FAILURE;
+	else
+		status = run_schema(conn, &list, dry_run);
 	PQfinish(conn); /* also releases the advisory lock */
 	migration_list_finish(&list);
 	return status;

@@ -270,7 +270,8 @@ int verify_main(struct migrate_globals *globals, int argc, char **argv)
 			json = true;
 			break;
 		case OPT_DSN:
-			globals->dsn = optarg;
+			if (migrate_take_dsn(globals, optarg) < 0)
+				return MIGRATE_EXIT_FAILURE;
 			break;
 		case 'h':
 			verify_usage(stdout);
@@ -289,9 +290,12 @@ int verify_main(struct migrate_globals *globals, int argc, char **argv)
 	conn = migrate_connect(globals);
 	if (!conn)
 		return MIGRATE_EXIT_FAILURE;
-	if (db_command(conn, "SET TimeZone = 'UTC'; SET lock_timeout = '5s'; SET default_transaction_read_only = on",
-		       &error) < 0) {
-		migrate_error("verify: preparing the session: %s", error.message);
+	/*
+	 * Every step runs in a read-only transaction of its own with the settings local to it (UTC,
+	 * lock_timeout): nothing is set on the session, which a transaction pooler would hand on.
+	 */
+	if (migrate_begin(conn, true, MIGRATE_TRANSACTION_SETTINGS_SQL, &error) < 0) {
+		migrate_error("verify: %s", error.message);
 		PQfinish(conn);
 		return MIGRATE_EXIT_FAILURE;
 	}
@@ -333,6 +337,14 @@ int verify_main(struct migrate_globals *globals, int argc, char **argv)
 		r = &results[count++];
 		r->source = (enum legacy_source)source;
 		r->orphaned = -1;
+		/* One transaction per source: a failed query of one source does not abort the next. */
+		db_rollback(conn);
+		if (migrate_begin(conn, true, MIGRATE_TRANSACTION_SETTINGS_SQL, &error) < 0) {
+			snprintf(r->error, sizeof r->error, "%s", error.message);
+			r->status = VERIFY_FAILED;
+			ok = false;
+			continue;
+		}
 		if (legacy_table_inspect(conn, r->source, false, &table, &error) < 0) {
 			snprintf(r->error, sizeof r->error, "%s", error.message);
 			r->status = VERIFY_FAILED;
@@ -352,6 +364,7 @@ int verify_main(struct migrate_globals *globals, int argc, char **argv)
 			ok = false;
 		legacy_table_finish(&table);
 	}
+	db_rollback(conn); /* read only: nothing to commit */
 	PQfinish(conn);
 
 	if (json)

@@ -8,7 +8,7 @@ PASSPORT_DEB_PACKAGES=(
 	build-essential pkg-config meson ninja-build
 	libpq-dev libuv1-dev libcjson-dev libopenblas-dev libsystemd-dev libcairo2-dev libfontconfig-dev
 	libmicrohttpd-dev scdoc debhelper lintian
-	postgresql-15 postgresql-client-15
+	postgresql-15 postgresql-client-15 pgbouncer
 	python3 clang libclang-rt-14-dev valgrind
 	# systemd-analyze, for the `units` test (a fresh Debian 12 container has no systemd); util-linux
 	# has prlimit, for the memory-cap test.

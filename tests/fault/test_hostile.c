@@ -169,7 +169,18 @@ static void case_memory(void)
 			   " timestamptz '2025-12-01' + make_interval(secs => i)"
 			   " FROM generate_series(1, 300) AS i");
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(10, 20)"), 200);
-	{
+	/*
+	 * Under ASan (scripts/test's sanitizer stage sets ASAN_OPTIONS) the address space cannot be
+	 * capped: ASan reserves terabytes of shadow memory at start, and its quarantine inflates the
+	 * RSS. There the drain runs uncapped and the RSS bound is not checked; the plain build of the
+	 * same test checks both.
+	 */
+	bool sanitized = getenv("ASAN_OPTIONS") != NULL;
+	if (sanitized) {
+		const char *argv[] = {harness_passportd(), "drain", "--dsn", daemon_dsn, NULL};
+		printf("note: under ASan the 400 MB cap and the RSS bound are not checked (the plain build checks them)\n");
+		status = harness_run(argv, NULL, &output);
+	} else {
 		const char *argv[] = {"/usr/bin/prlimit", "--as=400000000", "--", harness_passportd(), "drain", "--dsn", daemon_dsn,
 				      NULL};
 		status = harness_run(argv, NULL, &output);
@@ -183,7 +194,8 @@ static void case_memory(void)
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE event_category = 'hostile'"
 					     " AND dead_at IS NOT NULL AND last_error LIKE 'payload: payload is 2000012 bytes, limit 1048576'"),
 		      300);
-	ASSERT_TRUE(children_max_rss_mb() < 200);
+	if (!sanitized)
+		ASSERT_TRUE(children_max_rss_mb() < 200);
 	PQfinish(conn);
 }
 

@@ -672,6 +672,56 @@ static void case_coliseum_effect(void)
 	end_case();
 }
 
+/* ---- case 21 ---------------------------------------------------------------------------- */
+
+/*
+ * Upstream's references of event_id and brand_id: a foreign key (events), or only a table named
+ * brands (no key, a duplicated id). An id that references no row becomes NULL instead of failing
+ * the batch; one that does is kept, once.
+ */
+static void case_coliseum_references(void)
+{
+	char dsn[DSN_MAX], payload[512], expected[1024];
+	PGconn *conn;
+	struct summary s;
+
+	begin_case(21, "coliseum references: event_id and brand_id that reference no row become NULL");
+	conn = open_case_database("coliseum_refs", false, dsn);
+	harness_execf(conn,
+		      "CREATE TABLE events (id uuid PRIMARY KEY);"
+		      "ALTER TABLE coliseum_metrics ADD CONSTRAINT coliseum_metrics_event_id_fkey"
+		      " FOREIGN KEY (event_id) REFERENCES events (id);"
+		      "CREATE TABLE brands (id uuid, name text);"
+		      "INSERT INTO events VALUES ('%s');"
+		      "INSERT INTO brands VALUES ('%s', 'one'), ('%s', 'one again');"
+		      /* What sql/011_coliseum_references.sql grants when the tables exist before `schema`. */
+		      "GRANT SELECT (id) ON events, brands TO passportd",
+		      uid(K_EVENT, 1), uid(K_BRAND, 1), uid(K_BRAND, 1));
+	snprintf(payload, sizeof payload, "{\"eventId\": \"%s\", \"brandId\": \"%s\"}", uid(K_EVENT, 1),
+		 uid(K_BRAND, 1));
+	add_entry(conn, 1, 1, "coliseum.metric_tracked", payload, "{coliseum}", 1.0);
+	snprintf(payload, sizeof payload, "{\"event_id\": \"%s\", \"brand_id\": \"%s\"}", uid(K_EVENT, 2),
+		 uid(K_BRAND, 2));
+	add_entry(conn, 2, 1, "coliseum.metric_tracked", payload, "{coliseum}", 2.0);
+	snprintf(payload, sizeof payload, "{\"eventId\": \"%s\", \"brand_id\": \"%s\"}", uid(K_EVENT, 1),
+		 uid(K_BRAND, 2));
+	add_entry(conn, 3, 2, "coliseum.metric_tracked", payload, "{coliseum}", 3.0);
+
+	s = DRAIN(dsn, 0);
+	EXPECT_SUMMARY(s, 3, 0, 0);
+	EXPECT_INT(conn, 3, "SELECT count(*) FROM coliseum_metrics");
+	snprintf(expected, sizeof expected, "coliseum.metric_tracked|1|-|web|-|-|%s|%s|-|%s|session-1|t|t",
+		 uid(K_EVENT, 1), uid(K_BRAND, 1), uid(K_USER, 1));
+	expect_coliseum(__LINE__, conn, 1, expected);
+	snprintf(expected, sizeof expected, "coliseum.metric_tracked|1|-|web|-|-|-|-|-|%s|session-2|t|t", uid(K_USER, 1));
+	expect_coliseum(__LINE__, conn, 2, expected);
+	snprintf(expected, sizeof expected, "coliseum.metric_tracked|1|-|web|-|-|%s|-|-|%s|session-3|t|t",
+		 uid(K_EVENT, 1), uid(K_USER, 2));
+	expect_coliseum(__LINE__, conn, 3, expected);
+	PQfinish(conn);
+	end_case();
+}
+
 /* ---- case 3 ----------------------------------------------------------------------------- */
 
 static void case_treasury(void)
@@ -1652,6 +1702,7 @@ int main(void)
 		{18, case_evolution_in_applied_order},
 		{19, case_workers_determinism},
 		{20, case_many_rows_in_one_batch},
+		{21, case_coliseum_references},
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);

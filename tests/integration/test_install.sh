@@ -26,6 +26,7 @@ fi
 	echo "$SYSCONFDIR/passportd/passportd.conf"
 	echo "$DOCDIR/README.md"
 	echo "$DOCDIR/examples/passportd.env.example"
+	echo "$DOCDIR/examples/passport-migrate.env.example"
 	echo "$DOCDIR/examples/passportd-alerts.yml"
 	for file in "$root"/sql/*.sql; do
 		echo "$DATADIR/passport/sql/$(basename "$file")"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test_pgvector: `passport-migrate schema` and `entity-dna` on a real pgvector server, where
-# media_ids.profile_embedding is vector(1536) (PGlite + pgvector from npm, see tests/pgvector).
+# test_pgvector: `passport-migrate schema`, `entity-dna`, `backfill` and `passportd drain` on a real
+# pgvector server, where media_ids.profile_embedding is vector(1536) (also in a schema off the
+# search path, as Supabase installs it) (PGlite + pgvector from npm, see tests/pgvector).
 # Skipped (77) when node is not available.
 set -euo pipefail
 
@@ -158,5 +159,55 @@ if [[ -n "${PASSPORT_TEST_PGHOST:-}" ]]; then
 else
 	echo "note: PASSPORT_TEST_PGHOST not set; the real[] comparison was not run"
 fi
+
+# Supabase's layout: pgvector installed in the schema `extensions`, off the search path. A second
+# server (the first one's vector type lives in public). The type is found by OID wherever it is;
+# its dimension must be 1536; backfill and drain work on it. (PGlite's one backend keeps session
+# settings from one client to the next: whatever a client SETs, it RESETs.)
+kill "$server_pid" 2>/dev/null || true
+server_pid=
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+dsn="host=127.0.0.1 port=$port user=postgres dbname=postgres sslmode=disable"
+server_pid=$("$root/tests/pgvector/start.sh" "$port" "$logdir/server.log")
+psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' \
+	-c 'CREATE SCHEMA extensions' -c 'CREATE EXTENSION vector SCHEMA extensions' \
+	-c 'SET search_path = public, extensions' -f "$root/tests/sql/upstream.sql" -c 'RESET search_path'
+expect_eq "profile_embedding type (off the search path)" \
+	"$(query "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+	          WHERE attrelid = 'media_ids'::regclass AND attname = 'profile_embedding'")" "extensions.vector(1536)"
+
+query "ALTER TABLE media_ids ALTER COLUMN profile_embedding TYPE extensions.vector(768)" >/dev/null
+if out=$("$migrate" schema --dsn "$dsn" 2>&1); then
+	fail "schema accepted a vector(768) profile_embedding: $out"
+fi
+[[ "$out" == *"media_ids.profile_embedding is extensions.vector(768)"*"must be vector(1536)"* ]] ||
+	fail "schema's refusal of vector(768) does not name the column and its type: $out"
+echo "ok: schema refuses vector(768), naming the column"
+query "ALTER TABLE media_ids ALTER COLUMN profile_embedding TYPE extensions.vector(1536)" >/dev/null
+
+out=$("$migrate" schema --dsn "$dsn" 2>&1) || fail "schema with pgvector in extensions failed: $out"
+expect_eq "entity_dna.embedding type (off the search path)" \
+	"$(query "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+	          WHERE attrelid = 'entity_dna'::regclass AND attname = 'embedding'")" "extensions.vector(1536)"
+psql "$dsn" -X -q -v ON_ERROR_STOP=1 -f "$root/tests/sql/workload.sql" -c 'SELECT passport_test_workload(6, 10)' >/dev/null
+psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO listening_history (id, user_id, content_id, event_type, created_at)
+	SELECT passport_test_uuid('lh-' || i), passport_test_uuid('user-' || (1 + i % 6)), passport_test_uuid('track-' || i),
+	       'played', timestamptz '2026-02-01' + i * interval '1 minute' FROM generate_series(1, 12) AS i" >/dev/null
+out=$("$migrate" backfill --source listening_history --dsn "$dsn" 2>&1) || fail "backfill on pgvector failed: $out"
+expect_eq "backfilled entries" "$(query "SELECT count(*) FROM passport_entries WHERE legacy_source = 'listening_history'")" "12"
+out=$("$migrate" entity-dna --dsn "$dsn" 2>&1) || fail "entity-dna with pgvector in extensions failed: $out"
+out=$("$passportd" drain --dsn "$dsn" --batch-size 25 2>&1) || fail "drain with pgvector in extensions failed: $out"
+[[ "$out" == *"processed 72, failed 0"* ]] || fail "drain with pgvector in extensions did not process all 72 entries: $out"
+expect_eq "DNA rows updated (extensions.vector)" \
+	"$(query "SELECT count(*) FROM media_ids WHERE version > 1 AND extensions.vector_dims(profile_embedding) = 1536")" \
+	"$(query "SELECT count(DISTINCT mediaid_id) FROM dna_evolution")"
+
+query "ALTER TABLE media_ids ALTER COLUMN profile_embedding TYPE extensions.vector(768) USING NULL" >/dev/null
+if out=$("$passportd" drain --dsn "$dsn" 2>&1); then
+	fail "passportd started on a vector(768) profile_embedding: $out"
+fi
+[[ "$out" == *"media_ids.profile_embedding is extensions.vector(768)"*"must be vector(1536)"* ]] ||
+	fail "passportd's refusal of vector(768) does not name the column and its type: $out"
+echo "ok: passportd refuses vector(768) at start-up, naming the column"
 
 echo "PASS test_pgvector"

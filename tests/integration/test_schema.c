@@ -742,6 +742,87 @@ static void test_entity_dna(PGconn *conn, const char *dsn)
 		      1);
 }
 
+/*
+ * The vector columns are checked by type, with messages that name the column and its type:
+ * entity_dna.embedding kept from before with another type than profile_embedding is refused by
+ * schema, entity-dna and passportd; a profile_embedding that is no vector type is refused at once.
+ * (vector(768) and pgvector in another schema need pgvector: tests/integration/test_pgvector.sh.)
+ */
+static void test_vector_types(void)
+{
+	char dsn[1024];
+	PGconn *conn = create_fresh_database("schema_vector_types", dsn, sizeof dsn);
+	char *out;
+
+	harness_exec(conn, "CREATE TABLE entity_dna (entity_type text NOT NULL, entity_id uuid NOT NULL,"
+			   " embedding double precision[], updated_at timestamptz NOT NULL DEFAULT now(),"
+			   " PRIMARY KEY (entity_type, entity_id))");
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--dsn", dsn, NULL), 1);
+	ASSERT_STR_CONTAINS(out, "entity_dna.embedding is double precision[] but media_ids.profile_embedding is real[]");
+	free(out);
+	ASSERT_EQ_INT(count_records(conn), 0);
+
+	/* Made to match, the schema applies; then a later change of the column is refused everywhere. */
+	harness_exec(conn, "ALTER TABLE entity_dna ALTER COLUMN embedding TYPE real[]");
+	ASSERT_EQ_INT(migrate(&out, NULL, "schema", "--dsn", dsn, NULL), 0);
+	free(out);
+	harness_exec(conn, "ALTER TABLE entity_dna ALTER COLUMN embedding TYPE double precision[]");
+	ASSERT_EQ_INT(migrate(&out, NULL, "entity-dna", "--dsn", dsn, NULL), 1);
+	ASSERT_STR_CONTAINS(out, "entity_dna.embedding is double precision[] but media_ids.profile_embedding is real[]");
+	free(out);
+	{
+		const char *argv[] = {harness_passportd(), "drain", "--dsn", dsn, NULL};
+		ASSERT_EQ_INT(harness_run(argv, NULL, &out), 1);
+		ASSERT_STR_CONTAINS(out, "entity_dna.embedding is double precision[] but media_ids.profile_embedding is real[]");
+		free(out);
+	}
+	harness_exec(conn, "ALTER TABLE entity_dna ALTER COLUMN embedding TYPE real[];"
+			   "ALTER TABLE media_ids ALTER COLUMN profile_embedding TYPE text");
+	{
+		const char *argv[] = {harness_passportd(), "drain", "--dsn", dsn, NULL};
+		ASSERT_EQ_INT(harness_run(argv, NULL, &out), 1);
+		ASSERT_STR_CONTAINS(out, "media_ids.profile_embedding has type text, expected vector(1536) (pgvector) or real[]");
+		free(out);
+	}
+	PQfinish(conn);
+}
+
+/* passport-migrate blanks --dsn in its arguments, as passportd does: a password there is not left in /proc. */
+static void test_dsn_blanked_in_argv(PGconn *conn, const char *dsn)
+{
+	char with_password[1200], path[64], cmdline[4096];
+	pid_t child;
+	int status;
+	size_t got = 0;
+	FILE *file;
+
+	snprintf(with_password, sizeof with_password, "%s password=argv-secret-4711", dsn);
+	/* Hold the schema lock, so that the run waits where it can be looked at. */
+	harness_exec(conn, "SELECT pg_advisory_lock(8097880544633647732)");
+	child = fork();
+	ASSERT_TRUE(child >= 0);
+	if (child == 0) {
+		execl(harness_migrate(), harness_migrate(), "schema", "--dsn", with_password, (char *)NULL);
+		_exit(127);
+	}
+	usleep(500000);
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)child);
+	file = fopen(path, "r");
+	ASSERT_NOT_NULL(file);
+	got = fread(cmdline, 1, sizeof cmdline - 1, file);
+	fclose(file);
+	for (size_t i = 0; i < got; i++)
+		if (cmdline[i] == '\0')
+			cmdline[i] = ' ';
+	cmdline[got] = '\0';
+	ASSERT_STR_CONTAINS(cmdline, "--dsn");
+	ASSERT_STR_NOT_CONTAINS(cmdline, "argv-secret-4711");
+	harness_exec(conn, "SELECT pg_advisory_unlock(8097880544633647732)");
+	ASSERT_EQ_INT(waitpid(child, &status, 0), child);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ_INT(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	char dsn[1024], fresh_dsn[1024];
@@ -765,6 +846,8 @@ int main(void)
 	test_concurrent_runs();
 	test_production_layout();
 	test_entity_dna(conn, dsn);
+	test_vector_types();
+	test_dsn_blanked_in_argv(conn, dsn);
 
 	PQfinish(conn);
 	TEST_PASS();

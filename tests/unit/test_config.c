@@ -397,19 +397,115 @@ static void test_reload_dsn_compared_as_printed(void)
 	config_finish(&fresh);
 }
 
-/* The value libpq settled on for keyword in a connection made from these parameters. */
+/*
+ * The connection string: --dsn > PASSPORTD_DSN > PASSPORT_DATABASE_URL > the file's dsn > libpq's
+ * environment, and --print-config says which one, never the password.
+ */
+static void test_dsn_origin(void)
+{
+	struct config c;
+	struct config_sources sources = {0};
+	char path[64], err[512], *printed = NULL;
+	size_t printed_len = 0;
+	FILE *out;
+
+	write_temp_file(path, sizeof(path), "dsn = dbname=fromfile password=file-secret\n");
+	sources.path = path;
+	ASSERT_EQ_INT(unsetenv("PASSPORTD_DSN"), 0);
+	ASSERT_EQ_INT(unsetenv("PASSPORT_DATABASE_URL"), 0);
+
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	ASSERT_STR_EQ(c.dsn, "dbname=fromfile password=file-secret");
+	ASSERT_TRUE(strstr(c.dsn_origin, path) != NULL);
+	config_finish(&c);
+
+	ASSERT_EQ_INT(setenv("PASSPORT_DATABASE_URL", "postgresql://u:url-secret@h/fromurl", 1), 0);
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	ASSERT_STR_EQ(c.dsn, "postgresql://u:url-secret@h/fromurl"); /* the environment beats the file */
+	ASSERT_STR_EQ(c.dsn_origin, "PASSPORT_DATABASE_URL");
+	out = open_memstream(&printed, &printed_len);
+	ASSERT_NOT_NULL(out);
+	config_print(&c, out);
+	ASSERT_EQ_INT(fclose(out), 0);
+	ASSERT_STR_CONTAINS(printed, "# dsn from PASSPORT_DATABASE_URL\n");
+	ASSERT_STR_CONTAINS(printed, "dbname='fromurl'");
+	ASSERT_STR_NOT_CONTAINS(printed, "url-secret");
+	free(printed);
+	config_finish(&c);
+
+	ASSERT_EQ_INT(setenv("PASSPORTD_DSN", "dbname=fromoption", 1), 0);
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	ASSERT_STR_EQ(c.dsn, "dbname=fromoption");
+	ASSERT_STR_EQ(c.dsn_origin, "PASSPORTD_DSN");
+	config_finish(&c);
+
+	sources.override_names[0] = "dsn";
+	sources.override_values[0] = "dbname=fromcommandline";
+	sources.n_overrides = 1;
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	ASSERT_STR_EQ(c.dsn, "dbname=fromcommandline");
+	ASSERT_STR_EQ(c.dsn_origin, "--dsn");
+	config_finish(&c);
+	ASSERT_EQ_INT(unsetenv("PASSPORTD_DSN"), 0);
+	ASSERT_EQ_INT(unsetenv("PASSPORT_DATABASE_URL"), 0);
+	ASSERT_EQ_INT(unlink(path), 0);
+
+	/* Nothing anywhere: libpq's own environment. */
+	sources.path = "/nonexistent/passportd.conf";
+	sources.n_overrides = 0;
+	config_init(&c);
+	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
+	ASSERT_STR_EQ(c.dsn, "");
+	ASSERT_TRUE(strstr(c.dsn_origin, "libpq") != NULL);
+	config_finish(&c);
+}
+
+/* A connection's defaults are fallbacks: the connection string comes last, so its values win. */
+static void test_connection_defaults_are_fallbacks(void)
+{
+	const char *keys[DB_CONNECTION_PARAMS_MAX], *values[DB_CONNECTION_PARAMS_MAX];
+	const char *const extra_keys[] = {"keepalives_idle", NULL}, *const extra_values[] = {"30", NULL};
+	int n = 0;
+
+	ASSERT_EQ_INT(unsetenv("PGCONNECT_TIMEOUT"), 0);
+	ASSERT_EQ_INT(unsetenv("PGSERVICE"), 0);
+	db_connection_params("host=h application_name=mine", "passportd", extra_keys, extra_values, keys, values);
+	while (keys[n])
+		n++;
+	ASSERT_STR_EQ(keys[0], "fallback_application_name");
+	ASSERT_STR_EQ(values[0], "passportd");
+	ASSERT_STR_EQ(keys[1], "connect_timeout");
+	ASSERT_STR_EQ(values[1], "10");
+	ASSERT_STR_EQ(keys[2], "keepalives_idle");
+	ASSERT_STR_EQ(keys[n - 1], "dbname");
+	ASSERT_STR_EQ(values[n - 1], "host=h application_name=mine");
+
+	/* The user's connect_timeout (in the string, the environment or a service file) is left alone. */
+	db_connection_params("host=h connect_timeout=3", "passportd", NULL, NULL, keys, values);
+	ASSERT_STR_EQ(keys[1], "dbname");
+	ASSERT_EQ_INT(setenv("PGCONNECT_TIMEOUT", "4", 1), 0);
+	db_connection_params("host=h", "passportd", NULL, NULL, keys, values);
+	ASSERT_STR_EQ(keys[1], "dbname");
+	ASSERT_EQ_INT(unsetenv("PGCONNECT_TIMEOUT"), 0);
+	db_connection_params("service=prod", "passportd", NULL, NULL, keys, values);
+	ASSERT_STR_EQ(keys[1], "dbname");
+}
+
+/* The value libpq settles on for keyword in a passportd connection made to dsn. */
 static char *conninfo_value(const char *dsn, const char *keyword)
 {
-	const char *keys[] = {"dbname", "application_name", NULL};
-	const char *values[] = {dsn, "test", NULL};
-	const char *all_keys[DB_CONNECTION_PARAMS_MAX], *all_values[DB_CONNECTION_PARAMS_MAX];
+	const char *keys[DB_CONNECTION_PARAMS_MAX], *values[DB_CONNECTION_PARAMS_MAX];
 	PQconninfoOption *options;
 	PGconn *conn;
 	char *value = NULL;
 
-	ASSERT_TRUE(db_connection_params(keys, values, all_keys, all_values, DB_CONNECTION_PARAMS_MAX) > 2);
+	db_connection_params(dsn, "test", db_liveness_keys, db_liveness_values, keys, values);
 	/* Started, never driven: libpq has parsed the options without connecting. */
-	conn = PQconnectStartParams(all_keys, all_values, 1);
+	conn = PQconnectStartParams(keys, values, 1);
 	ASSERT_NOT_NULL(conn);
 	options = PQconninfo(conn);
 	ASSERT_NOT_NULL(options);
@@ -422,10 +518,8 @@ static char *conninfo_value(const char *dsn, const char *keyword)
 }
 
 /* Every connection gets keepalives and tcp_user_timeout, unless the connection string says otherwise. */
-static void test_connection_fallbacks(void)
+static void test_connection_liveness(void)
 {
-	const char *keys[] = {"dbname", NULL}, *values[] = {"x", NULL};
-	const char *small_keys[3], *small_values[3];
 	char *value;
 
 	value = conninfo_value("host=/nonexistent dbname=x", "tcp_user_timeout");
@@ -440,7 +534,6 @@ static void test_connection_fallbacks(void)
 	value = conninfo_value("postgresql:///x?host=/nonexistent&tcp_user_timeout=5000", "tcp_user_timeout");
 	ASSERT_STR_EQ(value, "5000");
 	free(value);
-	ASSERT_EQ_INT(db_connection_params(keys, values, small_keys, small_values, 3), -1);
 }
 
 int main(void)
@@ -455,6 +548,8 @@ int main(void)
 	test_reload_follows_the_table();
 	test_reload_everything();
 	test_reload_dsn_compared_as_printed();
-	test_connection_fallbacks();
+	test_dsn_origin();
+	test_connection_defaults_are_fallbacks();
+	test_connection_liveness();
 	TEST_PASS();
 }
