@@ -64,31 +64,74 @@ static double number(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? 0.0 : strtod(PQgetvalue(res, row, col), NULL);
 }
 
-int admin_status(const struct config *config, bool json)
+/* A UUID anywhere in a message: replaced by <id> so that one cause is one line of top errors. */
+#define UUID_PATTERN "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+/* `status --check`: one line for a monitoring system, and its exit status. */
+static int status_check(const struct status_options *options, const PGresult *counts)
 {
-	PGconn *conn = admin_connect(config, "passportd status");
+	double due = number(counts, 0, 0), dead = number(counts, 0, 2), lag = number(counts, 0, 4);
+	int status = STATUS_OK;
+	const char *words[] = {"OK", "WARNING", "CRITICAL"};
+
+	if (dead > (double)options->max_dead)
+		status = STATUS_WARNING;
+	if (lag > options->max_lag)
+		status = STATUS_CRITICAL;
+	printf("PASSPORT %s - due %.0f, lag %.0f s (max %g), dead %.0f (max %ld), retrying %.0f"
+	       " | due=%.0f lag=%.0fs;;%g dead=%.0f;%ld retrying=%.0f\n",
+	       words[status], due, lag, options->max_lag, dead, options->max_dead, number(counts, 0, 1), due, lag,
+	       options->max_lag, dead, options->max_dead, number(counts, 0, 1));
+	return status;
+}
+
+int admin_status(const struct config *config, const struct status_options *options)
+{
+	PGconn *conn;
 	PGresult *counts = NULL, *recent = NULL, *errors = NULL, *backlog = NULL;
 	struct db_error error;
-	int rc = 1;
+	bool json = options->json;
+	int rc = options->check ? STATUS_CRITICAL : 1;
 
-	if (!conn)
-		return 1;
+	if (options->check) {
+		conn = db_connect(config->dsn, "passportd status", &error);
+		if (!conn) {
+			printf("PASSPORT CRITICAL - cannot connect to the database: %s\n", error.message);
+			return STATUS_CRITICAL;
+		}
+	} else {
+		conn = admin_connect(config, "passportd status");
+		if (!conn)
+			return 1;
+	}
 	counts = admin_query(conn,
 			     "SELECT count(*) FILTER (WHERE dead_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= now())),"
 			     " count(*) FILTER (WHERE dead_at IS NULL AND next_attempt_at > now()),"
 			     " count(*) FILTER (WHERE dead_at IS NOT NULL),"
 			     " extract(epoch FROM now() - min(\"timestamp\") FILTER (WHERE dead_at IS NULL"
-			     "   AND (next_attempt_at IS NULL OR next_attempt_at <= now())))"
+			     "   AND (next_attempt_at IS NULL OR next_attempt_at <= now()))),"
+			     /* the lag: how long the oldest due entry has waited since it was written */
+			     " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE dead_at IS NULL"
+			     "   AND (next_attempt_at IS NULL OR next_attempt_at <= now()))), 0)"
 			     " FROM passport_entries e WHERE " NOT_PROCESSED,
 			     0, NULL, &error);
+	if (counts && options->check) {
+		rc = status_check(options, counts);
+		goto done;
+	}
+	if (!counts && options->check) {
+		printf("PASSPORT CRITICAL - %s\n", error.message);
+		goto done;
+	}
 	recent = counts ? admin_query(conn,
 				      "SELECT count(*) FILTER (WHERE processed_at > now() - interval '1 minute'), count(*)"
 				      " FROM passport_entries WHERE processed_at > now() - interval '1 hour'",
 				      0, NULL, &error)
 			: NULL;
 	errors = recent ? admin_query(conn,
-				      "SELECT left(last_error, 200), count(*) FROM passport_entries"
-				      " e WHERE " NOT_PROCESSED " AND last_error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+				      "SELECT left(regexp_replace(last_error, '" UUID_PATTERN "', '<id>', 'g'), 200), count(*)"
+				      " FROM passport_entries e WHERE " NOT_PROCESSED " AND last_error IS NOT NULL"
+				      " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
 				      0, NULL, &error)
 			: NULL;
 	backlog = errors ? admin_query(conn,
@@ -115,6 +158,7 @@ int admin_status(const struct config *config, bool json)
 			cJSON_AddNullToObject(out, "oldest_due_age_seconds");
 		else
 			cJSON_AddNumberToObject(out, "oldest_due_age_seconds", number(counts, 0, 3));
+		cJSON_AddNumberToObject(out, "lag_seconds", number(counts, 0, 4));
 		list = cJSON_AddArrayToObject(out, "top_errors");
 		for (int i = 0; i < PQntuples(errors); i++) {
 			cJSON *item = cJSON_CreateObject();
@@ -144,6 +188,8 @@ int admin_status(const struct config *config, bool json)
 			printf("oldest due entry:       none\n");
 		else
 			printf("oldest due entry:       %.0f s old\n", number(counts, 0, 3));
+		printf("lag:                    %.0f s (the oldest due entry's wait since created_at)\n",
+		       number(counts, 0, 4));
 		printf("top errors:%s\n", PQntuples(errors) ? "" : "             none");
 		for (int i = 0; i < PQntuples(errors); i++)
 			printf("  %8s  %s\n", PQgetvalue(errors, i, 1), PQgetvalue(errors, i, 0));
@@ -195,16 +241,29 @@ static char *id_list_literal(const struct reprocess_options *options)
 	return literal;
 }
 
+/* reprocess --json --now: the outcome of the index-th requeued entry. */
+static void reprocess_json_outcome(cJSON *out, int index, const char *outcome, const char *error)
+{
+	cJSON *item = cJSON_GetArrayItem(cJSON_GetObjectItem(out, "entries"), index);
+
+	if (!item)
+		return;
+	cJSON_AddStringToObject(item, "outcome", outcome);
+	if (error && *error)
+		cJSON_AddStringToObject(item, "error", error);
+}
+
 int admin_reprocess(const struct config *config, const struct reprocess_options *options)
 {
 	PGconn *conn;
 	PGresult *res;
 	char *ids = NULL;
-	const char *values[7];
+	const char *values[8];
 	char limit[24];
 	int rc = 1;
 	struct processor *processor = NULL;
 	struct db_error error;
+	cJSON *out = NULL;
 
 	for (int i = 0; i < options->n_ids; i++) {
 		uuid_text canonical;
@@ -223,6 +282,17 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 	conn = admin_connect(config, "passportd reprocess");
 	if (!conn)
 		return 1;
+	if (options->json) {
+		/* {dry_run, refused_processed: [id], entries: [{id, event_type, ...}]} */
+		out = cJSON_CreateObject();
+		if (!out || !cJSON_AddBoolToObject(out, "dry_run", options->dry_run) ||
+		    !cJSON_AddArrayToObject(out, "refused_processed") || !cJSON_AddArrayToObject(out, "entries")) {
+			fprintf(stderr, "passportd: out of memory\n");
+			cJSON_Delete(out);
+			PQfinish(conn);
+			return 1;
+		}
+	}
 	ids = id_list_literal(options);
 	snprintf(limit, sizeof(limit), "%ld", options->limit > 0 ? options->limit : REPROCESS_LIMIT_MAX);
 	values[0] = ids;
@@ -241,8 +311,14 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 			print_error(&error);
 			goto done;
 		}
-		for (int i = 0; i < PQntuples(res); i++)
-			printf("refused %s: already processed (entries are never applied twice)\n", PQgetvalue(res, i, 0));
+		for (int i = 0; i < PQntuples(res); i++) {
+			if (out)
+				cJSON_AddItemToArray(cJSON_GetObjectItem(out, "refused_processed"),
+						     cJSON_CreateString(PQgetvalue(res, i, 0)));
+			else
+				printf("refused %s: already processed (entries are never applied twice)\n",
+				       PQgetvalue(res, i, 0));
+		}
 		PQclear(res);
 	}
 
@@ -257,29 +333,65 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 			print_error(&error);
 			goto done;
 		}
-		for (int i = 0; i < PQntuples(res); i++)
+		for (int i = 0; i < PQntuples(res); i++) {
+			if (out) {
+				cJSON *item = cJSON_CreateObject();
+				cJSON_AddStringToObject(item, "id", PQgetvalue(res, i, 0));
+				cJSON_AddStringToObject(item, "event_type", PQgetvalue(res, i, 1));
+				cJSON_AddStringToObject(item, "state", PQgetvalue(res, i, 4));
+				cJSON_AddNumberToObject(item, "attempts", number(res, i, 3));
+				cJSON_AddStringToObject(item, "error", PQgetvalue(res, i, 5));
+				cJSON_AddItemToArray(cJSON_GetObjectItem(out, "entries"), item);
+				continue;
+			}
 			printf("%s  %-32s user %s  %s after %s attempts  %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 			       PQgetvalue(res, i, 2), PQgetvalue(res, i, 4), PQgetvalue(res, i, 3), PQgetvalue(res, i, 5));
-		printf("dry run: %d entries would be requeued\n", PQntuples(res));
+		}
+		if (!out)
+			printf("dry run: %d entries would be requeued\n", PQntuples(res));
 		PQclear(res);
 		rc = 0;
 		goto done;
 	}
 
 	/* Rows another process holds (a worker mid-batch) are skipped, never waited for or touched. */
+	/*
+	 * The requeue wipes the error, the attempts and dead_at; passport_reprocess_history keeps
+	 * them, in the same statement. $8: whether this command processes them (--now).
+	 */
+	values[7] = options->now ? "true" : "false";
 	res = admin_query(conn,
-			  "WITH picked AS (SELECT e.id" REPROCESS_FILTER
-			  " ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint FOR UPDATE OF e SKIP LOCKED)"
+			  "WITH picked AS (SELECT e.id, e.last_error, e.processing_attempts, e.dead_at, e.next_attempt_at"
+			  REPROCESS_FILTER " ORDER BY e.\"timestamp\", e.id LIMIT $7::bigint FOR UPDATE OF e SKIP LOCKED)"
+			  " , history AS (INSERT INTO passport_reprocess_history (passport_entry_id, previous_error,"
+			  " previous_attempts, previous_dead_at, previous_next_attempt_at, processed_here)"
+			  " SELECT id, last_error, least(processing_attempts, 2147483647)::int, dead_at, next_attempt_at,"
+			  " $8::boolean FROM picked)"
 			  " , requeued AS (UPDATE passport_entries p SET dead_at = NULL, next_attempt_at = NULL,"
 			  " processing_attempts = 0, last_error = NULL FROM picked WHERE p.id = picked.id"
-			  " RETURNING p.id, p.\"timestamp\")"
-			  " SELECT id::text FROM requeued ORDER BY \"timestamp\", id",
-			  7, values, &error);
+			  " RETURNING p.id, p.\"timestamp\", p.event_type, picked.last_error, picked.processing_attempts)"
+			  " SELECT id::text, event_type, last_error, processing_attempts FROM requeued"
+			  " ORDER BY \"timestamp\", id",
+			  8, values, &error);
 	if (!res) {
 		print_error(&error);
 		goto done;
 	}
-	printf("requeued %d entries\n", PQntuples(res));
+	if (out) {
+		for (int i = 0; i < PQntuples(res); i++) {
+			cJSON *item = cJSON_CreateObject();
+			cJSON_AddStringToObject(item, "id", PQgetvalue(res, i, 0));
+			cJSON_AddStringToObject(item, "event_type", PQgetvalue(res, i, 1));
+			if (PQgetisnull(res, i, 2))
+				cJSON_AddNullToObject(item, "previous_error");
+			else
+				cJSON_AddStringToObject(item, "previous_error", PQgetvalue(res, i, 2));
+			cJSON_AddNumberToObject(item, "previous_attempts", number(res, i, 3));
+			cJSON_AddItemToArray(cJSON_GetObjectItem(out, "entries"), item);
+		}
+	} else {
+		printf("requeued %d entries\n", PQntuples(res));
+	}
 	if (PQntuples(res) > 0) {
 		/* Wake the running daemons; a failure is reported, but the entries are requeued anyway. */
 		PGresult *notify = admin_query(conn, "SELECT pg_notify('" PASSPORT_CHANNEL "', '')", 0, NULL, &error);
@@ -310,12 +422,18 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 			PGresult *state;
 
 			if (status == BATCH_ERROR) {
-				printf("%s  error: %s\n", id, error.message);
+				if (out)
+					reprocess_json_outcome(out, i, "error", error.message);
+				else
+					printf("%s  error: %s\n", id, error.message);
 				continue;
 			}
 			if (status == BATCH_EMPTY || status == BATCH_BUSY) {
-				printf("%s  skipped: it or an older due entry of its user is held by another session"
-				       " (the daemon processes it in order)\n", id);
+				if (out)
+					reprocess_json_outcome(out, i, "skipped", "held by another session");
+				else
+					printf("%s  skipped: it or an older due entry of its user is held by another session"
+					       " (the daemon processes it in order)\n", id);
 				continue;
 			}
 			state = admin_query(conn,
@@ -326,6 +444,11 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 			if (!state || PQntuples(state) != 1) {
 				if (!state)
 					print_error(&error);
+				PQclear(state);
+				continue;
+			}
+			if (out) {
+				reprocess_json_outcome(out, i, PQgetvalue(state, 0, 0), PQgetvalue(state, 0, 1));
 				PQclear(state);
 				continue;
 			}
@@ -342,6 +465,13 @@ int admin_reprocess(const struct config *config, const struct reprocess_options 
 	PQclear(res);
 	rc = 0;
 done:
+	if (out && rc == 0) {
+		char *text = cJSON_Print(out);
+		if (text)
+			printf("%s\n", text);
+		cJSON_free(text);
+	}
+	cJSON_Delete(out);
 	processor_destroy(processor);
 	free(ids);
 	PQfinish(conn);

@@ -24,6 +24,7 @@
 #include "db.h"
 #include "entity_cache.h"
 #include "log.h"
+#include "pause.h"
 
 #define DRAIN_BUSY_LIMIT_SECONDS 10
 
@@ -76,6 +77,15 @@ static int drain_connect(struct drain_worker *w, int tries)
 			struct batch_config batch;
 			config_to_batch(config, &batch);
 			batch.shared_entities = w->shared->entities;
+			/* A paused system holds its entries back here too (postponed, not processed). */
+			if (pause_read(w->conn, &batch.paused_systems, &error) < 0) {
+				log_error("%s", error.message);
+				PQfinish(w->conn);
+				w->conn = NULL;
+				return -1;
+			}
+			if (batch.paused_systems)
+				log_notice("paused systems are held back: their entries stay unprocessed (passportd resume)");
 			w->processor = processor_create(w->conn, &batch, &error);
 			if (w->processor)
 				return 0;
@@ -254,7 +264,7 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 	}
 	elapsed = now_seconds() - started;
 	printf("drain: processed %ld, failed %ld (retrying %ld, dead %ld), DNA rows updated %ld, "
-	       "batches %ld, skipped deliveries %ld, elapsed %.2f s, %.0f entries/s%s\n",
+	       "batches %ld, postponed deliveries %ld, elapsed %.2f s, %.0f entries/s%s\n",
 	       totals.processed, totals.retrying + totals.dead, totals.retrying, totals.dead, totals.dna_rows,
 	       totals.batches, totals.skipped_systems, elapsed,
 	       elapsed > 0 ? (double)totals.claimed / elapsed : 0.0,

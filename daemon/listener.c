@@ -378,13 +378,12 @@ void listener_start(struct listener *listener)
 	 * Keepalives find a silently dropped connection, which a listener that only reads never would.
 	 * Like every default of a connection (db_connection_params), the user's own values win.
 	 */
-	static const char *const keepalive_keys[] = {"keepalives_idle", "keepalives_interval", "keepalives_count", NULL};
-	static const char *const keepalive_values[] = {"30", "10", "3", NULL};
 	const char *keys[DB_CONNECTION_PARAMS_MAX], *values[DB_CONNECTION_PARAMS_MAX];
 
 	if (listener->state != LISTENER_OFF)
 		return;
-	db_connection_params(listener->dsn, listener->application_name, keepalive_keys, keepalive_values, keys, values);
+	db_connection_params(listener->dsn, listener->application_name, db_liveness_keys, db_liveness_values, keys,
+			     values);
 	listener->conn = PQconnectStartParams(keys, values, 1);
 	if (!listener->conn || PQstatus(listener->conn) == CONNECTION_BAD) {
 		fail(listener, "cannot start a connection");

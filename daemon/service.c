@@ -5,8 +5,9 @@
  *   - the listener (daemon/listener.c), driven asynchronously by the libuv loop. It LISTENs on
  *     PASSPORT_CHANNEL and reports ready, wake or lost; ready and wake ask for work. It is only a
  *     doorbell: losing it loses nothing, because the poll timer asks for work too.
- *   - the worker, used by batches that run on libuv's thread pool (uv_queue_work), one batch
- *     loop at a time. Batches are a fixed handful of blocking round trips each; running them off
+ *   - the worker (daemon/service_worker.c), used by batches that run on libuv's thread pool
+ *     (uv_queue_work), one batch loop at a time. A reload reaches a running pass between two
+ *     batches. Batches are a fixed handful of blocking round trips each; running them off
  *     the loop keeps signals, notifications and the systemd watchdog answered while a batch runs.
  *
  * Backlogs: when a batch comes back full, the pass starts `workers - 1` catch-up helpers
@@ -31,133 +32,47 @@
  * between batches, reads the queue gauges at most once per poll interval on its idle connection;
  * work_done adds the pass to the shared registry, which the HTTP thread (metrics_http.c) renders.
  *
+ * systemd (daemon/notify.c): READY=1 as soon as the loop runs, connected or not, so that starting
+ * never waits for a backlog or for the database; STATUS= is refreshed every second from what the
+ * worker is doing; WATCHDOG=1 is sent only while the worker is idle or making progress. A batch
+ * that goes longer than three statement timeouts without finishing stops the pings, and the
+ * worker's socket is shut down so that the blocked batch fails and a new connection is opened.
+ *
  * Stopping: the first SIGTERM/SIGINT lets the batch in hand finish (or, after a few seconds,
  * cancels its query so the server rolls it back), then exits 0. A second signal exits at once.
  */
 #include "service.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
 
-#include "batch.h"
 #include "build_config.h"
 #include "catch_up.h"
 #include "claim.h"
-#include "config.h"
-#include "db.h"
 #include "entity_cache.h"
-#include "listener.h"
 #include "log.h"
-#include "metrics.h"
-#include "metrics_http.h"
+#include "service_internal.h"
 #include "version.h"
 #include "wakeup.h"
-
-#if HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
 
 #define BACKOFF_MIN_SECONDS 0.5
 #define BACKOFF_MAX_SECONDS 30.0
 #define STOP_CANCEL_MS 3000 /* then cancel the batch in hand */
 #define STOP_GIVE_UP_MS 1500 /* then exit even if the worker is still blocked (e.g. connecting) */
 #define BUSY_RETRY_MS 100
-
-struct service {
-	uv_loop_t *loop;
-	struct config config;
-	const struct config_sources *sources;
-
-	/* listener: NULL when polling only (listen = false) */
-	struct listener *listener;
-	uv_timer_t listener_retry;
-	double listener_backoff;
-
-	struct wakeup wakeup; /* lingering after work, arming when idle */
-
-	/* worker */
-	uv_work_t work;
-	bool work_running;
-	bool pending;
-	PGconn *worker;               /* used only inside the work callback */
-	struct processor *processor;  /* idem */
-	struct batch_config batch_config; /* copied into the processor at the start of each pass */
-	struct entity_cache *entities; /* target vectors shared with catch-up helpers; NULL: one worker */
-	int catch_up_helpers;          /* extra connections while a backlog lasts (workers - 1) */
-	struct catch_up *catch_up;     /* running helpers, or NULL; started and joined by the worker */
-	atomic_bool stop_after_batch;
-	pthread_mutex_t cancel_lock;
-	PGcancel *cancel; /* of the worker connection, under cancel_lock */
-	/* results of the last pass, read in the after-work callback */
-	int pass_status;
-	bool pass_connected;
-	struct db_error pass_error;
-	struct batch_totals pass_totals;
-	struct batch_totals totals;
-	struct metrics_pass pass_metrics;  /* filled by the worker during a pass */
-	double queue_read_interval;        /* poll_interval, copied for the worker like batch_config */
-	double worker_backoff;
-	uv_timer_t worker_retry;
-	bool database_up;
-
-	struct metrics *metrics;           /* NULL when metrics_listen is empty */
-	struct metrics_http *metrics_http;
-
-	uv_timer_t poll_timer;
-	uv_timer_t watchdog_timer;
-	uv_timer_t stop_timer;
-	uv_signal_t sigterm, sigint, sighup;
-	int stopping;
-	bool stop_cancelled;
-	bool ready_sent;
-	char status[256];
-};
+#define BATCH_LIMIT_STATEMENTS 3 /* a batch may take this many statement timeouts before it is stuck */
 
 static void service_request_work(struct service *s);
 
-static double clock_seconds(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void notify_systemd(const char *message)
-{
-#if HAVE_LIBSYSTEMD
-	sd_notify(0, message);
-#else
-	(void)message;
-#endif
-}
-
-static void set_status(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_status(struct service *s, const char *fmt, ...)
-{
-	char status[256], message[300];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(status, sizeof(status), fmt, ap);
-	va_end(ap);
-	if (strcmp(status, s->status) == 0)
-		return;
-	snprintf(s->status, sizeof(s->status), "%s", status);
-	snprintf(message, sizeof(message), "STATUS=%s", status);
-	notify_systemd(message);
-}
+#define set_status(s, ...) notify_status(&(s)->notify, __VA_ARGS__)
 
 /* The next backoff delay: doubled, capped, with +-25 % jitter so daemons do not reconnect in step. */
 static double next_backoff(double *backoff)
@@ -222,80 +137,6 @@ static void on_listener_event(void *owner, enum listener_event event, const char
 
 /* ---- worker ------------------------------------------------------------------------------ */
 
-static void worker_set_cancel(struct service *s, PGconn *conn)
-{
-	pthread_mutex_lock(&s->cancel_lock);
-	PQfreeCancel(s->cancel);
-	s->cancel = conn ? PQgetCancel(conn) : NULL;
-	pthread_mutex_unlock(&s->cancel_lock);
-}
-
-static void worker_disconnect(struct service *s)
-{
-	worker_set_cancel(s, NULL);
-	processor_destroy(s->processor);
-	s->processor = NULL;
-	PQfinish(s->worker);
-	s->worker = NULL;
-}
-
-/* Runs on the thread pool: connect if needed, then batches until nothing is due. */
-static void work_pass(uv_work_t *work)
-{
-	struct service *s = work->data;
-
-	memset(&s->pass_totals, 0, sizeof(s->pass_totals));
-	memset(&s->pass_metrics, 0, sizeof(s->pass_metrics));
-	db_error_clear(&s->pass_error);
-	s->pass_connected = false;
-	if (!s->worker) {
-		s->worker = db_connect(s->config.dsn, "passportd worker", &s->pass_error);
-		if (!s->worker) {
-			s->pass_status = BATCH_ERROR;
-			return;
-		}
-		s->processor = processor_create(s->worker, &s->batch_config, &s->pass_error);
-		if (!s->processor) {
-			PQfinish(s->worker);
-			s->worker = NULL;
-			s->pass_status = BATCH_ERROR;
-			return;
-		}
-		worker_set_cancel(s, s->worker);
-	}
-	s->pass_connected = true;
-	processor_set_config(s->processor, &s->batch_config);
-	if (s->catch_up && !catch_up_running(s->catch_up)) {
-		/* The helpers of an earlier pass have ended: count their work in this pass. */
-		catch_up_finish(s->catch_up, &s->pass_totals);
-		s->catch_up = NULL;
-	}
-	for (;;) {
-		double started = clock_seconds(CLOCK_MONOTONIC);
-		long claimed_before = s->pass_totals.claimed;
-
-		s->pass_status = processor_run_batch(s->processor, &s->pass_totals, &s->pass_error);
-		/* A full batch: a backlog. Help with it as drain would, until nothing is left to claim. */
-		if (s->pass_status == BATCH_DONE && !s->catch_up && s->catch_up_helpers > 0 &&
-		    s->pass_totals.claimed - claimed_before >= s->batch_config.batch_size &&
-		    !atomic_load(&s->stop_after_batch))
-			s->catch_up =
-				catch_up_start(&s->config, &s->batch_config, s->catch_up_helpers, &s->stop_after_batch);
-		if (s->pass_status == BATCH_DONE) {
-			metrics_histogram_observe(&s->pass_metrics.batch_durations, clock_seconds(CLOCK_MONOTONIC) - started);
-			s->pass_metrics.last_batch_time = clock_seconds(CLOCK_REALTIME);
-		}
-		if (s->pass_status == BATCH_ERROR)
-			break;
-		/* Between batches, outside any transaction: the queue gauges, at most once per poll interval. */
-		(void)metrics_refresh_queue(s->metrics, s->worker, s->queue_read_interval);
-		if (s->pass_status != BATCH_DONE || atomic_load(&s->stop_after_batch))
-			break;
-	}
-	if (s->pass_status == BATCH_ERROR)
-		worker_disconnect(s);
-}
-
 static void add_totals(struct batch_totals *to, const struct batch_totals *from)
 {
 	to->batches += from->batches;
@@ -346,16 +187,12 @@ static void work_done(uv_work_t *work, int status)
 		s->database_up = true;
 		log_info("worker: connected to the database");
 	}
-	if (!s->ready_sent) {
-		s->ready_sent = true;
-		notify_systemd("READY=1");
-	}
-	set_status(s, "connected; %ld processed, %ld retrying, %ld dead since start", s->totals.processed,
+	set_status(s, "connected; %s; %ld processed, %ld retrying, %ld dead since start",
+		   atomic_load(&s->all_paused) ? "paused (passportd resume)" : "idle", s->totals.processed,
 		   s->totals.retrying, s->totals.dead);
 	if (s->pass_status == BATCH_BUSY ||
 	    (s->pass_status == BATCH_EMPTY && catch_up_running(s->catch_up))) {
 		/* Due entries held by other workers, or catch-up helpers still at work: look again soon. */
-		/* Due entries are held by other workers: look again shortly. */
 		wakeup_look_failed(&s->wakeup);
 		uv_timer_start(&s->worker_retry, on_worker_retry, BUSY_RETRY_MS, 0);
 	} else if (s->pending) {
@@ -379,9 +216,11 @@ static void service_request_work(struct service *s)
 	s->work_running = true;
 	config_to_batch(&s->config, &s->batch_config);
 	s->batch_config.shared_entities = s->entities;
+	s->statement_timeout = s->config.statement_timeout;
+	s->worker_generation = atomic_load(&s->reload_generation);
 	s->queue_read_interval = s->config.poll_interval;
 	s->work.data = s;
-	if (uv_queue_work(s->loop, &s->work, work_pass, work_done) != 0) {
+	if (uv_queue_work(s->loop, &s->work, service_work_pass, work_done) != 0) {
 		s->work_running = false;
 		wakeup_look_failed(&s->wakeup);
 		log_error("cannot queue work");
@@ -403,10 +242,42 @@ static void on_poll_timer(uv_timer_t *timer)
 	service_request_work(s);
 }
 
-static void on_watchdog(uv_timer_t *timer)
+/* Every second: STATUS= says what the worker is doing while a pass runs. */
+static void on_notify_tick(void *owner)
 {
-	(void)timer;
-	notify_systemd("WATCHDOG=1");
+	struct service *s = owner;
+
+	if (s->stopping || !s->work_running)
+		return;
+	switch ((enum notify_phase)atomic_load(&s->notify.phase)) {
+	case NOTIFY_CONNECTING:
+		set_status(s, "connecting to the database");
+		break;
+	case NOTIFY_PROCESSING:
+		set_status(s, "connected; processing due entries; %ld processed since start",
+			   atomic_load(&s->live_processed));
+		break;
+	case NOTIFY_IDLE:
+		break;
+	}
+}
+
+/*
+ * The worker has been in one batch (or one connection attempt) longer than it may: the server is
+ * frozen or the network silently lost. The watchdog pings have stopped; shut the worker's socket
+ * down so that its blocked call fails, the batch is abandoned (the server rolls it back when it
+ * notices) and the worker reconnects. The descriptor stays open until the worker closes it.
+ */
+static void on_notify_stall(void *owner, double seconds)
+{
+	struct service *s = owner;
+
+	log_error("worker: no progress for %.0f s; watchdog pings stopped; abandoning the connection", seconds);
+	set_status(s, "stuck: no progress for %.0f s", seconds);
+	pthread_mutex_lock(&s->cancel_lock);
+	if (s->worker_socket >= 0 && s->work_running)
+		(void)shutdown(s->worker_socket, SHUT_RDWR);
+	pthread_mutex_unlock(&s->cancel_lock);
 }
 
 /* ---- signals and shutdown ---------------------------------------------------------------- */
@@ -468,7 +339,7 @@ static void on_stop_signal(uv_signal_t *handle, int signum)
 	}
 	s->stopping = 1;
 	log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
-	notify_systemd("STOPPING=1");
+	notify_send("STOPPING=1");
 	set_status(s, "stopping");
 	atomic_store(&s->stop_after_batch, true);
 	if (s->work_running) {
@@ -495,6 +366,13 @@ static void on_reload_signal(uv_signal_t *handle, int signum)
 	(void)config_apply_reload(&s->config, &fresh);
 	config_finish(&fresh);
 	log_set_level((enum log_level)s->config.log_level);
+	notify_set_batch_limit(&s->notify, BATCH_LIMIT_STATEMENTS * s->config.statement_timeout);
+	/* A pass in progress takes them before its next batch (worker_take_reload). */
+	pthread_mutex_lock(&s->reload_lock);
+	config_to_batch(&s->config, &s->reload_batch_config);
+	s->reload_statement_timeout = s->config.statement_timeout;
+	atomic_fetch_add(&s->reload_generation, 1);
+	pthread_mutex_unlock(&s->reload_lock);
 	uv_timer_start(&s->poll_timer, on_poll_timer, (uint64_t)(s->config.poll_interval * 1000),
 		       (uint64_t)(s->config.poll_interval * 1000));
 	log_info("configuration reloaded (batch_size %d, poll_interval %g s, log_level %s)", s->config.batch_size,
@@ -546,14 +424,18 @@ int service_run(const struct config *config, const struct config_sources *source
 {
 	struct service s;
 	uv_loop_t loop;
-	uint64_t watchdog_usec = 0;
 
 	memset(&s, 0, sizeof(s));
 	config_copy(&s.config, config);
 	s.sources = sources;
 	s.listener_backoff = BACKOFF_MIN_SECONDS;
 	s.worker_backoff = BACKOFF_MIN_SECONDS;
+	s.worker_socket = -1;
+	atomic_init(&s.live_processed, 0);
+	atomic_init(&s.all_paused, false);
 	pthread_mutex_init(&s.cancel_lock, NULL);
+	pthread_mutex_init(&s.reload_lock, NULL);
+	atomic_init(&s.reload_generation, 0);
 	atomic_init(&s.stop_after_batch, false);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 
@@ -565,6 +447,7 @@ int service_run(const struct config *config, const struct config_sources *source
 	if (s.config.metrics_listen[0] && service_start_metrics(&s) < 0) {
 		uv_loop_close(&loop);
 		pthread_mutex_destroy(&s.cancel_lock);
+		pthread_mutex_destroy(&s.reload_lock);
 		config_finish(&s.config);
 		return 1;
 	}
@@ -575,6 +458,7 @@ int service_run(const struct config *config, const struct config_sources *source
 			service_stop_metrics(&s);
 			uv_loop_close(&loop);
 			pthread_mutex_destroy(&s.cancel_lock);
+			pthread_mutex_destroy(&s.reload_lock);
 			config_finish(&s.config);
 			return 1;
 		}
@@ -582,11 +466,9 @@ int service_run(const struct config *config, const struct config_sources *source
 	uv_timer_init(&loop, &s.listener_retry);
 	uv_timer_init(&loop, &s.worker_retry);
 	uv_timer_init(&loop, &s.poll_timer);
-	uv_timer_init(&loop, &s.watchdog_timer);
 	uv_timer_init(&loop, &s.stop_timer);
 	wakeup_init(&s.wakeup, &loop, s.listener, wakeup_look, &s);
-	s.listener_retry.data = s.worker_retry.data = s.poll_timer.data = s.watchdog_timer.data =
-		s.stop_timer.data = &s;
+	s.listener_retry.data = s.worker_retry.data = s.poll_timer.data = s.stop_timer.data = &s;
 	uv_signal_init(&loop, &s.sigterm);
 	uv_signal_init(&loop, &s.sigint);
 	uv_signal_init(&loop, &s.sighup);
@@ -595,14 +477,18 @@ int service_run(const struct config *config, const struct config_sources *source
 	uv_signal_start(&s.sigint, on_stop_signal, SIGINT);
 	uv_signal_start(&s.sighup, on_reload_signal, SIGHUP);
 
-#if HAVE_LIBSYSTEMD
-	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
-		uv_timer_start(&s.watchdog_timer, on_watchdog, watchdog_usec / 2000, watchdog_usec / 2000);
-#endif
-	(void)watchdog_usec;
-	set_status(&s, "connecting to the database");
+	notify_init(&s.notify, &loop, BATCH_LIMIT_STATEMENTS * s.config.statement_timeout, on_notify_tick,
+		    on_notify_stall, &s);
+	set_status(&s, "started; connecting to the database");
 	log_info("starting (batch_size %d, poll_interval %g s, %s)", s.config.batch_size, s.config.poll_interval,
 		 s.config.listen ? "listening for notifications" : "polling only");
+
+	/*
+	 * Ready as soon as the loop is set up, before the first connection attempt: a backlog or a
+	 * database that is down must not keep the unit in "activating" until TimeoutStartSec kills
+	 * it. STATUS= tells the rest.
+	 */
+	notify_send("READY=1");
 
 	/* After the start-up failures above, which return without it. */
 	s.catch_up_helpers = config_workers(&s.config) - 1;
@@ -616,7 +502,6 @@ int service_run(const struct config *config, const struct config_sources *source
 	service_request_work(&s);
 	uv_timer_start(&s.poll_timer, on_poll_timer, (uint64_t)(s.config.poll_interval * 1000),
 		       (uint64_t)(s.config.poll_interval * 1000));
-
 	uv_run(&loop, UV_RUN_DEFAULT);
 
 	log_info("stopped: %ld processed, %ld retrying, %ld dead since start", s.totals.processed, s.totals.retrying,
@@ -625,6 +510,7 @@ int service_run(const struct config *config, const struct config_sources *source
 	service_stop_metrics(&s);
 	entity_cache_destroy(s.entities); /* after service_shutdown destroyed the processor using it */
 	pthread_mutex_destroy(&s.cancel_lock);
+	pthread_mutex_destroy(&s.reload_lock);
 	config_finish(&s.config);
 	return 0;
 }

@@ -23,6 +23,7 @@ struct entity_cache;
 struct batch_config {
 	int batch_size;              /* entries per batch */
 	unsigned enabled_systems;    /* bitmask of enum passport_system */
+	unsigned paused_systems;     /* paused in the database (pause.h); 0 unless the caller reads it */
 	size_t max_payload_bytes;    /* larger payloads are a permanent error */
 	int max_attempts;            /* attempts before an entry is dead */
 	double retry_base_seconds;   /* first retry delay, seconds */
@@ -42,7 +43,7 @@ struct batch_totals {
 	long retrying;         /* failed, will be retried later */
 	long dead;             /* failed for good (permanent error or out of attempts) */
 	long dna_rows;         /* DNA rows written */
-	long skipped_systems;  /* system deliveries skipped because the system is disabled */
+	long skipped_systems;  /* deliveries held back: their system is disabled or paused (entry postponed) */
 	long unrecordable;     /* failed, and even the failure could not be recorded: left due, set aside */
 };
 

@@ -9,9 +9,11 @@
 #include "commit.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -156,9 +158,12 @@ int commit_write_failures(struct processor *p, const struct batch *b, struct db_
 		cJSON_AddStringToObject(row, "id", e->id);
 		cJSON_AddStringToObject(row, "error", e->error);
 		cJSON_AddBoolToObject(row, "permanent", e->outcome == OUTCOME_PERMANENT);
-		cJSON_AddNumberToObject(row, "delay", commit_retry_delay(p->config.retry_base_seconds,
-									p->config.retry_cap_seconds, attempts_after(e),
-									next_random(p)));
+		cJSON_AddBoolToObject(row, "postponed", e->outcome == OUTCOME_POSTPONED);
+		cJSON_AddNumberToObject(row, "delay",
+					e->outcome == OUTCOME_POSTPONED
+						? POSTPONE_SECONDS
+						: commit_retry_delay(p->config.retry_base_seconds, p->config.retry_cap_seconds,
+								     attempts_after(e), next_random(p)));
 	}
 	if (cJSON_GetArraySize(failures) == 0) {
 		cJSON_Delete(failures);
@@ -177,13 +182,16 @@ int commit_write_failures(struct processor *p, const struct batch *b, struct db_
 	values[3] = error_chars;
 	rc = db_send(p->conn,
 			     "UPDATE passport_entries e"
-			     " SET processing_attempts = least(coalesce(e.processing_attempts, 0)::numeric + 1, $3::numeric),"
+			     " SET processing_attempts = CASE WHEN r.postponed THEN e.processing_attempts"
+			     " ELSE least(coalesce(e.processing_attempts, 0)::numeric + 1, $3::numeric) END,"
 			     " last_error = left(r.error, $4::int),"
-			     " dead_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0)::numeric + 1 >= $2::int"
-			     " THEN now() END,"
-			     " next_attempt_at = CASE WHEN r.permanent OR coalesce(e.processing_attempts, 0)::numeric + 1 >= $2::int"
+			     " dead_at = CASE WHEN NOT r.postponed AND (r.permanent"
+			     " OR coalesce(e.processing_attempts, 0)::numeric + 1 >= $2::int) THEN now() END,"
+			     " next_attempt_at = CASE WHEN NOT r.postponed AND (r.permanent"
+			     " OR coalesce(e.processing_attempts, 0)::numeric + 1 >= $2::int)"
 			     " THEN NULL ELSE now() + make_interval(secs => r.delay) END"
-			     " FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, error text, permanent boolean, delay float8)"
+			     " FROM jsonb_to_recordset($1::jsonb)"
+			     " AS r(id uuid, error text, permanent boolean, postponed boolean, delay float8)"
 			     " WHERE e.id = r.id",
 			     4, values, NULL, NULL, error);
 	cJSON_free(text);
@@ -193,21 +201,62 @@ oom:
 	return -1;
 }
 
+#define COMMIT_FAILURE_LOG_BURST 20
+#define COMMIT_FAILURE_LOG_WINDOW 10 /* seconds */
+
+/* Whether one more failure may be logged now. Shared by drain's worker threads, hence the lock. */
+static bool failure_log_allowed(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static time_t window_start;
+	static int logged;
+	struct timespec now;
+	bool allowed;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&lock);
+	if (now.tv_sec - window_start >= COMMIT_FAILURE_LOG_WINDOW) {
+		window_start = now.tv_sec;
+		logged = 0;
+	}
+	allowed = logged < COMMIT_FAILURE_LOG_BURST;
+	if (allowed)
+		logged++;
+	pthread_mutex_unlock(&lock);
+	return allowed;
+}
+
 void commit_count_outcomes(const struct processor *p, const struct batch *b, struct batch_totals *totals)
 {
+	long suppressed = 0;
+
 	for (int i = 0; i < b->n_entries; i++) {
 		const struct entry *e = &b->entries[i];
-		if (e->outcome == OUTCOME_DEFERRED)
+		bool dead = e->outcome == OUTCOME_PERMANENT || attempts_after(e) >= p->config.max_attempts;
+
+		if (e->outcome == OUTCOME_DEFERRED || e->outcome == OUTCOME_POSTPONED)
 			continue;
-		if (e->outcome == OUTCOME_OK)
+		if (e->outcome == OUTCOME_OK) {
 			totals->processed++;
-		else if (e->outcome == OUTCOME_PERMANENT || attempts_after(e) >= p->config.max_attempts)
+			continue;
+		}
+		if (dead)
 			totals->dead++;
 		else
 			totals->retrying++;
-		if (e->outcome != OUTCOME_OK)
-			log_info("entry %s (%s) failed: %s", e->id, e->event_type, e->error);
+		if (!log_enabled(dead ? LOG_LEVEL_WARNING : LOG_LEVEL_INFO))
+			continue;
+		if (!failure_log_allowed())
+			suppressed++;
+		else if (dead)
+			log_warning("entry %s (%s) is dead: %s", e->id, e->event_type, e->error);
+		else
+			log_info("entry %s (%s) failed, will retry: %s", e->id, e->event_type, e->error);
 	}
+	if (suppressed > 0)
+		log_notice("%ld more failed entries of this batch not logged (at most %d lines per %d s;"
+			   " see passportd status)",
+			   suppressed, COMMIT_FAILURE_LOG_BURST, COMMIT_FAILURE_LOG_WINDOW);
 }
 
 int commit_batch(struct processor *p, const struct batch *b, long *dna_rows, struct db_error *error)

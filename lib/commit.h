@@ -41,7 +41,11 @@ int commit_batch(struct processor *p, const struct batch *b, long *dna_rows, str
  */
 int commit_write_failures(struct processor *p, const struct batch *b, struct db_error *error);
 
-/* Count the batch's outcomes into totals and log each failure. */
+/*
+ * Count the batch's outcomes into totals and log each failure: a dead entry at warning, a retry
+ * at info. A burst is rate-limited (COMMIT_FAILURE_LOG_BURST lines per COMMIT_FAILURE_LOG_WINDOW
+ * seconds, for the whole process); the lines left out are counted in the next one logged.
+ */
 void commit_count_outcomes(const struct processor *p, const struct batch *b, struct batch_totals *totals);
 
 #endif

@@ -214,12 +214,16 @@ void db_connection_params(const char *dsn, const char *application_name, const c
 	values[n] = NULL;
 }
 
+const char *const db_liveness_keys[] = {"keepalives",       "keepalives_idle",  "keepalives_interval",
+					"keepalives_count", "tcp_user_timeout", NULL};
+const char *const db_liveness_values[] = {"1", "30", "10", "3", "60000", NULL};
+
 PGconn *db_connect(const char *dsn, const char *application_name, struct db_error *error)
 {
 	const char *keys[DB_CONNECTION_PARAMS_MAX], *values[DB_CONNECTION_PARAMS_MAX];
 	PGconn *conn;
 
-	db_connection_params(dsn, application_name, NULL, NULL, keys, values);
+	db_connection_params(dsn, application_name, db_liveness_keys, db_liveness_values, keys, values);
 	conn = db_connect_params(keys, values, NULL, error);
 	if (conn)
 		db_quiet_notices(conn);

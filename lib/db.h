@@ -64,6 +64,15 @@ PGconn *db_connect(const char *dsn, const char *application_name, struct db_erro
 #define DB_CONNECTION_PARAMS_MAX 12
 
 /*
+ * The extra pairs (for db_connection_params) every passportd connection passes: TCP keepalives
+ * (a silently dropped idle connection, e.g. the listener's) and tcp_user_timeout 60 s (data sent
+ * into a partition and never acknowledged, e.g. a batch's statement). NULL-terminated; the user's
+ * connection string overrides them.
+ */
+extern const char *const db_liveness_keys[];
+extern const char *const db_liveness_values[];
+
+/*
  * The keyword/value arrays (NULL-terminated) of a passportd connection, as db_connect uses them:
  * fallback_application_name, connect_timeout 10 unless the user sets one, then the extra pairs
  * (at most 8: defaults such as keepalives), then dbname = the connection string, whose own

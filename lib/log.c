@@ -19,6 +19,8 @@ static const char *const level_names[] = {
 	[LOG_LEVEL_INFO] = "info",     [LOG_LEVEL_DEBUG] = "debug",
 };
 
+static bool log_json_priority_prefix; /* set by log_setup: JSON lines under journald */
+
 void log_setup(const char *program, enum log_level level, enum log_format format)
 {
 	log_program = program;
@@ -28,6 +30,14 @@ void log_setup(const char *program, enum log_level level, enum log_format format
 		format = journal && *journal ? LOG_FORMAT_JOURNAL : LOG_FORMAT_PLAIN;
 	}
 	log_format_current = format;
+	/*
+	 * JSON lines under journald keep their priority: the "<N>" prefix journald reads (and strips)
+	 * in front of the object, as the journal format does.
+	 */
+	{
+		const char *journal = getenv("JOURNAL_STREAM");
+		log_json_priority_prefix = journal && *journal;
+	}
 }
 
 void log_set_level(enum log_level level)
@@ -91,10 +101,13 @@ void log_write(enum log_level level, const char *fmt, ...)
 			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
 		cJSON_AddStringToObject(line, "time", stamp);
 		cJSON_AddStringToObject(line, "level", log_level_name(level));
+		cJSON_AddNumberToObject(line, "priority", (int)level);
 		cJSON_AddStringToObject(line, "program", log_program);
 		cJSON_AddStringToObject(line, "message", message);
 		text = cJSON_PrintUnformatted(line);
-		if (text)
+		if (text && log_json_priority_prefix)
+			fprintf(stderr, "<%d>%s\n", (int)level, text);
+		else if (text)
 			fprintf(stderr, "%s\n", text);
 		cJSON_free(text);
 		cJSON_Delete(line);

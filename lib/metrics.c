@@ -245,7 +245,7 @@ char *metrics_render(struct metrics *metrics)
 	add_counter(&sb, "passportd_dna_rows_written_total", "DNA rows (media_ids.profile_embedding) written.",
 		    v.dna_rows);
 	add_counter(&sb, "passportd_system_deliveries_skipped_total",
-		    "Deliveries to a system disabled in the configuration, skipped.", v.skipped_systems);
+		    "Deliveries held back because their system is disabled or paused (the entry is postponed).", v.skipped_systems);
 	add_gauge(&sb, "passportd_database_up",
 		  "1 when the worker's last pass reached the database, else 0.", v.database_up ? 1 : 0);
 	add_gauge(&sb, "passportd_listener_up",

@@ -30,6 +30,7 @@
 #define ERROR_TEXT_MAX 500  /* bytes of last_error an entry's failure may take */
 #define SET_ASIDE_MAX 256   /* users passed over for a while, see struct set_aside */
 #define SET_ASIDE_SECONDS 1.0
+#define POSTPONE_SECONDS 300.0 /* an entry of a paused or disabled system waits this long */
 #define UNRECORDABLE_MAX 1024 /* entries whose failure could not be recorded, see struct processor */
 /*
  * Bytes of claimed text a batch may hold (payloads, event types, systems): the claim stops taking
@@ -45,6 +46,12 @@ enum outcome {
 	OUTCOME_RETRY,
 	OUTCOME_PERMANENT,
 	OUTCOME_DEFERRED, /* left due, untouched: its DNA row is locked by another session */
+	/*
+	 * Left unprocessed with its attempts untouched: it touches a paused or disabled system. Its
+	 * last_error says which ("paused: coliseum"); it comes back after POSTPONE_SECONDS, or at
+	 * once on `passportd resume`.
+	 */
+	OUTCOME_POSTPONED,
 };
 
 struct entry {

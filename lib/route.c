@@ -43,9 +43,39 @@ int route_systems(const char *systems_json, const char *event_type, unsigned ena
 	return rc;
 }
 
+/* "mediaid, coliseum" for a mask of systems. */
+static void system_list(unsigned systems, char *out, size_t size)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (unsigned bit = 1; bit <= SYSTEM_TREASURY && used < size; bit <<= 1)
+		if (systems & bit)
+			used += (size_t)snprintf(out + used, size - used, "%s%s", used ? ", " : "", system_name(bit));
+}
+
+unsigned route_blocked(unsigned routed, unsigned enabled, unsigned paused, char *reason, size_t reason_len)
+{
+	unsigned disabled = routed & ~enabled, held = routed & paused & enabled;
+	char paused_list[64], disabled_list[64];
+
+	system_list(held, paused_list, sizeof(paused_list));
+	system_list(disabled, disabled_list, sizeof(disabled_list));
+	if (held && disabled)
+		snprintf(reason, reason_len, "paused: %s; disabled: %s", paused_list, disabled_list);
+	else if (held)
+		snprintf(reason, reason_len, "paused: %s", paused_list);
+	else if (disabled)
+		snprintf(reason, reason_len, "disabled: %s", disabled_list);
+	else if (reason_len > 0)
+		reason[0] = '\0';
+	return held | disabled;
+}
+
 void route_entry(const struct processor *p, struct entry *e, struct batch_totals *totals)
 {
 	char reason[200];
+	unsigned blocked;
 
 	e->outcome = OUTCOME_OK;
 	if (!e->payload && e->payload_bytes > 0) {
@@ -63,7 +93,19 @@ void route_entry(const struct processor *p, struct entry *e, struct batch_totals
 		entry_fail(e, OUTCOME_PERMANENT, "entry: timestamp is NULL or out of range");
 		return;
 	}
-	if (route_systems(e->systems_json, e->event_type, p->config.enabled_systems, &e->systems,
-			  &totals->skipped_systems, reason, sizeof(reason)) < 0)
+	/*
+	 * Routed to every system it names; one it may not reach now holds the whole entry back
+	 * (its effects commit together), postponed, never processed without it.
+	 */
+	if (route_systems(e->systems_json, e->event_type, SYSTEM_ALL, &e->systems, &totals->skipped_systems, reason,
+			  sizeof(reason)) < 0) {
 		entry_fail(e, OUTCOME_PERMANENT, "route: %s", reason);
+		return;
+	}
+	blocked = route_blocked(e->systems, p->config.enabled_systems, p->config.paused_systems, reason, sizeof(reason));
+	if (blocked) {
+		for (unsigned bit = 1; bit <= SYSTEM_TREASURY; bit <<= 1)
+			totals->skipped_systems += (blocked & bit) ? 1 : 0;
+		entry_fail(e, OUTCOME_POSTPONED, "%s", reason);
+	}
 }

@@ -22,8 +22,17 @@ int route_systems(const char *systems_json, const char *event_type, unsigned ena
 		  long *skipped, char *reason, size_t reason_len);
 
 /*
+ * The routed systems an entry may not go to now (pure): those not enabled in the configuration
+ * and those paused. Returns them (0: none), with a reason for last_error in reason ("paused:
+ * coliseum", "disabled: treasury", or both separated by "; ").
+ */
+unsigned route_blocked(unsigned routed, unsigned enabled, unsigned paused, char *reason, size_t reason_len);
+
+/*
  * First pass over a claimed entry: parse the payload, check the timestamp, route it. A problem
- * is recorded on the entry (entry_fail) as a permanent failure.
+ * is recorded on the entry (entry_fail) as a permanent failure; an entry that touches a paused
+ * or disabled system is postponed (OUTCOME_POSTPONED), never processed without it, and its
+ * blocked deliveries are counted in totals->skipped_systems.
  */
 void route_entry(const struct processor *p, struct entry *e, struct batch_totals *totals);
 

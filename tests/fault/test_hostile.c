@@ -486,18 +486,36 @@ static void case_promises(void)
 		free(output);
 	}
 
-	/* Disabled systems: mediaid skipped and counted, coliseum delivered. */
+	/*
+	 * Disabled systems: an entry that needs mediaid is never processed without it. Both are
+	 * postponed with the reason, their attempts untouched, nothing delivered anywhere; resume
+	 * makes them due again.
+	 */
 	{
 		const char *extra[] = {"--systems", "coliseum", NULL};
+		const char *resume[] = {harness_passportd(), "resume", "--dsn", daemon_dsn, NULL};
+		long long attempts = harness_query_int(conn, "SELECT sum(processing_attempts) FROM passport_entries WHERE id IN"
+							     " (passport_test_uuid('p-0'), passport_test_uuid('p-2'))");
+
 		ASSERT_EQ_INT(drain(daemon_dsn, extra, &output), 0);
-		ASSERT_STR_CONTAINS(output, "processed 2,");
-		ASSERT_STR_CONTAINS(output, "skipped deliveries 2");
+		ASSERT_STR_CONTAINS(output, "processed 0,");
+		ASSERT_STR_CONTAINS(output, "postponed deliveries 2");
+		free(output);
+		ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE id IN"
+						     " (passport_test_uuid('p-0'), passport_test_uuid('p-2')) AND processed IS NOT TRUE"
+						     " AND dead_at IS NULL AND last_error = 'disabled: mediaid'"),
+			      2);
+		ASSERT_EQ_INT(harness_query_int(conn, "SELECT sum(processing_attempts) FROM passport_entries WHERE id IN"
+						     " (passport_test_uuid('p-0'), passport_test_uuid('p-2'))"),
+			      attempts);
+		ASSERT_EQ_INT(harness_run(resume, NULL, &output), 0);
+		ASSERT_STR_CONTAINS(output, "2 postponed entries made due");
 		free(output);
 	}
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 0);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics WHERE passport_entry_id IN"
 					     " (passport_test_uuid('p-0'), passport_test_uuid('p-2'))"),
-		      2);
+		      0);
 
 	/* treasury_correlation_id: the column names the ledger row when the payload does not. */
 	harness_exec(conn, "ALTER TABLE passport_entries ADD COLUMN treasury_correlation_id text;"

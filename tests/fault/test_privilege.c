@@ -278,8 +278,8 @@ static void case_daemon_commands(PGconn *conn)
 		const char *env[] = {passfile_env, NULL};
 		const char *env_service[] = {servicefile_env, NULL};
 		const char *dry[] = {harness_passportd(), "reprocess", "--dry-run", "--dsn", dsn, NULL};
-		const char *now[] = {harness_passportd(), "reprocess", "--now", "--dsn", dsn, NULL};
-		const char *requeue[] = {harness_passportd(), "reprocess", "--dsn", dsn, NULL};
+		const char *now[] = {harness_passportd(), "reprocess", "--now", "--all", "--dsn", dsn, NULL};
+		const char *requeue[] = {harness_passportd(), "reprocess", "--all", "--dsn", dsn, NULL};
 		const char *drain[] = {harness_passportd(), "drain", "--dsn", "service=passport_fault", NULL};
 		ASSERT_EQ_INT(run("reprocess --dry-run", dry, env, &output), 0);
 		ASSERT_STR_CONTAINS(output, "dry run: 2 entries");

@@ -35,7 +35,7 @@
 
 #include "build_config.h"
 
-#define MAX_CHILDREN 64
+#define MAX_CHILDREN 256
 #define MAX_ARGS 32
 
 /* Event types of tests/sql/workload.sql whose default route (SPEC appendix B) includes a system. */
@@ -1299,10 +1299,28 @@ static void case_log_format(void)
 		ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "message")));
 		ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "level")));
 		ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(object, "time")));
+		ASSERT_TRUE(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(object, "priority")));
 		cJSON_Delete(object);
 		lines++;
 	}
 	ASSERT_GE_INT(lines, 3);
+	free(log);
+
+	/* JSON under systemd: each object behind its journald priority prefix. */
+	d = daemon_start("log-json-journal", json_args, journal_env);
+	require_log(d, "<4>{", 1, 5);
+	daemon_stop_ok(d);
+	log = child_log(d);
+	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		cJSON *object;
+		if (!(line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>'))
+			FAIL("a JSON log line without a journald priority under systemd: %s", line);
+		object = cJSON_Parse(line + 3);
+		if (!cJSON_IsObject(object))
+			FAIL("--log-format json under systemd: not a JSON object after the prefix: %s", line);
+		ASSERT_EQ_INT((long long)cJSON_GetObjectItemCaseSensitive(object, "priority")->valuedouble, line[1] - '0');
+		cJSON_Delete(object);
+	}
 	free(log);
 
 	d = daemon_start("log-journal", auto_args, journal_env);
@@ -1372,6 +1390,114 @@ static void case_reload(void)
 	PQfinish(conn);
 }
 
+/*
+ * SIGHUP in the middle of a backlog: the new settings apply from the next batch, not after the
+ * whole pass (which in a backlog can take minutes).
+ */
+static void case_reload_mid_pass(void)
+{
+	char dsn[1024], path[600];
+	PGconn *conn = create_database("service_reload_mid", dsn, sizeof dsn);
+	const char *args[] = {"run", "--config", path, "--dsn", dsn, "--poll-interval", "30", NULL};
+	struct child *d;
+	long long left;
+
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(200, 50)"), 10000);
+	snprintf(path, sizeof path, "%s/passportd-mid.conf", temp_dir);
+	write_file(path, "batch_size = 5\n");
+	d = daemon_start("reload-mid", args, NULL);
+	require_sql(conn, "SELECT (count(*) >= 50)::int FROM passport_entries WHERE processed", 20, d);
+	write_file(path, "batch_size = 1000\n");
+	ASSERT_EQ_INT(kill(d->pid, SIGHUP), 0);
+	require_log(d, "the reloaded settings apply from this batch (batch_size 1000)", 1, 5);
+	left = harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed");
+	printf("  reload applied with %lld entries still due\n", left);
+	ASSERT_TRUE(left > 0);
+	wait_drained(conn, 60, d);
+	check_consistent(conn, "after a reload mid-pass");
+	daemon_stop_ok(d);
+	PQfinish(conn);
+}
+
+/*
+ * Pause and resume, stored in the database: a paused system's entries stay unprocessed (with the
+ * reason, attempts untouched), the others go on; pausing everything claims nothing; resume
+ * processes everything that waited, nothing lost.
+ */
+static void case_pause(void)
+{
+	char dsn[1024], sql[512];
+	PGconn *conn = create_database("service_pause", dsn, sizeof dsn);
+	const char *args[] = {"run", "--dsn", dsn, "--poll-interval", "0.5", NULL};
+	struct child *d;
+	char *a, *b, *c, *e, *output;
+
+	add_media_row(conn, "z1");
+	d = daemon_start("pause", args, NULL);
+	require_log(d, "worker: connected to the database", 1, 10);
+
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "pause-coliseum", "pause", "coliseum", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(output, "paused: coliseum");
+	free(output);
+	sleep_seconds(0.7); /* one poll interval */
+	a = insert_entry(conn, "z1", "{mediaid}");
+	b = insert_entry(conn, "z1", "{coliseum}");
+	c = insert_entry(conn, "z1", "{mediaid,coliseum}");
+	if (wait_processed(conn, a, 5.0, d) < 0)
+		FAIL("an entry of an unpaused system was not processed while coliseum was paused");
+	snprintf(sql, sizeof sql,
+		 "SELECT (count(*) = 2)::int FROM passport_entries WHERE id IN ('%s', '%s') AND processed IS NOT TRUE"
+		 " AND dead_at IS NULL AND last_error = 'paused: coliseum' AND processing_attempts = 0",
+		 b, c);
+	require_sql(conn, sql, 5, d);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"), 0);
+
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "pause-all", "pause", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(output, "paused: all");
+	free(output);
+	require_log(d, "paused: processing nothing", 1, 3);
+	e = insert_entry(conn, "z1", "{mediaid}");
+	sleep_seconds(1.5);
+	ASSERT_FALSE(entry_processed(conn, e));
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM passport_entries WHERE id = '%s' AND last_error IS NULL", e);
+	ASSERT_EQ_INT(harness_query_int(conn, sql), 1);
+
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "resume", "resume", "--dsn", dsn, NULL), 0);
+	ASSERT_STR_CONTAINS(output, "resumed: all; 2 postponed entries made due");
+	free(output);
+	wait_drained(conn, 10, d);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics"), 2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM dna_evolution"), 3);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "pause-bad", "pause", "ledger", "--dsn", dsn, NULL), 2);
+	free(output);
+	daemon_stop_ok(d);
+	free(a);
+	free(b);
+	free(c);
+	free(e);
+	PQfinish(conn);
+}
+
+/* A burst of failures is rate-limited in the log; the count is kept by status. */
+static void case_log_burst(void)
+{
+	char dsn[1024];
+	PGconn *conn = create_database("service_log_burst", dsn, sizeof dsn);
+	char *output;
+	int lines;
+
+	harness_exec(conn, "INSERT INTO passport_entries (event_type, event_category, affects_systems)"
+			   " SELECT 'player.track_played', 'player', '{bogus}' FROM generate_series(1, 60)");
+	ASSERT_EQ_INT(run_passportd(&output, 60, NULL, "burst-drain", "drain", "--dsn", dsn, NULL), 0);
+	lines = count_occurrences(output, "is dead:");
+	printf("  60 dead entries: %d log lines\n", lines);
+	ASSERT_TRUE(lines >= 1 && lines <= 20);
+	ASSERT_STR_CONTAINS(output, "more failed entries of this batch not logged");
+	free(output);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE dead_at IS NOT NULL"), 60);
+	PQfinish(conn);
+}
+
 /* ---- case 8: sd_notify ------------------------------------------------------------------------ */
 
 static void case_sd_notify(void)
@@ -1425,6 +1551,147 @@ static void case_sd_notify(void)
 		FAIL("no exit within 5 s of SIGTERM");
 	ASSERT_EQ_INT(d->status, 0);
 	close(fd);
+	PQfinish(conn);
+}
+
+/*
+ * READY=1 as soon as the loop runs: neither a backlog nor a database that is down may hold it
+ * back (the unit's start would time out and systemd would restart it in a loop). STATUS= says
+ * what is going on.
+ */
+static bool notify_wait_ready(int fd, double timeout, char *status, size_t status_size, double *took)
+{
+	double started = now_seconds(), deadline = started + timeout;
+	char buf[4096];
+
+	status[0] = '\0';
+	while (now_seconds() < deadline) {
+		if (!notify_receive(fd, buf, sizeof buf, 0.1))
+			continue;
+		if (strstr(buf, "STATUS="))
+			snprintf(status, status_size, "%s", strstr(buf, "STATUS="));
+		if (strstr(buf, "READY=1")) {
+			*took = now_seconds() - started;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void case_ready(void)
+{
+	char dsn[1024], path[600], socket_env[700], status[512];
+	const char *env[] = {socket_env, NULL};
+	const char *down[] = {"run", "--dsn", "host=/nonexistent port=1 user=u", "--poll-interval", "30", NULL};
+	const char *backlog[] = {"run", "--dsn", dsn, "--batch-size", "50", "--poll-interval", "30", NULL};
+	PGconn *conn;
+	struct child *d;
+	double took = 0;
+	int fd;
+
+	if (!HAVE_LIBSYSTEMD) {
+		printf("  skipped: built without libsystemd\n");
+		return;
+	}
+	snprintf(path, sizeof path, "%s/ready.sock", temp_dir);
+	snprintf(socket_env, sizeof socket_env, "NOTIFY_SOCKET=%s", path);
+	fd = notify_socket_open(path);
+
+	/* The database down. */
+	d = daemon_start("ready-down", down, env);
+	if (!notify_wait_ready(fd, 3, status, sizeof status, &took))
+		FAIL("no READY=1 within 3 s with the database down");
+	printf("  database down: READY=1 after %.2f s\n", took);
+	ASSERT_LT_INT((long long)(took * 1000), 2000);
+	if (!strstr(status, "STATUS=waiting for database") && !notify_seen(fd, "STATUS=waiting for database", 5))
+		FAIL("no STATUS= saying the daemon waits for the database");
+	ASSERT_TRUE(child_alive(d));
+	daemon_stop_ok(d);
+	notify_drain(fd);
+
+	/* In front of a backlog processed in small batches. */
+	conn = create_database("service_ready", dsn, sizeof dsn);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(200, 100)"), 20000);
+	d = daemon_start("ready-backlog", backlog, env);
+	if (!notify_wait_ready(fd, 3, status, sizeof status, &took))
+		FAIL("no READY=1 within 3 s in front of a backlog of 20,000 entries");
+	printf("  backlog of 20,000: READY=1 after %.2f s\n", took);
+	ASSERT_LT_INT((long long)(took * 1000), 2000);
+	if (!notify_seen(fd, "STATUS=connected; processing", 5))
+		FAIL("no STATUS= saying the daemon works through the backlog");
+	ASSERT_TRUE(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed") > 0);
+	daemon_stop_ok(d);
+	close(fd);
+	PQfinish(conn);
+}
+
+/*
+ * Liveness: the worker's backend frozen (SIGSTOP) in the middle of a backlog. The watchdog pings
+ * stop once the batch has gone three statement timeouts without finishing, the worker abandons
+ * the connection and goes on with a new one (the pings resume when it starts again), and after
+ * SIGCONT everything is processed, without a restart.
+ */
+static void case_freeze(void)
+{
+	char dsn[1024], path[600], socket_env[700], buf[4096];
+	const char *args[] = {"run", "--dsn", dsn, "--batch-size", "20", "--poll-interval", "0.5",
+			      "--statement-timeout", "1", NULL};
+	const char *env[] = {socket_env, "WATCHDOG_USEC=400000", "WATCHDOG_PID=@self", NULL};
+	PGconn *conn;
+	struct child *d;
+	long long backend;
+	double frozen_at, last_ping = 0, longest_gap = 0;
+	int fd;
+
+	if (!HAVE_LIBSYSTEMD) {
+		printf("  skipped: built without libsystemd\n");
+		return;
+	}
+	conn = create_database("service_freeze", dsn, sizeof dsn);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(200, 50)"), 10000);
+	snprintf(path, sizeof path, "%s/freeze.sock", temp_dir);
+	snprintf(socket_env, sizeof socket_env, "NOTIFY_SOCKET=%s", path);
+	fd = notify_socket_open(path);
+	d = daemon_start("freeze", args, env);
+	require_sql(conn, "SELECT (count(*) >= 200)::int FROM passport_entries WHERE processed", 20, d);
+	backend = harness_query_int(conn, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity"
+					  " WHERE application_name = 'passportd worker' AND datname = current_database()");
+	ASSERT_TRUE(backend > 0);
+	ASSERT_EQ_INT(kill((pid_t)backend, SIGSTOP), 0);
+	frozen_at = now_seconds();
+	notify_drain(fd);
+	last_ping = now_seconds();
+	while (now_seconds() < frozen_at + 6) {
+		if (!notify_receive(fd, buf, sizeof buf, 0.1))
+			continue;
+		if (strstr(buf, "WATCHDOG=1")) {
+			if (now_seconds() - last_ping > longest_gap)
+				longest_gap = now_seconds() - last_ping;
+			last_ping = now_seconds();
+		}
+	}
+	if (now_seconds() - last_ping > longest_gap)
+		longest_gap = now_seconds() - last_ping;
+	ASSERT_EQ_INT(kill((pid_t)backend, SIGCONT), 0);
+	printf("  worker's backend frozen for 6 s: longest gap between WATCHDOG=1 pings %.1f s\n", longest_gap);
+	require_log(d, "no progress for", 1, 1);
+	if (longest_gap < 0.3)
+		FAIL("the watchdog kept pinging while the batch was stuck");
+	if (!notify_seen(fd, "WATCHDOG=1", 3))
+		FAIL("no WATCHDOG=1 after the server came back");
+	/* Keep reading the socket: a full notify queue would block the daemon's sd_notify. */
+	for (double deadline = now_seconds() + 60;; sleep_seconds(0.1)) {
+		notify_drain(fd);
+		if (harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed") == 0)
+			break;
+		if (now_seconds() > deadline)
+			FAIL("the backlog was not processed within 60 s of SIGCONT");
+	}
+	ASSERT_TRUE(child_alive(d));
+	check_all_processed(conn, "after a frozen backend");
+	check_consistent(conn, "after a frozen backend");
+	close(fd); /* from now on the daemon's notifications are refused, never queued */
+	daemon_stop_ok(d);
 	PQfinish(conn);
 }
 
@@ -1576,6 +1843,9 @@ static void case_status_reprocess(void)
 	for (int i = 0; i < 4; i++)
 		processed[i] = insert_entry(conn, "a1", "{mediaid,coliseum}");
 	ASSERT_EQ_INT(run_passportd(&output, 60, NULL, "admin-drain", "drain", "--dsn", dsn, NULL), 0);
+	/* A dead entry is a warning; a retry is information. */
+	ASSERT_EQ_INT(count_occurrences(output, "passportd[warning]: entry "), 4);
+	ASSERT_EQ_INT(count_occurrences(output, "passportd[info]: entry "), 2);
 	free(output);
 	due = insert_entry(conn, "a1", "{mediaid}");
 
@@ -1620,6 +1890,49 @@ static void case_status_reprocess(void)
 			start--;
 		ASSERT_EQ_INT(strtol(start, NULL, 10), 3);
 	}
+	ASSERT_STR_CONTAINS(output, "lag:");
+	free(output);
+
+	/* Top errors are grouped by message with the ids in it replaced: one cause, one line. */
+	snprintf(sql, sizeof sql,
+		 "UPDATE passport_entries SET last_error = 'mediaid: no media_ids row yet for user ' || gen_random_uuid()"
+		 " WHERE id IN ('%s', '%s')",
+		 retrying[0], retrying[1]);
+	harness_exec(conn, sql);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "status-grouped", "status", "--dsn", dsn, NULL), 0);
+	{
+		const char *line = strstr(output, "no media_ids row yet for user <id>");
+		const char *start = line;
+		ASSERT_NOT_NULL(line);
+		while (start > output && start[-1] != '\n')
+			start--;
+		ASSERT_EQ_INT(strtol(start, NULL, 10), 2);
+	}
+	free(output);
+
+	/* status --check: Nagios-style lines and exit codes. */
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "check-ok", "status", "--check", "--max-dead", "10", "--max-lag",
+				    "3600", "--dsn", dsn, NULL),
+		      0);
+	ASSERT_STR_CONTAINS(output, "PASSPORT OK - due 1,");
+	ASSERT_STR_CONTAINS(output, "| due=1 ");
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "check-dead", "status", "--check", "--max-dead", "3", "--max-lag",
+				    "3600", "--dsn", dsn, NULL),
+		      1);
+	ASSERT_STR_CONTAINS(output, "PASSPORT WARNING");
+	free(output);
+	harness_exec(conn, "UPDATE passport_entries SET created_at = now() - interval '1 hour' WHERE processed IS NOT TRUE AND dead_at IS NULL"
+			   " AND next_attempt_at IS NULL");
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "check-lag", "status", "--check", "--max-dead", "10", "--max-lag",
+				    "60", "--dsn", dsn, NULL),
+		      2);
+	ASSERT_STR_CONTAINS(output, "PASSPORT CRITICAL");
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "check-down", "status", "--check", "--dsn",
+				    "host=/nonexistent port=1 user=u", NULL),
+		      2);
+	ASSERT_STR_CONTAINS(output, "PASSPORT CRITICAL - cannot connect");
 	free(output);
 
 	/* --dry-run lists the dead entries and changes nothing */
@@ -1647,6 +1960,19 @@ static void case_status_reprocess(void)
 	harness_exec(locker, sql);
 
 	/* --error-like requeues exactly the matching dead entries, and notifies */
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-json", "reprocess", "--error-like", "%unknown system%",
+				    "--dry-run", "--json", "--dsn", dsn, NULL),
+		      0);
+	json = cJSON_Parse(output);
+	if (!json)
+		FAIL("reprocess --json printed no JSON:\n%s", output);
+	ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "dry_run")));
+	ASSERT_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(json, "entries")), 3);
+	item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(json, "entries"), 0);
+	ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(item, "state")->valuestring, "dead");
+	ASSERT_STR_CONTAINS(cJSON_GetObjectItemCaseSensitive(item, "error")->valuestring, "unknown system");
+	cJSON_Delete(json);
+	free(output);
 	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-error-like", "reprocess", "--error-like",
 				    "%unknown system%", "--dsn", dsn, NULL),
 		      0);
@@ -1663,6 +1989,15 @@ static void case_status_reprocess(void)
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processing_attempts = 1"
 					     " AND next_attempt_at > now() AND NOT processed"),
 		      2);
+	/* The history keeps what the requeue wiped on the entries. */
+	for (int i = 0; i < 3; i++) {
+		snprintf(sql, sizeof sql,
+			 "SELECT count(*) FROM passport_reprocess_history WHERE passport_entry_id = '%s'"
+			 " AND previous_error LIKE 'route: unknown system%%' AND previous_attempts = 1"
+			 " AND previous_dead_at IS NOT NULL AND NOT processed_here",
+			 dead[i]);
+		ASSERT_EQ_INT(harness_query_int(conn, sql), 1);
+	}
 	ASSERT_TRUE(PQconsumeInput(listener));
 	notification = PQnotifies(listener);
 	if (!notification) {
@@ -1674,7 +2009,7 @@ static void case_status_reprocess(void)
 		FAIL("reprocess requeued entries without a NOTIFY on passport_entries");
 	PQfreemem(notification);
 
-	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-locked", "reprocess", "--dsn", dsn, NULL), 0);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "reprocess-locked", "reprocess", "--all", "--dsn", dsn, NULL), 0);
 	ASSERT_STR_CONTAINS(output, "requeued 0 entries");
 	free(output);
 	snprintf(sql, sizeof sql, "SELECT (dead_at IS NOT NULL)::int FROM passport_entries WHERE id = '%s'", dead[3]);
@@ -1765,6 +2100,74 @@ static void case_print_config(void)
 }
 
 /*
+ * The command line: each command takes only its own options. A misuse is a usage error (exit 2)
+ * before anything connects (the server named does not exist, so a connection attempt would say
+ * "cannot connect"); `COMMAND --help` shows that command's options; an invalid configuration
+ * exits 78 (EX_CONFIG).
+ */
+static void case_usage(void)
+{
+	static const char *const misuses[][3] = {
+		{"drain", "--dry-run", NULL}, {"status", "--now", NULL},       {"drain", "--id", "x"},
+		{"run", "--dry-run", NULL},   {"status", "--workers", "2"},    {"inspect", "--all", NULL},
+		{"reprocess", NULL, NULL},    {"reprocess", "--limit", "5"},   {"reprocess", "--all", "--dry-run"},
+		{"frobnicate", NULL, NULL},   {"drain", "--no-such-option", NULL},
+	};
+	const char *dsn = "host=/nonexistent port=1 user=u";
+	char *output;
+
+	for (size_t i = 0; i < sizeof misuses / sizeof misuses[0]; i++) {
+		const char *a = misuses[i][0], *b = misuses[i][1], *c = misuses[i][2];
+		int status;
+
+		if (strcmp(a, "reprocess") == 0 && b && c && strcmp(c, "--dry-run") == 0)
+			continue; /* --all --dry-run is fine: listed below */
+		status = run_passportd(&output, 10, NULL, "usage", a, "--dsn", dsn, b, c, NULL);
+		printf("  passportd %s %s %s: exit %d\n", a, b ? b : "", c ? c : "", status);
+		ASSERT_EQ_INT(status, 2);
+		ASSERT_STR_NOT_CONTAINS(output, "connect");
+		free(output);
+	}
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "usage-reprocess", "reprocess", "--dsn", dsn, NULL), 2);
+	ASSERT_STR_CONTAINS(output, "--all");
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "usage-drain", "drain", "--dry-run", "--dsn", dsn, NULL), 2);
+	ASSERT_STR_CONTAINS(output, "drain does not take --dry-run");
+	free(output);
+
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "help-reprocess", "reprocess", "--help", NULL), 0);
+	ASSERT_STR_CONTAINS(output, "Usage: passportd reprocess");
+	ASSERT_STR_CONTAINS(output, "--error-like");
+	ASSERT_STR_CONTAINS(output, "--all");
+	ASSERT_STR_NOT_CONTAINS(output, "--poll-interval");
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "help-run", "run", "--help", NULL), 0);
+	ASSERT_STR_CONTAINS(output, "--statement-timeout");
+	ASSERT_STR_NOT_CONTAINS(output, "--dry-run");
+	free(output);
+
+	/* An invalid configuration: EX_CONFIG, so that systemd does not restart into it. */
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "config-error", "run", "--dsn", dsn, "--batch-size", "0", NULL), 78);
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "config-missing", "status", "--config", "/nonexistent/passportd.conf",
+				    "--dsn", dsn, NULL),
+		      78);
+	free(output);
+	/* --check-config, which the unit's ExecReload runs before SIGHUP. */
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "check-config", "run", "--check-config", "--dsn", dsn, NULL), 0);
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "check-config-bad", "run", "--check-config", "--dsn", dsn,
+				    "--poll-interval", "-1", NULL),
+		      78);
+	free(output);
+	ASSERT_EQ_INT(run_passportd(&output, 10, NULL, "check-config-dsn", "run", "--check-config", "--dsn",
+				    "postgresql://u:secret@[::1/x", NULL),
+		      78);
+	ASSERT_STR_NOT_CONTAINS(output, "secret");
+	free(output);
+}
+
+/*
  * A service whose database is not there at start keeps trying, with a growing pause between
  * attempts (0.5, 1, 2 s ...) even when the poll interval is short, and stops on SIGTERM.
  */
@@ -1797,14 +2200,20 @@ static const struct {
 	void (*run)(void);
 } cases[] = {
 	{"print-config", case_print_config},
+	{"usage", case_usage},
 	{"notify", case_notify},
 	{"poll", case_poll},
 	{"retry", case_retry},
 	{"terminate", case_terminate},
 	{"stuck", case_stuck_batch},
 	{"reload", case_reload},
+	{"reload-mid", case_reload_mid_pass},
+	{"pause", case_pause},
 	{"log-format", case_log_format},
+	{"log-burst", case_log_burst},
 	{"sd-notify", case_sd_notify},
+	{"ready", case_ready},
+	{"freeze", case_freeze},
 	{"status", case_status_reprocess},
 	{"sigterm", case_sigterm},
 	{"three", case_three_daemons},

@@ -52,6 +52,17 @@ for unit in "$work"/*.service "$work"/*.timer; do
 		echo "FAIL: passportd.service is not Type=notify" >&2
 		exit 1
 	}
+	# The service: no restart into a bad configuration, a reload that fails when it would be
+	# refused, bounded resources, the password as a credential.
+	if [[ "$name" == passportd.service ]]; then
+		for line in '^RestartPreventExitStatus=78$' '^ExecReload=.*passportd run --check-config$' \
+			'^MemoryMax=' '^TasksMax=' '^LoadCredential=pgpass:' '^Environment=PGPASSFILE=%d/pgpass$'; do
+			grep -q -- "$line" "$unit" || {
+				echo "FAIL: passportd.service has no line matching $line" >&2
+				exit 1
+			}
+		done
+	fi
 	if [[ "$name" == *.service ]] && ! grep -q "^ExecStart=$build/" "$unit"; then
 		echo "FAIL: $name: ExecStart does not start with $bindir/" >&2
 		exit 1

@@ -514,6 +514,47 @@ static void test_connection_defaults_are_fallbacks(void)
 	ASSERT_STR_EQ(keys[1], "dbname");
 }
 
+/* The value libpq settles on for keyword in a passportd connection made to dsn. */
+static char *conninfo_value(const char *dsn, const char *keyword)
+{
+	const char *keys[DB_CONNECTION_PARAMS_MAX], *values[DB_CONNECTION_PARAMS_MAX];
+	PQconninfoOption *options;
+	PGconn *conn;
+	char *value = NULL;
+
+	db_connection_params(dsn, "test", db_liveness_keys, db_liveness_values, keys, values);
+	/* Started, never driven: libpq has parsed the options without connecting. */
+	conn = PQconnectStartParams(keys, values, 1);
+	ASSERT_NOT_NULL(conn);
+	options = PQconninfo(conn);
+	ASSERT_NOT_NULL(options);
+	for (PQconninfoOption *o = options; o->keyword; o++)
+		if (strcmp(o->keyword, keyword) == 0 && o->val)
+			value = strdup(o->val);
+	PQconninfoFree(options);
+	PQfinish(conn);
+	return value;
+}
+
+/* Every connection gets keepalives and tcp_user_timeout, unless the connection string says otherwise. */
+static void test_connection_liveness(void)
+{
+	char *value;
+
+	value = conninfo_value("host=/nonexistent dbname=x", "tcp_user_timeout");
+	ASSERT_STR_EQ(value, "60000");
+	free(value);
+	value = conninfo_value("host=/nonexistent dbname=x", "keepalives_idle");
+	ASSERT_STR_EQ(value, "30");
+	free(value);
+	value = conninfo_value("host=/nonexistent dbname=x keepalives_idle=7 tcp_user_timeout=5000", "keepalives_idle");
+	ASSERT_STR_EQ(value, "7");
+	free(value);
+	value = conninfo_value("postgresql:///x?host=/nonexistent&tcp_user_timeout=5000", "tcp_user_timeout");
+	ASSERT_STR_EQ(value, "5000");
+	free(value);
+}
+
 int main(void)
 {
 	test_refused_sources();
@@ -529,5 +570,6 @@ int main(void)
 	test_reload_dsn_compared_as_printed();
 	test_dsn_origin();
 	test_connection_defaults_are_fallbacks();
+	test_connection_liveness();
 	TEST_PASS();
 }

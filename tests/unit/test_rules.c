@@ -70,6 +70,27 @@ static void make_row(struct dna_row *row, const char *user, const char *id, bool
 	row->is_fan = is_fan;
 }
 
+/* A paused or disabled system holds the entry back, with a reason naming it. */
+static void test_route_blocked(void)
+{
+	char reason[200];
+
+	ASSERT_EQ_INT(route_blocked(SYSTEM_MEDIAID | SYSTEM_COLISEUM, SYSTEM_ALL, 0, reason, sizeof(reason)), 0);
+	ASSERT_STR_EQ(reason, "");
+	ASSERT_EQ_INT(route_blocked(SYSTEM_MEDIAID | SYSTEM_COLISEUM, SYSTEM_COLISEUM, 0, reason, sizeof(reason)),
+		      SYSTEM_MEDIAID);
+	ASSERT_STR_EQ(reason, "disabled: mediaid");
+	ASSERT_EQ_INT(route_blocked(SYSTEM_MEDIAID | SYSTEM_COLISEUM, SYSTEM_ALL, SYSTEM_COLISEUM, reason, sizeof(reason)),
+		      SYSTEM_COLISEUM);
+	ASSERT_STR_EQ(reason, "paused: coliseum");
+	ASSERT_EQ_INT(route_blocked(SYSTEM_ALL, SYSTEM_MEDIAID | SYSTEM_COLISEUM, SYSTEM_ALL, reason, sizeof(reason)),
+		      SYSTEM_ALL);
+	ASSERT_STR_EQ(reason, "paused: mediaid, coliseum; disabled: treasury");
+	/* A system the entry does not go to is no obstacle. */
+	ASSERT_EQ_INT(route_blocked(SYSTEM_COLISEUM, SYSTEM_COLISEUM, SYSTEM_MEDIAID, reason, sizeof(reason)), 0);
+	ASSERT_EQ_INT(route_blocked(0, 0, SYSTEM_ALL, reason, sizeof(reason)), 0);
+}
+
 static void test_choose_row(void)
 {
 	/* Sorted by (user, id): A has one row, B a fan and an artist row, C two rows and no fan. */
@@ -195,6 +216,7 @@ static void test_retry_delay(void)
 int main(void)
 {
 	test_route();
+	test_route_blocked();
 	test_choose_row();
 	test_coliseum_metric();
 	test_retry_delay();
