@@ -24,7 +24,7 @@
 const struct config_option config_options[] = {
 	{"dsn", CONFIG_STRING, FIELD(dsn), "", false, 0, 0,
 	 "connection string or URI (empty: $PASSPORT_DATABASE_URL, then libpq's PG* environment)"},
-	{"batch_size", CONFIG_INT, FIELD(batch_size), "500", true, 1, 100000, "entries claimed per batch"},
+	{"batch_size", CONFIG_INT, FIELD(batch_size), "1000", true, 1, 100000, "entries claimed per batch"},
 	{"workers", CONFIG_INT, FIELD(workers), "0", false, 0, 64,
 	 "connections that work in parallel, each on different users (drain; run after a full batch, until the backlog is cleared); 0: one per online CPU, at most 4"},
 	{"poll_interval", CONFIG_DOUBLE, FIELD(poll_interval), "5", true, 0.05, 3600,

@@ -22,7 +22,7 @@ static void test_defaults_and_set(void)
 	char err[256];
 
 	config_init(&c);
-	ASSERT_EQ_INT(c.batch_size, 500);
+	ASSERT_EQ_INT(c.batch_size, 1000);
 	ASSERT_EQ_DBL(c.poll_interval, 5.0, 0);
 	ASSERT_TRUE(c.listen);
 	ASSERT_EQ_INT(c.systems, SYSTEM_ALL);
@@ -31,7 +31,7 @@ static void test_defaults_and_set(void)
 
 	ASSERT_EQ_INT(config_set(&c, "batch_size", "0", err, sizeof(err)), -1);
 	ASSERT_EQ_INT(config_set(&c, "batch_size", "12x", err, sizeof(err)), -1);
-	ASSERT_EQ_INT(c.batch_size, 500);
+	ASSERT_EQ_INT(c.batch_size, 1000);
 	ASSERT_EQ_INT(config_set(&c, "batch_size", "7", err, sizeof(err)), 0);
 	ASSERT_EQ_INT(c.batch_size, 7);
 	ASSERT_EQ_INT(config_set(&c, "poll_interval", "nan", err, sizeof(err)), -1);
@@ -114,7 +114,7 @@ static void test_defaults_from_the_table(void)
 {
 	char expected[32];
 
-	ASSERT_STR_EQ(config_default("batch_size"), "500");
+	ASSERT_STR_EQ(config_default("batch_size"), "1000");
 	ASSERT_STR_EQ(config_default("log_level"), "info");
 	ASSERT_TRUE(config_default("no_such_option") == NULL);
 	snprintf(expected, sizeof(expected), "%lu", (unsigned long)PAYLOAD_DEFAULT_MAX_BYTES);
@@ -150,7 +150,7 @@ static void test_config_to_batch(void)
 	config_init(&c);
 	memset(&batch, 0xA5, sizeof(batch));
 	config_to_batch(&c, &batch);
-	ASSERT_EQ_INT(batch.batch_size, 500);
+	ASSERT_EQ_INT(batch.batch_size, 1000);
 	ASSERT_EQ_INT(batch.enabled_systems, SYSTEM_ALL);
 	ASSERT_EQ_INT(batch.max_payload_bytes, PAYLOAD_DEFAULT_MAX_BYTES);
 	ASSERT_EQ_INT(batch.max_attempts, 5);
@@ -229,7 +229,7 @@ static void test_load_precedence(void)
 	ASSERT_TRUE(strstr(err, path) != NULL);
 	sources.path_required = false;
 	ASSERT_EQ_INT(config_load(&c, &sources, err, sizeof(err)), 0);
-	ASSERT_EQ_INT(c.batch_size, 500);
+	ASSERT_EQ_INT(c.batch_size, 1000);
 	config_finish(&c);
 }
 
