@@ -265,7 +265,10 @@ static char *set_aside_literal(struct processor *p)
 static PGresult *begin_and_query(struct processor *p, const char *sql, int nparams, const char *const *values,
 				 struct db_error *error)
 {
-	struct db_statement f[3] = {{.sql = "BEGIN"}, {.sql = DB_TRANSACTION_SETTINGS_SQL}, {.sql = sql, .nparams = nparams}};
+	struct db_statement f[3] = {{.sql = "BEGIN"},
+				    {.sql = p->config.synchronous_commit ? DB_TRANSACTION_SETTINGS_SQL
+									  : DB_TRANSACTION_SETTINGS_ASYNC_COMMIT_SQL},
+				    {.sql = sql, .nparams = nparams}};
 	PGresult *res;
 
 	if (nparams > (int)(sizeof(f[2].values) / sizeof(f[2].values[0]))) {

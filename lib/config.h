@@ -32,6 +32,7 @@ struct config {
 	double retry_cap;          /* seconds */
 	long max_payload_bytes;
 	double statement_timeout;  /* run: seconds per worker statement (SET statement_timeout) */
+	bool synchronous_commit;   /* false: batches commit with SET LOCAL synchronous_commit = off */
 	char metrics_listen[CONFIG_ADDRESS_MAX]; /* "HOST:PORT" of the metrics endpoint; "" = off */
 	/* Where dsn came from, for --print-config: "--dsn", "PASSPORTD_DSN", "PASSPORT_DATABASE_URL", ... */
 	char dsn_origin[300];

@@ -93,6 +93,18 @@ void db_connection_params(const char *dsn, const char *application_name, const c
 	" set_config('idle_in_transaction_session_timeout', '10min', true),"                         \
 	" set_config('TimeZone', 'UTC', true)"
 
+/*
+ * DB_TRANSACTION_SETTINGS_SQL plus synchronous_commit = off, for the batches of a processor whose
+ * synchronous_commit option is false. Why that is sound: a batch's effects (processed marks, DNA
+ * rows, dna_evolution, coliseum rows, ledger links, failure records) are one transaction, so a
+ * server crash can lose only whole batches, the last ones committed (up to about three times
+ * wal_writer_delay), and the WAL is flushed in order: any later durable commit makes every earlier
+ * batch durable too. A lost batch leaves its entries due, and they are processed again with the
+ * same result (SPEC 3: crashes do not change the DNA). What is not durable: a reader that saw such
+ * a batch's rows before the crash saw rows that vanish and come back (coliseum rows with new ids).
+ */
+#define DB_TRANSACTION_SETTINGS_ASYNC_COMMIT_SQL DB_TRANSACTION_SETTINGS_SQL ", set_config('synchronous_commit', 'off', true)"
+
 /* BEGIN and DB_TRANSACTION_SETTINGS_SQL in one round trip. Returns 0, or -1 with error set. */
 int db_begin(PGconn *conn, struct db_error *error);
 

@@ -414,12 +414,13 @@ struct summary {
 };
 
 /*
- * Run `passportd drain --dsn dsn [--batch-size n] [--workers w]`; it must exit 0 and print its
- * summary line.
+ * Run `passportd drain --dsn dsn [--batch-size n] [--workers w]`, with env's NAME=value
+ * assignments added to its environment (NULL: none); it must exit 0 and print its summary line.
  */
-#define DRAIN(dsn, batch_size) run_drain(__LINE__, dsn, batch_size, 1)
-#define DRAIN_WORKERS(dsn, batch_size, workers) run_drain(__LINE__, dsn, batch_size, workers)
-static struct summary run_drain(int line, const char *dsn, int batch_size, int workers)
+#define DRAIN(dsn, batch_size) run_drain(__LINE__, dsn, batch_size, 1, NULL)
+#define DRAIN_WORKERS(dsn, batch_size, workers) run_drain(__LINE__, dsn, batch_size, workers, NULL)
+#define DRAIN_ENV(dsn, batch_size, env) run_drain(__LINE__, dsn, batch_size, 1, env)
+static struct summary run_drain(int line, const char *dsn, int batch_size, int workers, const char *const *env)
 {
 	char size_text[16], workers_text[16], daemon_dsn[DSN_MAX + 32];
 	const char *argv[9] = {harness_passportd(), "drain", "--dsn", daemon_dsn, NULL, NULL, NULL, NULL, NULL};
@@ -442,7 +443,7 @@ static struct summary run_drain(int line, const char *dsn, int batch_size, int w
 		argv[argc++] = "--workers";
 		argv[argc++] = workers_text;
 	}
-	status = harness_run(argv, NULL, &output);
+	status = harness_run(argv, env, &output);
 	if (status != 0)
 		task_fail(__FILE__, line, "passportd drain exited with status %d", status);
 	summary_line = strstr(output, "drain: processed ");
@@ -1677,6 +1678,48 @@ static bool wanted(int number)
 	return false;
 }
 
+/*
+ * The synchronous_commit option: false makes every batch's transaction run with
+ * synchronous_commit off (SET LOCAL), true (the default) leaves the session's setting alone. The
+ * database is set to on (the test server runs with off); a statement trigger on the batch's
+ * writes records the setting it saw, and a later session of the database sees on again.
+ */
+static void case_synchronous_commit(void)
+{
+	static const char *const async_env[] = {"PASSPORTD_SYNCHRONOUS_COMMIT=false", NULL};
+	static const char recorder_sql[] =
+		"DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = on', current_database()); END $$;"
+		"CREATE TABLE commit_settings (setting text);"
+		"CREATE FUNCTION record_commit_setting() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$"
+		" BEGIN INSERT INTO commit_settings VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$;"
+		"CREATE TRIGGER record_commit_setting AFTER INSERT ON dna_evolution"
+		" FOR EACH STATEMENT EXECUTE FUNCTION record_commit_setting();"
+		"CREATE TRIGGER record_commit_setting AFTER INSERT ON coliseum_metrics"
+		" FOR EACH STATEMENT EXECUTE FUNCTION record_commit_setting()";
+	static const char *const names[2] = {"sync_off", "sync_default"};
+	static const char *const expected[2] = {"off", "on"};
+
+	begin_case(22, "synchronous_commit = false: the batches commit with synchronous_commit off; true: as the session");
+	for (int i = 0; i < 2; i++) {
+		char dsn[DSN_MAX];
+		PGconn *conn = open_case_database(names[i], true, dsn);
+		struct summary s;
+		char *other;
+
+		harness_exec(conn, recorder_sql);
+		ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(20, 10)"), 200);
+		s = i == 0 ? DRAIN_ENV(dsn, 50, async_env) : DRAIN(dsn, 50);
+		ASSERT_EQ_INT(s.processed + s.failed, 200);
+		ASSERT_GE_INT(s.batches, 4);
+		ASSERT_GE_INT(harness_query_int(conn, "SELECT count(*) FROM commit_settings"), 4);
+		other = harness_query_text(conn, "SELECT coalesce(string_agg(DISTINCT setting, ','), '') FROM commit_settings");
+		ASSERT_STR_EQ(other, expected[i]);
+		free(other);
+		PQfinish(conn);
+	}
+	end_case();
+}
+
 int main(void)
 {
 	static const struct {
@@ -1704,6 +1747,7 @@ int main(void)
 		{19, case_workers_determinism},
 		{20, case_many_rows_in_one_batch},
 		{21, case_coliseum_references},
+		{22, case_synchronous_commit},
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
