@@ -12,6 +12,7 @@
 #   bench_dsn DB                a libpq connection string for DB on the private server
 #   bench_sql DB SQL            run SQL in DB, print unaligned tuples
 #   bench_now_ns                a monotonic clock in nanoseconds
+#   bench_server_cpu            CPU seconds the private server has used so far (all its processes)
 #   bench_median                median of the numbers on stdin, one a line
 #   bench_ratio A B             A / B with 2 decimals
 #   bench_cleanup               stop the server and delete its directory (set as the EXIT trap)
@@ -176,6 +177,21 @@ bench_count() { bench_sql "$1" "$2"; }
 # WAL position, for WAL bytes of a run.
 bench_wal_lsn() { bench_sql postgres "SELECT pg_current_wal_insert_lsn()"; }
 bench_wal_bytes() { bench_sql postgres "SELECT pg_wal_lsn_diff('$2', '$1')::bigint"; }
+
+# CPU seconds the private server has used so far (every process of the cluster, live or ended:
+# the postmaster's own time, its reaped children's, and its live children's). The difference over
+# a run is the server's CPU for it, a figure a busy shared machine does not inflate as it does
+# wall time (the psql sessions that read it count too: a few ms).
+bench_server_cpu() {
+	local pm
+	pm=$(head -n 1 "$BENCH_PG_DIR/data/postmaster.pid")
+	{
+		awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat"
+		for child in $(cat /proc/"$pm"/task/*/children); do
+			awk '{ print $14 + $15 }' "/proc/$child/stat" 2>/dev/null || true
+		done
+	} | awk -v hz="$(getconf CLK_TCK)" '{ s += $1 } END { printf "%.2f\n", s / hz }'
+}
 
 # Print "name: value" aligned.
 bench_figure() { printf '  %-44s %s\n' "$1" "$2"; }

@@ -26,24 +26,29 @@ bench_log "$due due entries"
 FLOOR_SQL="UPDATE passport_entries SET processed = true, processed_at = now() WHERE NOT processed"
 
 run_floor() {
-	local start end lsn0 lsn1
+	local start end lsn0 lsn1 cpu0 cpu1
 	bench_copy p1_base p1_run
 	lsn0=$(bench_wal_lsn)
+	cpu0=$(bench_server_cpu)
 	start=$(bench_now_ns)
 	bench_sql p1_run "$FLOOR_SQL" >/dev/null
 	end=$(bench_now_ns)
+	cpu1=$(bench_server_cpu)
 	lsn1=$(bench_wal_lsn)
-	echo "$(((end - start) / 1000000)) $(bench_wal_bytes "$lsn0" "$lsn1")" >>"$work/floor"
+	echo "$(((end - start) / 1000000)) $(bench_wal_bytes "$lsn0" "$lsn1") $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" >>"$work/floor"
 }
 
 run_drain() {
-	local start end lsn0 lsn1 out processed dna evolution cpu
+	local start end lsn0 lsn1 out processed dna evolution cpu cpu0 cpu1
 	bench_copy p1_base p1_run
 	lsn0=$(bench_wal_lsn)
+	cpu0=$(bench_server_cpu)
 	start=$(bench_now_ns)
 	/usr/bin/time -f '%U %S' -o "$work/time" "$PASSPORTD" drain --dsn "$(bench_dsn p1_run)" "${batch_args[@]}" \
 		--log-level warning >"$work/drain.out"
 	end=$(bench_now_ns)
+	sleep 0.3 # the drain's backends have exited and been reaped: their CPU is the postmaster's
+	cpu1=$(bench_server_cpu)
 	lsn1=$(bench_wal_lsn)
 	out=$(cat "$work/drain.out")
 	processed=$(sed -n 's/.*processed \([0-9]*\),.*/\1/p' <<<"$out")
@@ -51,7 +56,7 @@ run_drain() {
 	evolution=$(bench_sql p1_run "SELECT count(*) FROM dna_evolution")
 	cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$work/time")
 	[[ "$processed" == "$due" ]] || bench_log "warning: drain processed $processed of $due: $out"
-	echo "$(((end - start) / 1000000)) $(bench_wal_bytes "$lsn0" "$lsn1") $processed $dna $evolution $cpu" >>"$work/drain"
+	echo "$(((end - start) / 1000000)) $(bench_wal_bytes "$lsn0" "$lsn1") $processed $dna $evolution $cpu $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" >>"$work/drain"
 }
 
 work=$(mktemp -d /tmp/passport-bench-p1.XXXXXX)
@@ -78,10 +83,12 @@ echo "P1 drain throughput: $due due entries ($USERS users x $PER_USER), drain ${
 bench_figure "floor (one UPDATE) ms" "$floor_ms   runs: $(cut -d' ' -f1 "$work/floor" | tr '\n' ' ')"
 bench_figure "passportd drain ms" "$drain_ms   runs: $(cut -d' ' -f1 "$work/drain" | tr '\n' ' ')"
 bench_figure "ratio drain / floor" "$(bench_goal "$ratio" "$GOAL")"
-bench_figure "median of per-run ratios" "$(paste -d' ' "$work/drain" "$work/floor" | awk '{ printf "%.2f\n", $1 / $7 }' | bench_median)"
+bench_figure "median of per-run ratios" "$(paste -d' ' "$work/drain" "$work/floor" | awk '{ printf "%.2f\n", $1 / $8 }' | bench_median)"
 bench_figure "entries/s" "$(awk -v n="$due" -v ms="$drain_ms" 'BEGIN { printf "%.0f", n * 1000 / ms }')"
 bench_figure "DNA rows written/s (media_ids updates)" "$(awk -v n="$dna" -v ms="$drain_ms" 'BEGIN { printf "%.0f (%d rows)", n * 1000 / ms, n }')"
 bench_figure "dna_evolution rows/s" "$(awk -v n="$evolution" -v ms="$drain_ms" 'BEGIN { printf "%.0f (%d rows)", n * 1000 / ms, n }')"
 bench_figure "passportd CPU s (user+sys)" "$cpu"
+bench_figure "server CPU s floor" "$(col floor 3)"
+bench_figure "server CPU s drain" "$(col drain 7)   ($(bench_ratio "$(col drain 7)" "$(col floor 3)")x the floor's)"
 bench_figure "WAL bytes/entry floor" "$(awk -v w="$floor_wal" -v n="$due" 'BEGIN { printf "%.0f", w / n }')"
 bench_figure "WAL bytes/entry drain" "$(awk -v w="$drain_wal" -v n="$due" 'BEGIN { printf "%.0f", w / n }')"
