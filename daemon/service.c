@@ -68,12 +68,6 @@
 #define STOP_CANCEL_MS 3000 /* then cancel the batch in hand */
 #define STOP_GIVE_UP_MS 1500 /* then exit even if the worker is still blocked (e.g. connecting) */
 #define BUSY_RETRY_MS 100
-/*
- * While catch-up helpers work through a backlog, the worker's pass ends whenever the users it
- * would take are held by a helper; it looks again after this much instead (drain's workers wait
- * 50 ms between such claims; 100 ms left the worker idle for a measurable share of a catch-up).
- */
-#define CATCH_UP_RETRY_MS 20
 #define BATCH_LIMIT_STATEMENTS 3 /* a batch may take this many statement timeouts before it is stuck */
 
 static void service_request_work(struct service *s);
@@ -200,8 +194,7 @@ static void work_done(uv_work_t *work, int status)
 	    (s->pass_status == BATCH_EMPTY && catch_up_running(s->catch_up))) {
 		/* Due entries held by other workers, or catch-up helpers still at work: look again soon. */
 		wakeup_look_failed(&s->wakeup);
-		uv_timer_start(&s->worker_retry, on_worker_retry,
-			       catch_up_running(s->catch_up) ? CATCH_UP_RETRY_MS : BUSY_RETRY_MS, 0);
+		uv_timer_start(&s->worker_retry, on_worker_retry, BUSY_RETRY_MS, 0);
 	} else if (s->pending) {
 		service_request_work(s);
 	} else {
