@@ -202,6 +202,14 @@ static void work_done(uv_work_t *work, int status)
 	}
 }
 
+/* The worker's batch settings: the option table's, the shared target cache, the statement timeout. */
+static void service_batch_config(const struct service *s, struct batch_config *batch)
+{
+	config_to_batch(&s->config, batch);
+	batch->shared_entities = s->entities;
+	batch->statement_timeout_ms = (int)(s->config.statement_timeout * 1000);
+}
+
 static void service_request_work(struct service *s)
 {
 	if (s->stopping)
@@ -214,9 +222,7 @@ static void service_request_work(struct service *s)
 	wakeup_look_started(&s->wakeup);
 	s->pending = false;
 	s->work_running = true;
-	config_to_batch(&s->config, &s->batch_config);
-	s->batch_config.shared_entities = s->entities;
-	s->statement_timeout = s->config.statement_timeout;
+	service_batch_config(s, &s->batch_config);
 	s->worker_generation = atomic_load(&s->reload_generation);
 	s->queue_read_interval = s->config.poll_interval;
 	s->work.data = s;
@@ -369,8 +375,7 @@ static void on_reload_signal(uv_signal_t *handle, int signum)
 	notify_set_batch_limit(&s->notify, BATCH_LIMIT_STATEMENTS * s->config.statement_timeout);
 	/* A pass in progress takes them before its next batch (worker_take_reload). */
 	pthread_mutex_lock(&s->reload_lock);
-	config_to_batch(&s->config, &s->reload_batch_config);
-	s->reload_statement_timeout = s->config.statement_timeout;
+	service_batch_config(s, &s->reload_batch_config);
 	atomic_fetch_add(&s->reload_generation, 1);
 	pthread_mutex_unlock(&s->reload_lock);
 	uv_timer_start(&s->poll_timer, on_poll_timer, (uint64_t)(s->config.poll_interval * 1000),

@@ -49,8 +49,6 @@ struct service {
 	pthread_mutex_t cancel_lock;
 	PGcancel *cancel; /* of the worker connection, under cancel_lock */
 	int worker_socket; /* of the worker connection, -1 when none; under cancel_lock */
-	double statement_timeout;         /* seconds; copied for the worker like batch_config */
-	double applied_statement_timeout; /* what the worker's session has; worker only */
 	atomic_long live_processed;       /* entries processed since start, counted by the worker */
 	/*
 	 * A reload hands its settings to a running pass here: the loop writes them under
@@ -60,7 +58,6 @@ struct service {
 	atomic_uint reload_generation;
 	unsigned worker_generation;        /* the generation the worker's settings come from */
 	struct batch_config reload_batch_config;
-	double reload_statement_timeout;
 	unsigned paused_systems;           /* worker: read from passport_pause, at most once per poll */
 	double paused_read_at;             /* worker: CLOCK_MONOTONIC seconds of the last read */
 	atomic_bool all_paused;            /* worker writes, loop reads for STATUS= */

@@ -28,6 +28,7 @@ struct batch_config {
 	int max_attempts;            /* attempts before an entry is dead */
 	double retry_base_seconds;   /* first retry delay, seconds */
 	double retry_cap_seconds;    /* longest retry delay, seconds */
+	int statement_timeout_ms;    /* per batch transaction (local, pooler-safe); 0: the session's */
 	/*
 	 * Target vector cache shared by several processors (drain's workers), owned by the caller;
 	 * NULL (the default): the processor keeps its own.

@@ -265,7 +265,8 @@ static char *set_aside_literal(struct processor *p)
 static PGresult *begin_and_query(struct processor *p, const char *sql, int nparams, const char *const *values,
 				 struct db_error *error)
 {
-	struct db_statement f[3] = {{.sql = "BEGIN"}, {.sql = DB_TRANSACTION_SETTINGS_SQL}, {.sql = sql, .nparams = nparams}};
+	struct db_statement f[3] = {{.sql = "BEGIN"}, {0}, {.sql = sql, .nparams = nparams}};
+	char timeout[DB_TIMEOUT_TEXT_SIZE];
 	PGresult *res;
 
 	if (nparams > (int)(sizeof(f[2].values) / sizeof(f[2].values[0]))) {
@@ -274,6 +275,7 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 	}
 	for (int i = 0; i < nparams; i++)
 		f[2].values[i] = values[i];
+	db_transaction_settings(&f[1], p->config.statement_timeout_ms, timeout);
 	if (db_pipeline_run(p->conn, f, 3, error) < 0)
 		return NULL;
 	res = f[2].res;
@@ -456,7 +458,7 @@ int claim_entry(struct processor *p, struct batch *b, const char *entry_id, enum
 	}
 	snprintf(max_payload, sizeof(max_payload), "%zu", p->config.max_payload_bytes);
 	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
-	if (db_begin(p->conn, error) < 0) {
+	if (db_begin(p->conn, p->config.statement_timeout_ms, error) < 0) {
 		free(unrecordable);
 		return -1;
 	}
