@@ -57,6 +57,7 @@
 #include "build_config.h"
 #include "catch_up.h"
 #include "claim.h"
+#include "aside.h"
 #include "entity_cache.h"
 #include "log.h"
 #include "service_internal.h"
@@ -207,6 +208,7 @@ static void service_batch_config(const struct service *s, struct batch_config *b
 {
 	config_to_batch(&s->config, batch);
 	batch->shared_entities = s->entities;
+	batch->shared_aside = s->aside;
 	batch->statement_timeout_ms = (int)(s->config.statement_timeout * 1000);
 }
 
@@ -495,7 +497,8 @@ int service_run(const struct config *config, const struct config_sources *source
 	 */
 	notify_send("READY=1");
 
-	/* After the start-up failures above, which return without it. */
+	/* After the start-up failures above, which return without them. */
+	s.aside = aside_create(); /* NULL: the processor keeps its own */
 	s.catch_up_helpers = config_workers(&s.config) - 1;
 	if (s.catch_up_helpers > 0) {
 		s.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
@@ -514,6 +517,7 @@ int service_run(const struct config *config, const struct config_sources *source
 	uv_loop_close(&loop);
 	service_stop_metrics(&s);
 	entity_cache_destroy(s.entities); /* after service_shutdown destroyed the processor using it */
+	aside_destroy(s.aside);
 	pthread_mutex_destroy(&s.cancel_lock);
 	pthread_mutex_destroy(&s.reload_lock);
 	config_finish(&s.config);

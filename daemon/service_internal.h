@@ -43,6 +43,7 @@ struct service {
 	struct processor *processor;  /* idem */
 	struct batch_config batch_config; /* copied into the processor at the start of each pass */
 	struct entity_cache *entities; /* target vectors shared with catch-up helpers; NULL: one worker */
+	struct aside *aside;           /* entries set aside as unrecordable, shared likewise */
 	int catch_up_helpers;          /* extra connections while a backlog lasts (workers - 1) */
 	struct catch_up *catch_up;     /* running helpers, or NULL; started and joined by the worker */
 	atomic_bool stop_after_batch;

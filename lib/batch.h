@@ -18,6 +18,7 @@
 #define BATCH_ENTITY_CACHE_CAPACITY 4096
 
 struct entity_cache;
+struct aside;
 
 /* The batch settings; config_to_batch (config.c) fills them from the option table, defaults included. */
 struct batch_config {
@@ -34,6 +35,11 @@ struct batch_config {
 	 * NULL (the default): the processor keeps its own.
 	 */
 	struct entity_cache *shared_entities;
+	/*
+	 * Entries set aside as unrecordable, shared likewise (aside.h), owned by the caller; NULL:
+	 * the processor keeps its own.
+	 */
+	struct aside *shared_aside;
 };
 
 /* Running totals, added to by each batch. */

@@ -114,33 +114,10 @@ void claim_finish(struct processor *p)
 	p->claim_users_sql = p->claim_id_sql = NULL;
 }
 
-bool claim_entry_set_aside(const struct processor *p, const char *entry_id)
-{
-	for (int i = 0; i < p->n_unrecordable; i++)
-		if (strcmp(p->unrecordable[i], entry_id) == 0)
-			return true;
-	return false;
-}
-
-bool claim_set_aside_entry(struct processor *p, const char *entry_id)
-{
-	if (claim_entry_set_aside(p, entry_id))
-		return true;
-	if (p->n_unrecordable == UNRECORDABLE_MAX)
-		return false;
-	snprintf(p->unrecordable[p->n_unrecordable], sizeof(p->unrecordable[0]), "%s", entry_id);
-	p->n_unrecordable++;
-	return true;
-}
-
 /* "{...}" of the entries set aside as unrecordable; NULL when out of memory. */
 static char *unrecordable_literal(const struct processor *p)
 {
-	const char *ids[UNRECORDABLE_MAX];
-
-	for (int i = 0; i < p->n_unrecordable; i++)
-		ids[i] = p->unrecordable[i];
-	return uuid_array_literal(ids, p->n_unrecordable);
+	return aside_literal(p->unrecordable);
 }
 
 int claim_count_due(struct processor *p, long long *due, struct db_error *error)
