@@ -93,20 +93,31 @@ void db_connection_params(const char *dsn, const char *application_name, const c
 	" set_config('idle_in_transaction_session_timeout', '10min', true),"                         \
 	" set_config('TimeZone', 'UTC', true)"
 
-/*
- * DB_TRANSACTION_SETTINGS_SQL plus synchronous_commit = off, for the batches of a processor whose
- * synchronous_commit option is false. Why that is sound: a batch's effects (processed marks, DNA
- * rows, dna_evolution, coliseum rows, ledger links, failure records) are one transaction, so a
- * server crash can lose only whole batches, the last ones committed (up to about three times
- * wal_writer_delay), and the WAL is flushed in order: any later durable commit makes every earlier
- * batch durable too. A lost batch leaves its entries due, and they are processed again with the
- * same result (SPEC 3: crashes do not change the DNA). What is not durable: a reader that saw such
- * a batch's rows before the crash saw rows that vanish and come back (coliseum rows with new ids).
- */
-#define DB_TRANSACTION_SETTINGS_ASYNC_COMMIT_SQL DB_TRANSACTION_SETTINGS_SQL ", set_config('synchronous_commit', 'off', true)"
+#define DB_TIMEOUT_TEXT_SIZE 16
 
-/* BEGIN and DB_TRANSACTION_SETTINGS_SQL in one round trip. Returns 0, or -1 with error set. */
-int db_begin(PGconn *conn, struct db_error *error);
+struct db_statement;
+
+/*
+ * The transaction's settings as one statement of a pipeline: DB_TRANSACTION_SETTINGS_SQL, and
+ * statement_timeout (local too) when statement_timeout_ms > 0, and synchronous_commit = off (local
+ * too) when synchronous_commit is false. Local settings are the only kind a transaction pooler does
+ * not hand to its other clients. text holds the timeout's parameter and must live as long as the
+ * statement.
+ *
+ * Why synchronous_commit = off is sound for a batch (passportd's synchronous_commit option): a
+ * batch's effects (processed marks, DNA rows, dna_evolution, coliseum rows, ledger links, failure
+ * records) are one transaction, so a server crash can lose only whole batches, the last ones
+ * committed (up to about three times wal_writer_delay), and the WAL is flushed in order: any later
+ * durable commit makes every earlier batch durable too. A lost batch leaves its entries due, and
+ * they are processed again with the same result (SPEC 3: crashes do not change the DNA). What is
+ * not durable: a reader that saw such a batch's rows before the crash saw rows that vanish and
+ * come back (coliseum rows with new ids).
+ */
+void db_transaction_settings(struct db_statement *statement, int statement_timeout_ms, bool synchronous_commit,
+			     char text[DB_TIMEOUT_TEXT_SIZE]);
+
+/* BEGIN and db_transaction_settings in one round trip. Returns 0, or -1 with error set. */
+int db_begin(PGconn *conn, int statement_timeout_ms, struct db_error *error);
 
 /*
  * Drop the server's notices below WARNING (what client_min_messages = warning did for a session,
