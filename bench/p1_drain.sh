@@ -33,6 +33,7 @@ run_floor() {
 	start=$(bench_now_ns)
 	bench_sql p1_run "$FLOOR_SQL" >/dev/null
 	end=$(bench_now_ns)
+	sleep 0.3 # as for the drain: the session's backend has exited and been reaped
 	cpu1=$(bench_server_cpu)
 	lsn1=$(bench_wal_lsn)
 	echo "$(((end - start) / 1000000)) $(bench_wal_bytes "$lsn0" "$lsn1") $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" >>"$work/floor"
