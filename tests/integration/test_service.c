@@ -1818,6 +1818,28 @@ static void case_print_config(void)
 	ASSERT_STR_NOT_CONTAINS(output, "secret");
 	free(output);
 
+	/* PASSPORTD_CONFIG names the file when --config does not, and it must exist. */
+	{
+		char path[600], env_set[700];
+		const char *env[] = {env_set, NULL};
+
+		snprintf(path, sizeof path, "%s/from-env.conf", children_temp_dir());
+		write_file(path, "batch_size = 123\n");
+		snprintf(env_set, sizeof env_set, "PASSPORTD_CONFIG=%s", path);
+		ASSERT_EQ_INT(run_passportd(&output, 10, env, "config-env", "--print-config", NULL), 0);
+		ASSERT_STR_CONTAINS(output, "batch_size = 123");
+		free(output);
+		ASSERT_EQ_INT(run_passportd(&output, 10, env, "config-env-cli", "--print-config", "--config", "/dev/null",
+					    NULL),
+			      0);
+		ASSERT_STR_NOT_CONTAINS(output, "batch_size = 123");
+		free(output);
+		snprintf(env_set, sizeof env_set, "PASSPORTD_CONFIG=%s/missing.conf", children_temp_dir());
+		ASSERT_EQ_INT(run_passportd(&output, 10, env, "config-env-missing", "--print-config", NULL), 78);
+		ASSERT_STR_CONTAINS(output, "missing.conf");
+		free(output);
+	}
+
 	/* The connection error of a command that cannot connect does not show it either. */
 	status = run_passportd(&output, 30, NULL, "status-no-server", "status", "--dsn",
 			       "host=/nonexistent port=1 user=u password=secret", NULL);
