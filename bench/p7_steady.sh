@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# P7 steady state: entries arrive continuously, as in production (about one due entry per user at
+# a time), with durable commits (fsync, synchronous_commit, full_page_writes on), and `passportd
+# run` keeps up. pgbench clients insert single entries at a fixed rate (`pgbench --rate`): 85 % plays
+# of a track (routed to mediaid and coliseum: a DNA write each) and 15 % pauses (coliseum only),
+# spread uniformly over USERS users whose history (HISTORY processed entries each, with their
+# coliseum_metrics and dna_evolution rows) is already in the tables.
+#
+# Two figures, each for the candidate (PASSPORTD, built from this tree) and a baseline measured in
+# the same run (BASELINE_PASSPORTD, e.g. main's binary; without it only the candidate runs):
+#
+# 1. WAL per entry at P7_WAL_RATE entries/s: pg_current_wal_insert_lsn before and after a step
+#    (writers, then the drain of what is left), minus the WAL of the same writers with nobody
+#    processing (mode `writers`), divided by the entries processed. The floor is a session that
+#    every 100 ms marks every due entry processed (`UPDATE ... SET processed = true, processed_at =
+#    now()`), i.e. the processed marks alone. Every step starts on a fresh copy right after a
+#    CHECKPOINT, so the full-page images of the first touch of each page are in the figure, as they
+#    are after every checkpoint in production (more of them the shorter the step: P7_SECONDS).
+#    With P7_WALDUMP=1 the WAL of the last run of each mode is summarised by pg_waldump --stats.
+# 2. The highest sustainable rate: the rates of P7_RATES in turn, each on a fresh copy; a rate is
+#    sustained when pgbench reached 95 % of it and the backlog when the writers stop is at most one
+#    second of inserts (the lag did not grow); the figure is the highest rate sustained (the steps
+#    stop at the first rate missed). Latency (insert -> processed_at, from the insert's created_at)
+#    p50/p99 of each step is printed.
+#
+# Environment: P7_USERS (default 5000), P7_HISTORY (default 20 processed entries per user),
+# P7_WAL_RATE (default 1000), P7_RATES (default "1000 2000 3000 4000 6000 8000"), P7_SECONDS
+# (default 15 per step), P7_CLIENTS (default 4), BASELINE_PASSPORTD, P7_DAEMON_ARGS (extra
+# options for both daemons), P7_WALDUMP=1, BENCH_RUNS (default 3, for figure 1; figure 2 runs
+# once), plus bench/lib.sh's.
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+USERS=${P7_USERS:-5000}
+HISTORY=${P7_HISTORY:-20}
+WAL_RATE=${P7_WAL_RATE:-1000}
+read -r -a RATES <<<"${P7_RATES:-1000 2000 3000 4000 6000 8000}"
+SECONDS_PER_STEP=${P7_SECONDS:-15}
+CLIENTS=${P7_CLIENTS:-4}
+TRACKS=$((USERS / 5 * 4))
+BASELINE=${BASELINE_PASSPORTD:-}
+read -r -a DAEMON_ARGS <<<"${P7_DAEMON_ARGS:-}"
+
+bench_build
+CANDIDATE=$PASSPORTD
+work=$(mktemp -d /tmp/passport-bench-p7.XXXXXX)
+daemon_pid=
+floor_pid=
+cleanup_p7() {
+	local pid
+	for pid in $daemon_pid $floor_pid; do
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+	bench_cleanup
+}
+bench_server_start "${BENCH_DURABLE_SETTINGS[@]}" "track_commit_timestamp = on"
+trap cleanup_p7 EXIT
+bench_log "durability: fsync $(bench_sql postgres 'SHOW fsync'), synchronous_commit $(bench_sql postgres \
+	'SHOW synchronous_commit'), full_page_writes $(bench_sql postgres 'SHOW full_page_writes')"
+
+bench_log "base database p7_base: $USERS users, $HISTORY processed entries each with their effects"
+bench_empty_db p7_base "$USERS"
+bench_sql p7_base "SELECT passport_bench_entries($USERS, $HISTORY, 1, true)" >/dev/null
+# The history's effects, so that the indexes the daemon inserts into have a realistic size.
+bench_sql p7_base "INSERT INTO coliseum_metrics (user_id, metric_type, source, metadata, \"timestamp\", passport_entry_id)
+                   SELECT user_id, event_type, 'system', payload, \"timestamp\", id FROM passport_entries" >/dev/null
+bench_sql p7_base "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, alpha,
+                          decay_cultural, decay_behavioral, decay_economic, decay_spatial, delta_cultural,
+                          delta_behavioral, delta_economic, delta_spatial, late)
+                   SELECT m.id, e.id, e.event_type, e.\"timestamp\", 0.05, 1, 1, 1, 1, 0.1, 0.1, 0.1, 0.1, false
+                     FROM passport_entries e JOIN media_ids m ON m.user_uuid = e.user_id AND m.role = 'fan'" >/dev/null
+bench_finish_db p7_base
+
+cat >"$work/play.sql" <<EOF
+\set u random(1, $USERS)
+\set t random(1, $TRACKS)
+INSERT INTO passport_entries (user_id, event_type, event_category, payload)
+VALUES (passport_test_uuid('user-' || :u), 'player.track_played', 'interaction',
+        jsonb_build_object('trackId', passport_test_uuid('track-' || :t)::text));
+EOF
+cat >"$work/pause.sql" <<EOF
+\set u random(1, $USERS)
+\set t random(1, $TRACKS)
+INSERT INTO passport_entries (user_id, event_type, event_category, payload)
+VALUES (passport_test_uuid('user-' || :u), 'player.track_paused', 'interaction',
+        jsonb_build_object('trackId', passport_test_uuid('track-' || :t)::text));
+EOF
+echo "UPDATE passport_entries SET processed = true, processed_at = now() WHERE NOT processed AND dead_at IS NULL;" \
+	>"$work/floor.sql"
+
+due() { bench_sql p7_run "SELECT count(*) FROM passport_entries WHERE NOT processed AND dead_at IS NULL"; }
+
+# step MODE RATE RUN: one step on a fresh copy; appends
+# "MODE RATE RUN inserts_per_s backlog_at_stop entries wal_bytes p50_ms p99_ms" to $work/results.
+step() {
+	local mode=$1 rate=$2 run=$3 db=p7_run lsn0 lsn1 tps backlog entries wal lat deadline since
+	bench_copy p7_base "$db"
+	since=$(bench_sql postgres "SELECT now()")
+	case $mode in
+	base | new)
+		local bin=$CANDIDATE
+		[[ $mode == base ]] && bin=$BASELINE
+		"$bin" run --dsn "$(bench_dsn "$db")" --log-level warning "${DAEMON_ARGS[@]}" 2>"$work/daemon-$mode.log" &
+		daemon_pid=$!
+		sleep 2 # connect, LISTEN, one empty look, arm: idle from here on
+		;;
+	floor)
+		pgbench -n -c 1 -R 10 -T $((SECONDS_PER_STEP + 600)) -f "$work/floor.sql" "$(bench_dsn "$db")" \
+			>"$work/floor.log" 2>&1 &
+		floor_pid=$!
+		;;
+	writers) ;;
+	*) bench_die "unknown mode $mode" ;;
+	esac
+	lsn0=$(bench_wal_lsn)
+	pgbench -n -c "$CLIENTS" -j 2 -R "$rate" -T "$SECONDS_PER_STEP" -f "$work/play.sql@85" -f "$work/pause.sql@15" \
+		"$(bench_dsn "$db")" >"$work/pgbench.txt" 2>&1 || bench_die "pgbench failed: $(tail -n 5 "$work/pgbench.txt")"
+	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$work/pgbench.txt")
+	backlog=$(due)
+	if [[ $mode != writers ]]; then
+		deadline=$(($(date +%s) + 120))
+		while [[ $(due) -gt 0 ]]; do
+			[[ $(date +%s) -lt $deadline ]] || bench_die "$mode at $rate/s: not drained within 120 s"
+			sleep 0.2
+		done
+	fi
+	for pid in $daemon_pid $floor_pid; do
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	daemon_pid= floor_pid=
+	lsn1=$(bench_wal_lsn)
+	wal=$(bench_wal_bytes "$lsn0" "$lsn1")
+	entries=$(bench_sql "$db" "SELECT count(*) FROM passport_entries WHERE created_at > '$since'")
+	lat=$(bench_sql "$db" "SELECT coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1), 0) || ' ' ||
+	                              coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1), 0)
+	                         FROM (SELECT extract(epoch FROM processed_at - created_at) * 1000 AS ms
+	                                 FROM passport_entries WHERE created_at > '$since' AND processed) s")
+	if [[ "${P7_WALDUMP:-0}" == 1 ]]; then
+		"$(pg_config --bindir)/pg_waldump" --stats=record -p "$BENCH_PG_DIR/data/pg_wal" -s "$lsn0" -e "$lsn1" >"$work/waldump-$mode-$rate.txt" 2>&1 || true
+		cp "$work/waldump-$mode-$rate.txt" "/tmp/p7-waldump-$mode-$rate.txt" 2>/dev/null || true
+	fi
+	echo "$mode $rate $run $tps $backlog $entries $wal $lat" >>"$work/results"
+	bench_log "$mode at $rate/s (run $run): $tps inserts/s, backlog $backlog when the writers stopped, $entries entries, $wal B of WAL, latency p50/p99 ms $lat"
+}
+
+modes=(writers floor new)
+[[ -n "$BASELINE" ]] && modes=(writers floor base new)
+: >"$work/results"
+for run in $(seq 1 "$BENCH_RUNS"); do
+	for mode in "${modes[@]}"; do
+		step "$mode" "$WAL_RATE" "$run"
+	done
+done
+steppers=(new)
+[[ -n "$BASELINE" ]] && steppers=(base new)
+for mode in "${steppers[@]}"; do
+	for rate in "${RATES[@]}"; do
+		step "$mode" "$rate" 0
+		# Sustained: the writers reached 95 % of the rate and at most a second of inserts was due.
+		if ! awk -v m="$mode" -v r="$rate" '$1 == m && $2 == r && $3 == 0 {
+		             exit !($4 >= 0.95 * r && $5 <= r) }' "$work/results"; then
+			break
+		fi
+	done
+done
+
+# WAL per processed entry of MODE at the WAL rate, run by run, minus the writers' own WAL.
+wal_per_entry() {
+	awk -v m="$1" -v r="$WAL_RATE" '$2 == r && $3 > 0 && $1 == "writers" { w[$3] = $7 / $6 }
+	     $2 == r && $3 > 0 && $1 == m { e[$3] = $6; t[$3] = $7 }
+	     END { for (k in t) if (k in w) printf "%.0f\n", (t[k] - w[k] * e[k]) / e[k] }' "$work/results" | bench_median
+}
+sustained() {
+	awk -v m="$1" '$1 == m && $3 == 0 && $4 >= 0.95 * $2 && $5 <= $2 { if ($2 > best) best = $2 } END { print best + 0 }' \
+		"$work/results"
+}
+echo "P7 steady state: $USERS users ($HISTORY processed entries of history each), 85 % plays / 15 % pauses, $CLIENTS pgbench clients at a fixed rate, durable commits, $SECONDS_PER_STEP s per step after a checkpoint; WAL: median of $BENCH_RUNS runs at $WAL_RATE/s"
+floor=$(wal_per_entry floor)
+bench_figure "writers alone: WAL per insert B" "$(awk -v r="$WAL_RATE" '$1 == "writers" && $2 == r { print $7 / $6 }' "$work/results" | bench_median | xargs printf '%.0f')"
+bench_figure "floor (marks only): WAL per entry B" "$floor"
+for mode in "${steppers[@]}"; do
+	wal=$(wal_per_entry "$mode")
+	bench_figure "$mode: WAL per entry B" "$(bench_goal "$wal" 8192) ($(bench_ratio "$wal" "$floor")x the floor)"
+	bench_figure "$mode: latency p50/p99 ms at $WAL_RATE/s" "$(awk -v m="$mode" -v r="$WAL_RATE" '$1 == m && $2 == r && $3 > 0 { print $8 }' "$work/results" | bench_median) / $(awk -v m="$mode" -v r="$WAL_RATE" '$1 == m && $2 == r && $3 > 0 { print $9 }' "$work/results" | bench_median)"
+	bench_figure "$mode: highest sustained rate /s" "$(sustained "$mode")"
+	bench_figure "$mode: steps (rate inserts/s backlog p50 p99)" "$(awk -v m="$mode" '$1 == m && $3 == 0 { printf "%s:%s/%s/%s/%s  ", $2, $4, $5, $8, $9 }' "$work/results")"
+done
+if [[ -n "$BASELINE" ]]; then
+	bench_figure "new / base WAL per entry" "$(bench_ratio "$(wal_per_entry new)" "$(wal_per_entry base)")"
+	bench_figure "new / base sustained rate" "$(bench_ratio "$(sustained new)" "$(sustained base)")"
+fi
