@@ -16,7 +16,8 @@
 #    now()`), i.e. the processed marks alone. Every step starts on a fresh copy right after a
 #    CHECKPOINT, so the full-page images of the first touch of each page are in the figure, as they
 #    are after every checkpoint in production (more of them the shorter the step: P7_SECONDS).
-#    With P7_WALDUMP=1 the WAL of the last run of each mode is summarised by pg_waldump --stats.
+#    The same without full-page images (the WAL long after a checkpoint) comes from pg_waldump
+#    --stats; P7_WALDUMP=PREFIX keeps each step's summary in PREFIX-MODE-RATE-RUN.txt.
 # 2. The highest sustainable rate: the rates of P7_RATES in turn, each on a fresh copy; a rate is
 #    sustained when pgbench reached 95 % of it and the backlog when the writers stop is at most one
 #    second of inserts (the lag did not grow); the figure is the highest rate sustained (the steps
@@ -96,9 +97,10 @@ due() { bench_sql p7_run "SELECT count(*) FROM passport_entries WHERE NOT proces
 # step MODE RATE RUN: one step on a fresh copy; appends
 # "MODE RATE RUN inserts_per_s backlog_at_stop entries wal_bytes p50_ms p99_ms" to $work/results.
 step() {
-	local mode=$1 rate=$2 run=$3 db=p7_run lsn0 lsn1 tps backlog entries wal lat deadline since
+	local mode=$1 rate=$2 run=$3 db=p7_run lsn0 lsn1 tps backlog entries wal lat deadline since versions writes fpi
 	bench_copy p7_base "$db"
 	since=$(bench_sql postgres "SELECT now()")
+	versions=$(bench_sql "$db" "SELECT sum(version) FROM media_ids")
 	case $mode in
 	base | new)
 		local bin=$CANDIDATE
@@ -139,12 +141,17 @@ step() {
 	                              coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1), 0)
 	                         FROM (SELECT extract(epoch FROM processed_at - created_at) * 1000 AS ms
 	                                 FROM passport_entries WHERE created_at > '$since' AND processed) s")
-	if [[ "${P7_WALDUMP:-0}" == 1 ]]; then
-		"$(pg_config --bindir)/pg_waldump" --stats=record -p "$BENCH_PG_DIR/data/pg_wal" -s "$lsn0" -e "$lsn1" >"$work/waldump-$mode-$rate.txt" 2>&1 || true
-		cp "$work/waldump-$mode-$rate.txt" "/tmp/p7-waldump-$mode-$rate.txt" 2>/dev/null || true
+	writes=$(($(bench_sql "$db" "SELECT sum(version) FROM media_ids") - versions))
+	# The full-page images' share of the WAL (pg_waldump's Total line: records, then images).
+	"$(pg_config --bindir)/pg_waldump" --stats=record -p "$BENCH_PG_DIR/data/pg_wal" -s "$lsn0" -e "$lsn1" \
+		>"$work/waldump.txt" 2>&1 || true
+	fpi=$(awk '$1 == "Total" { print $5 + 0 }' "$work/waldump.txt")
+	[[ -n "$fpi" ]] || fpi=0
+	if [[ -n "${P7_WALDUMP:-}" ]]; then
+		cp "$work/waldump.txt" "$P7_WALDUMP-$mode-$rate-$run.txt"
 	fi
-	echo "$mode $rate $run $tps $backlog $entries $wal $lat" >>"$work/results"
-	bench_log "$mode at $rate/s (run $run): $tps inserts/s, backlog $backlog when the writers stopped, $entries entries, $wal B of WAL, latency p50/p99 ms $lat"
+	echo "$mode $rate $run $tps $backlog $entries $wal $lat $writes $fpi" >>"$work/results"
+	bench_log "$mode at $rate/s (run $run): $tps inserts/s, backlog $backlog when the writers stopped, $entries entries, $writes DNA writes, $wal B of WAL ($fpi B of full-page images), latency p50/p99 ms $lat"
 }
 
 modes=(writers floor new)
@@ -158,7 +165,7 @@ done
 steppers=(new)
 [[ -n "$BASELINE" ]] && steppers=(base new)
 for mode in "${steppers[@]}"; do
-	for rate in "${RATES[@]}"; do
+	for rate in ${RATES[@]+"${RATES[@]}"}; do
 		step "$mode" "$rate" 0
 		# Sustained: the writers reached 95 % of the rate and at most a second of inserts was due.
 		if ! awk -v m="$mode" -v r="$rate" '$1 == m && $2 == r && $3 == 0 {
@@ -168,11 +175,18 @@ for mode in "${steppers[@]}"; do
 	done
 done
 
-# WAL per processed entry of MODE at the WAL rate, run by run, minus the writers' own WAL.
+# WAL per processed entry of MODE at the WAL rate, run by run, minus the writers' own WAL; with
+# "records" as the second argument, without the full-page images.
 wal_per_entry() {
-	awk -v m="$1" -v r="$WAL_RATE" '$2 == r && $3 > 0 && $1 == "writers" { w[$3] = $7 / $6 }
-	     $2 == r && $3 > 0 && $1 == m { e[$3] = $6; t[$3] = $7 }
+	awk -v m="$1" -v r="$WAL_RATE" -v part="${2:-all}" '
+	     { b = (part == "records") ? $7 - $11 : $7 }
+	     $2 == r && $3 > 0 && $1 == "writers" { w[$3] = b / $6 }
+	     $2 == r && $3 > 0 && $1 == m { e[$3] = $6; t[$3] = b }
 	     END { for (k in t) if (k in w) printf "%.0f\n", (t[k] - w[k] * e[k]) / e[k] }' "$work/results" | bench_median
+}
+# Entries per DNA write of MODE at the WAL rate (median over the runs).
+per_write() {
+	awk -v m="$1" -v r="$WAL_RATE" '$1 == m && $2 == r && $3 > 0 && $10 > 0 { printf "%.3f\n", $6 / $10 }' "$work/results" | bench_median
 }
 sustained() {
 	awk -v m="$1" '$1 == m && $3 == 0 && $4 >= 0.95 * $2 && $5 <= $2 { if ($2 > best) best = $2 } END { print best + 0 }' \
@@ -185,11 +199,17 @@ bench_figure "floor (marks only): WAL per entry B" "$floor"
 for mode in "${steppers[@]}"; do
 	wal=$(wal_per_entry "$mode")
 	bench_figure "$mode: WAL per entry B" "$(bench_goal "$wal" 8192) ($(bench_ratio "$wal" "$floor")x the floor)"
+	bench_figure "$mode: without full-page images B" "$(wal_per_entry "$mode" records) (floor $(wal_per_entry floor records))"
+	bench_figure "$mode: entries per DNA write" "$(per_write "$mode")"
 	bench_figure "$mode: latency p50/p99 ms at $WAL_RATE/s" "$(awk -v m="$mode" -v r="$WAL_RATE" '$1 == m && $2 == r && $3 > 0 { print $8 }' "$work/results" | bench_median) / $(awk -v m="$mode" -v r="$WAL_RATE" '$1 == m && $2 == r && $3 > 0 { print $9 }' "$work/results" | bench_median)"
 	bench_figure "$mode: highest sustained rate /s" "$(sustained "$mode")"
 	bench_figure "$mode: steps (rate inserts/s backlog p50 p99)" "$(awk -v m="$mode" '$1 == m && $3 == 0 { printf "%s:%s/%s/%s/%s  ", $2, $4, $5, $8, $9 }' "$work/results")"
 done
 if [[ -n "$BASELINE" ]]; then
 	bench_figure "new / base WAL per entry" "$(bench_ratio "$(wal_per_entry new)" "$(wal_per_entry base)")"
+	paired=$(awk -v r="$WAL_RATE" '$2 == r && $3 > 0 { v[$1, $3] = $7; e[$1, $3] = $6; if ($1 == "writers") w[$3] = $7 / $6 }
+	              END { for (k in w) if (("new", k) in v && ("base", k) in v)
+	                      printf "%.2f\n", (v["new", k] / e["new", k] - w[k]) / (v["base", k] / e["base", k] - w[k]) }' "$work/results")
+	bench_figure "new / base WAL per entry, per-run ratios" "$(sort -g <<<"$paired" | tr '\n' ' ')"
 	bench_figure "new / base sustained rate" "$(bench_ratio "$(sustained new)" "$(sustained base)")"
 fi
