@@ -24,21 +24,26 @@
 #    stop at the first rate missed). Latency (insert -> processed_at, from the insert's created_at)
 #    p50/p99 of each step is printed.
 #
-# Environment: P7_USERS (default 5000), P7_HISTORY (default 20 processed entries per user),
-# P7_WAL_RATE (default 1000), P7_RATES (default "1000 2000 3000 4000 6000 8000"), P7_SECONDS
-# (default 15 per step), P7_CLIENTS (default 4), BASELINE_PASSPORTD, P7_DAEMON_ARGS (extra
+# 3. The processing CPU per entry at P7_WAL_RATE: user and system time of passportd and of the
+#    server backends of its connections (/proc), divided by the entries processed; the machine's
+#    cores divided by it is the rate the processing alone could sustain (the writers' own CPU,
+#    which on 2 cores caps the rate of figure 2, left out).
+#
+# Environment: P7_USERS (default 500, as P6), P7_HISTORY (default 40 processed entries per
+# user), P7_WAL_RATE (default 1000), P7_RATES (default "1000 1500 2000 3000 4000"), P7_SECONDS
+# (default 15 per step), P7_CLIENTS (default 16), BASELINE_PASSPORTD, P7_DAEMON_ARGS (extra
 # options for both daemons), P7_WALDUMP=1, BENCH_RUNS (default 3, for figure 1; figure 2 runs
 # once), plus bench/lib.sh's.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-USERS=${P7_USERS:-5000}
-HISTORY=${P7_HISTORY:-20}
+USERS=${P7_USERS:-500}
+HISTORY=${P7_HISTORY:-40}
 WAL_RATE=${P7_WAL_RATE:-1000}
-read -r -a RATES <<<"${P7_RATES:-1000 2000 3000 4000 6000 8000}"
+read -r -a RATES <<<"${P7_RATES-1000 1500 2000 3000 4000}"
 SECONDS_PER_STEP=${P7_SECONDS:-15}
-CLIENTS=${P7_CLIENTS:-4}
+CLIENTS=${P7_CLIENTS:-16}
 TRACKS=$((USERS / 5 * 4))
 BASELINE=${BASELINE_PASSPORTD:-}
 read -r -a DAEMON_ARGS <<<"${P7_DAEMON_ARGS:-}"
@@ -94,10 +99,20 @@ echo "UPDATE passport_entries SET processed = true, processed_at = now() WHERE N
 
 due() { bench_sql p7_run "SELECT count(*) FROM passport_entries WHERE NOT processed AND dead_at IS NULL"; }
 
+# CPU ticks (user + system) of the daemon and of the server backends of its connections.
+processing_ticks() {
+	local pid total=0 t
+	for pid in $1 $(bench_sql postgres "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'passportd%'"); do
+		t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+		total=$((total + t))
+	done
+	echo "$total"
+}
+
 # step MODE RATE RUN: one step on a fresh copy; appends
 # "MODE RATE RUN inserts_per_s backlog_at_stop entries wal_bytes p50_ms p99_ms" to $work/results.
 step() {
-	local mode=$1 rate=$2 run=$3 db=p7_run lsn0 lsn1 tps backlog entries wal lat deadline since versions writes fpi
+	local mode=$1 rate=$2 run=$3 db=p7_run lsn0 lsn1 tps backlog entries wal lat deadline since versions writes fpi ticks0 ticks
 	bench_copy p7_base "$db"
 	since=$(bench_sql postgres "SELECT now()")
 	versions=$(bench_sql "$db" "SELECT sum(version) FROM media_ids")
@@ -117,6 +132,8 @@ step() {
 	writers) ;;
 	*) bench_die "unknown mode $mode" ;;
 	esac
+	ticks0=0
+	[[ -n "$daemon_pid" ]] && ticks0=$(processing_ticks "$daemon_pid")
 	lsn0=$(bench_wal_lsn)
 	pgbench -n -c "$CLIENTS" -j 2 -R "$rate" -T "$SECONDS_PER_STEP" -f "$work/play.sql@85" -f "$work/pause.sql@15" \
 		"$(bench_dsn "$db")" >"$work/pgbench.txt" 2>&1 || bench_die "pgbench failed: $(tail -n 5 "$work/pgbench.txt")"
@@ -129,6 +146,8 @@ step() {
 			sleep 0.2
 		done
 	fi
+	ticks=0
+	[[ -n "$daemon_pid" ]] && ticks=$(($(processing_ticks "$daemon_pid") - ticks0))
 	for pid in $daemon_pid $floor_pid; do
 		kill -TERM "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -150,8 +169,8 @@ step() {
 	if [[ -n "${P7_WALDUMP:-}" ]]; then
 		cp "$work/waldump.txt" "$P7_WALDUMP-$mode-$rate-$run.txt"
 	fi
-	echo "$mode $rate $run $tps $backlog $entries $wal $lat $writes $fpi" >>"$work/results"
-	bench_log "$mode at $rate/s (run $run): $tps inserts/s, backlog $backlog when the writers stopped, $entries entries, $writes DNA writes, $wal B of WAL ($fpi B of full-page images), latency p50/p99 ms $lat"
+	echo "$mode $rate $run $tps $backlog $entries $wal $lat $writes $fpi $ticks" >>"$work/results"
+	bench_log "$mode at $rate/s (run $run): $tps inserts/s, backlog $backlog when the writers stopped, $entries entries, $writes DNA writes, $wal B of WAL ($fpi B of full-page images), latency p50/p99 ms $lat, $ticks CPU ticks"
 }
 
 modes=(writers floor new)
@@ -184,6 +203,11 @@ wal_per_entry() {
 	     $2 == r && $3 > 0 && $1 == m { e[$3] = $6; t[$3] = b }
 	     END { for (k in t) if (k in w) printf "%.0f\n", (t[k] - w[k] * e[k]) / e[k] }' "$work/results" | bench_median
 }
+# CPU ms per entry of MODE at the WAL rate (passportd and its backends; median over the runs).
+cpu_per_entry() {
+	awk -v m="$1" -v r="$WAL_RATE" -v hz="$(getconf CLK_TCK)" '$1 == m && $2 == r && $3 > 0 && $6 > 0 {
+	     printf "%.3f\n", $12 * 1000 / hz / $6 }' "$work/results" | bench_median
+}
 # Entries per DNA write of MODE at the WAL rate (median over the runs).
 per_write() {
 	awk -v m="$1" -v r="$WAL_RATE" '$1 == m && $2 == r && $3 > 0 && $10 > 0 { printf "%.3f\n", $6 / $10 }' "$work/results" | bench_median
@@ -201,6 +225,8 @@ for mode in "${steppers[@]}"; do
 	bench_figure "$mode: WAL per entry B" "$(bench_goal "$wal" 8192) ($(bench_ratio "$wal" "$floor")x the floor)"
 	bench_figure "$mode: without full-page images B" "$(wal_per_entry "$mode" records) (floor $(wal_per_entry floor records))"
 	bench_figure "$mode: entries per DNA write" "$(per_write "$mode")"
+	cpu=$(cpu_per_entry "$mode")
+	bench_figure "$mode: processing CPU ms per entry" "$cpu (passportd + its backends; $(nproc) cores / that: $(awk -v c="$cpu" -v n="$(nproc)" 'BEGIN { if (c > 0) printf "%.0f", n * 1000 / c }') entries/s)"
 	bench_figure "$mode: latency p50/p99 ms at $WAL_RATE/s" "$(awk -v m="$mode" -v r="$WAL_RATE" '$1 == m && $2 == r && $3 > 0 { print $8 }' "$work/results" | bench_median) / $(awk -v m="$mode" -v r="$WAL_RATE" '$1 == m && $2 == r && $3 > 0 { print $9 }' "$work/results" | bench_median)"
 	bench_figure "$mode: highest sustained rate /s" "$(sustained "$mode")"
 	bench_figure "$mode: steps (rate inserts/s backlog p50 p99)" "$(awk -v m="$mode" '$1 == m && $3 == 0 { printf "%s:%s/%s/%s/%s  ", $2, $4, $5, $8, $9 }' "$work/results")"
@@ -212,4 +238,5 @@ if [[ -n "$BASELINE" ]]; then
 	                      printf "%.2f\n", (v["new", k] / e["new", k] - w[k]) / (v["base", k] / e["base", k] - w[k]) }' "$work/results")
 	bench_figure "new / base WAL per entry, per-run ratios" "$(sort -g <<<"$paired" | tr '\n' ' ')"
 	bench_figure "new / base sustained rate" "$(bench_ratio "$(sustained new)" "$(sustained base)")"
+	bench_figure "new / base processing CPU per entry" "$(bench_ratio "$(cpu_per_entry new)" "$(cpu_per_entry base)")"
 fi
