@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aside.h"
 #include "batch.h"
 #include "db.h"
 #include "entity_cache.h"
@@ -48,6 +49,7 @@ struct drain_shared {
 	const struct config *config;
 	volatile sig_atomic_t *stop_requested; /* set by the signal handler: stop between batches */
 	struct entity_cache *entities; /* target vectors, one cache for all workers */
+	struct aside *aside; /* entries set aside as unrecordable by any worker: left out by all, counted once */
 	pthread_mutex_t mutex;
 	int active; /* workers still running (under mutex) */
 };
@@ -77,6 +79,7 @@ static int drain_connect(struct drain_worker *w, int tries)
 			struct batch_config batch;
 			config_to_batch(config, &batch);
 			batch.shared_entities = w->shared->entities;
+			batch.shared_aside = w->shared->aside;
 			/* A paused system holds its entries back here too (postponed, not processed). */
 			if (pause_read(w->conn, &batch.paused_systems, &error) < 0) {
 				log_error("%s", error.message);
@@ -210,10 +213,12 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 
 	workers = calloc((size_t)n, sizeof(*workers));
 	shared.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
-	if (!workers || !shared.entities) {
+	shared.aside = aside_create();
+	if (!workers || !shared.entities || !shared.aside) {
 		log_error("out of memory");
 		free(workers);
 		entity_cache_destroy(shared.entities);
+		aside_destroy(shared.aside);
 		return 1;
 	}
 	pthread_mutex_init(&shared.mutex, NULL);
@@ -223,6 +228,7 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 	if (drain_connect(&workers[0], 3) < 0) {
 		free(workers);
 		entity_cache_destroy(shared.entities);
+		aside_destroy(shared.aside);
 		pthread_mutex_destroy(&shared.mutex);
 		return 1;
 	}
@@ -283,6 +289,7 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 	fflush(stdout);
 	free(workers);
 	entity_cache_destroy(shared.entities);
+	aside_destroy(shared.aside);
 	pthread_mutex_destroy(&shared.mutex);
 	if (failed)
 		return 1;

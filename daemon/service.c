@@ -57,6 +57,7 @@
 #include "build_config.h"
 #include "catch_up.h"
 #include "claim.h"
+#include "aside.h"
 #include "entity_cache.h"
 #include "log.h"
 #include "service_internal.h"
@@ -202,6 +203,15 @@ static void work_done(uv_work_t *work, int status)
 	}
 }
 
+/* The worker's batch settings: the option table's, the shared target cache, the statement timeout. */
+static void service_batch_config(const struct service *s, struct batch_config *batch)
+{
+	config_to_batch(&s->config, batch);
+	batch->shared_entities = s->entities;
+	batch->shared_aside = s->aside;
+	batch->statement_timeout_ms = (int)(s->config.statement_timeout * 1000);
+}
+
 static void service_request_work(struct service *s)
 {
 	if (s->stopping)
@@ -214,9 +224,7 @@ static void service_request_work(struct service *s)
 	wakeup_look_started(&s->wakeup);
 	s->pending = false;
 	s->work_running = true;
-	config_to_batch(&s->config, &s->batch_config);
-	s->batch_config.shared_entities = s->entities;
-	s->statement_timeout = s->config.statement_timeout;
+	service_batch_config(s, &s->batch_config);
 	s->worker_generation = atomic_load(&s->reload_generation);
 	s->queue_read_interval = s->config.poll_interval;
 	s->work.data = s;
@@ -369,8 +377,7 @@ static void on_reload_signal(uv_signal_t *handle, int signum)
 	notify_set_batch_limit(&s->notify, BATCH_LIMIT_STATEMENTS * s->config.statement_timeout);
 	/* A pass in progress takes them before its next batch (worker_take_reload). */
 	pthread_mutex_lock(&s->reload_lock);
-	config_to_batch(&s->config, &s->reload_batch_config);
-	s->reload_statement_timeout = s->config.statement_timeout;
+	service_batch_config(s, &s->reload_batch_config);
 	atomic_fetch_add(&s->reload_generation, 1);
 	pthread_mutex_unlock(&s->reload_lock);
 	uv_timer_start(&s->poll_timer, on_poll_timer, (uint64_t)(s->config.poll_interval * 1000),
@@ -490,7 +497,8 @@ int service_run(const struct config *config, const struct config_sources *source
 	 */
 	notify_send("READY=1");
 
-	/* After the start-up failures above, which return without it. */
+	/* After the start-up failures above, which return without them. */
+	s.aside = aside_create(); /* NULL: the processor keeps its own */
 	s.catch_up_helpers = config_workers(&s.config) - 1;
 	if (s.catch_up_helpers > 0) {
 		s.entities = entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY);
@@ -509,6 +517,7 @@ int service_run(const struct config *config, const struct config_sources *source
 	uv_loop_close(&loop);
 	service_stop_metrics(&s);
 	entity_cache_destroy(s.entities); /* after service_shutdown destroyed the processor using it */
+	aside_destroy(s.aside);
 	pthread_mutex_destroy(&s.cancel_lock);
 	pthread_mutex_destroy(&s.reload_lock);
 	config_finish(&s.config);

@@ -43,6 +43,7 @@ struct service {
 	struct processor *processor;  /* idem */
 	struct batch_config batch_config; /* copied into the processor at the start of each pass */
 	struct entity_cache *entities; /* target vectors shared with catch-up helpers; NULL: one worker */
+	struct aside *aside;           /* entries set aside as unrecordable, shared likewise */
 	int catch_up_helpers;          /* extra connections while a backlog lasts (workers - 1) */
 	struct catch_up *catch_up;     /* running helpers, or NULL; started and joined by the worker */
 	atomic_bool stop_after_batch;
@@ -50,8 +51,6 @@ struct service {
 	pthread_mutex_t cancel_lock;
 	PGcancel *cancel; /* of the worker connection, under cancel_lock */
 	int worker_socket; /* of the worker connection, -1 when none; under cancel_lock */
-	double statement_timeout;         /* seconds; copied for the worker like batch_config */
-	double applied_statement_timeout; /* what the worker's session has; worker only */
 	atomic_long live_processed;       /* entries processed since start, counted by the worker */
 	/*
 	 * A reload hands its settings to a running pass here: the loop writes them under
@@ -61,7 +60,6 @@ struct service {
 	atomic_uint reload_generation;
 	unsigned worker_generation;        /* the generation the worker's settings come from */
 	struct batch_config reload_batch_config;
-	double reload_statement_timeout;
 	unsigned paused_systems;           /* worker: read from passport_pause, at most once per poll */
 	double paused_read_at;             /* worker: CLOCK_MONOTONIC seconds of the last read */
 	atomic_bool all_paused;            /* worker writes, loop reads for STATUS= */

@@ -1,6 +1,7 @@
 /*
  * service_worker: the worker side of `passportd run`, on libuv's thread pool: the connection,
- * its session settings (statement_timeout), the batches of one pass, and the reloaded settings
+ * the batches of one pass (each batch's transaction carries the statement timeout, set locally
+ * so that it also holds behind a transaction pooler), and the reloaded settings
  * taken between two batches. Shares struct service with the loop (service_internal.h).
  */
 #include <stdio.h>
@@ -57,54 +58,23 @@ void worker_disconnect(struct service *s)
 	s->worker = NULL;
 }
 
-/* The worker's session gets the current statement timeout. Returns 0, or -1 with pass_error set. */
-static int worker_apply_statement_timeout(struct service *s)
-{
-	char sql[64];
-
-	if (s->applied_statement_timeout == s->statement_timeout)
-		return 0;
-	/*
-	 * Session-wide, outside any batch: every statement of the worker is bounded. Behind a
-	 * transaction pooler (listen = false) a session setting would leak to the pool's other
-	 * clients, so it is left out there (the watchdog still bounds a stuck batch).
-	 */
-	if (!s->config.listen) {
-		s->applied_statement_timeout = s->statement_timeout;
-		return 0;
-	}
-	snprintf(sql, sizeof(sql), "SET statement_timeout = %ld", (long)(s->statement_timeout * 1000));
-	if (db_command(s->worker, sql, &s->pass_error) < 0)
-		return -1;
-	s->applied_statement_timeout = s->statement_timeout;
-	return 0;
-}
-
 /*
  * Worker thread, between two batches: a reload since the last batch applies from the next one,
- * not after the whole pass (which in a backlog can be minutes). Returns 0, or -1 with
- * pass_status and pass_error set.
+ * not after the whole pass (which in a backlog can be minutes).
  */
-static int worker_take_reload(struct service *s)
+static void worker_take_reload(struct service *s)
 {
 	unsigned generation = atomic_load(&s->reload_generation);
 
 	if (generation == s->worker_generation)
-		return 0;
+		return;
 	pthread_mutex_lock(&s->reload_lock);
 	s->batch_config = s->reload_batch_config;
-	s->statement_timeout = s->reload_statement_timeout;
 	s->worker_generation = atomic_load(&s->reload_generation);
 	pthread_mutex_unlock(&s->reload_lock);
 	s->batch_config.paused_systems = s->paused_systems;
-	s->batch_config.shared_entities = s->entities;
 	processor_set_config(s->processor, &s->batch_config);
-	if (worker_apply_statement_timeout(s) < 0) {
-		s->pass_status = BATCH_ERROR;
-		return -1;
-	}
 	log_info("worker: the reloaded settings apply from this batch (batch_size %d)", s->batch_config.batch_size);
-	return 0;
 }
 
 /*
@@ -189,15 +159,9 @@ void service_work_pass(uv_work_t *work)
 			s->pass_status = BATCH_ERROR;
 			goto idle;
 		}
-		s->applied_statement_timeout = 0;
 		worker_set_cancel(s, s->worker);
 	}
 	notify_set_phase(&s->notify, NOTIFY_PROCESSING);
-	if (worker_apply_statement_timeout(s) < 0) {
-		s->pass_status = BATCH_ERROR;
-		worker_disconnect(s);
-		goto idle;
-	}
 	s->pass_connected = true;
 	processor_set_config(s->processor, &s->batch_config);
 	if (worker_read_pause(s, true) < 0) {
@@ -210,7 +174,8 @@ void service_work_pass(uv_work_t *work)
 		s->catch_up = NULL;
 	}
 	for (;;) {
-		if (worker_take_reload(s) < 0 || worker_read_pause(s, false) < 0)
+		worker_take_reload(s);
+		if (worker_read_pause(s, false) < 0)
 			break;
 		if (s->paused_systems == SYSTEM_ALL) {
 			s->pass_status = BATCH_EMPTY; /* paused: claim nothing */

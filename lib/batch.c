@@ -116,9 +116,11 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 	p->scratch = vec_create(VEC_DIM);
 	p->owns_entities = config->shared_entities == NULL;
 	p->entities = p->owns_entities ? entity_cache_create(BATCH_ENTITY_CACHE_CAPACITY) : config->shared_entities;
+	p->owns_unrecordable = config->shared_aside == NULL;
+	p->unrecordable = p->owns_unrecordable ? aside_create() : config->shared_aside;
 	if (coliseum_prepare(p, error) < 0)
 		goto fail;
-	if (!p->entities || claim_prepare(p) < 0 || mediaid_prepare(p) < 0 || commit_prepare(p) < 0 || !p->scratch) {
+	if (!p->entities || !p->unrecordable || claim_prepare(p) < 0 || mediaid_prepare(p) < 0 || commit_prepare(p) < 0 || !p->scratch) {
 		db_error_set(error, NULL, "out of memory");
 		goto fail;
 	}
@@ -141,6 +143,8 @@ void processor_destroy(struct processor *p)
 	vec_free(p->scratch);
 	if (p->owns_entities)
 		entity_cache_destroy(p->entities);
+	if (p->owns_unrecordable)
+		aside_destroy(p->unrecordable);
 	free(p->target_buffer);
 	free(p->entry_buffer);
 	free(p);
@@ -298,9 +302,17 @@ refused:
 	}
 	log_error("entry %s: its row refuses every write (%s: %s); this process leaves it out from now on, "
 		  "it stays due", entry_id, error->sqlstate, error->message);
-	if (!claim_set_aside_entry(p, entry_id))
+	switch (aside_add(p->unrecordable, entry_id)) {
+	case ASIDE_ADDED:
+		totals->unrecordable++;
+		break;
+	case ASIDE_PRESENT: /* another worker of this process set it aside first */
+		break;
+	case ASIDE_FULL:
 		log_error("entry %s: too many entries set aside; it will be tried again", entry_id);
-	totals->unrecordable++;
+		totals->unrecordable++;
+		break;
+	}
 	return 0;
 }
 
@@ -413,7 +425,7 @@ int processor_count_due(struct processor *p, long long *due, struct db_error *er
 
 int processor_unrecordable(const struct processor *p)
 {
-	return p->n_unrecordable;
+	return aside_count(p->unrecordable);
 }
 
 int processor_run_batch(struct processor *p, struct batch_totals *totals, struct db_error *error)

@@ -18,6 +18,7 @@
 #define BATCH_ENTITY_CACHE_CAPACITY 4096
 
 struct entity_cache;
+struct aside;
 
 /* The batch settings; config_to_batch (config.c) fills them from the option table, defaults included. */
 struct batch_config {
@@ -28,11 +29,17 @@ struct batch_config {
 	int max_attempts;            /* attempts before an entry is dead */
 	double retry_base_seconds;   /* first retry delay, seconds */
 	double retry_cap_seconds;    /* longest retry delay, seconds */
+	int statement_timeout_ms;    /* per batch transaction (local, pooler-safe); 0: the session's */
 	/*
 	 * Target vector cache shared by several processors (drain's workers), owned by the caller;
 	 * NULL (the default): the processor keeps its own.
 	 */
 	struct entity_cache *shared_entities;
+	/*
+	 * Entries set aside as unrecordable, shared likewise (aside.h), owned by the caller; NULL:
+	 * the processor keeps its own.
+	 */
+	struct aside *shared_aside;
 };
 
 /* Running totals, added to by each batch. */

@@ -114,33 +114,10 @@ void claim_finish(struct processor *p)
 	p->claim_users_sql = p->claim_id_sql = NULL;
 }
 
-bool claim_entry_set_aside(const struct processor *p, const char *entry_id)
-{
-	for (int i = 0; i < p->n_unrecordable; i++)
-		if (strcmp(p->unrecordable[i], entry_id) == 0)
-			return true;
-	return false;
-}
-
-bool claim_set_aside_entry(struct processor *p, const char *entry_id)
-{
-	if (claim_entry_set_aside(p, entry_id))
-		return true;
-	if (p->n_unrecordable == UNRECORDABLE_MAX)
-		return false;
-	snprintf(p->unrecordable[p->n_unrecordable], sizeof(p->unrecordable[0]), "%s", entry_id);
-	p->n_unrecordable++;
-	return true;
-}
-
 /* "{...}" of the entries set aside as unrecordable; NULL when out of memory. */
 static char *unrecordable_literal(const struct processor *p)
 {
-	const char *ids[UNRECORDABLE_MAX];
-
-	for (int i = 0; i < p->n_unrecordable; i++)
-		ids[i] = p->unrecordable[i];
-	return uuid_array_literal(ids, p->n_unrecordable);
+	return aside_literal(p->unrecordable);
 }
 
 int claim_count_due(struct processor *p, long long *due, struct db_error *error)
@@ -265,7 +242,8 @@ static char *set_aside_literal(struct processor *p)
 static PGresult *begin_and_query(struct processor *p, const char *sql, int nparams, const char *const *values,
 				 struct db_error *error)
 {
-	struct db_statement f[3] = {{.sql = "BEGIN"}, {.sql = DB_TRANSACTION_SETTINGS_SQL}, {.sql = sql, .nparams = nparams}};
+	struct db_statement f[3] = {{.sql = "BEGIN"}, {0}, {.sql = sql, .nparams = nparams}};
+	char timeout[DB_TIMEOUT_TEXT_SIZE];
 	PGresult *res;
 
 	if (nparams > (int)(sizeof(f[2].values) / sizeof(f[2].values[0]))) {
@@ -274,6 +252,7 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 	}
 	for (int i = 0; i < nparams; i++)
 		f[2].values[i] = values[i];
+	db_transaction_settings(&f[1], p->config.statement_timeout_ms, timeout);
 	if (db_pipeline_run(p->conn, f, 3, error) < 0)
 		return NULL;
 	res = f[2].res;
@@ -456,7 +435,7 @@ int claim_entry(struct processor *p, struct batch *b, const char *entry_id, enum
 	}
 	snprintf(max_payload, sizeof(max_payload), "%zu", p->config.max_payload_bytes);
 	snprintf(limit, sizeof(limit), "%d", p->config.batch_size);
-	if (db_begin(p->conn, error) < 0) {
+	if (db_begin(p->conn, p->config.statement_timeout_ms, error) < 0) {
 		free(unrecordable);
 		return -1;
 	}

@@ -74,15 +74,6 @@ enum claim_entry_mode {
 int claim_entry(struct processor *p, struct batch *b, const char *entry_id, enum claim_entry_mode mode,
 		struct db_error *error);
 
-/*
- * Leave the entry out of this processor's claims from now on: its failure could not be recorded.
- * Returns false when the list is full (the entry may then come back).
- */
-bool claim_set_aside_entry(struct processor *p, const char *entry_id);
-
-/* Whether the entry is among those set aside by claim_set_aside_entry. */
-bool claim_entry_set_aside(const struct processor *p, const char *entry_id);
-
 /* Due entries now, leaving out those set aside as unrecordable. Returns 0 or -1 with error set. */
 int claim_count_due(struct processor *p, long long *due, struct db_error *error);
 

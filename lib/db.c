@@ -230,9 +230,30 @@ PGconn *db_connect(const char *dsn, const char *application_name, struct db_erro
 	return conn;
 }
 
-int db_begin(PGconn *conn, struct db_error *error)
+void db_transaction_settings(struct db_statement *statement, int statement_timeout_ms,
+			     char text[DB_TIMEOUT_TEXT_SIZE])
 {
-	return db_command(conn, "BEGIN; " DB_TRANSACTION_SETTINGS_SQL, error);
+	memset(statement, 0, sizeof(*statement));
+	statement->sql = DB_TRANSACTION_SETTINGS_SQL;
+	if (statement_timeout_ms <= 0)
+		return;
+	statement->sql = DB_TRANSACTION_SETTINGS_SQL ", set_config('statement_timeout', $1, true)";
+	statement->nparams = 1;
+	snprintf(text, DB_TIMEOUT_TEXT_SIZE, "%d", statement_timeout_ms);
+	statement->values[0] = text;
+}
+
+int db_begin(PGconn *conn, int statement_timeout_ms, struct db_error *error)
+{
+	struct db_statement f[2] = {{.sql = "BEGIN"}};
+	char timeout[DB_TIMEOUT_TEXT_SIZE];
+	int rc;
+
+	db_transaction_settings(&f[1], statement_timeout_ms, timeout);
+	rc = db_pipeline_run(conn, f, 2, error);
+	db_statement_clear(&f[0]);
+	db_statement_clear(&f[1]);
+	return rc;
 }
 
 bool db_connection_lost(PGconn *conn)

@@ -93,8 +93,21 @@ void db_connection_params(const char *dsn, const char *application_name, const c
 	" set_config('idle_in_transaction_session_timeout', '10min', true),"                         \
 	" set_config('TimeZone', 'UTC', true)"
 
-/* BEGIN and DB_TRANSACTION_SETTINGS_SQL in one round trip. Returns 0, or -1 with error set. */
-int db_begin(PGconn *conn, struct db_error *error);
+#define DB_TIMEOUT_TEXT_SIZE 16
+
+struct db_statement;
+
+/*
+ * The transaction's settings as one statement of a pipeline: DB_TRANSACTION_SETTINGS_SQL, and
+ * statement_timeout (local too) when statement_timeout_ms > 0. Local settings are the only kind
+ * a transaction pooler does not hand to its other clients. text holds the timeout's parameter
+ * and must live as long as the statement.
+ */
+void db_transaction_settings(struct db_statement *statement, int statement_timeout_ms,
+			     char text[DB_TIMEOUT_TEXT_SIZE]);
+
+/* BEGIN and db_transaction_settings in one round trip. Returns 0, or -1 with error set. */
+int db_begin(PGconn *conn, int statement_timeout_ms, struct db_error *error);
 
 /*
  * Drop the server's notices below WARNING (what client_min_messages = warning did for a session,

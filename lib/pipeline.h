@@ -20,6 +20,7 @@
 
 #include <libpq-fe.h>
 
+#include "aside.h"
 #include "batch.h"
 #include "dna.h"
 #include "payload.h"
@@ -32,7 +33,6 @@
 #define SET_ASIDE_MAX 256   /* users passed over for a while, see struct set_aside */
 #define SET_ASIDE_SECONDS 1.0
 #define POSTPONE_SECONDS 300.0 /* an entry of a paused or disabled system waits this long */
-#define UNRECORDABLE_MAX 1024 /* entries whose failure could not be recorded, see struct processor */
 /*
  * Bytes of claimed text a batch may hold (payloads, event types, systems): the claim stops taking
  * entries once their running total passes it (the first entry always goes in). With payloads up
@@ -171,10 +171,11 @@ struct processor {
 	/*
 	 * Entries whose failure could not be recorded at all (every write to their row failed):
 	 * left out of every claim of this processor, so that nothing spins on them, and reported
-	 * (drain's summary, the log). A restart tries them once more.
+	 * (drain's summary, the log). A restart tries them once more. Shared with the processors
+	 * of the same drain or run (batch_config.shared_aside), or the processor's own.
 	 */
-	uuid_text unrecordable[UNRECORDABLE_MAX];
-	int n_unrecordable;
+	struct aside *unrecordable;
+	bool owns_unrecordable;
 	int transient_failures; /* consecutive transient failures of whole batches */
 	uuid_text transient_entry; /* the entry of the last transient failure of run_single */
 	int transient_entry_failures;

@@ -9,6 +9,8 @@
  *   - another client of the pool then sees the server's defaults (lock_timeout,
  *     idle_in_transaction_session_timeout, the database's TimeZone), not passportd's settings;
  *   - `status` and `reprocess` work through the pool;
+ *   - `run --no-listen`'s statement timeout holds through the pool (it is set per transaction)
+ *     and is not left on the pool's session;
  *   - `passport-migrate schema` and `backfill` refuse at once, naming the transaction pooler;
  *     `verify` and `entity-dna` work.
  */
@@ -141,6 +143,45 @@ static void check_passportd(PGconn *conn, const char *daemon_pool_dsn)
 	expect_server_defaults("t_pooler", "passportd", "after status and reprocess");
 }
 
+/*
+ * The worker's statement timeout through the pool: a write that takes 2 s (a slow trigger) fails
+ * the batch after 0.5 s, an entry records the timeout (retried alone, it times out again), none
+ * is processed, and the pool's other clients still see
+ * statement_timeout 0. A session-wide SET would not be safe here; the timeout is set per batch
+ * transaction.
+ */
+static void check_statement_timeout(PGconn *conn, const char *daemon_pool_dsn)
+{
+	char log[600];
+	pid_t daemon;
+
+	harness_exec(conn, "CREATE FUNCTION passport_test_slow() RETURNS trigger LANGUAGE plpgsql"
+			   " AS $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$");
+	harness_exec(conn, "CREATE TRIGGER passport_test_slow AFTER INSERT ON coliseum_metrics"
+			   " FOR EACH STATEMENT EXECUTE FUNCTION passport_test_slow()");
+	harness_exec(conn, "INSERT INTO passport_entries (event_type, event_category, affects_systems)"
+			   " SELECT 'player.track_played', 'interaction', '{coliseum}' FROM generate_series(1, 3)");
+	snprintf(log, sizeof log, "%s/run-timeout.log", fault_temp_dir());
+	{
+		const char *argv[] = {harness_passportd(), "run", "--no-listen", "--poll-interval", "0.5",
+				      "--statement-timeout", "0.5", "--dsn", daemon_pool_dsn, "--log-format", "plain",
+				      NULL};
+		daemon = fault_spawn(argv, NULL, log);
+	}
+	ASSERT_TRUE(fault_wait_for(conn, 30,
+				   "SELECT count(*) >= 1 FROM passport_entries"
+				   " WHERE NOT processed AND last_error ILIKE '%statement timeout%'"));
+	expect_server_defaults("t_pooler", "passportd", "while batches time out");
+	ASSERT_EQ_INT(kill(daemon, SIGTERM), 0);
+	ASSERT_EQ_INT(fault_wait(daemon, 30), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM coliseum_metrics m JOIN passport_entries e"
+					      " ON e.id = m.passport_entry_id WHERE e.event_category = 'interaction'"
+					      " AND e.last_error IS NOT NULL"),
+		      0);
+	harness_exec(conn, "DROP TRIGGER passport_test_slow ON coliseum_metrics");
+	printf("ok: run --no-listen's statement timeout holds through the pool, per transaction\n");
+}
+
 static void check_passport_migrate(void)
 {
 	char dsn[FAULT_DSN_MAX], *out;
@@ -202,6 +243,7 @@ int main(void)
 		ASSERT_EQ_INT(fault_drain(daemon_ref, NULL), 30);
 	}
 	fault_expect_same_state(conn, ref, "through PgBouncer vs direct");
+	check_statement_timeout(conn, daemon_pool_dsn);
 	check_passport_migrate();
 
 	PQfinish(ref);
