@@ -183,15 +183,23 @@ for run in $(seq 1 "$BENCH_RUNS"); do
 done
 steppers=(new)
 [[ -n "$BASELINE" ]] && steppers=(base new)
-for mode in "${steppers[@]}"; do
-	for rate in ${RATES[@]+"${RATES[@]}"}; do
+# Rate by rate, the modes one after the other (their order alternating), until each has missed a
+# rate: a slow phase of the shared machine then hits both modes alike.
+declare -A missed=()
+i=0
+for rate in ${RATES[@]+"${RATES[@]}"}; do
+	order=("${steppers[@]}")
+	((i++ % 2)) && order=($(printf '%s\n' "${steppers[@]}" | tac))
+	for mode in "${order[@]}"; do
+		[[ -z "${missed[$mode]:-}" ]] || continue
 		step "$mode" "$rate" 0
 		# Sustained: the writers reached 95 % of the rate and at most a second of inserts was due.
 		if ! awk -v m="$mode" -v r="$rate" '$1 == m && $2 == r && $3 == 0 {
 		             exit !($4 >= 0.95 * r && $5 <= r) }' "$work/results"; then
-			break
+			missed[$mode]=$rate
 		fi
 	done
+	[[ ${#missed[@]} -lt ${#steppers[@]} ]] || break
 done
 
 # WAL per processed entry of MODE at the WAL rate, run by run, minus the writers' own WAL; with

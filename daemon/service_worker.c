@@ -25,7 +25,8 @@
  * once), and the fixed cost of a batch is shared by more entries. The DNA is the same bit for
  * bit: entries of a row are applied in (timestamp, id) order whichever batch holds them. Idle
  * (entries a few tens of milliseconds apart, P2) a batch claims one entry, or two that arrived
- * slowly, and nothing waits; a full batch (a backlog) never waits.
+ * slowly, and nothing waits; a full batch (a backlog) never waits, nor does any batch while
+ * catch-up helpers run. A batch that itself takes GATHER_PERIOD_MS or longer never waits either.
  */
 #define GATHER_MIN_CLAIMED 2
 #define GATHER_MIN_RATE 100.0 /* entries/s: the rate at which wakeup.h lingers rather than arms */
@@ -115,7 +116,9 @@ static bool worker_busy(struct service *s, long claimed, double started)
 	bool first = s->previous_batch_started == 0;
 
 	s->previous_batch_started = started;
-	if (first || claimed < GATHER_MIN_CLAIMED || claimed >= s->batch_config.batch_size)
+	/* Helpers at work: a backlog, and the batch came back short only because they hold its users. */
+	if (first || claimed < GATHER_MIN_CLAIMED || claimed >= s->batch_config.batch_size ||
+	    (s->catch_up && catch_up_running(s->catch_up)))
 		return false;
 	return window <= 0 || (double)claimed >= GATHER_MIN_RATE * window;
 }
