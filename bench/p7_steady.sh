@@ -44,6 +44,7 @@ WAL_RATE=${P7_WAL_RATE:-1000}
 read -r -a RATES <<<"${P7_RATES-1000 1500 2000 3000 4000}"
 SECONDS_PER_STEP=${P7_SECONDS:-15}
 CLIENTS=${P7_CLIENTS:-16}
+# shellcheck disable=SC2017 # integer division on purpose: passport_bench_users makes USERS / 5 artists, 4 tracks each
 TRACKS=$((USERS / 5 * 4))
 BASELINE=${BASELINE_PASSPORTD:-}
 read -r -a DAEMON_ARGS <<<"${P7_DAEMON_ARGS:-}"
@@ -152,7 +153,8 @@ step() {
 		kill -TERM "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
-	daemon_pid= floor_pid=
+	daemon_pid=''
+	floor_pid=''
 	lsn1=$(bench_wal_lsn)
 	wal=$(bench_wal_bytes "$lsn0" "$lsn1")
 	entries=$(bench_sql "$db" "SELECT count(*) FROM passport_entries WHERE created_at > '$since'")
@@ -189,7 +191,7 @@ declare -A missed=()
 i=0
 for rate in ${RATES[@]+"${RATES[@]}"}; do
 	order=("${steppers[@]}")
-	((i++ % 2)) && order=($(printf '%s\n' "${steppers[@]}" | tac))
+	((i++ % 2)) && mapfile -t order < <(printf '%s\n' "${steppers[@]}" | tac)
 	for mode in "${order[@]}"; do
 		[[ -z "${missed[$mode]:-}" ]] || continue
 		step "$mode" "$rate" 0
