@@ -11,7 +11,7 @@ mkdir -p "$OUT"
 
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
 	export P1_USERS=200 P2_USERS=200 P2_COUNT=100 P3_ROWS=20000 P3_USERS=200 P4_USERS=200 \
-		P5_USERS=500 P5_ROWS=20000 P6_SECONDS=5 BENCH_RUNS=${BENCH_RUNS:-1}
+		P5_USERS=500 P5_ROWS=20000 P6_SECONDS=5 P7_SECONDS=5 P7_RATES="500 1000" BENCH_RUNS=${BENCH_RUNS:-1}
 fi
 # Build once; the scripts reuse the binaries.
 # shellcheck source=bench/lib.sh
@@ -19,7 +19,7 @@ source "$BENCH/lib.sh"
 bench_build
 
 status=0
-for script in p1_drain p2_latency p3_backfill p4_history p4_catch_up p5_memory p6_writers profile_p1 profile_p3; do
+for script in p1_drain p2_latency p3_backfill p4_history p4_catch_up p5_memory p6_writers p7_steady profile_p1 profile_p3; do
 	echo "==> $script ($(date -u +%H:%M:%S))" >&2
 	if ! bash "$BENCH/$script.sh" >"$OUT/$script.txt" 2>"$OUT/$script.log"; then
 		echo "$script failed: see $OUT/$script.log" >&2

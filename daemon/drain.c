@@ -63,6 +63,7 @@ struct drain_worker {
 	struct batch_totals totals;
 	bool failed;         /* stopped on an error it could not get past */
 	bool held_elsewhere; /* stopped while other sessions held the remaining entries */
+	bool counted_out;    /* left the busy wait to the others (no longer in shared->active) */
 	long long left_due;  /* due entries when it stopped because of them */
 };
 
@@ -115,14 +116,23 @@ static void drain_disconnect(struct drain_worker *w)
 	w->conn = NULL;
 }
 
-static int drain_siblings_active(struct drain_shared *shared)
+/*
+ * Stop without a word when other workers still run: they wait on, and the last one to give up
+ * reports what is left. Deciding and counting out under one lock makes sure exactly one worker
+ * is last, even when several give up at the same moment. Returns whether w left.
+ */
+static bool drain_leave_unless_last(struct drain_worker *w)
 {
-	int active;
+	bool leave;
 
-	pthread_mutex_lock(&shared->mutex);
-	active = shared->active - 1;
-	pthread_mutex_unlock(&shared->mutex);
-	return active;
+	pthread_mutex_lock(&w->shared->mutex);
+	leave = w->shared->active > 1;
+	if (leave) {
+		w->shared->active--;
+		w->counted_out = true;
+	}
+	pthread_mutex_unlock(&w->shared->mutex);
+	return leave;
 }
 
 /* Batches until nothing is due (or a stop signal, or an error it cannot get past). */
@@ -164,7 +174,7 @@ static void *drain_work(void *arg)
 			if (busy_since == 0)
 				busy_since = now_seconds();
 			if (now_seconds() - busy_since > DRAIN_BUSY_LIMIT_SECONDS) {
-				if (drain_siblings_active(w->shared) > 0)
+				if (drain_leave_unless_last(w))
 					break;
 				log_warning("stopping: the remaining due entries have been held by other sessions for %d s",
 					    DRAIN_BUSY_LIMIT_SECONDS);
@@ -196,7 +206,8 @@ static void *drain_work(void *arg)
 done:
 	drain_disconnect(w);
 	pthread_mutex_lock(&w->shared->mutex);
-	w->shared->active--;
+	if (!w->counted_out)
+		w->shared->active--;
 	pthread_mutex_unlock(&w->shared->mutex);
 	return NULL;
 }

@@ -101,7 +101,9 @@ static const struct cli_option {
 	{"dsn", 'd', 'd', "DSN", EVERY,
 	 "connection string or URI; else $PASSPORT_DATABASE_URL, else\n"
 	 "libpq's environment (PGHOST, PGSERVICE, PGPASSFILE, ...)", NULL},
-	{"config", 'c', 'c', "FILE", EVERY, "config file (default " CONFIG_DEFAULT_PATH ", optional)", NULL},
+	{"config", 'c', 'c', "FILE", EVERY,
+	 "config file; default $PASSPORTD_CONFIG (which must exist),\nelse " CONFIG_DEFAULT_PATH " if it exists",
+	 NULL},
 	{"log-level", 0, OPT_LOG_LEVEL, "LEVEL", EVERY, "", "log_level"},
 	{"log-format", 0, OPT_LOG_FORMAT, "FORMAT", EVERY, "", "log_format"},
 	{"print-config", 0, OPT_PRINT_CONFIG, NULL, EVERY, "print the effective configuration (no password) and exit", NULL},
@@ -461,7 +463,12 @@ int options_parse(int argc, char **argv, struct options *opt)
 	longopts[n_long] = (struct option){NULL, 0, NULL, 0};
 	shortopts[n_short] = '\0';
 
+	/* --config > PASSPORTD_CONFIG (required to exist, like --config) > the default (optional). */
 	opt->sources.path = CONFIG_DEFAULT_PATH;
+	if (getenv("PASSPORTD_CONFIG") && *getenv("PASSPORTD_CONFIG")) {
+		opt->sources.path = getenv("PASSPORTD_CONFIG");
+		opt->sources.path_required = true;
+	}
 	opt->status.max_lag = STATUS_DEFAULT_MAX_LAG;
 	opt->status.max_dead = STATUS_DEFAULT_MAX_DEAD;
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {

@@ -47,6 +47,7 @@ struct service {
 	int catch_up_helpers;          /* extra connections while a backlog lasts (workers - 1) */
 	struct catch_up *catch_up;     /* running helpers, or NULL; started and joined by the worker */
 	atomic_bool stop_after_batch;
+	double previous_batch_started; /* worker: when its last batch started (monotonic s; 0: none yet) */
 	pthread_mutex_t cancel_lock;
 	PGcancel *cancel; /* of the worker connection, under cancel_lock */
 	int worker_socket; /* of the worker connection, -1 when none; under cancel_lock */

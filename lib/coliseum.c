@@ -23,10 +23,11 @@ void coliseum_metric(const char *event_type, const struct payload_info *info, do
 	}
 }
 
-void coliseum_add_row(struct array_param columns[COLISEUM_COLUMNS], const struct entry *e)
+void coliseum_add_row(struct array_param columns[COLISEUM_COLUMNS], const struct entry *e, struct uuid_v7 *ids)
 {
 	double value;
 	const char *unit;
+	char id[UUID_TEXT_SIZE];
 
 	coliseum_metric(e->event_type, &e->info, &value, &unit);
 	array_add_uuid(&columns[0], e->id);
@@ -40,6 +41,8 @@ void coliseum_add_row(struct array_param columns[COLISEUM_COLUMNS], const struct
 		array_add_number(&columns[7], e->info.dna_match_score);
 	else
 		array_add(&columns[7], NULL);
+	uuid_v7_generate(ids, id);
+	array_add_uuid(&columns[8], id);
 }
 
 /*
@@ -105,15 +108,15 @@ int coliseum_prepare(struct processor *p, struct db_error *error)
 	PQclear(res);
 	if (event_id && brand_id)
 		p->coliseum_insert_sql = sql_printf(
-			" INSERT INTO coliseum_metrics (user_id, artist_id, event_id, track_id, brand_id, metric_type,"
+			" INSERT INTO coliseum_metrics (id, user_id, artist_id, event_id, track_id, brand_id, metric_type,"
 			" metric_value, metric_unit, source, session_id, dna_match_score, metadata, \"timestamp\","
 			" passport_entry_id)"
-			" SELECT e.user_id, a.id, %s, c.id, %s, e.event_type, r.metric_value, r.metric_unit,"
+			" SELECT r.id, e.user_id, a.id, %s, c.id, %s, e.event_type, r.metric_value, r.metric_unit,"
 			" CASE WHEN e.source IN ('web', 'ios', 'android', 'api', 'system', 'admin') THEN e.source"
 			" ELSE 'system' END, e.session_id, r.dna_match_score, e.payload, e.\"timestamp\", e.id"
 			" FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::numeric[],"
-			" $7::text[], $8::numeric[]) WITH ORDINALITY AS r(entry_id, artist_id, event_id, track_id,"
-			" brand_id, metric_value, metric_unit, dna_match_score, ord)"
+			" $7::text[], $8::numeric[], $9::uuid[]) WITH ORDINALITY AS r(entry_id, artist_id, event_id,"
+			" track_id, brand_id, metric_value, metric_unit, dna_match_score, id, ord)"
 			" JOIN marked e ON e.id = r.entry_id"
 			" LEFT JOIN artist_profiles a ON a.id = r.artist_id"
 			" LEFT JOIN content_items c ON c.id = r.track_id"

@@ -86,7 +86,7 @@ done:
 
 int commit_prepare(struct processor *p)
 {
-	p->marked_coliseum_sql = sql_printf("WITH marked AS (" MARK_PROCESSED("$9")
+	p->marked_coliseum_sql = sql_printf("WITH marked AS (" MARK_PROCESSED("$10")
 					    " RETURNING id, user_id, event_type, source, session_id, payload, \"timestamp\")%s",
 					    p->coliseum_insert_sql);
 	return p->marked_coliseum_sql ? 0 : -1;
@@ -115,7 +115,7 @@ static int write_processed(struct processor *p, const struct batch *b, struct db
 			continue;
 		array_add_quoted(done, e->ctid);
 		if (e->systems & SYSTEM_COLISEUM)
-			coliseum_add_row(columns, e);
+			coliseum_add_row(columns, e, &p->coliseum_ids);
 	}
 	if (columns[0].n == 0) {
 		for (int i = 0; i < COLISEUM_COLUMNS; i++)

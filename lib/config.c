@@ -306,7 +306,8 @@ int config_read_environment(struct config *config, char *err, size_t errlen)
 		for (size_t i = 0; i < n; i++)
 			name[i] = (char)tolower((unsigned char)(*entry)[10 + i]);
 		name[n] = '\0';
-		if (!config_find(name)) {
+		/* PASSPORTD_CONFIG names the file itself (read by the command line's parser). */
+		if (!config_find(name) && strcmp(name, "config") != 0) {
 			snprintf(err, errlen, "%.*s: no such option (PASSPORTD_<NAME> names an option of passportd --help)",
 				 (int)(equals - *entry > 80 ? 80 : equals - *entry), *entry);
 			return -1;

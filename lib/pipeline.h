@@ -25,6 +25,7 @@
 #include "dna.h"
 #include "payload.h"
 #include "tables.h"
+#include "uuid_v7.h"
 #include "vec.h"
 #include "vector_type.h"
 
@@ -139,6 +140,7 @@ struct processor {
 	char *update_dna_sql;  /* mediaid.c */
 	char *coliseum_insert_sql; /* coliseum.c */
 	char *marked_coliseum_sql; /* commit.c: the processed marks with the coliseum rows */
+	struct uuid_v7 coliseum_ids; /* the coliseum rows' time-ordered ids (uuid_v7.h) */
 	float *scratch;
 	uint64_t random_state;
 	/*

@@ -16,7 +16,7 @@
 
 #include "integration/harness.h"
 
-#define MAX_CHILDREN 64
+#define MAX_CHILDREN 256
 #define MAX_ARGS 32
 
 static char temp_dir[256];
@@ -24,6 +24,7 @@ static bool all_passed;
 static struct child children[MAX_CHILDREN];
 static int n_children;
 static int case_first_child;
+static void (*exit_hook)(bool passed);
 
 double children_now(void)
 {
@@ -41,8 +42,7 @@ void children_sleep(double seconds)
 		;
 }
 
-/* The whole file as a string ("" when it cannot be read). */
-static char *read_whole_file(const char *path)
+char *children_read_file(const char *path)
 {
 	FILE *file = fopen(path, "rb");
 	char *text = NULL;
@@ -64,9 +64,9 @@ static char *read_whole_file(const char *path)
 	return text;
 }
 
-static void print_log_tail(const char *title, const char *path, size_t max_bytes)
+void children_print_file(const char *title, const char *path, size_t max_bytes)
 {
-	char *text = read_whole_file(path);
+	char *text = children_read_file(path);
 	size_t len = strlen(text);
 	const char *start = len > max_bytes ? text + len - max_bytes : text;
 
@@ -88,7 +88,9 @@ static void cleanup(void)
 	}
 	if (!all_passed)
 		for (int i = case_first_child; i < n_children; i++)
-			print_log_tail(children[i].label, children[i].log_path, 24000);
+			children_print_file(children[i].label, children[i].log_path, 24000);
+	if (exit_hook)
+		exit_hook(all_passed);
 	if (all_passed && temp_dir[0] && !getenv("PASSPORT_TEST_KEEP")) {
 		char command[600];
 		snprintf(command, sizeof command, "rm -rf '%s'", temp_dir);
@@ -113,12 +115,36 @@ void children_init(const char *prefix)
 	snprintf(temp_dir, sizeof temp_dir, "/tmp/%s-XXXXXX", prefix);
 	if (!mkdtemp(temp_dir))
 		FAIL("mkdtemp: %s", strerror(errno));
+	ASSERT_EQ_INT(chmod(temp_dir, 0755), 0);
 	atexit(cleanup);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_fatal_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+const char *children_temp_dir(void)
+{
+	return temp_dir;
+}
+
+void children_at_exit(void (*hook)(bool passed))
+{
+	exit_hook = hook;
+}
+
+bool children_case_selected(const char *variable, const char *name)
+{
+	const char *list = getenv(variable);
+	size_t len = strlen(name);
+
+	if (!list || !*list)
+		return true;
+	for (const char *p = strstr(list, name); p; p = strstr(p + 1, name))
+		if ((p == list || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
+			return true;
+	return false;
 }
 
 void children_case_begin(void)
@@ -163,9 +189,22 @@ struct child *child_start(const char *label, const char *const argv[], const cha
 		unsetenv("JOURNAL_STREAM");
 		unsetenv("LISTEN_FDS");
 		unsetenv("PASSPORT_DATABASE_URL");
-		for (size_t i = 0; env && env[i]; i++)
-			if (putenv((char *)env[i]) != 0)
+		for (size_t i = 0; env && env[i]; i++) {
+			char name[128], pid_text[32];
+			const char *equals = strchr(env[i], '='), *value;
+
+			if (!equals || (size_t)(equals - env[i]) >= sizeof name)
 				_exit(127);
+			memcpy(name, env[i], (size_t)(equals - env[i]));
+			name[equals - env[i]] = '\0';
+			value = equals + 1;
+			if (strcmp(value, "@self") == 0) {
+				snprintf(pid_text, sizeof pid_text, "%ld", (long)getpid());
+				value = pid_text;
+			}
+			if (setenv(name, value, 1) != 0)
+				_exit(127);
+		}
 		execv(argv[0], (char *const *)argv);
 		fprintf(stderr, "cannot execute %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -225,21 +264,25 @@ bool child_alive(struct child *c)
 
 char *child_log(const struct child *c)
 {
-	return read_whole_file(c->log_path);
+	return children_read_file(c->log_path);
+}
+
+void child_check_sanitizers(const struct child *c)
+{
+	char *log = child_log(c);
+
+	if (strstr(log, "AddressSanitizer") || strstr(log, "LeakSanitizer") || strstr(log, "runtime error:"))
+		FAIL("sanitizer report in the log of %s", c->label);
+	free(log);
 }
 
 int child_stop(struct child *c, int sig, double timeout)
 {
-	char *log;
-
 	if (!c->reaped && kill(c->pid, sig) != 0)
 		FAIL("kill(%s): %s", c->label, strerror(errno));
 	if (!child_wait(c, timeout))
 		FAIL("%s did not exit within %.1f s of signal %d", c->label, timeout, sig);
-	log = child_log(c);
-	if (strstr(log, "AddressSanitizer") || strstr(log, "LeakSanitizer") || strstr(log, "runtime error:"))
-		FAIL("sanitizer report in the log of %s", c->label);
-	free(log);
+	child_check_sanitizers(c);
 	return c->status;
 }
 
@@ -254,7 +297,7 @@ void daemon_stop_ok(struct child *c)
 		FAIL("%s exited with status %d after SIGTERM, expected 0", c->label, status);
 }
 
-void require_log(struct child *c, const char *needle, int count, double timeout)
+bool child_wait_log(struct child *c, const char *needle, int count, double timeout)
 {
 	double deadline = children_now() + timeout;
 
@@ -266,12 +309,18 @@ void require_log(struct child *c, const char *needle, int count, double timeout)
 			found++;
 		free(log);
 		if (found >= count)
-			return;
+			return true;
 		if (!child_alive(c))
 			FAIL("%s exited (status %d) while waiting for \"%s\" in its log", c->label, c->status, needle);
 		if (children_now() >= deadline)
-			FAIL("\"%s\" did not appear %d time(s) in the log of %s within %.1f s", needle, count, c->label,
-			     timeout);
+			return false;
 		children_sleep(0.02);
 	}
+}
+
+void require_log(struct child *c, const char *needle, int count, double timeout)
+{
+	if (!child_wait_log(c, needle, count, timeout))
+		FAIL("\"%s\" did not appear %d time(s) in the log of %s within %.1f s", needle, count, c->label,
+		     timeout);
 }

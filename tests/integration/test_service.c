@@ -9,12 +9,12 @@
  * shared test server must stay up for the other tests.
  *
  * PASSPORT_SERVICE_CASES=notify,poll,... runs only the named cases (names in `cases` below);
- * PASSPORT_SERVICE_KEEP=1 keeps the logs of a passing run.
+ * PASSPORT_TEST_KEEP=1 keeps the logs of a passing run. The children and their logs are
+ * integration/children.c's.
  */
 #include "integration/harness.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,19 +23,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "build_config.h"
+#include "integration/children.h"
 
-#define MAX_CHILDREN 256
 #define MAX_ARGS 32
 
 /* Event types of tests/sql/workload.sql whose default route (SPEC appendix B) includes a system. */
@@ -53,51 +49,7 @@
 	"((cardinality(e.affects_systems) = 0 AND e.event_type IN " list ")"                          \
 	" OR '" system "' = ANY(e.affects_systems))"
 
-/* ---- time --------------------------------------------------------------------------------- */
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_seconds(double seconds)
-{
-	struct timespec ts = {(time_t)seconds, (long)((seconds - floor(seconds)) * 1e9)};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* ---- files -------------------------------------------------------------------------------- */
-
-static char temp_dir[256];
-static bool all_passed;
-
-/* The whole file as a string ("" when it cannot be read); reads /proc files too (size 0). */
-static char *read_file(const char *path)
-{
-	FILE *file = fopen(path, "rb");
-	char *text = NULL;
-	size_t len = 0, capacity = 0, got;
-
-	do {
-		if (capacity - len < 4096) {
-			capacity = capacity ? capacity * 2 : 8192;
-			text = realloc(text, capacity);
-			if (!text)
-				FAIL("out of memory");
-		}
-		got = file ? fread(text + len, 1, capacity - len - 1, file) : 0;
-		len += got;
-	} while (got > 0);
-	text[len] = '\0';
-	if (file)
-		fclose(file);
-	return text;
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -118,232 +70,35 @@ static int count_occurrences(const char *text, const char *needle)
 	return count;
 }
 
-/* ---- children ----------------------------------------------------------------------------- */
-
-struct child {
-	char label[64];
-	char log_path[512];
-	pid_t pid;
-	bool reaped;
-	int status; /* exit status once reaped; 128 + signal when killed */
-};
-
-static struct child children[MAX_CHILDREN];
-static int n_children;
-static int case_first_child; /* the children of the running case: their logs are printed on failure */
+/* ---- children (integration/children.c) ----------------------------------------------------- */
 
 /* The second, private server of the restart case (empty when none is running). */
 static char server2_dir[512];
 static int server2_port;
 
-static void print_log_tail(const char *title, const char *path, size_t max_bytes)
-{
-	char *text = read_file(path);
-	size_t len = strlen(text);
-	const char *start = len > max_bytes ? text + len - max_bytes : text;
-
-	fprintf(stderr, "---- %s (%s)%s ----\n%s", title, path, len > max_bytes ? ", last part" : "", start);
-	if (len && text[len - 1] != '\n')
-		fputc('\n', stderr);
-	fprintf(stderr, "---- end of %s ----\n", title);
-	free(text);
-}
-
 static void server2_stop_quietly(const char *mode);
 
-static void cleanup(void)
+/* At exit: the second server's log when a case failed, and the server stopped. */
+static void server2_at_exit(bool passed)
 {
-	for (int i = 0; i < n_children; i++) {
-		if (!children[i].reaped && children[i].pid > 0) {
-			kill(children[i].pid, SIGKILL);
-			waitpid(children[i].pid, NULL, 0);
-			children[i].reaped = true;
-		}
+	if (!server2_dir[0])
+		return;
+	if (!passed) {
+		char path[600];
+		snprintf(path, sizeof path, "%s/server.log", server2_dir);
+		children_print_file("second PostgreSQL server log", path, 16000);
 	}
-	if (!all_passed) {
-		for (int i = case_first_child; i < n_children; i++)
-			print_log_tail(children[i].label, children[i].log_path, 24000);
-		if (server2_dir[0]) {
-			char path[600];
-			snprintf(path, sizeof path, "%s/server.log", server2_dir);
-			print_log_tail("second PostgreSQL server log", path, 16000);
-		}
-	}
-	if (server2_dir[0])
-		server2_stop_quietly("immediate");
-	if (all_passed && temp_dir[0] && !getenv("PASSPORT_SERVICE_KEEP")) {
-		char command[600];
-		snprintf(command, sizeof command, "rm -rf '%s'", temp_dir);
-		if (system(command) != 0)
-			fprintf(stderr, "cannot remove %s\n", temp_dir);
-	} else if (temp_dir[0]) {
-		fprintf(stderr, "test files kept in %s\n", temp_dir);
-	}
+	server2_stop_quietly("immediate");
 }
 
-static void on_fatal_signal(int signo)
+/* child_stop, and how long the child took to exit after the signal. */
+static int child_stop_timed(struct child *c, int sig, double timeout, double *took)
 {
-	/* Killed by meson's timeout: leave no daemon or server behind. */
-	fprintf(stderr, "test killed by signal %d\n", signo);
-	exit(1);
-}
+	double started = children_now();
+	int status = child_stop(c, sig, timeout);
 
-/*
- * Start argv (argv[0] is a path) with its output in <temp>/<label>.log. env holds NAME=VALUE
- * assignments; "WATCHDOG_PID=@self" becomes the child's own pid (what systemd would pass).
- * The systemd variables of the test's own environment are never inherited.
- */
-static struct child *child_start(const char *label, const char *const argv[], const char *const env[])
-{
-	struct child *c;
-	pid_t parent = getpid();
-
-	if (n_children >= MAX_CHILDREN)
-		FAIL("too many children");
-	c = &children[n_children++];
-	memset(c, 0, sizeof(*c));
-	snprintf(c->label, sizeof c->label, "%s", label);
-	snprintf(c->log_path, sizeof c->log_path, "%s/%02d-%s.log", temp_dir, n_children, label);
-	fflush(stdout);
-	fflush(stderr);
-	c->pid = fork();
-	if (c->pid < 0)
-		FAIL("fork: %s", strerror(errno));
-	if (c->pid == 0) {
-		int fd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		int null = open("/dev/null", O_RDONLY);
-
-		if (fd < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
-		    dup2(fd, STDERR_FILENO) < 0)
-			_exit(127);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		unsetenv("NOTIFY_SOCKET");
-		unsetenv("WATCHDOG_USEC");
-		unsetenv("WATCHDOG_PID");
-		unsetenv("JOURNAL_STREAM");
-		unsetenv("LISTEN_FDS");
-		unsetenv("PASSPORT_DATABASE_URL");
-		for (size_t i = 0; env && env[i]; i++) {
-			char name[128];
-			const char *equals = strchr(env[i], '=');
-			char pid_text[32];
-			const char *value;
-
-			if (!equals || (size_t)(equals - env[i]) >= sizeof name)
-				_exit(127);
-			memcpy(name, env[i], (size_t)(equals - env[i]));
-			name[equals - env[i]] = '\0';
-			value = equals + 1;
-			if (strcmp(value, "@self") == 0) {
-				snprintf(pid_text, sizeof pid_text, "%ld", (long)getpid());
-				value = pid_text;
-			}
-			setenv(name, value, 1);
-		}
-		execv(argv[0], (char *const *)argv);
-		fprintf(stderr, "cannot execute %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	return c;
-}
-
-/* Start passportd with these arguments (NULL-terminated, after the program name). */
-static struct child *daemon_start(const char *label, const char *const args[], const char *const env[])
-{
-	const char *argv[MAX_ARGS];
-	const char *shared_host = getenv("PASSPORT_TEST_PGHOST");
-	char role_dsn[2048];
-	int argc = 0;
-
-	argv[argc++] = harness_passportd();
-	for (int i = 0; args[i]; i++) {
-		ASSERT_LT_INT(argc, MAX_ARGS - 1);
-		argv[argc++] = args[i];
-		/*
-		 * On the shared test server the daemon logs in as the least-privilege role, as in
-		 * production (the restart case's private server has no login for it).
-		 */
-		if (strcmp(args[i], "--dsn") == 0 && args[i + 1] && shared_host && *shared_host &&
-		    strstr(args[i + 1], shared_host)) {
-			harness_role_dsn(args[i + 1], "passportd", role_dsn, sizeof role_dsn);
-			ASSERT_LT_INT(argc, MAX_ARGS - 1);
-			argv[argc++] = role_dsn;
-			i++;
-		}
-	}
-	argv[argc] = NULL;
-	return child_start(label, argv, env);
-}
-
-/* Whether the child has exited (reaping it); waits up to timeout seconds for that. */
-static bool child_wait(struct child *c, double timeout)
-{
-	double deadline = now_seconds() + timeout;
-
-	while (!c->reaped) {
-		int wstatus;
-		pid_t got = waitpid(c->pid, &wstatus, WNOHANG);
-
-		if (got < 0 && errno != EINTR)
-			FAIL("waitpid(%s): %s", c->label, strerror(errno));
-		if (got == c->pid) {
-			c->reaped = true;
-			c->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-			break;
-		}
-		if (now_seconds() >= deadline)
-			return false;
-		sleep_seconds(0.01);
-	}
-	return true;
-}
-
-static bool child_alive(struct child *c)
-{
-	return !child_wait(c, 0);
-}
-
-static char *child_log(const struct child *c)
-{
-	return read_file(c->log_path);
-}
-
-/* Fail on sanitizer reports in a child's log (the suite also runs under ASan and UBSan). */
-static void check_no_sanitizer_report(const struct child *c)
-{
-	char *log = child_log(c);
-
-	if (strstr(log, "AddressSanitizer") || strstr(log, "LeakSanitizer") || strstr(log, "runtime error:"))
-		FAIL("sanitizer report in the log of %s", c->label);
-	free(log);
-}
-
-/* Send sig and wait up to timeout seconds for the child to exit; returns its exit status. */
-static int child_stop(struct child *c, int sig, double timeout, double *took)
-{
-	double started = now_seconds();
-
-	if (!c->reaped && kill(c->pid, sig) != 0)
-		FAIL("kill(%s): %s", c->label, strerror(errno));
-	if (!child_wait(c, timeout))
-		FAIL("%s did not exit within %.1f s of signal %d", c->label, timeout, sig);
-	if (took)
-		*took = now_seconds() - started;
-	check_no_sanitizer_report(c);
-	return c->status;
-}
-
-static void daemon_stop_ok(struct child *c)
-{
-	int status;
-
-	if (c->reaped)
-		FAIL("%s exited early with status %d", c->label, c->status);
-	status = child_stop(c, SIGTERM, 10, NULL);
-	if (status != 0)
-		FAIL("%s exited with status %d after SIGTERM, expected 0", c->label, status);
+	*took = children_now() - started;
+	return status;
 }
 
 /*
@@ -368,37 +123,9 @@ static int run_passportd(char **output, double timeout, const char *const env[],
 	c = daemon_start(label, args, env);
 	if (!child_wait(c, timeout))
 		FAIL("passportd %s did not finish within %.0f s", label, timeout);
-	check_no_sanitizer_report(c);
+	child_check_sanitizers(c);
 	*output = child_log(c);
 	return c->status;
-}
-
-/* Wait until the log of c holds needle at least count times; fails if c exits meanwhile. */
-static bool wait_for_log(struct child *c, const char *needle, int count, double timeout)
-{
-	double deadline = now_seconds() + timeout;
-
-	for (;;) {
-		char *log = child_log(c);
-		int found = count_occurrences(log, needle);
-
-		free(log);
-		if (found >= count)
-			return true;
-		if (!child_alive(c))
-			FAIL("%s exited (status %d) while waiting for \"%s\" in its log", c->label, c->status,
-			     needle);
-		if (now_seconds() >= deadline)
-			return false;
-		sleep_seconds(0.02);
-	}
-}
-
-static void require_log(struct child *c, const char *needle, int count, double timeout)
-{
-	if (!wait_for_log(c, needle, count, timeout))
-		FAIL("\"%s\" did not appear %d time(s) in the log of %s within %.1f s", needle, count, c->label,
-		     timeout);
 }
 
 /* CPU time (user + system) a process has used so far, in seconds. */
@@ -408,7 +135,7 @@ static double process_cpu_seconds(pid_t pid)
 	unsigned long utime = 0, stime = 0;
 
 	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-	text = read_file(path);
+	text = children_read_file(path);
 	p = strrchr(text, ')');
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
 		FAIL("cannot parse %s: %s", path, text);
@@ -451,7 +178,7 @@ static void exec_source_file(PGconn *conn, const char *relative)
 	if (!root || !*root)
 		FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
 	snprintf(path, sizeof path, "%s/%s", root, relative);
-	sql = read_file(path);
+	sql = children_read_file(path);
 	if (!*sql)
 		FAIL("cannot read %s", path);
 	harness_exec(conn, sql);
@@ -521,16 +248,16 @@ static void exec_sql(PGconn *conn, const char *fmt, ...)
  */
 static double wait_for_sql(PGconn *conn, const char *sql, double timeout, struct child *watch)
 {
-	double started = now_seconds();
+	double started = children_now();
 
 	for (;;) {
 		if (harness_query_int(conn, sql) != 0)
-			return now_seconds() - started;
+			return children_now() - started;
 		if (watch && !child_alive(watch))
 			FAIL("%s exited (status %d) while waiting for: %s", watch->label, watch->status, sql);
-		if (now_seconds() - started >= timeout)
+		if (children_now() - started >= timeout)
 			return -1;
-		sleep_seconds(0.01);
+		children_sleep(0.01);
 	}
 }
 
@@ -715,7 +442,7 @@ static void server2_start_first(void)
 {
 	char *output = NULL, *port;
 
-	snprintf(server2_dir, sizeof server2_dir, "%s/pg2", temp_dir);
+	snprintf(server2_dir, sizeof server2_dir, "%s/pg2", children_temp_dir());
 	if (pg_sh("pg_private_start \"$2\"; echo \"PORT=$PGPORT\"", NULL, &output) != 0)
 		FAIL("cannot start the second server:\n%s", output ? output : "");
 	port = strstr(output, "PORT=");
@@ -808,11 +535,11 @@ static void notify_drain(int fd)
 /* Drain queued notify messages; true when one of them contains needle. */
 static bool notify_seen(int fd, const char *needle, double timeout)
 {
-	double deadline = now_seconds() + timeout;
+	double deadline = children_now() + timeout;
 	char buf[4096];
 
 	for (;;) {
-		double left = deadline - now_seconds();
+		double left = deadline - children_now();
 		if (!notify_receive(fd, buf, sizeof buf, left > 0 ? left : 0))
 			return false;
 		if (strstr(buf, needle))
@@ -833,10 +560,10 @@ static void case_notify(void)
 	d = daemon_start("notify", args, NULL);
 	require_log(d, "listener: listening for new entries", 1, 10);
 	require_log(d, "worker: connected to the database", 1, 10);
-	sleep_seconds(0.3); /* idle: the next poll is 30 s away */
+	children_sleep(0.3); /* idle: the next poll is 30 s away */
 
 	for (int i = 0; i < 3; i++) {
-		double started = now_seconds(), took;
+		double started = children_now(), took;
 		char *id = insert_entry(conn, "n1", "{mediaid}");
 		char sql[256];
 		long long server_ms;
@@ -850,7 +577,7 @@ static void case_notify(void)
 			 id);
 		server_ms = harness_query_int(conn, sql);
 		printf("  notification latency: commit -> processed_at %lld ms (seen by the test after %.0f ms)\n",
-		       server_ms, (now_seconds() - started) * 1000);
+		       server_ms, (children_now() - started) * 1000);
 		ASSERT_LT_INT(server_ms, 2000);
 		free(id);
 	}
@@ -890,9 +617,9 @@ static void case_poll(void)
 
 	d = daemon_start("poll-slow", slow, NULL);
 	require_log(d, "worker: connected to the database", 1, 10);
-	sleep_seconds(0.2);
+	children_sleep(0.2);
 	id = insert_entry(conn, "p1", "{mediaid}");
-	sleep_seconds(2.0);
+	children_sleep(2.0);
 	if (entry_processed(conn, id))
 		FAIL("--no-listen --poll-interval 30: an entry was processed 2 s after its insert;"
 		     " the daemon must not be listening");
@@ -1008,7 +735,7 @@ static void restart_round(PGconn **conn, const char *dsn, struct child *d, int n
 	ASSERT_NE_INT(PQstatus(probe), CONNECTION_OK);
 	PQfinish(probe);
 	cpu_before = process_cpu_seconds(d->pid);
-	sleep_seconds(3.0);
+	children_sleep(3.0);
 	cpu_after = process_cpu_seconds(d->pid);
 	if (!child_alive(d))
 		FAIL("the daemon exited (status %d) while the server was down", d->status);
@@ -1068,7 +795,7 @@ static void case_restart(void)
 	}
 	exec_source_file(conn, "tests/sql/workload.sql");
 
-	snprintf(notify_path, sizeof notify_path, "%s/restart-notify.sock", temp_dir);
+	snprintf(notify_path, sizeof notify_path, "%s/restart-notify.sock", children_temp_dir());
 	snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", notify_path);
 	notify_fd = notify_socket_open(notify_path);
 	d = daemon_start("restart", args, env);
@@ -1117,7 +844,7 @@ static void case_terminate(void)
 				   " WHERE application_name LIKE 'passportd%' AND datname = current_database()");
 	ASSERT_EQ_INT(killed, 2); /* the listener and the worker */
 	require_log(d, "listener: listening for new entries", 2, 10);
-	sleep_seconds(0.2);
+	children_sleep(0.2);
 
 	/* The poll is 30 s away: only a working listener and a reconnected worker process these. */
 	id = insert_entry(conn, "t1", "{mediaid}");
@@ -1160,7 +887,7 @@ static void case_sigterm(void)
 
 	d = daemon_start("sigterm", args, NULL);
 	require_sql(conn, "SELECT (count(*) > 0)::int FROM passport_entries WHERE processed", 20, d);
-	status = child_stop(d, SIGTERM, 5.0, &took);
+	status = child_stop_timed(d, SIGTERM, 5.0, &took);
 	processed = harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed");
 	printf("  SIGTERM: exit status %d after %.2f s, %lld of %lld entries processed\n", status, took, processed,
 	       total);
@@ -1230,7 +957,7 @@ static void case_stuck_batch(void)
 	locker = harness_connect(dsn);
 
 	start_stuck_daemon(conn, locker, dsn, &d, "stuck");
-	status = child_stop(d, SIGTERM, 8, &took);
+	status = child_stop_timed(d, SIGTERM, 8, &took);
 	printf("  SIGTERM with the batch blocked on a lock: exit status %d after %.2f s\n", status, took);
 	ASSERT_EQ_INT(status, 0);
 	ASSERT_TRUE(took < 6);
@@ -1242,8 +969,8 @@ static void case_stuck_batch(void)
 
 	start_stuck_daemon(conn, locker, dsn, &d, "stuck-twice");
 	ASSERT_EQ_INT(kill(d->pid, SIGTERM), 0);
-	sleep_seconds(0.2);
-	child_stop(d, SIGTERM, 1, &took);
+	children_sleep(0.2);
+	child_stop_timed(d, SIGTERM, 1, &took);
 	printf("  a second SIGTERM: exit after %.2f s\n", took);
 	harness_exec(locker, "ROLLBACK");
 	check_untouched(conn, 3, "two SIGTERMs");
@@ -1263,7 +990,7 @@ static void case_stuck_batch(void)
 	free(insert_entry(conn, "s2", "{mediaid}"));
 	require_sql(conn, "SELECT count(*)::int FROM passport_entries WHERE processed AND user_id = passport_test_uuid('user-s2')",
 		    5, d);
-	sleep_seconds(1.0);
+	children_sleep(1.0);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'passportd worker'"
 					     " AND wait_event_type = 'Lock' AND datname = current_database()"), 0);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"
@@ -1346,7 +1073,7 @@ static void case_reload(void)
 	int claimed;
 
 	add_media_row(conn, "h1");
-	snprintf(path, sizeof path, "%s/passportd.conf", temp_dir);
+	snprintf(path, sizeof path, "%s/passportd.conf", children_temp_dir());
 	write_file(path, "# test config\nbatch_size = 500\nlog_level = info\n");
 	d = daemon_start("reload", args, NULL);
 	require_log(d, "listener: listening for new entries", 1, 10);
@@ -1403,7 +1130,7 @@ static void case_reload_mid_pass(void)
 	long long left;
 
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(200, 50)"), 10000);
-	snprintf(path, sizeof path, "%s/passportd-mid.conf", temp_dir);
+	snprintf(path, sizeof path, "%s/passportd-mid.conf", children_temp_dir());
 	write_file(path, "batch_size = 5\n");
 	d = daemon_start("reload-mid", args, NULL);
 	require_sql(conn, "SELECT (count(*) >= 50)::int FROM passport_entries WHERE processed", 20, d);
@@ -1439,7 +1166,7 @@ static void case_pause(void)
 	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "pause-coliseum", "pause", "coliseum", "--dsn", dsn, NULL), 0);
 	ASSERT_STR_CONTAINS(output, "paused: coliseum");
 	free(output);
-	sleep_seconds(0.7); /* one poll interval */
+	children_sleep(0.7); /* one poll interval */
 	a = insert_entry(conn, "z1", "{mediaid}");
 	b = insert_entry(conn, "z1", "{coliseum}");
 	c = insert_entry(conn, "z1", "{mediaid,coliseum}");
@@ -1457,7 +1184,7 @@ static void case_pause(void)
 	free(output);
 	require_log(d, "paused: processing nothing", 1, 3);
 	e = insert_entry(conn, "z1", "{mediaid}");
-	sleep_seconds(1.5);
+	children_sleep(1.5);
 	ASSERT_FALSE(entry_processed(conn, e));
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM passport_entries WHERE id = '%s' AND last_error IS NULL", e);
 	ASSERT_EQ_INT(harness_query_int(conn, sql), 1);
@@ -1517,22 +1244,22 @@ static void case_sd_notify(void)
 	}
 	conn = create_database("service_notify_socket", dsn, sizeof dsn);
 
-	snprintf(path, sizeof path, "%s/notify.sock", temp_dir);
+	snprintf(path, sizeof path, "%s/notify.sock", children_temp_dir());
 	snprintf(socket_env, sizeof socket_env, "NOTIFY_SOCKET=%s", path);
 	fd = notify_socket_open(path);
 	d = daemon_start("sd-notify", args, env);
 
-	deadline = now_seconds() + 10;
-	while (now_seconds() < deadline && !(ready && status && now_seconds() >= ready_at + 1.0)) {
+	deadline = children_now() + 10;
+	while (children_now() < deadline && !(ready && status && children_now() >= ready_at + 1.0)) {
 		if (!notify_receive(fd, buf, sizeof buf, 0.1))
 			continue;
 		if (strstr(buf, "READY=1") && !ready) {
 			ready = true;
-			ready_at = now_seconds();
+			ready_at = children_now();
 		}
 		if (strstr(buf, "STATUS="))
 			status = true;
-		if (strstr(buf, "WATCHDOG=1") && ready && now_seconds() <= ready_at + 1.0)
+		if (strstr(buf, "WATCHDOG=1") && ready && children_now() <= ready_at + 1.0)
 			watchdogs++;
 	}
 	ASSERT_TRUE(child_alive(d));
@@ -1561,17 +1288,17 @@ static void case_sd_notify(void)
  */
 static bool notify_wait_ready(int fd, double timeout, char *status, size_t status_size, double *took)
 {
-	double started = now_seconds(), deadline = started + timeout;
+	double started = children_now(), deadline = started + timeout;
 	char buf[4096];
 
 	status[0] = '\0';
-	while (now_seconds() < deadline) {
+	while (children_now() < deadline) {
 		if (!notify_receive(fd, buf, sizeof buf, 0.1))
 			continue;
 		if (strstr(buf, "STATUS="))
 			snprintf(status, status_size, "%s", strstr(buf, "STATUS="));
 		if (strstr(buf, "READY=1")) {
-			*took = now_seconds() - started;
+			*took = children_now() - started;
 			return true;
 		}
 	}
@@ -1593,7 +1320,7 @@ static void case_ready(void)
 		printf("  skipped: built without libsystemd\n");
 		return;
 	}
-	snprintf(path, sizeof path, "%s/ready.sock", temp_dir);
+	snprintf(path, sizeof path, "%s/ready.sock", children_temp_dir());
 	snprintf(socket_env, sizeof socket_env, "NOTIFY_SOCKET=%s", path);
 	fd = notify_socket_open(path);
 
@@ -1649,7 +1376,7 @@ static void case_freeze(void)
 	}
 	conn = create_database("service_freeze", dsn, sizeof dsn);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(200, 50)"), 10000);
-	snprintf(path, sizeof path, "%s/freeze.sock", temp_dir);
+	snprintf(path, sizeof path, "%s/freeze.sock", children_temp_dir());
 	snprintf(socket_env, sizeof socket_env, "NOTIFY_SOCKET=%s", path);
 	fd = notify_socket_open(path);
 	d = daemon_start("freeze", args, env);
@@ -1658,20 +1385,20 @@ static void case_freeze(void)
 					  " WHERE application_name = 'passportd worker' AND datname = current_database()");
 	ASSERT_TRUE(backend > 0);
 	ASSERT_EQ_INT(kill((pid_t)backend, SIGSTOP), 0);
-	frozen_at = now_seconds();
+	frozen_at = children_now();
 	notify_drain(fd);
-	last_ping = now_seconds();
-	while (now_seconds() < frozen_at + 6) {
+	last_ping = children_now();
+	while (children_now() < frozen_at + 6) {
 		if (!notify_receive(fd, buf, sizeof buf, 0.1))
 			continue;
 		if (strstr(buf, "WATCHDOG=1")) {
-			if (now_seconds() - last_ping > longest_gap)
-				longest_gap = now_seconds() - last_ping;
-			last_ping = now_seconds();
+			if (children_now() - last_ping > longest_gap)
+				longest_gap = children_now() - last_ping;
+			last_ping = children_now();
 		}
 	}
-	if (now_seconds() - last_ping > longest_gap)
-		longest_gap = now_seconds() - last_ping;
+	if (children_now() - last_ping > longest_gap)
+		longest_gap = children_now() - last_ping;
 	ASSERT_EQ_INT(kill((pid_t)backend, SIGCONT), 0);
 	printf("  worker's backend frozen for 6 s: longest gap between WATCHDOG=1 pings %.1f s\n", longest_gap);
 	require_log(d, "no progress for", 1, 1);
@@ -1680,11 +1407,11 @@ static void case_freeze(void)
 	if (!notify_seen(fd, "WATCHDOG=1", 3))
 		FAIL("no WATCHDOG=1 after the server came back");
 	/* Keep reading the socket: a full notify queue would block the daemon's sd_notify. */
-	for (double deadline = now_seconds() + 60;; sleep_seconds(0.1)) {
+	for (double deadline = children_now() + 60;; children_sleep(0.1)) {
 		notify_drain(fd);
 		if (harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed") == 0)
 			break;
-		if (now_seconds() > deadline)
+		if (children_now() > deadline)
 			FAIL("the backlog was not processed within 60 s of SIGCONT");
 	}
 	ASSERT_TRUE(child_alive(d));
@@ -1710,12 +1437,12 @@ static void case_three_daemons(void)
 	PQfinish(a);
 	b = clone_database("service_three_a", "service_three_b", dsn_b, sizeof dsn_b);
 
-	started = now_seconds();
+	started = children_now();
 	d[0] = daemon_start("three-1", args, NULL);
 	d[1] = daemon_start("three-2", args, NULL);
 	d[2] = daemon_start("three-3", args, NULL);
 	wait_drained(b, 120, d[0]);
-	printf("  three daemons drained 20,000 entries in %.2f s\n", now_seconds() - started);
+	printf("  three daemons drained 20,000 entries in %.2f s\n", children_now() - started);
 	for (int i = 0; i < 3; i++) {
 		char *log;
 		const char *stopped;
@@ -1732,11 +1459,11 @@ static void case_three_daemons(void)
 		free(log);
 	}
 
-	started = now_seconds();
+	started = children_now();
 	ASSERT_EQ_INT(run_passportd(&output, 120, NULL, "three-drain-a", "drain", "--dsn", dsn_a, NULL), 0);
 	ASSERT_STR_CONTAINS(output, "processed 20000");
 	free(output);
-	printf("  one drain took %.2f s\n", now_seconds() - started);
+	printf("  one drain took %.2f s\n", children_now() - started);
 
 	a = harness_connect(dsn_a);
 	check_all_processed(a, "drain");
@@ -2001,7 +1728,7 @@ static void case_status_reprocess(void)
 	ASSERT_TRUE(PQconsumeInput(listener));
 	notification = PQnotifies(listener);
 	if (!notification) {
-		sleep_seconds(0.2);
+		children_sleep(0.2);
 		ASSERT_TRUE(PQconsumeInput(listener));
 		notification = PQnotifies(listener);
 	}
@@ -2090,6 +1817,28 @@ static void case_print_config(void)
 	ASSERT_STR_CONTAINS(output, "localhost");
 	ASSERT_STR_NOT_CONTAINS(output, "secret");
 	free(output);
+
+	/* PASSPORTD_CONFIG names the file when --config does not, and it must exist. */
+	{
+		char path[600], env_set[700];
+		const char *env[] = {env_set, NULL};
+
+		snprintf(path, sizeof path, "%s/from-env.conf", children_temp_dir());
+		write_file(path, "batch_size = 123\n");
+		snprintf(env_set, sizeof env_set, "PASSPORTD_CONFIG=%s", path);
+		ASSERT_EQ_INT(run_passportd(&output, 10, env, "config-env", "--print-config", NULL), 0);
+		ASSERT_STR_CONTAINS(output, "batch_size = 123");
+		free(output);
+		ASSERT_EQ_INT(run_passportd(&output, 10, env, "config-env-cli", "--print-config", "--config", "/dev/null",
+					    NULL),
+			      0);
+		ASSERT_STR_NOT_CONTAINS(output, "batch_size = 123");
+		free(output);
+		snprintf(env_set, sizeof env_set, "PASSPORTD_CONFIG=%s/missing.conf", children_temp_dir());
+		ASSERT_EQ_INT(run_passportd(&output, 10, env, "config-env-missing", "--print-config", NULL), 78);
+		ASSERT_STR_CONTAINS(output, "missing.conf");
+		free(output);
+	}
 
 	/* The connection error of a command that cannot connect does not show it either. */
 	status = run_passportd(&output, 30, NULL, "status-no-server", "status", "--dsn",
@@ -2180,7 +1929,7 @@ static void case_no_server_at_start(void)
 	int attempts;
 
 	require_log(d, "worker:", 1, 5);
-	sleep_seconds(3.0);
+	children_sleep(3.0);
 	ASSERT_TRUE(child_alive(d));
 	daemon_stop_ok(d);
 	log = child_log(d);
@@ -2222,52 +1971,28 @@ static const struct {
 	{"no-server", case_no_server_at_start},
 };
 
-static bool case_selected(const char *name)
-{
-	const char *list = getenv("PASSPORT_SERVICE_CASES");
-	size_t len = strlen(name);
-
-	if (!list || !*list)
-		return true;
-	for (const char *p = strstr(list, name); p; p = strstr(p + 1, name))
-		if ((p == list || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
-			return true;
-	return false;
-}
-
 int main(void)
 {
-	struct sigaction sa;
-	double started = now_seconds();
+	double started = children_now();
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!getenv("PASSPORT_TEST_PGHOST") || !*getenv("PASSPORT_TEST_PGHOST")) {
 		fprintf(stderr, "SKIP: PASSPORT_TEST_PGHOST is not set (run ./scripts/test)\n");
 		return 77;
 	}
-	snprintf(temp_dir, sizeof temp_dir, "/tmp/passport-service-XXXXXX");
-	if (!mkdtemp(temp_dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	/* The second server runs as an unprivileged user when the test runs as root: let it in. */
-	ASSERT_EQ_INT(chmod(temp_dir, 0755), 0);
-	atexit(cleanup);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_fatal_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+	children_init("passport-service");
+	children_at_exit(server2_at_exit);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		double case_started = now_seconds();
+		double case_started = children_now();
 
-		if (!case_selected(cases[i].name))
+		if (!children_case_selected("PASSPORT_SERVICE_CASES", cases[i].name))
 			continue;
 		printf("== %s\n", cases[i].name);
-		case_first_child = n_children;
+		children_case_begin();
 		cases[i].run();
-		printf("== %s: ok (%.1f s)\n", cases[i].name, now_seconds() - case_started);
+		printf("== %s: ok (%.1f s)\n", cases[i].name, children_now() - case_started);
 	}
-	printf("all service cases passed in %.1f s\n", now_seconds() - started);
-	all_passed = true;
+	printf("all service cases passed in %.1f s\n", children_now() - started);
+	children_passed();
 	TEST_PASS();
 }

@@ -424,18 +424,6 @@ static const struct {
 	{"two", case_two},             {"no-listen", case_no_listen}, {"reconnect", case_reconnect},
 };
 
-static bool case_selected(const char *name)
-{
-	const char *list = getenv("PASSPORT_WAKEUP_CASES");
-	size_t len = strlen(name);
-
-	if (!list || !*list)
-		return true;
-	for (const char *p = strstr(list, name); p; p = strstr(p + 1, name))
-		if ((p == list || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
-			return true;
-	return false;
-}
 
 int main(void)
 {
@@ -450,7 +438,7 @@ int main(void)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		double case_started = children_now();
 
-		if (!case_selected(cases[i].name))
+		if (!children_case_selected("PASSPORT_WAKEUP_CASES", cases[i].name))
 			continue;
 		printf("== %s\n", cases[i].name);
 		children_case_begin();

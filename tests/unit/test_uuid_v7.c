@@ -1,0 +1,68 @@
+/* test_uuid_v7: time-ordered ids: layout, strict increase within and across milliseconds. */
+#include <string.h>
+
+#include "task.h"
+#include "uuid_v7.h"
+
+static const uint8_t ones[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+static const uint8_t zeros[8] = {0};
+
+static void test_layout(void)
+{
+	struct uuid_v7 g = {0};
+	char id[UUID_TEXT_SIZE];
+
+	/* 2026-01-01T00:00:00Z = 1767225600000 ms = 0x019b76daa800. */
+	uuid_v7_next(&g, 1767225600000ull, ones, id);
+	ASSERT_STR_EQ(id, "019b76da-a800-7000-bfff-ffffffffffff");
+	uuid_v7_next(&g, 1767225600000ull, zeros, id);
+	ASSERT_STR_EQ(id, "019b76da-a800-7001-8000-000000000000");
+}
+
+/* Ids compare as PostgreSQL compares uuids: byte by byte, i.e. as their text. */
+static void test_increasing(void)
+{
+	struct uuid_v7 g = {0};
+	char previous[UUID_TEXT_SIZE] = "", id[UUID_TEXT_SIZE];
+	uint64_t ms = 1767225600000ull;
+
+	for (int i = 0; i < 10000; i++) {
+		/* Random bits that go down while the clock stands still, steps back, or jumps. */
+		uint8_t random[8];
+		memset(random, 0xff - (i % 256), sizeof(random));
+		if (i % 1000 == 999)
+			ms -= 5;
+		else if (i % 700 == 0)
+			ms += 3;
+		uuid_v7_next(&g, ms, random, id);
+		ASSERT_TRUE(strcmp(previous, id) < 0);
+		memcpy(previous, id, sizeof(id));
+	}
+	/* More than 4,096 ids in one millisecond carry on into the next. */
+	for (int i = 0; i < 5000; i++) {
+		uuid_v7_next(&g, ms, ones, id);
+		ASSERT_TRUE(strcmp(previous, id) < 0);
+		memcpy(previous, id, sizeof(id));
+	}
+}
+
+static void test_generate(void)
+{
+	struct uuid_v7 g = {0};
+	char a[UUID_TEXT_SIZE], b[UUID_TEXT_SIZE];
+
+	uuid_v7_generate(&g, a);
+	uuid_v7_generate(&g, b);
+	ASSERT_EQ_INT((long)strlen(a), 36);
+	ASSERT_EQ_INT(a[14], '7');
+	ASSERT_TRUE(strchr("89ab", a[19]) != NULL);
+	ASSERT_TRUE(strcmp(a, b) < 0);
+}
+
+int main(void)
+{
+	test_layout();
+	test_increasing();
+	test_generate();
+	TEST_PASS();
+}
