@@ -18,9 +18,29 @@ fail() {
 	exit 1
 }
 
+# The stand-in server takes one connection at a time, and a client that connects while the
+# previous one is still closing is turned away before anything runs (libpq: "connection to server
+# at ..., port N failed: server closed the connection unexpectedly"). on_server runs a command
+# against it and tries again after such a refusal only; any other failure is the test's.
+on_server() {
+	local out status attempt
+	for attempt in 1 2 3 4 5 6; do
+		out=$("$@" 2>&1) && {
+			printf '%s\n' "$out"
+			return 0
+		}
+		status=$?
+		[[ "$out" == *"port $port failed: server closed the connection unexpectedly"* ]] || break
+		echo "on_server: the server turned the connection away (attempt $attempt); trying again" >&2
+		sleep 0.5
+	done
+	printf '%s\n' "$out"
+	return "$status"
+}
+
 # Run a query in its own connection (the server takes one at a time) and print the value.
 query() {
-	psql "$dsn" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"
+	on_server psql "$dsn" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"
 }
 
 expect_eq() { # what, got, expected
@@ -50,13 +70,13 @@ server_pid=$("$root/tests/pgvector/start.sh" "$port" "$logdir/server.log")
 dsn="host=127.0.0.1 port=$port user=postgres dbname=postgres sslmode=disable"
 echo "pgvector server pid $server_pid on port $port"
 
-psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' \
+on_server psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' \
 	-c 'CREATE EXTENSION IF NOT EXISTS vector' -f "$root/tests/sql/upstream.sql"
 expect_eq "media_ids.profile_embedding type" \
 	"$(query "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
 	          WHERE attrelid = 'media_ids'::regclass AND attname = 'profile_embedding'")" "vector(1536)"
 
-out=$("$migrate" schema --dsn "$dsn" 2>&1) || fail "schema failed: $out"
+out=$(on_server "$migrate" schema --dsn "$dsn" 2>&1) || fail "schema failed: $out"
 echo "$out"
 files=$(find "$root/sql" -maxdepth 1 -name '[0-9][0-9][0-9]_*.sql' | wc -l)
 [[ "$out" == *"$files applied, 0 up to date"* ]] || fail "first schema run did not apply $files files"
@@ -68,12 +88,12 @@ expect_eq "media_ids.dna_clock type" \
 	"$(query "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
 	          WHERE attrelid = 'media_ids'::regclass AND attname = 'dna_clock'")" "timestamp with time zone"
 
-out=$("$migrate" schema --dsn "$dsn" 2>&1) || fail "second schema run failed: $out"
+out=$(on_server "$migrate" schema --dsn "$dsn" 2>&1) || fail "second schema run failed: $out"
 [[ "$out" == *"0 applied, $files up to date"* ]] || fail "second schema run was not a no-op: $out"
 echo "ok: second schema run applied nothing"
 
 # entity-dna copies vector(1536) values server-side: the artist row wins over the fan row.
-psql "$dsn" -X -q -v ON_ERROR_STOP=1 <<-'SQL'
+on_server psql "$dsn" -X -q -v ON_ERROR_STOP=1 <<-'SQL'
 	INSERT INTO artist_profiles (id, user_id, artist_name) VALUES
 	    ('a0000000-0000-0000-0000-000000000001', 'b0000000-0000-0000-0000-000000000001', 'one'),
 	    ('a0000000-0000-0000-0000-000000000002', 'b0000000-0000-0000-0000-000000000002', 'two');
@@ -83,7 +103,7 @@ psql "$dsn" -X -q -v ON_ERROR_STOP=1 <<-'SQL'
 	     (SELECT array_agg(i::real / 1536) FROM generate_series(1, 1536) i)::vector),
 	    ('b0000000-0000-0000-0000-000000000002', 'fan', NULL);
 SQL
-out=$("$migrate" entity-dna --dsn "$dsn" 2>&1) || fail "entity-dna failed: $out"
+out=$(on_server "$migrate" entity-dna --dsn "$dsn" 2>&1) || fail "entity-dna failed: $out"
 echo "$out"
 [[ "$out" == *"entity-dna: wrote 1 artist vectors"* ]] || fail "entity-dna wrote the wrong count"
 expect_eq "artist vector equals the artist row's DNA" \
@@ -96,9 +116,9 @@ expect_eq "artist without DNA has no vector" \
 
 query "UPDATE media_ids SET profile_embedding = array_fill(3::real, ARRAY[1536])::vector
        WHERE user_uuid = 'b0000000-0000-0000-0000-000000000001' AND role = 'artist'" >/dev/null
-out=$("$migrate" entity-dna --dsn "$dsn" 2>&1) || fail "entity-dna failed: $out"
+out=$(on_server "$migrate" entity-dna --dsn "$dsn" 2>&1) || fail "entity-dna failed: $out"
 [[ "$out" == *"entity-dna: wrote 0 artist vectors"* ]] || fail "entity-dna overwrote without --refresh: $out"
-out=$("$migrate" entity-dna --refresh --dsn "$dsn" 2>&1) || fail "entity-dna --refresh failed: $out"
+out=$(on_server "$migrate" entity-dna --refresh --dsn "$dsn" 2>&1) || fail "entity-dna --refresh failed: $out"
 [[ "$out" == *"entity-dna: wrote 1 artist vectors"* ]] || fail "entity-dna --refresh wrote the wrong count: $out"
 expect_eq "refreshed artist vector" \
 	"$(query "SELECT (embedding::real[])[1536] FROM entity_dna
@@ -107,10 +127,10 @@ expect_eq "refreshed artist vector" \
 # passportd drain on vector(1536) columns must give exactly what it gives on real[] columns for the
 # same workload: the same entries, vectors and timestamps, drained on the PostgreSQL 15 test server.
 passportd=${PASSPORTD:?run through meson}
-psql "$dsn" -X -q -v ON_ERROR_STOP=1 \
+on_server psql "$dsn" -X -q -v ON_ERROR_STOP=1 \
 	-c 'DELETE FROM entity_dna' -c 'DELETE FROM media_ids' -c 'DELETE FROM artist_profiles' \
 	-f "$root/tests/sql/workload.sql" -c 'SELECT passport_test_workload(12, 15)'
-out=$("$passportd" drain --dsn "$dsn" --batch-size 40 2>&1) || fail "drain on pgvector failed: $out"
+out=$(on_server "$passportd" drain --dsn "$dsn" --batch-size 40 2>&1) || fail "drain on pgvector failed: $out"
 echo "$out"
 [[ "$out" == *"processed 180, failed 0"* ]] || fail "drain on pgvector did not process all 180 entries: $out"
 expect_eq "DNA rows updated on vector(1536)" \
@@ -123,7 +143,7 @@ expected_norms=$(query "SELECT string_agg(round(sqrt(s)::numeric, 6)::text, ' ' 
 	SELECT d, sum(x::float8 * x) AS s FROM media_ids m,
 	     unnest(m.profile_embedding::real[]) WITH ORDINALITY AS u(x, i), LATERAL (SELECT (i - 1) / 384 AS d) b
 	WHERE m.user_uuid = '$inspect_user' AND m.role = 'fan' GROUP BY d) t")
-out=$("$passportd" inspect "$inspect_user" --json --since 1970-01-01 --dsn "$dsn" 2>&1) || fail "inspect on pgvector failed: $out"
+out=$(on_server "$passportd" inspect "$inspect_user" --json --since 1970-01-01 --dsn "$dsn" 2>&1) || fail "inspect on pgvector failed: $out"
 got_norms=$(python3 -c '
 import json, sys
 report = json.loads(sys.stdin.read())
@@ -169,7 +189,7 @@ server_pid=
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 dsn="host=127.0.0.1 port=$port user=postgres dbname=postgres sslmode=disable"
 server_pid=$("$root/tests/pgvector/start.sh" "$port" "$logdir/server.log")
-psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' \
+on_server psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' \
 	-c 'CREATE SCHEMA extensions' -c 'CREATE EXTENSION vector SCHEMA extensions' \
 	-c 'SET search_path = public, extensions' -f "$root/tests/sql/upstream.sql" -c 'RESET search_path'
 expect_eq "profile_embedding type (off the search path)" \
@@ -177,7 +197,7 @@ expect_eq "profile_embedding type (off the search path)" \
 	          WHERE attrelid = 'media_ids'::regclass AND attname = 'profile_embedding'")" "extensions.vector(1536)"
 
 query "ALTER TABLE media_ids ALTER COLUMN profile_embedding TYPE extensions.vector(768)" >/dev/null
-if out=$("$migrate" schema --dsn "$dsn" 2>&1); then
+if out=$(on_server "$migrate" schema --dsn "$dsn" 2>&1); then
 	fail "schema accepted a vector(768) profile_embedding: $out"
 fi
 [[ "$out" == *"media_ids.profile_embedding is extensions.vector(768)"*"must be vector(1536)"* ]] ||
@@ -185,25 +205,25 @@ fi
 echo "ok: schema refuses vector(768), naming the column"
 query "ALTER TABLE media_ids ALTER COLUMN profile_embedding TYPE extensions.vector(1536)" >/dev/null
 
-out=$("$migrate" schema --dsn "$dsn" 2>&1) || fail "schema with pgvector in extensions failed: $out"
+out=$(on_server "$migrate" schema --dsn "$dsn" 2>&1) || fail "schema with pgvector in extensions failed: $out"
 expect_eq "entity_dna.embedding type (off the search path)" \
 	"$(query "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
 	          WHERE attrelid = 'entity_dna'::regclass AND attname = 'embedding'")" "extensions.vector(1536)"
-psql "$dsn" -X -q -v ON_ERROR_STOP=1 -f "$root/tests/sql/workload.sql" -c 'SELECT passport_test_workload(6, 10)' >/dev/null
-psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO listening_history (id, user_id, content_id, event_type, created_at)
+on_server psql "$dsn" -X -q -v ON_ERROR_STOP=1 -f "$root/tests/sql/workload.sql" -c 'SELECT passport_test_workload(6, 10)' >/dev/null
+on_server psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO listening_history (id, user_id, content_id, event_type, created_at)
 	SELECT passport_test_uuid('lh-' || i), passport_test_uuid('user-' || (1 + i % 6)), passport_test_uuid('track-' || i),
 	       'played', timestamptz '2026-02-01' + i * interval '1 minute' FROM generate_series(1, 12) AS i" >/dev/null
-out=$("$migrate" backfill --source listening_history --dsn "$dsn" 2>&1) || fail "backfill on pgvector failed: $out"
+out=$(on_server "$migrate" backfill --source listening_history --dsn "$dsn" 2>&1) || fail "backfill on pgvector failed: $out"
 expect_eq "backfilled entries" "$(query "SELECT count(*) FROM passport_entries WHERE legacy_source = 'listening_history'")" "12"
-out=$("$migrate" entity-dna --dsn "$dsn" 2>&1) || fail "entity-dna with pgvector in extensions failed: $out"
-out=$("$passportd" drain --dsn "$dsn" --batch-size 25 2>&1) || fail "drain with pgvector in extensions failed: $out"
+out=$(on_server "$migrate" entity-dna --dsn "$dsn" 2>&1) || fail "entity-dna with pgvector in extensions failed: $out"
+out=$(on_server "$passportd" drain --dsn "$dsn" --batch-size 25 2>&1) || fail "drain with pgvector in extensions failed: $out"
 [[ "$out" == *"processed 72, failed 0"* ]] || fail "drain with pgvector in extensions did not process all 72 entries: $out"
 expect_eq "DNA rows updated (extensions.vector)" \
 	"$(query "SELECT count(*) FROM media_ids WHERE version > 1 AND extensions.vector_dims(profile_embedding) = 1536")" \
 	"$(query "SELECT count(DISTINCT mediaid_id) FROM dna_evolution")"
 
 query "ALTER TABLE media_ids ALTER COLUMN profile_embedding TYPE extensions.vector(768) USING NULL" >/dev/null
-if out=$("$passportd" drain --dsn "$dsn" 2>&1); then
+if out=$(on_server "$passportd" drain --dsn "$dsn" 2>&1); then
 	fail "passportd started on a vector(768) profile_embedding: $out"
 fi
 [[ "$out" == *"media_ids.profile_embedding is extensions.vector(768)"*"must be vector(1536)"* ]] ||
