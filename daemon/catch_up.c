@@ -10,6 +10,8 @@
 
 #include "db.h"
 #include "log.h"
+#include "pause.h"
+#include "tables.h"
 
 struct catch_up_helper {
 	struct catch_up *owner;
@@ -20,6 +22,7 @@ struct catch_up_helper {
 struct catch_up {
 	char *dsn;                 /* a copy: the service's config may be reloaded meanwhile */
 	struct batch_config batch; /* a copy, read by every helper */
+	double pause_read_interval; /* seconds: the poll interval, as the worker reads the pause state */
 	atomic_bool *stop;
 	atomic_int running; /* helpers not yet ended */
 	int count;          /* helpers started */
@@ -52,21 +55,40 @@ static void *catch_up_work(void *arg)
 	struct catch_up *c = h->owner;
 	struct db_error error;
 	struct processor *processor = NULL;
-	double idle_since = 0;
+	struct batch_config batch = c->batch;
+	double idle_since = 0, pause_read_at = 0;
 	PGconn *conn = db_connect(c->dsn, "passportd catch-up", &error);
 
 	if (!conn) {
 		log_warning("catch-up helper: cannot connect: %s", error.message);
 		goto finish;
 	}
-	processor = processor_create(conn, &c->batch, &error);
+	processor = processor_create(conn, &batch, &error);
 	if (!processor) {
 		log_warning("catch-up helper: %s", error.message);
 		goto finish_conn;
 	}
 
 	while (!atomic_load(c->stop)) {
-		int status = processor_run_batch(processor, &h->totals, &error);
+		int status;
+
+		/* `passportd pause` reaches the helpers as it reaches the worker: within a poll interval. */
+		if (monotonic_seconds() - pause_read_at >= c->pause_read_interval) {
+			unsigned paused;
+
+			if (pause_read(conn, &paused, &error) < 0) {
+				log_warning("catch-up helper: %s", error.message);
+				break;
+			}
+			pause_read_at = monotonic_seconds();
+			if (paused == SYSTEM_ALL)
+				break; /* paused: the worker claims nothing either */
+			if (paused != batch.paused_systems) {
+				batch.paused_systems = paused;
+				processor_set_config(processor, &batch);
+			}
+		}
+		status = processor_run_batch(processor, &h->totals, &error);
 
 		if (status == BATCH_ERROR) {
 			log_warning("catch-up helper: batch failed: %s", error.message);
@@ -102,6 +124,7 @@ struct catch_up *catch_up_start(const struct config *config, const struct batch_
 	if (!c->dsn || !c->helpers)
 		goto fail;
 	c->batch = *batch;
+	c->pause_read_interval = config->poll_interval;
 	c->stop = stop;
 	atomic_init(&c->running, helpers);
 	for (int i = 0; i < helpers; i++) {

@@ -1518,6 +1518,42 @@ static void case_catch_up(void)
 	PQfinish(b);
 }
 
+/*
+ * `passportd pause` in the middle of a catch-up: the helpers stop claiming within a poll interval,
+ * like the worker (they used to go on with the settings they started with until the backlog was
+ * gone); resume lets everything through.
+ */
+static void case_catch_up_pause(void)
+{
+	char dsn[1024];
+	PGconn *conn = create_database("service_catch_up_pause", dsn, sizeof dsn);
+	const char *args[] = {"run", "--dsn", dsn, "--workers", "3", "--batch-size", "10", "--poll-interval", "0.5", NULL};
+	struct child *d;
+	char *output;
+	long long before, after;
+
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(300, 60)"), 18000);
+	d = daemon_start("catch-up-pause", args, NULL);
+	require_log(d, "catching up on a backlog with 2 more connections", 1, 30);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "catch-up-pause-all", "pause", "--dsn", dsn, NULL), 0);
+	free(output);
+	children_sleep(1.5); /* a poll interval, and the batches in hand */
+	before = harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed");
+	children_sleep(1.5);
+	after = harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed");
+	printf("  paused during a catch-up: %lld processed, %lld one and a half seconds later, of 18000\n", before,
+	       after);
+	ASSERT_TRUE(before < 18000);
+	ASSERT_EQ_INT(after, before);
+	ASSERT_EQ_INT(run_passportd(&output, 30, NULL, "catch-up-resume", "resume", "--dsn", dsn, NULL), 0);
+	free(output);
+	wait_drained(conn, 120, d);
+	check_all_processed(conn, "after a pause during a catch-up");
+	check_consistent(conn, "after a pause during a catch-up");
+	daemon_stop_ok(d);
+	PQfinish(conn);
+}
+
 /* ---- case 10: status and reprocess ------------------------------------------------------------ */
 
 /* The number after "label" at the start of a line of plain `status` output. */
@@ -1958,6 +1994,7 @@ static const struct {
 	{"reload", case_reload},
 	{"reload-mid", case_reload_mid_pass},
 	{"pause", case_pause},
+	{"catch-up-pause", case_catch_up_pause},
 	{"log-format", case_log_format},
 	{"log-burst", case_log_burst},
 	{"sd-notify", case_sd_notify},
