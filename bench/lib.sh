@@ -102,6 +102,12 @@ BENCH_DURABLE_SETTINGS=(
 	"full_page_writes = on"
 )
 
+# Log the running server's durability settings (what the figures were measured with).
+bench_log_durability() {
+	bench_log "durability: fsync $(bench_sql postgres 'SHOW fsync'), synchronous_commit $(bench_sql postgres \
+		'SHOW synchronous_commit'), full_page_writes $(bench_sql postgres 'SHOW full_page_writes')"
+}
+
 # shellcheck disable=SC2120 # the settings are optional
 bench_server_start() {
 	local line

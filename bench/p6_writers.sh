@@ -39,8 +39,7 @@ cleanup_p6() {
 }
 bench_server_start "${BENCH_DURABLE_SETTINGS[@]}" "track_commit_timestamp = on"
 trap cleanup_p6 EXIT
-bench_log "durability: fsync $(bench_sql postgres 'SHOW fsync'), synchronous_commit $(bench_sql postgres \
-	'SHOW synchronous_commit'), full_page_writes $(bench_sql postgres 'SHOW full_page_writes')"
+bench_log_durability
 
 bench_log "base database p6_base: $USERS users, no entries"
 bench_empty_db p6_base "$USERS"

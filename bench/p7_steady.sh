@@ -65,8 +65,7 @@ cleanup_p7() {
 }
 bench_server_start "${BENCH_DURABLE_SETTINGS[@]}" "track_commit_timestamp = on"
 trap cleanup_p7 EXIT
-bench_log "durability: fsync $(bench_sql postgres 'SHOW fsync'), synchronous_commit $(bench_sql postgres \
-	'SHOW synchronous_commit'), full_page_writes $(bench_sql postgres 'SHOW full_page_writes')"
+bench_log_durability
 
 bench_log "base database p7_base: $USERS users, $HISTORY processed entries each with their effects"
 bench_empty_db p7_base "$USERS"

@@ -159,17 +159,8 @@ void catch_up_finish(struct catch_up *c, struct batch_totals *totals)
 	if (!c)
 		return;
 	for (int i = 0; i < c->count; i++) {
-		const struct batch_totals *t = &c->helpers[i].totals;
-
 		pthread_join(c->helpers[i].thread, NULL);
-		totals->batches += t->batches;
-		totals->claimed += t->claimed;
-		totals->processed += t->processed;
-		totals->retrying += t->retrying;
-		totals->dead += t->dead;
-		totals->dna_rows += t->dna_rows;
-		totals->skipped_systems += t->skipped_systems;
-		totals->unrecordable += t->unrecordable;
+		batch_totals_add(totals, &c->helpers[i].totals);
 	}
 	free(c->helpers);
 	free(c->dsn);

@@ -270,14 +270,7 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 		if (n > 1)
 			log_info("drain worker %d: %ld batches, %ld entries%s", i + 1, t->batches, t->claimed,
 				 workers[i].failed ? " (stopped by an error)" : "");
-		totals.batches += t->batches;
-		totals.claimed += t->claimed;
-		totals.processed += t->processed;
-		totals.retrying += t->retrying;
-		totals.dead += t->dead;
-		totals.dna_rows += t->dna_rows;
-		totals.skipped_systems += t->skipped_systems;
-		totals.unrecordable += t->unrecordable;
+		batch_totals_add(&totals, t);
 	}
 	elapsed = now_seconds() - started;
 	printf("drain: processed %ld, failed %ld (retrying %ld, dead %ld), DNA rows updated %ld, "

@@ -138,18 +138,6 @@ static void on_listener_event(void *owner, enum listener_event event, const char
 
 /* ---- worker ------------------------------------------------------------------------------ */
 
-static void add_totals(struct batch_totals *to, const struct batch_totals *from)
-{
-	to->batches += from->batches;
-	to->claimed += from->claimed;
-	to->processed += from->processed;
-	to->retrying += from->retrying;
-	to->dead += from->dead;
-	to->dna_rows += from->dna_rows;
-	to->skipped_systems += from->skipped_systems;
-	to->unrecordable += from->unrecordable;
-}
-
 static void service_shutdown(struct service *s);
 
 static void on_worker_retry(uv_timer_t *timer)
@@ -163,7 +151,7 @@ static void work_done(uv_work_t *work, int status)
 	const struct batch_totals *t = &s->pass_totals;
 
 	s->work_running = false;
-	add_totals(&s->totals, t);
+	batch_totals_add(&s->totals, t);
 	metrics_add_pass(s->metrics, t, &s->pass_metrics);
 	metrics_set_database_up(s->metrics, s->pass_status != BATCH_ERROR);
 	if (t->claimed > 0)

@@ -423,6 +423,18 @@ int processor_count_due(struct processor *p, long long *due, struct db_error *er
 	return claim_count_due(p, due, error);
 }
 
+void batch_totals_add(struct batch_totals *to, const struct batch_totals *from)
+{
+	to->batches += from->batches;
+	to->claimed += from->claimed;
+	to->processed += from->processed;
+	to->retrying += from->retrying;
+	to->dead += from->dead;
+	to->dna_rows += from->dna_rows;
+	to->skipped_systems += from->skipped_systems;
+	to->unrecordable += from->unrecordable;
+}
+
 int processor_unrecordable(const struct processor *p)
 {
 	return aside_count(p->unrecordable);

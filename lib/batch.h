@@ -55,6 +55,9 @@ struct batch_totals {
 	long unrecordable;     /* failed, and even the failure could not be recorded: left due, set aside */
 };
 
+/* Add every count of from to to (a pass's, a helper's or a worker's totals into a sum). */
+void batch_totals_add(struct batch_totals *to, const struct batch_totals *from);
+
 enum batch_status {
 	BATCH_ERROR = -1, /* database error; error says why; check db_connection_lost */
 	BATCH_EMPTY = 0,  /* nothing is due */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #define COUNTER_MAX 0xfffu
 
@@ -34,15 +35,34 @@ void uuid_v7_next(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], c
 		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+/* splitmix64: 64 well-mixed bits per step from a 64-bit state. */
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
 void uuid_v7_generate(struct uuid_v7 *g, char out[UUID_TEXT_SIZE])
 {
 	struct timespec ts;
-	uint8_t random[8] = {0};
-	uint64_t now_ms;
+	uint8_t random[8];
+	uint64_t now_ms, bits;
 
+	if (g->random_state == 0) {
+		/* getrandom does not fail for 8 bytes once the pool is ready; the clock is the fallback. */
+		if (getrandom(&g->random_state, sizeof(g->random_state), 0) != sizeof(g->random_state) ||
+		    g->random_state == 0) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			g->random_state = ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 48;
+		}
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-	/* getrandom never fails for 8 bytes once the pool is initialised; a failure leaves zeros, still unique by the counter. */
-	(void)getrandom(random, sizeof(random), 0);
+	bits = splitmix64(&g->random_state);
+	for (int i = 0; i < 8; i++)
+		random[i] = (uint8_t)(bits >> (8 * i));
 	uuid_v7_next(g, now_ms, random, out);
 }

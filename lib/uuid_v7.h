@@ -23,6 +23,7 @@
 struct uuid_v7 {
 	uint64_t last_ms;
 	unsigned counter;
+	uint64_t random_state; /* seeded from the kernel at the first id (0: not yet) */
 };
 
 /*
@@ -31,7 +32,10 @@ struct uuid_v7 {
  */
 void uuid_v7_next(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], char out[UUID_TEXT_SIZE]);
 
-/* The next id at the current time with random bits from the kernel (getrandom). */
+/*
+ * The next id at the current time. Its random bits come from a generator (splitmix64) seeded once
+ * from the kernel (getrandom), not a system call per row: a batch inserts up to a thousand.
+ */
 void uuid_v7_generate(struct uuid_v7 *g, char out[UUID_TEXT_SIZE]);
 
 #endif

@@ -147,6 +147,31 @@ bool children_case_selected(const char *variable, const char *name)
 	return false;
 }
 
+void children_run_cases(const char *prefix, const char *variable, const char *what,
+			const struct children_case *cases, size_t n)
+{
+	double started = children_now();
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!getenv("PASSPORT_TEST_PGHOST") || !*getenv("PASSPORT_TEST_PGHOST")) {
+		fprintf(stderr, "SKIP: PASSPORT_TEST_PGHOST is not set (run ./scripts/test)\n");
+		exit(77);
+	}
+	children_init(prefix);
+	for (size_t i = 0; i < n; i++) {
+		double case_started = children_now();
+
+		if (!children_case_selected(variable, cases[i].name))
+			continue;
+		printf("== %s\n", cases[i].name);
+		children_case_begin();
+		cases[i].run();
+		printf("== %s: ok (%.1f s)\n", cases[i].name, children_now() - case_started);
+	}
+	printf("all %s cases passed in %.1f s\n", what, children_now() - started);
+	children_passed();
+}
+
 void children_case_begin(void)
 {
 	case_first_child = n_children;

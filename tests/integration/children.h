@@ -37,6 +37,20 @@ const char *children_temp_dir(void);
  */
 void children_at_exit(void (*hook)(bool passed));
 
+/* One case of a test program: its name (for the selection variable) and its body. */
+struct children_case {
+	const char *name;
+	void (*run)(void);
+};
+
+/*
+ * The body of a test program's main: skip (exit 77) without PASSPORT_TEST_PGHOST, children_init
+ * with prefix, then each case children_case_selected by variable, in order, each timed and
+ * announced, then children_passed. what names the program in its last line.
+ */
+void children_run_cases(const char *prefix, const char *variable, const char *what,
+			const struct children_case *cases, size_t n);
+
 /*
  * Whether the case named name is to run: the environment variable (e.g. PASSPORT_WAKEUP_CASES)
  * is unset or empty, or holds name in its comma-separated list.

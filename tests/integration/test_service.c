@@ -1980,10 +1980,7 @@ static void case_no_server_at_start(void)
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-} cases[] = {
+static const struct children_case cases[] = {
 	{"print-config", case_print_config},
 	{"usage", case_usage},
 	{"notify", case_notify},
@@ -2010,26 +2007,8 @@ static const struct {
 
 int main(void)
 {
-	double started = children_now();
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!getenv("PASSPORT_TEST_PGHOST") || !*getenv("PASSPORT_TEST_PGHOST")) {
-		fprintf(stderr, "SKIP: PASSPORT_TEST_PGHOST is not set (run ./scripts/test)\n");
-		return 77;
-	}
-	children_init("passport-service");
+	/* At exit: the restart case's second server, its log when a case failed. */
 	children_at_exit(server2_at_exit);
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		double case_started = children_now();
-
-		if (!children_case_selected("PASSPORT_SERVICE_CASES", cases[i].name))
-			continue;
-		printf("== %s\n", cases[i].name);
-		children_case_begin();
-		cases[i].run();
-		printf("== %s: ok (%.1f s)\n", cases[i].name, children_now() - case_started);
-	}
-	printf("all service cases passed in %.1f s\n", children_now() - started);
-	children_passed();
+	children_run_cases("passport-service", "PASSPORT_SERVICE_CASES", "service", cases, sizeof cases / sizeof cases[0]);
 	TEST_PASS();
 }

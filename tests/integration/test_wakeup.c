@@ -416,10 +416,7 @@ static void case_reconnect(void)
 
 /* ---- main --------------------------------------------------------------------------------- */
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-} cases[] = {
+static const struct children_case cases[] = {
 	{"armed", case_armed},         {"busy", case_busy},         {"sigkill", case_sigkill},
 	{"two", case_two},             {"no-listen", case_no_listen}, {"reconnect", case_reconnect},
 };
@@ -427,25 +424,6 @@ static const struct {
 
 int main(void)
 {
-	double started = children_now();
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!getenv("PASSPORT_TEST_PGHOST") || !*getenv("PASSPORT_TEST_PGHOST")) {
-		fprintf(stderr, "SKIP: PASSPORT_TEST_PGHOST is not set (run ./scripts/test)\n");
-		return 77;
-	}
-	children_init("passport-wakeup");
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		double case_started = children_now();
-
-		if (!children_case_selected("PASSPORT_WAKEUP_CASES", cases[i].name))
-			continue;
-		printf("== %s\n", cases[i].name);
-		children_case_begin();
-		cases[i].run();
-		printf("== %s: ok (%.1f s)\n", cases[i].name, children_now() - case_started);
-	}
-	printf("all wake-up cases passed in %.1f s\n", children_now() - started);
-	children_passed();
+	children_run_cases("passport-wakeup", "PASSPORT_WAKEUP_CASES", "wake-up", cases, sizeof cases / sizeof cases[0]);
 	TEST_PASS();
 }

@@ -69,27 +69,23 @@ static void pool_dsn(char *out, const char *dbname, const char *user)
 /* What a client of the pool finds on its session: the server's defaults, whatever ran before. */
 static void expect_server_defaults(const char *dbname, const char *user, const char *when)
 {
+	static const char *const defaults[][2] = {
+		{"SHOW lock_timeout", "0"},
+		{"SHOW idle_in_transaction_session_timeout", "0"},
+		{"SHOW statement_timeout", "0"},
+		{"SHOW TimeZone", "America/New_York"},
+		{"SHOW client_min_messages", "notice"},
+	};
 	char dsn[FAULT_DSN_MAX];
 	PGconn *conn;
-	char *value;
 
 	pool_dsn(dsn, dbname, user);
 	conn = harness_connect(dsn);
-	value = harness_query_text(conn, "SHOW lock_timeout");
-	ASSERT_STR_EQ(value, "0");
-	free(value);
-	value = harness_query_text(conn, "SHOW idle_in_transaction_session_timeout");
-	ASSERT_STR_EQ(value, "0");
-	free(value);
-	value = harness_query_text(conn, "SHOW statement_timeout");
-	ASSERT_STR_EQ(value, "0");
-	free(value);
-	value = harness_query_text(conn, "SHOW TimeZone");
-	ASSERT_STR_EQ(value, "America/New_York");
-	free(value);
-	value = harness_query_text(conn, "SHOW client_min_messages");
-	ASSERT_STR_EQ(value, "notice");
-	free(value);
+	for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+		char *value = harness_query_text(conn, defaults[i][0]);
+		ASSERT_STR_EQ(value, defaults[i][1]);
+		free(value);
+	}
 	PQfinish(conn);
 	printf("ok: another client of the pool sees the server's defaults %s\n", when);
 }

@@ -57,6 +57,15 @@ static void test_generate(void)
 	ASSERT_EQ_INT(a[14], '7');
 	ASSERT_TRUE(strchr("89ab", a[19]) != NULL);
 	ASSERT_TRUE(strcmp(a, b) < 0);
+	/* The random bits change from id to id, and two generators (seeded apart) do not share them. */
+	ASSERT_TRUE(strcmp(a + 19, b + 19) != 0);
+	{
+		struct uuid_v7 other = {0};
+		char c[UUID_TEXT_SIZE];
+
+		uuid_v7_generate(&other, c);
+		ASSERT_TRUE(strcmp(a + 19, c + 19) != 0 && strcmp(b + 19, c + 19) != 0);
+	}
 }
 
 int main(void)
