@@ -22,6 +22,40 @@ struct target_source {
 	char version[24];             /* its xmin */
 };
 
+/* A target whose vector is not cached: the source to read, and the target it is for. */
+struct pending_target {
+	const struct target_source *source;
+	int target;
+};
+
+static int compare_sources(const char *kind_a, const char *id_a, const char *kind_b, const char *id_b)
+{
+	int c = strcmp(kind_a, kind_b);
+	return c ? c : strcmp(id_a, id_b);
+}
+
+static int compare_pending(const void *a, const void *b)
+{
+	const struct pending_target *x = a, *y = b;
+	int c = compare_sources(x->source->kind, x->source->id, y->source->kind, y->source->id);
+	return c ? c : (x->target > y->target) - (x->target < y->target);
+}
+
+/* The first of the sorted pending targets whose source is (kind, id), or n if none is. */
+static int pending_lower_bound(const struct pending_target *pending, int n, const char *kind, const char *id)
+{
+	int lo = 0, hi = n;
+
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (compare_sources(pending[mid].source->kind, pending[mid].source->id, kind, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Give target i the value of a cached vector (a private copy: the cache may drop it later). */
 static void target_take(struct batch *b, int i, const struct cached_vector *cv)
 {
@@ -130,6 +164,7 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 {
 	struct strbuf kinds = {0}, ids = {0};
 	struct target_source *sources = NULL;
+	struct pending_target *pending = NULL; /* the targets to read, sorted by source */
 	const char *values[2];
 	PGresult *res = NULL; /* the vectors read now */
 	int missing = 0;
@@ -146,7 +181,8 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 	}
 	b->target_vectors = p->target_buffer;
 	sources = calloc((size_t)b->n_targets, sizeof(*sources));
-	if (!sources)
+	pending = malloc(sizeof(*pending) * (size_t)b->n_targets);
+	if (!sources || !pending)
 		goto oom;
 	strbuf_add_str(&kinds, "{");
 	strbuf_add_str(&ids, "{");
@@ -167,6 +203,7 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 			target_take(b, (int)ord - 1, cv);
 			continue;
 		}
+		pending[missing] = (struct pending_target){.source = src, .target = (int)ord - 1};
 		if (missing++) {
 			strbuf_add_str(&kinds, ",");
 			strbuf_add_str(&ids, ",");
@@ -182,6 +219,8 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 	if (missing > 0) {
 		bool failed = false, out_of_memory = false;
 
+		/* Sorted, so that each vector read finds its targets by binary search, not a scan of all. */
+		qsort(pending, (size_t)missing, sizeof(*pending), compare_pending);
 		values[0] = kinds.data;
 		values[1] = ids.data;
 		/*
@@ -208,10 +247,13 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 				cv = entity_cache_put(p->entities, kind, id, PQgetvalue(res, 0, 2), p->format,
 						      (const unsigned char *)PQgetvalue(res, 0, 3),
 						      (size_t)PQgetlength(res, 0, 3));
-				for (int i = 0; cv && i < b->n_targets; i++)
-					if (!b->targets[i].x && b->targets[i].valid &&
-					    strcmp(sources[i].kind, kind) == 0 && strcmp(sources[i].id, id) == 0)
+				for (int k = cv ? pending_lower_bound(pending, missing, kind, id) : missing;
+				     k < missing && compare_sources(pending[k].source->kind, pending[k].source->id, kind, id) == 0;
+				     k++) {
+					int i = pending[k].target;
+					if (!b->targets[i].x && b->targets[i].valid)
 						target_take(b, i, cv);
+				}
 				entity_cache_unlock(p->entities);
 				if (!cv)
 					failed = out_of_memory = true;
@@ -235,6 +277,7 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 	strbuf_free(&kinds);
 	strbuf_free(&ids);
 	free(sources);
+	free(pending);
 	return 0;
 oom:
 	db_error_set(error, NULL, "out of memory");
@@ -243,6 +286,7 @@ fail:
 	strbuf_free(&kinds);
 	strbuf_free(&ids);
 	free(sources);
+	free(pending);
 	return -1;
 }
 
