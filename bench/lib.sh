@@ -10,6 +10,8 @@
 #                               and USERS x PER_USER due entries (bench/workload.sql)
 #   bench_copy SRC DST          DST := an identical copy of SRC (CREATE DATABASE ... TEMPLATE)
 #   bench_dsn DB                a libpq connection string for DB on the private server
+#   bench_tool_dsn ROLE DB      the same for a tool: as ROLE (passportd, passport_migrate) with
+#                               BENCH_SUPABASE=1, else as the superuser like bench_dsn
 #   bench_sql DB SQL            run SQL in DB, print unaligned tuples
 #   bench_now_ns                a monotonic clock in nanoseconds
 #   bench_server_cpu            CPU seconds the private server has used so far (all its processes)
@@ -19,7 +21,11 @@
 #
 # Environment: BENCH_RUNS (default 3) runs per figure; PASSPORTD / PASSPORT_MIGRATE use these
 # binaries instead of building; BENCH_BUILD_DIR (default /tmp/passport-bench-build) the release
-# build directory; BENCH_KEEP=1 keeps the server directory for inspection.
+# build directory; BENCH_KEEP=1 keeps the server directory for inspection; BENCH_SUPABASE=1 gives
+# the server Supabase's API roles (anon, authenticated, service_role) and the upstream tables row
+# level security with a policy for signed-in users, so that `passport-migrate schema` closes the
+# tables and adds its roles' policies as on Supabase, and the tools run as their own roles
+# (bench_tool_dsn): the figures then include the policies' and privilege checks' cost.
 #
 # Why a snapshot build: the benchmarks need only the two binaries. When the tree does not
 # configure (another engineer's test file is not there yet), the build falls back to a copy of the
@@ -121,9 +127,41 @@ bench_server_start() {
 	pg_private_stop "$BENCH_PG_DIR" || bench_die "could not restart PostgreSQL"
 	pg_private_start "$BENCH_PG_DIR" || bench_die "could not restart PostgreSQL"
 	bench_log "PostgreSQL $(bench_sql postgres 'SHOW server_version') in $BENCH_PG_DIR"
+	if [[ "${BENCH_SUPABASE:-0}" == 1 ]]; then
+		# As tests/production/test_supabase.c: the roles exist before the schema is applied.
+		bench_sql postgres "CREATE ROLE anon NOLOGIN NOINHERIT; CREATE ROLE authenticated NOLOGIN NOINHERIT;
+		                    CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS" >/dev/null ||
+			bench_die "creating the API roles failed"
+		bench_log "Supabase shape: API roles, row level security on the upstream tables, tools as their roles"
+	fi
 }
 
 bench_dsn() { printf 'host=%s port=%s user=postgres dbname=%s' "$PGHOST" "$PGPORT" "$1"; }
+
+bench_tool_dsn() {
+	local role=postgres
+	[[ "${BENCH_SUPABASE:-0}" == 1 ]] && role=$1
+	printf 'host=%s port=%s user=%s dbname=%s' "$PGHOST" "$PGPORT" "$role" "$2"
+}
+
+# Supabase's shape for the upstream tables of DB (BENCH_SUPABASE=1): row level security on, with
+# a policy for signed-in users (the project's roles get their own from `passport-migrate schema`).
+bench_supabase_tables() {
+	bench_psql "$1" >/dev/null <<'SQL' || bench_die "row level security on the upstream tables failed"
+DO $$
+DECLARE
+    name text;
+BEGIN
+    FOREACH name IN ARRAY ARRAY['media_ids', 'artist_profiles', 'content_items', 'ledger_entries',
+                                'listening_history', 'media_engagement_log'] LOOP
+        CONTINUE WHEN to_regclass(name) IS NULL;
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', name);
+        EXECUTE format('CREATE POLICY signed_in_read ON %I FOR SELECT TO authenticated USING (true)', name);
+    END LOOP;
+END
+$$;
+SQL
+}
 
 bench_psql() {
 	local db=$1
@@ -146,7 +184,12 @@ bench_empty_db() {
 	createdb "$db" || bench_die "createdb $db failed"
 	bench_psql "$db" -f "$BENCH_ROOT/tests/sql/upstream.sql" -f "$BENCH_ROOT/tests/sql/media_engagement_log_canonical.sql" \
 		>/dev/null || bench_die "loading upstream tables failed"
+	[[ "${BENCH_SUPABASE:-0}" == 1 ]] && bench_supabase_tables "$db"
 	"$PASSPORT_MIGRATE" schema --dsn "$(bench_dsn "$db")" >/dev/null || bench_die "passport-migrate schema failed"
+	if [[ "${BENCH_SUPABASE:-0}" == 1 ]]; then
+		bench_sql "$db" "ALTER ROLE passportd LOGIN; ALTER ROLE passport_migrate LOGIN" >/dev/null ||
+			bench_die "letting the project's roles log in failed"
+	fi
 	bench_psql "$db" -f "$BENCH_ROOT/tests/sql/workload.sql" -f "$BENCH_DIR/workload.sql" >/dev/null ||
 		bench_die "loading the workload functions failed"
 	bench_sql "$db" "SELECT passport_bench_users($users)" >/dev/null || bench_die "creating users failed"

@@ -45,7 +45,7 @@ run_drain() {
 	lsn0=$(bench_wal_lsn)
 	cpu0=$(bench_server_cpu)
 	start=$(bench_now_ns)
-	/usr/bin/time -f '%U %S' -o "$work/time" "$PASSPORTD" drain --dsn "$(bench_dsn p1_run)" "${batch_args[@]}" \
+	/usr/bin/time -f '%U %S' -o "$work/time" "$PASSPORTD" drain --dsn "$(bench_tool_dsn passportd p1_run)" "${batch_args[@]}" \
 		--log-level warning >"$work/drain.out"
 	end=$(bench_now_ns)
 	sleep 0.3 # the drain's backends have exited and been reaped: their CPU is the postmaster's

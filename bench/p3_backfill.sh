@@ -48,13 +48,13 @@ run_tool() {
 	local start mid end rss n
 	bench_copy p3_base p3_run
 	start=$(bench_now_ns)
-	/usr/bin/time -f '%M' -o "$work/rss" "$PASSPORT_MIGRATE" backfill --dsn "$(bench_dsn p3_run)" --source all \
+	/usr/bin/time -f '%M' -o "$work/rss" "$PASSPORT_MIGRATE" backfill --dsn "$(bench_tool_dsn passport_migrate p3_run)" --source all \
 		--progress never --json "${batch_args[@]}" >"$work/first.out" 2>"$work/first.err" ||
 		bench_die "backfill failed: $(tail -n 5 "$work/first.err")"
 	mid=$(bench_now_ns)
 	rss=$(tail -n 1 "$work/rss")
 	n=$(bench_sql p3_run 'SELECT count(*) FROM passport_entries')
-	"$PASSPORT_MIGRATE" backfill --dsn "$(bench_dsn p3_run)" --source all --progress never --json \
+	"$PASSPORT_MIGRATE" backfill --dsn "$(bench_tool_dsn passport_migrate p3_run)" --source all --progress never --json \
 		"${batch_args[@]}" >"$work/second.out" 2>"$work/second.err" ||
 		bench_die "backfill re-run failed: $(tail -n 5 "$work/second.err")"
 	end=$(bench_now_ns)
