@@ -272,11 +272,19 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
  *   scan: the oldest due entries (about twice as many as users are wanted, at most a batch),
  *         leaving out users set aside;
  *   candidate: their users in order of first appearance, without repeats;
+ *   counted: every candidate's due entries, counted in one pass (the statement's one snapshot:
+ *         the same counts a count at each lock would see), as one object keyed by user (a join
+ *         here may be planned as a nested loop, one aggregate per candidate);
  *   walk: lock candidates in that order while the due entries of the users locked so far fit in
  *         the batch (the first user always). Users held by another worker are skipped, not waited
- *         for, and do not count. It is a recursive CTE so that each user's lock is tried, and its
- *         due entries counted, only when the walk reaches it (OFFSET 0 keeps the planner from
- *         evaluating the lock more than once).
+ *         for, and do not count. It is a recursive CTE so that each user's lock is tried only when
+ *         the walk reaches it (OFFSET 0 keeps the planner from evaluating the lock more than once).
+ *
+ * Why the counts are not taken user by user as the walk reaches them: under a steady stream the
+ * due part of the table is small when it is analyzed, so both partial due indexes look alike to
+ * the planner, which may then count each user by walking the (timestamp, id) index through every
+ * due entry: a walk of several hundred users read the whole due set once per user. One count
+ * for all candidates (user_id = ANY) reads each due entry at most once, whichever index serves it.
  * One row always: how many entries the scan saw and whether one had no user; then one row per
  * locked user (id, due entries), in walk order.
  */
@@ -289,16 +297,20 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 	" candidate AS MATERIALIZED ("                                                              \
 	"  SELECT user_id AS id, row_number() OVER (ORDER BY min(n)) AS ord FROM scan"              \
 	"  WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY min(n) LIMIT $3::int),"               \
+	" counted AS MATERIALIZED ("                                                                \
+	"  SELECT coalesce(jsonb_object_agg(k.user_id, k.due), '{}') AS due FROM ("                 \
+	"   SELECT e.user_id::text, count(*) AS due FROM passport_entries e"                        \
+	"   WHERE e.user_id = ANY(ARRAY(SELECT id FROM candidate)) AND " DUE_CONDITION                \
+	"   AND NOT e.id = ANY($5::uuid[]) GROUP BY e.user_id) k),"                                  \
 	" walk(ord, id, locked, due, total) AS ("                                                   \
 	"  SELECT 0::bigint, NULL::uuid, false, 0::bigint, 0::bigint"                                \
 	"  UNION ALL"                                                                               \
 	"  SELECT c.ord, c.id, l.locked, d.due, w.total + d.due"                                      \
-	"  FROM walk w JOIN candidate c ON c.ord = w.ord + 1"                                         \
+	"  FROM walk w JOIN candidate c ON c.ord = w.ord + 1 CROSS JOIN counted k"                    \
 	"  CROSS JOIN LATERAL (SELECT pg_try_advisory_xact_lock(" LOCK_CLASS_USER ","              \
 	"   hashtext(c.id::text)) AS locked OFFSET 0) l"                                              \
-	"  CROSS JOIN LATERAL (SELECT CASE WHEN l.locked THEN (SELECT count(*) FROM passport_entries e" \
-	"   WHERE e.user_id = c.id AND " DUE_CONDITION " AND NOT e.id = ANY($5::uuid[])) ELSE 0 END AS due" \
-	"   OFFSET 0) d"                                                                                \
+	"  CROSS JOIN LATERAL (SELECT CASE WHEN l.locked THEN coalesce((k.due ->> c.id::text)::bigint, 0)" \
+	"   ELSE 0 END AS due) d"                                                                       \
 	"  WHERE w.total < $4::int)"                                                                 \
 	" SELECT s.scanned, s.null_user, w.id::text, w.due FROM"                                      \
 	" (SELECT count(*) AS scanned, coalesce(bool_or(user_id IS NULL), false) AS null_user FROM scan) s" \
