@@ -25,7 +25,10 @@
 # the server Supabase's API roles (anon, authenticated, service_role) and the upstream tables row
 # level security with a policy for signed-in users, so that `passport-migrate schema` closes the
 # tables and adds its roles' policies as on Supabase, and the tools run as their own roles
-# (bench_tool_dsn): the figures then include the policies' and privilege checks' cost.
+# (bench_tool_dsn): the figures then include the policies' and privilege checks' cost;
+# BENCH_PGVECTOR=1 (the server must have pgvector, which Debian 12 does not package) makes
+# media_ids.profile_embedding and entity_dna.embedding vector(1536), with pgvector in its own
+# schema `extensions` as on Supabase, instead of real[].
 #
 # Why a snapshot build: the benchmarks need only the two binaries. When the tree does not
 # configure (another engineer's test file is not there yet), the build falls back to a copy of the
@@ -182,6 +185,12 @@ bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "inf"; else p
 bench_empty_db() {
 	local db=$1 users=$2
 	createdb "$db" || bench_die "createdb $db failed"
+	if [[ "${BENCH_PGVECTOR:-0}" == 1 ]]; then
+		# As on Supabase: pgvector in its own schema, on the database's search path.
+		bench_sql "$db" "CREATE SCHEMA extensions; CREATE EXTENSION vector SCHEMA extensions;
+		                 ALTER DATABASE $db SET search_path = \"\$user\", public, extensions" >/dev/null ||
+			bench_die "pgvector is not installed on this server (BENCH_PGVECTOR=1)"
+	fi
 	bench_psql "$db" -f "$BENCH_ROOT/tests/sql/upstream.sql" -f "$BENCH_ROOT/tests/sql/media_engagement_log_canonical.sql" \
 		>/dev/null || bench_die "loading upstream tables failed"
 	[[ "${BENCH_SUPABASE:-0}" == 1 ]] && bench_supabase_tables "$db"
