@@ -23,19 +23,24 @@
 int mediaid_prepare(struct processor *p)
 {
 	/*
-	 * All embeddings of a batch travel as one flat binary real[] parameter; row i takes the slice
-	 * [i*1536+1, (i+1)*1536]. real[] to vector is pgvector's own exact cast, so one statement
-	 * serves both column types.
+	 * The embeddings of a batch travel as one binary array parameter, row i taking element i:
+	 * for a vector column a vector[] (the server reads each vector with pgvector's own receive
+	 * function, one call per row); for a real[] column a flat real[], row i taking the slice
+	 * [(i-1)*1536+1, i*1536] (a real[][] would be read the same way, element by element).
 	 */
-	p->update_dna_sql = sql_printf(
-		"UPDATE media_ids m SET profile_embedding = ($2::real[])[(u.ord - 1) * %d + 1 : u.ord * %d]%s%s,"
-		" dna_clock = CASE WHEN u.clock_entry IS NULL THEN m.dna_clock"
+	static const char *const head = "UPDATE media_ids m SET profile_embedding = ";
+	static const char *const tail =
+		", dna_clock = CASE WHEN u.clock_entry IS NULL THEN m.dna_clock"
 		" ELSE (SELECT c.\"timestamp\" FROM passport_entries c WHERE c.id = u.clock_entry) END,"
 		" version = m.version + 1, updated_at = now()"
 		" FROM unnest($1::uuid[], $3::uuid[]) WITH ORDINALITY AS u(id, clock_entry, ord)"
-		" WHERE m.id = u.id",
-		VEC_DIM, VEC_DIM, p->format == VEC_FORMAT_PGVECTOR ? "::" : "",
-		p->format == VEC_FORMAT_PGVECTOR ? p->vector_type.name : "");
+		" WHERE m.id = u.id";
+
+	if (p->format == VEC_FORMAT_PGVECTOR)
+		p->update_dna_sql = sql_printf("%s($2::%s[])[u.ord]%s", head, p->vector_type.name, tail);
+	else
+		p->update_dna_sql =
+			sql_printf("%s($2::real[])[(u.ord - 1) * %d + 1 : u.ord * %d]%s", head, VEC_DIM, VEC_DIM, tail);
 	return p->update_dna_sql ? 0 : -1;
 }
 
@@ -369,15 +374,30 @@ done:
 
 /*
  * The changed DNA rows, one UPDATE per DNA_WRITE_CHUNK rows (one, usually): the rows' vectors
- * side by side as one binary real[] (the project's own codec). Chunks keep each message, and so
- * libpq's send buffer, small when a batch touches hundreds of rows.
+ * side by side as one binary vector[] or real[] (the project's own codec, mediaid_prepare). Chunks
+ * keep each message, and so libpq's send buffer, small when a batch touches hundreds of rows.
  */
 #define DNA_WRITE_CHUNK 64
+
+static size_t dna_array_size(const struct processor *p, int rows)
+{
+	return p->format == VEC_FORMAT_PGVECTOR ? vec_pgvector_array_size(VEC_DIM, (size_t)rows)
+						: vec_real_array_size((size_t)rows * VEC_DIM);
+}
+
+static long dna_array_encode(const struct processor *p, const float *vectors, int rows, unsigned char *out,
+			     size_t outlen)
+{
+	return p->format == VEC_FORMAT_PGVECTOR
+		       ? vec_encode_pgvector_array(vectors, VEC_DIM, (size_t)rows, p->vector_type.oid, out, outlen)
+		       : vec_encode_real_array(vectors, (size_t)rows * VEC_DIM, out, outlen);
+}
+
 int mediaid_write_rows(struct processor *p, const struct batch *b, long *written, struct db_error *error)
 {
 	float *vectors = NULL;
 	unsigned char *flat = NULL;
-	size_t flat_size = vec_real_array_size((size_t)DNA_WRITE_CHUNK * VEC_DIM);
+	size_t flat_size = dna_array_size(p, DNA_WRITE_CHUNK);
 	int next = 0;
 
 	for (;;) {
@@ -414,8 +434,8 @@ int mediaid_write_rows(struct processor *p, const struct batch *b, long *written
 			break;
 		strbuf_add_str(&ids, "}");
 		strbuf_add_str(&clocks, "}");
-		flat_len = vec_real_array_size((size_t)k * VEC_DIM);
-		encoded = vec_encode_real_array(vectors, (size_t)k * VEC_DIM, flat, flat_size);
+		flat_len = dna_array_size(p, k);
+		encoded = dna_array_encode(p, vectors, k, flat, flat_size);
 		if (ids.failed || clocks.failed || encoded < 0 || (size_t)encoded != flat_len) {
 			strbuf_free(&ids);
 			strbuf_free(&clocks);

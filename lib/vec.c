@@ -436,6 +436,38 @@ long vec_encode_pgvector_text(const float *v, size_t dim, char *out, size_t outl
 	return (long)pos;
 }
 
+size_t vec_pgvector_array_size(size_t dim, size_t count)
+{
+	return REAL_ARRAY_HEADER + REAL_ARRAY_DIMENSION + count * (4 + vec_pgvector_size(dim));
+}
+
+long vec_encode_pgvector_array(const float *v, size_t dim, size_t count, uint32_t element_oid, unsigned char *out,
+			       size_t outlen)
+{
+	size_t element = vec_pgvector_size(dim);
+	size_t size, pos;
+
+	if (dim > UINT16_MAX || count > (size_t)INT32_MAX || element > (size_t)INT32_MAX ||
+	    count > (SIZE_MAX - REAL_ARRAY_HEADER - REAL_ARRAY_DIMENSION) / (4 + element))
+		return -1;
+	size = vec_pgvector_array_size(dim, count);
+	if (outlen < size || size > (size_t)INT32_MAX)
+		return -1;
+	write_i32(out, 1);                   /* ndim */
+	write_i32(out + 4, 0);               /* has-nulls flag */
+	write_u32(out + 8, element_oid);     /* element type */
+	write_i32(out + 12, (int32_t)count); /* length */
+	write_i32(out + 16, 1);              /* lower bound */
+	pos = REAL_ARRAY_HEADER + REAL_ARRAY_DIMENSION;
+	for (size_t i = 0; i < count; i++) {
+		write_i32(out + pos, (int32_t)element);
+		if (vec_encode_pgvector(v + i * dim, dim, out + pos + 4, element) != (long)element)
+			return -1;
+		pos += 4 + element;
+	}
+	return (long)size;
+}
+
 size_t vec_real_array_size(size_t dim)
 {
 	return REAL_ARRAY_HEADER + REAL_ARRAY_DIMENSION + REAL_ARRAY_ELEMENT * dim;

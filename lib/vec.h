@@ -71,4 +71,14 @@ long vec_encode_pgvector_text(const float *v, size_t dim, char *out, size_t outl
 size_t vec_real_array_size(size_t dim);
 long vec_encode_real_array(const float *v, size_t dim, unsigned char *out, size_t outlen);
 
+/*
+ * A one-dimensional vector[] of count pgvector values (v holds them side by side, dim floats
+ * each), in PostgreSQL's binary array format with element type element_oid (the vector type's
+ * OID in the database at hand, which the server checks against the parameter's type). Returns
+ * the bytes written, or -1 when outlen is too small or the sizes do not fit the format.
+ */
+size_t vec_pgvector_array_size(size_t dim, size_t count);
+long vec_encode_pgvector_array(const float *v, size_t dim, size_t count, uint32_t element_oid, unsigned char *out,
+			       size_t outlen);
+
 #endif

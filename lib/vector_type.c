@@ -25,11 +25,12 @@
 	"          WHERE d.classid = 'pg_type'::regclass AND d.objid = c.atttypid"                     \
 	"            AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND x.extname = 'vector')," \
 	"        CASE WHEN pg_type_is_visible(c.atttypid) THEN '' ELSE n.nspname END,"                 \
-	"        (c.atttypid, c.atttypmod) = (SELECT atttypid, atttypmod FROM cols WHERE ord = 1)"      \
+	"        (c.atttypid, c.atttypmod) = (SELECT atttypid, atttypmod FROM cols WHERE ord = 1),"     \
+	"        c.atttypid::int8"                                                                     \
 	"   FROM cols c JOIN pg_type t ON t.oid = c.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace" \
 	"  ORDER BY c.ord"
 
-enum { COL_NAME, COL_TYPE, COL_TYPE_NAME, COL_TYPMOD, COL_IS_REAL_ARRAY, COL_IS_PGVECTOR, COL_SCHEMA, COL_SAME };
+enum { COL_NAME, COL_TYPE, COL_TYPE_NAME, COL_TYPMOD, COL_IS_REAL_ARRAY, COL_IS_PGVECTOR, COL_SCHEMA, COL_SAME, COL_OID };
 
 int vector_type_inspect(PGconn *conn, struct vector_type *out, struct db_error *error)
 {
@@ -63,6 +64,7 @@ int vector_type_inspect(PGconn *conn, struct vector_type *out, struct db_error *
 			     PQgetvalue(res, 0, COL_TYPE), VEC_DIM);
 		goto out;
 	}
+	out->oid = (uint32_t)strtoul(PQgetvalue(res, 0, COL_OID), NULL, 10);
 	snprintf(out->name, sizeof(out->name), "%s", PQgetvalue(res, 0, COL_TYPE_NAME));
 	snprintf(out->schema_off_path, sizeof(out->schema_off_path), "%s", PQgetvalue(res, 0, COL_SCHEMA));
 	if (PQntuples(res) > 1) {

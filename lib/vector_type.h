@@ -10,6 +10,7 @@
 #define PASSPORT_VECTOR_TYPE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -26,6 +27,8 @@ struct vector_type {
 	 * "extensions.vector" when its schema is not on the search path; "real[]" for arrays.
 	 */
 	char name[VECTOR_TYPE_NAME_MAX];
+	/* The column type's OID: pgvector's vector type in this database (binary arrays name it). */
+	uint32_t oid;
 	/* The type's schema when it is not on the search path ("" otherwise). */
 	char schema_off_path[VECTOR_TYPE_NAME_MAX];
 	bool entity_dna_exists; /* entity_dna.embedding was found (and matches) */

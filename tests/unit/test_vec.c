@@ -152,6 +152,37 @@ static void test_pgvector_layout(void)
 	ASSERT_EQ_DBL(out[2], 0.5, 0);
 }
 
+/*
+ * Two dim-2 vectors, [1,-2.5] and [0.5,0], as PostgreSQL's array_send of a vector[] whose element
+ * type has OID 16390 (pgvector's is whatever the database gave it): the array header, then each
+ * element's byte length and its pgvector binary form.
+ */
+static const unsigned char pgvector_array_pair[] = {
+	0x00, 0x00, 0x00, 0x01, /* ndim 1 */
+	0x00, 0x00, 0x00, 0x00, /* no nulls */
+	0x00, 0x00, 0x40, 0x06, /* element type 16390 */
+	0x00, 0x00, 0x00, 0x02, /* length 2 */
+	0x00, 0x00, 0x00, 0x01, /* lower bound 1 */
+	0x00, 0x00, 0x00, 0x0c, 0x00, 0x02, 0x00, 0x00, 0x3f, 0x80, 0x00, 0x00, 0xc0, 0x20, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x0c, 0x00, 0x02, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+};
+
+static void test_pgvector_array_layout(void)
+{
+	const float pair[] = {1.0f, -2.5f, 0.5f, 0.0f};
+	unsigned char buf[sizeof(pgvector_array_pair)];
+
+	ASSERT_EQ_INT(vec_pgvector_array_size(2, 2), sizeof(pgvector_array_pair));
+	ASSERT_EQ_INT(vec_encode_pgvector_array(pair, 2, 2, 16390, buf, sizeof(buf)), sizeof(pgvector_array_pair));
+	ASSERT_TRUE(memcmp(buf, pgvector_array_pair, sizeof(buf)) == 0);
+	ASSERT_EQ_INT(vec_encode_pgvector_array(pair, 2, 2, 16390, buf, sizeof(buf) - 1), -1);
+	/* An empty array still has its one dimension, of length 0. */
+	ASSERT_EQ_INT(vec_encode_pgvector_array(pair, 2, 0, 16390, buf, sizeof(buf)), 20);
+	ASSERT_TRUE(memcmp(buf, pgvector_array_pair, 12) == 0);
+	ASSERT_TRUE(buf[15] == 0 && buf[19] == 1);
+	ASSERT_EQ_INT(vec_encode_pgvector_array(pair, 70000, 1, 16390, buf, sizeof(buf)), -1);
+}
+
 static void expect_pgvector_error(const unsigned char *buf, size_t len, size_t dim)
 {
 	float out[VEC_DIM + 1];
@@ -610,6 +641,7 @@ int main(void)
 	test_all_finite();
 	test_pgvector_layout();
 	test_pgvector_rejects();
+	test_pgvector_array_layout();
 	test_real_array_layout();
 	test_real_array_rejects();
 	test_text_layout();
