@@ -436,6 +436,17 @@ long vec_encode_pgvector_text(const float *v, size_t dim, char *out, size_t outl
 	return (long)pos;
 }
 
+/* A one-dimensional array's binary header (no nulls, lower bound 1); returns its size. */
+static size_t write_array_header(unsigned char *out, uint32_t element_oid, int32_t length)
+{
+	write_i32(out, 1);               /* ndim */
+	write_i32(out + 4, 0);           /* has-nulls flag */
+	write_u32(out + 8, element_oid); /* element type */
+	write_i32(out + 12, length);     /* length */
+	write_i32(out + 16, 1);          /* lower bound */
+	return REAL_ARRAY_HEADER + REAL_ARRAY_DIMENSION;
+}
+
 size_t vec_pgvector_array_size(size_t dim, size_t count)
 {
 	return REAL_ARRAY_HEADER + REAL_ARRAY_DIMENSION + count * (4 + vec_pgvector_size(dim));
@@ -453,12 +464,7 @@ long vec_encode_pgvector_array(const float *v, size_t dim, size_t count, uint32_
 	size = vec_pgvector_array_size(dim, count);
 	if (outlen < size || size > (size_t)INT32_MAX)
 		return -1;
-	write_i32(out, 1);                   /* ndim */
-	write_i32(out + 4, 0);               /* has-nulls flag */
-	write_u32(out + 8, element_oid);     /* element type */
-	write_i32(out + 12, (int32_t)count); /* length */
-	write_i32(out + 16, 1);              /* lower bound */
-	pos = REAL_ARRAY_HEADER + REAL_ARRAY_DIMENSION;
+	pos = write_array_header(out, element_oid, (int32_t)count);
 	for (size_t i = 0; i < count; i++) {
 		write_i32(out + pos, (int32_t)element);
 		if (vec_encode_pgvector(v + i * dim, dim, out + pos + 4, element) != (long)element)
@@ -484,12 +490,7 @@ long vec_encode_real_array(const float *v, size_t dim, unsigned char *out, size_
 	size = vec_real_array_size(dim);
 	if (outlen < size)
 		return -1;
-	write_i32(out, 1);                  /* ndim */
-	write_i32(out + 4, 0);              /* has-nulls flag */
-	write_u32(out + 8, VEC_FLOAT4_OID); /* element type */
-	write_i32(out + 12, (int32_t)dim);  /* length */
-	write_i32(out + 16, 1);             /* lower bound */
-	pos = REAL_ARRAY_HEADER + REAL_ARRAY_DIMENSION;
+	pos = write_array_header(out, VEC_FLOAT4_OID, (int32_t)dim);
 	for (size_t i = 0; i < dim; i++) {
 		write_i32(out + pos, 4);
 		write_f32(out + pos + 4, v[i]);
