@@ -47,13 +47,17 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT event_type, (lo * 1000 / total)::int, (hi * 1000 / total)::int FROM cumulative
 $$;
 
+-- catalogue_users: the number of users passport_bench_users made (default n_users); the entries
+-- target that catalogue (catalogue_users / 5 artists, 4 tracks each), so that P5 can give P1's
+-- 5,000 users a 25,000-user catalogue.
 CREATE OR REPLACE FUNCTION passport_bench_entries(n_users int, per_user int, first_k int DEFAULT 1,
                                                   processed boolean DEFAULT false,
-                                                  base_time timestamptz DEFAULT '2026-01-01 00:00:00+00')
+                                                  base_time timestamptz DEFAULT '2026-01-01 00:00:00+00',
+                                                  catalogue_users int DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
-    n_artists int := greatest(1, n_users / 5);
-    n_tracks int := greatest(1, n_users / 5) * 4;
+    n_artists int := greatest(1, coalesce(catalogue_users, n_users) / 5);
+    n_tracks int := greatest(1, coalesce(catalogue_users, n_users) / 5) * 4;
     inserted bigint;
 BEGIN
     CREATE TEMP TABLE bench_new_entries ON COMMIT DROP AS
