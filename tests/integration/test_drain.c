@@ -1720,6 +1720,35 @@ static void case_synchronous_commit(void)
 	end_case();
 }
 
+/* ---- case 23 ---------------------------------------------------------------------------- */
+
+/*
+ * A batch takes whole users: the walk locks users until their due entries fill the batch, so here
+ * (50 users of 40 entries, batches of 400) each user's DNA row is written once. Were the users'
+ * due entries not counted (all taken as 0), every batch would lock every candidate and take a
+ * slice of each user's history: 98 DNA writes instead of 50, measured.
+ */
+static void case_walk_sizes_batches_by_users(void)
+{
+	char dsn[DSN_MAX];
+	PGconn *conn;
+	struct summary s;
+	long long users;
+
+	begin_case(23, "the walk sizes a batch by its users' due entries: each DNA row written about once");
+	conn = open_case_database("walk", true, dsn);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_workload(50, 40)"), 2000);
+	users = harness_query_int(conn, "SELECT count(DISTINCT user_id) FROM passport_entries"
+					" WHERE 'mediaid' = ANY(affects_systems) OR affects_systems = '{}'");
+	s = DRAIN(dsn, 400);
+	ASSERT_EQ_INT(s.processed + s.failed, 2000);
+	printf("DNA rows written %ld for %lld users in %ld batches\n", s.dna_rows, users, s.batches);
+	ASSERT_GT_INT(s.dna_rows, 0);
+	ASSERT_LE_INT(s.dna_rows, users + users / 10);
+	PQfinish(conn);
+	end_case();
+}
+
 int main(void)
 {
 	static const struct {
@@ -1748,6 +1777,7 @@ int main(void)
 		{20, case_many_rows_in_one_batch},
 		{21, case_coliseum_references},
 		{22, case_synchronous_commit},
+		{23, case_walk_sizes_batches_by_users},
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
