@@ -13,6 +13,8 @@
 #   bench_tool_dsn ROLE DB      the same for a tool: as ROLE (passportd, passport_migrate) with
 #                               BENCH_SUPABASE=1, else as the superuser like bench_dsn
 #   bench_sql DB SQL            run SQL in DB, print unaligned tuples
+#   bench_pgbench_insert_script FILE EVENT_TYPE USERS TRACKS
+#                               a pgbench script inserting one entry of a random user and track
 #   bench_now_ns                a monotonic clock in nanoseconds
 #   bench_server_cpu            CPU seconds the private server has used so far (all its processes)
 #   bench_median                median of the numbers on stdin, one a line
@@ -145,6 +147,19 @@ bench_tool_dsn() {
 	local role=postgres
 	[[ "${BENCH_SUPABASE:-0}" == 1 ]] && role=$1
 	printf 'host=%s port=%s user=%s dbname=%s' "$PGHOST" "$PGPORT" "$role" "$2"
+}
+
+# A pgbench script inserting one entry of EVENT_TYPE (e.g. player.track_played) for a random one
+# of USERS users, targeting a random one of TRACKS tracks (the workload's ids), written to FILE.
+bench_pgbench_insert_script() {
+	local file=$1 event_type=$2 users=$3 tracks=$4
+	cat >"$file" <<EOF
+\set u random(1, $users)
+\set t random(1, $tracks)
+INSERT INTO passport_entries (user_id, event_type, event_category, payload)
+VALUES (passport_test_uuid('user-' || :u), '$event_type', 'interaction',
+        jsonb_build_object('trackId', passport_test_uuid('track-' || :t)::text));
+EOF
 }
 
 # Supabase's shape for the upstream tables of DB (BENCH_SUPABASE=1): row level security on, with

@@ -46,13 +46,7 @@ bench_empty_db p6_base "$USERS"
 bench_finish_db p6_base
 
 # One entry per transaction: a play of a track, routed to mediaid and coliseum (appendix B).
-cat >"$work/insert.sql" <<EOF
-\set u random(1, $USERS)
-\set t random(1, $TRACKS)
-INSERT INTO passport_entries (user_id, event_type, event_category, payload)
-VALUES (passport_test_uuid('user-' || :u), 'player.track_played', 'interaction',
-        jsonb_build_object('trackId', passport_test_uuid('track-' || :t)::text));
-EOF
+bench_pgbench_insert_script "$work/insert.sql" player.track_played "$USERS" "$TRACKS"
 
 # The trigger function as it was before the gate: a notification for every statement.
 ALWAYS_NOTIFY="CREATE OR REPLACE FUNCTION passport_entries_notify() RETURNS trigger LANGUAGE plpgsql AS

@@ -80,20 +80,8 @@ bench_sql p7_base "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, eve
                      FROM passport_entries e JOIN media_ids m ON m.user_uuid = e.user_id AND m.role = 'fan'" >/dev/null
 bench_finish_db p7_base
 
-cat >"$work/play.sql" <<EOF
-\set u random(1, $USERS)
-\set t random(1, $TRACKS)
-INSERT INTO passport_entries (user_id, event_type, event_category, payload)
-VALUES (passport_test_uuid('user-' || :u), 'player.track_played', 'interaction',
-        jsonb_build_object('trackId', passport_test_uuid('track-' || :t)::text));
-EOF
-cat >"$work/pause.sql" <<EOF
-\set u random(1, $USERS)
-\set t random(1, $TRACKS)
-INSERT INTO passport_entries (user_id, event_type, event_category, payload)
-VALUES (passport_test_uuid('user-' || :u), 'player.track_paused', 'interaction',
-        jsonb_build_object('trackId', passport_test_uuid('track-' || :t)::text));
-EOF
+bench_pgbench_insert_script "$work/play.sql" player.track_played "$USERS" "$TRACKS"
+bench_pgbench_insert_script "$work/pause.sql" player.track_paused "$USERS" "$TRACKS"
 echo "UPDATE passport_entries SET processed = true, processed_at = now() WHERE NOT processed AND dead_at IS NULL;" \
 	>"$work/floor.sql"
 
