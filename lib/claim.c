@@ -316,7 +316,23 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 	" (SELECT count(*) AS scanned, coalesce(bool_or(user_id IS NULL), false) AS null_user FROM scan) s" \
 	" LEFT JOIN (SELECT ord, id, due FROM walk WHERE locked) w ON true ORDER BY w.ord"
 
-int claim_batch(struct processor *p, struct batch *b, struct db_error *error)
+/*
+ * Take more candidates at the next look: every candidate of this one was held by another worker.
+ * Returns whether there are more to take.
+ */
+static bool widen_candidates(struct processor *p)
+{
+	if (p->candidate_users >= p->config.batch_size)
+		return false;
+	p->candidate_users = (int)fmin(2.0 * p->candidate_users, (double)p->config.batch_size);
+	return true;
+}
+
+/*
+ * One look at the queue: BEGIN, the walk, the claim. Sets *look_again when nothing was claimed
+ * for a reason another look right away can get past (see claim_batch).
+ */
+static int claim_look(struct processor *p, struct batch *b, bool *look_again, struct db_error *error)
 {
 	char *aside = NULL, *locked = NULL, *unrecordable = NULL;
 	bool null_user;
@@ -381,6 +397,7 @@ int claim_batch(struct processor *p, struct batch *b, struct db_error *error)
 		PQclear(lock_res);
 		free(unrecordable);
 		db_rollback(p->conn);
+		*look_again = widen_candidates(p);
 		return BATCH_BUSY;
 	}
 	/*
@@ -418,6 +435,7 @@ int claim_batch(struct processor *p, struct batch *b, struct db_error *error)
 	if (b->n_entries == 0) {
 		batch_clear(b);
 		db_rollback(p->conn);
+		*look_again = true; /* its users are set aside now: the next walk passes them over */
 		return BATCH_BUSY;
 	}
 	log_debug("batch: claimed %d entries", b->n_entries);
@@ -430,6 +448,32 @@ error:
 	batch_clear(b);
 	db_rollback(p->conn);
 	return BATCH_ERROR;
+}
+
+/*
+ * Nothing claimed is worth another look at once, without the pause BATCH_BUSY asks of the caller,
+ * in two cases that are races between this drain's (or daemon's) own workers, not waits:
+ *   - every candidate was held by another worker: it took the oldest users, and this worker saw
+ *     the same ones (at start, when every worker looks at once, or after its own estimate of the
+ *     users a batch needs fell short). The next look takes twice the candidates.
+ *   - every user locked had nothing left to claim: the worker that held them committed between
+ *     the walk's snapshot and the claim's, which sees their entries processed. They are set
+ *     aside, so the next walk passes them over.
+ * Before this, each such race cost a worker a pause of its caller's (50 ms in drain): at start, a
+ * second worker kept losing the same oldest users to the first one for half a second.
+ */
+#define CLAIM_LOOKS 4
+
+int claim_batch(struct processor *p, struct batch *b, struct db_error *error)
+{
+	for (int look = 1;; look++) {
+		bool look_again = false;
+		int status = claim_look(p, b, &look_again, error);
+
+		if (status != BATCH_BUSY || !look_again || look == CLAIM_LOOKS)
+			return status;
+		log_debug("batch: nothing claimed at look %d of %d; looking again", look, CLAIM_LOOKS);
+	}
 }
 
 int claim_entry(struct processor *p, struct batch *b, const char *entry_id, enum claim_entry_mode mode,

@@ -48,7 +48,9 @@ void claim_finish(struct processor *p);
 /*
  * Open a transaction, lock users and claim their due entries into b. Returns BATCH_DONE with the
  * transaction open and b filled; BATCH_EMPTY (nothing due) or BATCH_BUSY (everything due is held
- * elsewhere) rolled back; BATCH_ERROR rolled back, with error set.
+ * elsewhere) rolled back; BATCH_ERROR rolled back, with error set. Nothing claimed because of a
+ * race between workers (claim.c, claim_batch) is looked at again at once, a few times, before
+ * BATCH_BUSY.
  */
 int claim_batch(struct processor *p, struct batch *b, struct db_error *error);
 

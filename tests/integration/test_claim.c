@@ -1,0 +1,156 @@
+/*
+ * test_claim: a claim that finds nothing only because of its own workers' races looks again at
+ * once instead of reporting BATCH_BUSY (which makes drain, `run` and the catch-up helpers pause).
+ * Each case drives one processor (lib/batch.h) while another session holds what a second worker
+ * would hold, and asks for one batch: it must be claimed and processed on that first call, and
+ * must leave the held users' entries alone.
+ */
+#include "integration/harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "claim.h"
+#include "config.h"
+#include "db.h"
+
+#define DSN_MAX 1024
+/* The users in order of their oldest due entry: the order in which the walk takes them. */
+#define USERS_IN_WALK_ORDER                                                                        \
+	"(SELECT f.user_id FROM (SELECT DISTINCT ON (user_id) user_id, \"timestamp\", id"            \
+	" FROM passport_entries WHERE NOT processed ORDER BY user_id, \"timestamp\", id) f"           \
+	" ORDER BY f.\"timestamp\", f.id LIMIT %d) w"
+
+static PGconn *open_workload(const char *name, int users, int per_user, char *dsn)
+{
+	const char *root = getenv("PASSPORT_SOURCE_ROOT");
+	char path[1024];
+	PGconn *conn = harness_create_database(name, NULL, dsn, DSN_MAX);
+	char *sql;
+
+	snprintf(path, sizeof(path), "%s/tests/sql/workload.sql", root ? root : ".");
+	sql = harness_read_file(path);
+	harness_exec(conn, "SET client_min_messages = warning");
+	harness_exec(conn, sql);
+	free(sql);
+	ASSERT_EQ_INT(harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user), users * per_user);
+	/* Every entry has a user: entries without one need no user lock and would mask the case. */
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE user_id IS NULL"), 0);
+	return conn;
+}
+
+/* One processor on its own connection, as one worker of a drain has it. */
+static struct processor *open_processor(const char *dsn, int batch_size, PGconn **conn)
+{
+	struct config config;
+	struct batch_config batch;
+	struct db_error error;
+	struct processor *p;
+
+	config_init(&config);
+	config_to_batch(&config, &batch);
+	config_finish(&config);
+	batch.batch_size = batch_size;
+	*conn = harness_connect(dsn);
+	p = processor_create(*conn, &batch, &error);
+	if (!p) {
+		fprintf(stderr, "processor_create: %s\n", error.message);
+		FAIL("the processor could not be created");
+	}
+	return p;
+}
+
+/* One batch, which must be claimed on this call. Returns the entries it processed. */
+static long one_batch(struct processor *p)
+{
+	struct batch_totals totals = {0};
+	struct db_error error;
+	int status = processor_run_batch(p, &totals, &error);
+
+	if (status == BATCH_ERROR)
+		fprintf(stderr, "processor_run_batch: %s\n", error.message);
+	ASSERT_EQ_INT(status, BATCH_DONE);
+	return totals.processed;
+}
+
+/*
+ * The oldest users are held by another worker (their user locks, as a batch of that worker holds
+ * them), more of them than the processor's first look takes as candidates. The first call widens
+ * its candidates and claims other users' entries. Before, it reported BATCH_BUSY: at the start of
+ * a drain, the second worker kept losing the first one's users and pausing.
+ */
+static void case_candidates_held(void)
+{
+	char dsn[DSN_MAX];
+	PGconn *conn = open_workload("claim_held", 60, 5, dsn);
+	PGconn *holder = harness_connect(dsn);
+	PGconn *worker_conn;
+	struct processor *p = open_processor(dsn, 50, &worker_conn);
+	long processed;
+
+	printf("\n=== the oldest users held by another worker\n");
+	harness_execf(conn, "CREATE TABLE held_users AS SELECT user_id FROM " USERS_IN_WALK_ORDER, 40);
+	ASSERT_EQ_INT(harness_query_int(holder, "SELECT count(pg_advisory_lock(" LOCK_CLASS_USER ", hashtext(user_id::text)))"
+						 " FROM held_users"),
+		      40);
+	processed = one_batch(p);
+	printf("processed %ld entries with the 40 oldest users held\n", processed);
+	ASSERT_GT_INT(processed, 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed"), processed);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries e JOIN held_users h USING (user_id)"
+					      " WHERE e.processed"),
+		      0);
+	harness_exec(holder, "SELECT pg_advisory_unlock_all()");
+	processor_destroy(p);
+	PQfinish(worker_conn);
+	PQfinish(holder);
+	PQfinish(conn);
+}
+
+/*
+ * The users the walk takes first have nothing it can claim: the oldest due entry of each is
+ * locked by another session (here an operator's SELECT ... FOR UPDATE; between a drain's own
+ * workers, the same happens when the worker that held them commits between the walk and the
+ * claim). They are set aside and the same call takes the next users. Before, BATCH_BUSY.
+ */
+static void case_nothing_claimable(void)
+{
+	char dsn[DSN_MAX];
+	PGconn *conn = open_workload("claim_nothing", 10, 4, dsn);
+	PGconn *holder = harness_connect(dsn);
+	PGconn *worker_conn;
+	/* Batches of 8: the walk takes two users of 4 due entries each. */
+	struct processor *p = open_processor(dsn, 8, &worker_conn);
+	long processed;
+
+	printf("\n=== the first users' oldest entries locked by another session\n");
+	harness_execf(conn, "CREATE TABLE first_users AS SELECT user_id FROM " USERS_IN_WALK_ORDER, 2);
+	harness_exec(holder, "BEGIN");
+	ASSERT_EQ_INT(harness_query_int(holder,
+					"SELECT count(*) FROM (SELECT e.id FROM passport_entries e WHERE e.id IN"
+					" (SELECT DISTINCT ON (user_id) id FROM passport_entries WHERE user_id IN"
+					" (SELECT user_id FROM first_users) ORDER BY user_id, \"timestamp\", id)"
+					" FOR UPDATE) l"),
+		      2);
+	processed = one_batch(p);
+	printf("processed %ld entries with the first two users' oldest entries locked\n", processed);
+	ASSERT_EQ_INT(processed, 8);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries e JOIN first_users f USING (user_id)"
+					      " WHERE e.processed"), 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(DISTINCT user_id) FROM passport_entries WHERE processed"), 2);
+	harness_exec(holder, "ROLLBACK");
+	processor_destroy(p);
+	PQfinish(worker_conn);
+	PQfinish(holder);
+	PQfinish(conn);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	case_candidates_held();
+	case_nothing_claimable();
+	TEST_PASS();
+}
