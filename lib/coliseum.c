@@ -23,6 +23,14 @@ void coliseum_metric(const char *event_type, const struct payload_info *info, do
 	}
 }
 
+void coliseum_columns_init(struct array_param columns[COLISEUM_COLUMNS])
+{
+	static const int uuid_columns[] = {0, 1, 2, 3, 4, 8};
+
+	for (size_t i = 0; i < sizeof(uuid_columns) / sizeof(uuid_columns[0]); i++)
+		array_param_binary(&columns[uuid_columns[i]], ARRAY_UUID_OID);
+}
+
 void coliseum_add_row(struct array_param columns[COLISEUM_COLUMNS], const struct entry *e, struct uuid_v7 *ids)
 {
 	double value;

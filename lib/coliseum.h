@@ -25,6 +25,8 @@ void coliseum_metric(const char *event_type, const struct payload_info *info, do
  * a full-page image of an index leaf per row after each checkpoint).
  */
 void coliseum_add_row(struct array_param columns[COLISEUM_COLUMNS], const struct entry *e, struct uuid_v7 *ids);
+/* Before the first coliseum_add_row: the uuid columns travel as binary uuid[]. */
+void coliseum_columns_init(struct array_param columns[COLISEUM_COLUMNS]);
 
 /*
  * Build the processor's coliseum INSERT for this database (p->coliseum_insert_sql): the rows'

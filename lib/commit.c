@@ -57,7 +57,8 @@ double commit_retry_delay(double base, double cap, int attempts, uint64_t random
 static int write_arrays(struct processor *p, const char *sql, struct array_param *columns, int n, struct db_error *error)
 {
 	const char *values[16];
-	bool failed = false;
+	int lengths[16], formats[16];
+	bool failed = false, invalid = false;
 	int rc = 0;
 
 	if (n > (int)(sizeof(values) / sizeof(values[0]))) {
@@ -68,16 +69,19 @@ static int write_arrays(struct processor *p, const char *sql, struct array_param
 	if (columns[0].n == 0)
 		goto done; /* nothing to write */
 	for (int i = 0; i < n; i++) {
-		strbuf_add_str(&columns[i].text, "}");
-		failed |= columns[i].text.failed;
+		failed |= array_finish(&columns[i]) < 0;
+		invalid |= columns[i].invalid;
 		values[i] = columns[i].text.data;
+		lengths[i] = array_param_length(&columns[i]);
+		formats[i] = array_param_format(&columns[i]);
 	}
 	if (failed) {
-		db_error_set(error, NULL, "out of memory");
+		/* Ids and ctids come from the server or were validated: an invalid one is a bug here. */
+		db_error_set(error, NULL, invalid ? "write_arrays: a uuid or ctid is malformed" : "out of memory");
 		rc = -1;
 		goto done;
 	}
-	rc = db_send(p->conn, sql, n, values, NULL, NULL, error);
+	rc = db_send(p->conn, sql, n, values, lengths, formats, error);
 done:
 	for (int i = 0; i < n; i++)
 		strbuf_free(&columns[i].text);
@@ -108,12 +112,14 @@ static int write_processed(struct processor *p, const struct batch *b, struct db
 	struct array_param columns[COLISEUM_COLUMNS + 1] = {0};
 	struct array_param *done = &columns[COLISEUM_COLUMNS];
 
+	coliseum_columns_init(columns);
+	array_param_binary(done, ARRAY_TID_OID);
 	for (int i = 0; i < b->n_entries; i++) {
 		const struct entry *e = &b->entries[i];
 
 		if (e->outcome != OUTCOME_OK)
 			continue;
-		array_add_quoted(done, e->ctid);
+		array_add_tid(done, e->ctid);
 		if (e->systems & SYSTEM_COLISEUM)
 			coliseum_add_row(columns, e, &p->coliseum_ids);
 	}

@@ -284,7 +284,8 @@ void mediaid_apply_entry(struct processor *p, struct batch *b, int index)
 
 /*
  * The dna_evolution rows. The nine real columns (alpha, decay and delta per domain) travel as
- * binary real[] (the project's own codec): no number printing here, no parsing on the server.
+ * binary real[] (the project's own codec) and the three id columns as binary uuid[]: no number
+ * printing here, no parsing on the server.
  */
 #define EVOLUTION_TEXT_COLUMNS 7
 #define EVOLUTION_REAL_COLUMNS 9
@@ -297,9 +298,12 @@ int mediaid_write_evolution(struct processor *p, const struct batch *b, struct d
 	int lengths[EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS] = {0};
 	int formats[EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS] = {0};
 	size_t n = 0, size;
-	bool failed = false;
+	bool failed = false, invalid = false;
 	int rc = -1;
 
+	array_param_binary(&text[0], ARRAY_UUID_OID);
+	array_param_binary(&text[1], ARRAY_UUID_OID);
+	array_param_binary(&text[3], ARRAY_UUID_OID);
 	reals = malloc(sizeof(float) * EVOLUTION_REAL_COLUMNS * (size_t)(b->n_entries + 1));
 	if (!reals)
 		goto oom;
@@ -340,9 +344,16 @@ int mediaid_write_evolution(struct processor *p, const struct batch *b, struct d
 		formats[EVOLUTION_TEXT_COLUMNS + c] = 1;
 	}
 	for (int c = 0; c < EVOLUTION_TEXT_COLUMNS; c++) {
-		strbuf_add_str(&text[c].text, "}");
-		failed |= text[c].text.failed;
+		failed |= array_finish(&text[c]) < 0;
+		invalid |= text[c].invalid;
 		values[c] = text[c].text.data;
+		lengths[c] = array_param_length(&text[c]);
+		formats[c] = array_param_format(&text[c]);
+	}
+	if (invalid) {
+		/* The ids come from the server or were validated: this is a bug here, not bad data. */
+		db_error_set(error, NULL, "mediaid: a uuid of a dna_evolution row is malformed");
+		goto done;
 	}
 	if (failed)
 		goto oom;

@@ -1,7 +1,8 @@
-/* strbuf: a growable string, PostgreSQL array literals and UTF-8-safe truncation. */
+/* strbuf: a growable string, PostgreSQL array parameters (text or binary) and UTF-8-safe truncation. */
 #include "strbuf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,93 @@ char *uuid_array_literal(const char **ids, int n)
 	return sb.data;
 }
 
+/*
+ * The binary array format (array_recv): int32 dimensions (1; 0 for an empty array), int32 flags,
+ * element type OID, then per dimension int32 length and int32 lower bound (1), then per value an
+ * int32 length (-1: NULL) and the value's bytes. All integers big-endian.
+ */
+#define BINARY_ARRAY_HEADER 20
+
+static void put_u32(unsigned char *out, uint32_t v)
+{
+	out[0] = (unsigned char)(v >> 24);
+	out[1] = (unsigned char)(v >> 16);
+	out[2] = (unsigned char)(v >> 8);
+	out[3] = (unsigned char)v;
+}
+
+static void binary_add(struct array_param *a, const unsigned char *value, size_t length, bool null)
+{
+	unsigned char size[4];
+
+	if (a->n++ == 0) {
+		unsigned char header[BINARY_ARRAY_HEADER] = {0}; /* written by array_finish */
+		strbuf_add(&a->text, (const char *)header, sizeof(header));
+	}
+	put_u32(size, null ? UINT32_MAX : (uint32_t)length); /* -1 for NULL */
+	strbuf_add(&a->text, (const char *)size, sizeof(size));
+	if (!null)
+		strbuf_add(&a->text, (const char *)value, length);
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The 16 bytes of a uuid in its 8-4-4-4-12 form. Returns 0, or -1 when text is not one. */
+static int uuid_bytes(const char *text, unsigned char out[16])
+{
+	int k = 0;
+
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (text[i] != '-')
+				return -1;
+			continue;
+		}
+		int high = hex_digit(text[i]), low = high < 0 ? -1 : hex_digit(text[++i]);
+		if (low < 0)
+			return -1;
+		out[k++] = (unsigned char)(high << 4 | low);
+	}
+	return text[36] == '\0' ? 0 : -1;
+}
+
+/* "(block,offset)" as tid's 6 bytes (uint32 block, uint16 offset). Returns 0, or -1. */
+static int tid_bytes(const char *text, unsigned char out[6])
+{
+	unsigned long long block = 0, offset = 0;
+	const char *c = text;
+	int digits = 0;
+
+	if (*c++ != '(')
+		return -1;
+	for (; *c >= '0' && *c <= '9' && block <= UINT32_MAX; c++, digits++)
+		block = block * 10 + (unsigned)(*c - '0');
+	if (!digits || block > UINT32_MAX || *c++ != ',')
+		return -1;
+	for (digits = 0; *c >= '0' && *c <= '9' && offset <= UINT16_MAX; c++, digits++)
+		offset = offset * 10 + (unsigned)(*c - '0');
+	if (!digits || offset > UINT16_MAX || c[0] != ')' || c[1] != '\0')
+		return -1;
+	put_u32(out, (uint32_t)block);
+	out[4] = (unsigned char)(offset >> 8);
+	out[5] = (unsigned char)offset;
+	return 0;
+}
+
+void array_param_binary(struct array_param *a, unsigned element_oid)
+{
+	a->element_oid = element_oid;
+}
+
 void array_add(struct array_param *a, const char *value)
 {
 	strbuf_add_str(&a->text, a->n++ ? "," : "{");
@@ -167,11 +255,61 @@ void array_add_number(struct array_param *a, double value)
 
 void array_add_uuid(struct array_param *a, const char *id)
 {
-	array_add(a, id && id[0] ? id : NULL);
+	unsigned char bytes[16];
+
+	if (a->element_oid != ARRAY_UUID_OID) {
+		array_add(a, id && id[0] ? id : NULL);
+		return;
+	}
+	if (!id || !id[0]) {
+		binary_add(a, NULL, 0, true);
+		return;
+	}
+	if (uuid_bytes(id, bytes) < 0)
+		a->invalid = true;
+	binary_add(a, bytes, sizeof(bytes), false);
+}
+
+void array_add_tid(struct array_param *a, const char *ctid)
+{
+	unsigned char bytes[6] = {0};
+
+	if (a->element_oid != ARRAY_TID_OID) {
+		array_add_quoted(a, ctid);
+		return;
+	}
+	if (!ctid || tid_bytes(ctid, bytes) < 0)
+		a->invalid = true;
+	binary_add(a, bytes, sizeof(bytes), false);
 }
 
 int array_finish(struct array_param *a)
 {
-	strbuf_add_str(&a->text, a->n ? "}" : "{}");
-	return a->text.failed ? -1 : 0;
+	if (!a->element_oid) {
+		strbuf_add_str(&a->text, a->n ? "}" : "{}");
+		return a->text.failed ? -1 : 0;
+	}
+	if (a->n == 0) {
+		unsigned char empty[12] = {0}; /* no dimensions, no flags, the element type */
+		put_u32(empty + 8, a->element_oid);
+		strbuf_add(&a->text, (const char *)empty, sizeof(empty));
+	} else if (!a->text.failed) {
+		unsigned char *header = (unsigned char *)a->text.data;
+		put_u32(header, 1);
+		put_u32(header + 4, 0);
+		put_u32(header + 8, a->element_oid);
+		put_u32(header + 12, (uint32_t)a->n);
+		put_u32(header + 16, 1);
+	}
+	return a->text.failed || a->invalid ? -1 : 0;
+}
+
+int array_param_length(const struct array_param *a)
+{
+	return (int)a->text.len;
+}
+
+int array_param_format(const struct array_param *a)
+{
+	return a->element_oid ? 1 : 0;
 }

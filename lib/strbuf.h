@@ -1,6 +1,7 @@
 /*
- * strbuf: the string builders of the data path: a growable string, PostgreSQL array literals
- * ("{a,b,c}") for statement parameters, and UTF-8-safe truncation.
+ * strbuf: the string builders of the data path: a growable string, PostgreSQL array parameters
+ * (literals "{a,b,c}", or binary uuid[] and tid[]) for statement parameters, and UTF-8-safe
+ * truncation.
  *
  * Ownership: a strbuf owns its data until strbuf_free (or until the caller takes sb.data and
  * frees it with free). A failed allocation sets sb.failed and makes every later add a no-op, so
@@ -44,19 +45,39 @@ char *uuid_array_literal(const char **ids, int n);
 /*
  * One column of a batch write, as the text of a PostgreSQL array, built value by value.
  * array_add takes UUIDs, numbers and fixed words of the project's own, which need no quoting;
- * data (event types, timestamps, ctids) goes through array_add_quoted. array_finish closes the
+ * data (event types, timestamps) goes through array_add_quoted. array_finish closes the
  * literal; the text then belongs to a.text (strbuf_free).
+ *
+ * A column of uuids or ctids can be sent in PostgreSQL's binary array format instead
+ * (array_param_binary before the first value): the server then copies 16 or 6 bytes per value
+ * where it would parse text (array_in and uuid_in were ~8 % of a drain's backend time). Its
+ * bytes are in a.text too (not NUL-free: send them with array_param_length and format 1).
  */
+#define ARRAY_UUID_OID 2950
+#define ARRAY_TID_OID 27
+
 struct array_param {
 	struct strbuf text;
-	int n; /* values added */
+	int n;                /* values added */
+	unsigned element_oid; /* 0: text; else the binary format, of this element type */
+	bool invalid;         /* a value was not a uuid / ctid (binary columns only) */
 };
 
 void array_add(struct array_param *a, const char *value); /* NULL adds SQL NULL */
 void array_add_quoted(struct array_param *a, const char *value);
 void array_add_number(struct array_param *a, double value);
 void array_add_uuid(struct array_param *a, const char *id); /* NULL or "" adds SQL NULL */
-/* Close the literal ("{}" when empty). Returns 0, or -1 when out of memory. */
+/* A ctid as the server prints it, "(block,offset)". */
+void array_add_tid(struct array_param *a, const char *ctid);
+/* Make an empty column binary, of ARRAY_UUID_OID or ARRAY_TID_OID. */
+void array_param_binary(struct array_param *a, unsigned element_oid);
+/*
+ * Close the literal ("{}" when empty), or write the binary array's header. Returns 0, or -1 when
+ * out of memory or a value was invalid (a.invalid).
+ */
 int array_finish(struct array_param *a);
+/* After array_finish: the parameter's length in bytes and its format (0 text, 1 binary). */
+int array_param_length(const struct array_param *a);
+int array_param_format(const struct array_param *a);
 
 #endif

@@ -1,0 +1,136 @@
+/*
+ * test_strbuf: the batch writes' array parameters. Text literals as PostgreSQL reads them, and
+ * binary uuid[] / tid[] byte for byte as PostgreSQL's array_recv documents its format: int32
+ * ndim, int32 flags, element type OID, int32 length and lower bound per dimension, then int32
+ * length (-1 for NULL) and the value per element, all big-endian (uuid_recv: 16 bytes; tidrecv:
+ * uint32 block, uint16 offset).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "strbuf.h"
+#include "task.h"
+
+static void assert_bytes(const struct array_param *a, const unsigned char *expected, size_t n)
+{
+	ASSERT_EQ_INT(array_param_length(a), (long long)n);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)a->text.data[i] != expected[i])
+			FAIL("byte %zu is 0x%02x, expected 0x%02x", i, (unsigned char)a->text.data[i], expected[i]);
+}
+
+static void test_text_literals(void)
+{
+	struct array_param a = {0}, q = {0}, e = {0};
+
+	array_add_uuid(&a, "0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7f8");
+	array_add_uuid(&a, NULL);
+	array_add_uuid(&a, "");
+	ASSERT_EQ_INT(array_finish(&a), 0);
+	ASSERT_STR_EQ(a.text.data, "{0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7f8,NULL,NULL}");
+	ASSERT_EQ_INT(array_param_format(&a), 0);
+	array_add_quoted(&q, "a \"quoted\" \\ value");
+	array_add_quoted(&q, NULL);
+	ASSERT_EQ_INT(array_finish(&q), 0);
+	ASSERT_STR_EQ(q.text.data, "{\"a \\\"quoted\\\" \\\\ value\",NULL}");
+	ASSERT_EQ_INT(array_finish(&e), 0);
+	ASSERT_STR_EQ(e.text.data, "{}");
+	strbuf_free(&a.text);
+	strbuf_free(&q.text);
+	strbuf_free(&e.text);
+}
+
+static void test_binary_uuid(void)
+{
+	static const unsigned char expected[] = {
+		0, 0, 0, 1,    /* one dimension */
+		0, 0, 0, 0,    /* flags */
+		0, 0, 0x0b, 0x86, /* uuid, OID 2950 */
+		0, 0, 0, 3,    /* three elements */
+		0, 0, 0, 1,    /* lower bound 1 */
+		0, 0, 0, 16, 0x0b, 0x1e, 0x3a, 0x4c, 0x5d, 0x6e, 0x4f, 0x70, 0x81, 0x92, 0xa3, 0xb4, 0xc5, 0xd6, 0xe7, 0xf8,
+		0xff, 0xff, 0xff, 0xff, /* NULL */
+		0, 0, 0, 16, 0xff, 0xff, 0xff, 0xff, 0xab, 0xcd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+	};
+	struct array_param a = {0};
+
+	array_param_binary(&a, ARRAY_UUID_OID);
+	array_add_uuid(&a, "0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7f8");
+	array_add_uuid(&a, NULL);
+	array_add_uuid(&a, "FFFFFFFF-ABCD-0000-0000-000000000001"); /* upper case is a uuid too */
+	ASSERT_EQ_INT(array_finish(&a), 0);
+	ASSERT_EQ_INT(array_param_format(&a), 1);
+	assert_bytes(&a, expected, sizeof(expected));
+	strbuf_free(&a.text);
+}
+
+static void test_binary_tid(void)
+{
+	static const unsigned char expected[] = {
+		0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 27, /* tid, OID 27 */
+		0, 0, 0, 2, 0, 0, 0, 1,
+		0, 0, 0, 6, 0, 0, 0, 0, 0, 1,
+		0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	};
+	struct array_param a = {0};
+
+	array_param_binary(&a, ARRAY_TID_OID);
+	array_add_tid(&a, "(0,1)");
+	array_add_tid(&a, "(4294967295,65535)");
+	ASSERT_EQ_INT(array_finish(&a), 0);
+	assert_bytes(&a, expected, sizeof(expected));
+	strbuf_free(&a.text);
+}
+
+static void test_binary_empty(void)
+{
+	static const unsigned char expected[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b, 0x86};
+	struct array_param a = {0};
+
+	array_param_binary(&a, ARRAY_UUID_OID);
+	ASSERT_EQ_INT(array_finish(&a), 0);
+	assert_bytes(&a, expected, sizeof(expected));
+	strbuf_free(&a.text);
+}
+
+/* A value that is not a uuid / ctid fails the whole column: never a wrong value on the server. */
+static void test_binary_invalid(void)
+{
+	static const char *const bad_uuids[] = {
+		"0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7f",   /* short */
+		"0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7f80", /* long */
+		"0b1e3a4c5d6e-4f70-8192-a3b4c5d6e7f8-",  /* hyphens misplaced */
+		"0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7g8",  /* not hex */
+		"{0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7f8}",
+	};
+	static const char *const bad_tids[] = {
+		"(4294967296,1)", "(1,65536)", "(1,2", "1,2)", "(,2)", "(1,)", "(1,2)x", "(-1,2)", "( 1,2)", "", NULL,
+	};
+
+	for (size_t i = 0; i < sizeof(bad_uuids) / sizeof(bad_uuids[0]); i++) {
+		struct array_param a = {0};
+		array_param_binary(&a, ARRAY_UUID_OID);
+		array_add_uuid(&a, "0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7f8");
+		array_add_uuid(&a, bad_uuids[i]);
+		ASSERT_EQ_INT(array_finish(&a), -1);
+		ASSERT_TRUE(a.invalid);
+		strbuf_free(&a.text);
+	}
+	for (size_t i = 0; i < sizeof(bad_tids) / sizeof(bad_tids[0]); i++) {
+		struct array_param a = {0};
+		array_param_binary(&a, ARRAY_TID_OID);
+		array_add_tid(&a, bad_tids[i]);
+		ASSERT_EQ_INT(array_finish(&a), -1);
+		strbuf_free(&a.text);
+	}
+}
+
+int main(void)
+{
+	test_text_literals();
+	test_binary_uuid();
+	test_binary_tid();
+	test_binary_empty();
+	test_binary_invalid();
+	TEST_PASS();
+}
