@@ -285,8 +285,9 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
  * the planner, which may then count each user by walking the (timestamp, id) index through every
  * due entry: a walk of several hundred users read the whole due set once per user. One count
  * for all candidates (user_id = ANY) reads each due entry at most once, whichever index serves it.
- * One row always: how many entries the scan saw and whether one had no user; then one row per
- * locked user (id, due entries), in walk order.
+ * One row per locked user (id, due entries) in walk order, or one row with NULLs there when
+ * none; every row also says how many entries the scan saw, whether one had no user, and how
+ * many candidates the walk found held by other workers (which sizes the next walk's candidates).
  */
 #define LOCK_USERS_SQL                                                                             \
 	"WITH RECURSIVE scan AS MATERIALIZED ("                                                     \
@@ -312,8 +313,9 @@ static PGresult *begin_and_query(struct processor *p, const char *sql, int npara
 	"  CROSS JOIN LATERAL (SELECT CASE WHEN l.locked THEN coalesce((k.due ->> c.id::text)::bigint, 0)" \
 	"   ELSE 0 END AS due) d"                                                                       \
 	"  WHERE w.total < $4::int)"                                                                 \
-	" SELECT s.scanned, s.null_user, w.id::text, w.due FROM"                                      \
+	" SELECT s.scanned, s.null_user, w.id::text, w.due, h.held FROM"                              \
 	" (SELECT count(*) AS scanned, coalesce(bool_or(user_id IS NULL), false) AS null_user FROM scan) s" \
+	" CROSS JOIN (SELECT count(*) AS held FROM walk WHERE ord > 0 AND NOT locked) h"               \
 	" LEFT JOIN (SELECT ord, id, due FROM walk WHERE locked) w ON true ORDER BY w.ord"
 
 /*
@@ -384,8 +386,13 @@ static int claim_look(struct processor *p, struct batch *b, bool *look_again, st
 			due += atol(PQgetvalue(res, i, 3));
 		}
 		if (n_users > 0) {
+			/*
+			 * Next time: twice the users a batch of this average needs, plus as many as the
+			 * walk just found held by other workers (who will hold about as many again).
+			 */
 			double average = (double)due / n_users;
-			double wanted = average > 0 ? 4.0 * ceil((double)p->config.batch_size / average) : 16.0;
+			double held = atof(PQgetvalue(res, 0, 4));
+			double wanted = average > 0 ? 2.0 * ceil((double)p->config.batch_size / average) + held : 16.0;
 			p->candidate_users = (int)fmin(fmax(wanted, 4.0), (double)p->config.batch_size);
 		}
 		locked = n_users > 0 ? uuid_array_literal(users, n_users) : NULL;
