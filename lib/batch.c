@@ -423,6 +423,11 @@ int processor_count_due(struct processor *p, long long *due, struct db_error *er
 	return claim_count_due(p, due, error);
 }
 
+bool processor_sets_users_aside(const struct processor *p)
+{
+	return claim_users_set_aside(p);
+}
+
 void batch_totals_add(struct batch_totals *to, const struct batch_totals *from)
 {
 	to->batches += from->batches;

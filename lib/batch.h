@@ -100,6 +100,12 @@ int processor_run_entry(struct processor *processor, const char *entry_id, struc
 
 /* How many entries are due now (leaving out the ones this processor set aside). 0 or -1 with error. */
 int processor_count_due(struct processor *processor, long long *due, struct db_error *error);
+/*
+ * Whether the last batch's walk passed over users set aside for a moment (their next entry was
+ * held by another session). When it did not, its BATCH_EMPTY saw every due entry there is: there
+ * is no need to count them.
+ */
+bool processor_sets_users_aside(const struct processor *processor);
 
 /* How many entries this processor set aside because not even their failure could be recorded. */
 int processor_unrecordable(const struct processor *processor);

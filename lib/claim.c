@@ -222,6 +222,11 @@ void claim_set_aside_user(struct processor *p, const char *user)
 	p->n_set_aside++;
 }
 
+bool claim_users_set_aside(const struct processor *p)
+{
+	return p->last_walk_left_out_users;
+}
+
 /* "{...}" of the users set aside now (expired ones are dropped). NULL when out of memory. */
 static char *set_aside_literal(struct processor *p)
 {
@@ -232,6 +237,7 @@ static char *set_aside_literal(struct processor *p)
 	for (int i = 0; i < p->n_set_aside; i++)
 		if (p->set_aside[i].until > now)
 			users[n++] = p->set_aside[i].user;
+	p->last_walk_left_out_users = n > 0;
 	return uuid_array_literal(users, n);
 }
 

@@ -81,5 +81,10 @@ int claim_count_due(struct processor *p, long long *due, struct db_error *error)
 
 /* Leave the user out of the candidates for SET_ASIDE_SECONDS: another session holds its next entry. */
 void claim_set_aside_user(struct processor *p, const char *user);
+/*
+ * Whether the last walk left users out of its scan (users set aside then): their due entries
+ * were not looked at, so an empty walk does not mean nothing is due.
+ */
+bool claim_users_set_aside(const struct processor *p);
 
 #endif

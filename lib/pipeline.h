@@ -161,6 +161,7 @@ struct processor {
 	size_t entry_buffer_entries;
 	struct set_aside set_aside[SET_ASIDE_MAX];
 	int n_set_aside;
+	bool last_walk_left_out_users; /* the last walk's scan passed over users set aside */
 	/*
 	 * Limits of the columns a failure writes, read from the catalogue at start-up: the largest
 	 * processing_attempts its type holds, and the characters last_error holds (varchar(n) or
