@@ -39,8 +39,8 @@
 	"c.id::text, c.user_id::text, c.mediaid_id::text, c.event_type,"                               \
 	" CASE WHEN c.payload_bytes <= " max "::bigint THEN c.payload_text END,"                       \
 	" array_to_json(c.affects_systems)::text, least(coalesce(c.processing_attempts, 0), 2147483647)," \
-	" floor(extract(epoch FROM c.\"timestamp\") * 1000000)::text, c.correlation, c.\"timestamp\"::text," \
-	" c.row_ctid::text, c.payload_bytes"
+	" floor(extract(epoch FROM c.\"timestamp\") * 1000000)::text, c.correlation, c.row_ctid::text,"  \
+	" c.payload_bytes"
 
 /* The payload's text, made once per row (OFFSET 0 keeps the planner from repeating it), and its size. */
 #define PAYLOAD_TEXT                                                                               \
@@ -182,14 +182,13 @@ static int take_claimed(struct processor *p, struct batch *b, PGresult *res)
 		e->mediaid_id = PQgetvalue(res, i, 2);
 		e->event_type = PQgetvalue(res, i, 3);
 		e->payload = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
-		e->payload_bytes = atoll(PQgetvalue(res, i, 11));
+		e->payload_bytes = atoll(PQgetvalue(res, i, 10));
 		e->payload_len = e->payload ? (size_t)PQgetlength(res, i, 4) : 0;
 		e->systems_json = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
 		e->attempts = atoi(PQgetvalue(res, i, 6));
 		e->has_time = parse_micros(PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7), &e->time_us) == 0;
 		e->correlation_column = PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8);
-		e->time_text = PQgetisnull(res, i, 9) ? NULL : PQgetvalue(res, i, 9);
-		e->ctid = PQgetvalue(res, i, 10);
+		e->ctid = PQgetvalue(res, i, 9);
 		e->dna_row = -1;
 		e->target = -1;
 	}

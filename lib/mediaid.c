@@ -284,8 +284,8 @@ void mediaid_apply_entry(struct processor *p, struct batch *b, int index)
 
 /*
  * The dna_evolution rows. The nine real columns (alpha, decay and delta per domain) travel as
- * binary real[] (the project's own codec) and the three id columns as binary uuid[]: no number
- * printing here, no parsing on the server.
+ * binary real[] (the project's own codec), the three id columns as binary uuid[] and the event
+ * times as binary timestamptz[]: no number printing here, no parsing on the server.
  */
 #define EVOLUTION_TEXT_COLUMNS 7
 #define EVOLUTION_REAL_COLUMNS 9
@@ -304,6 +304,7 @@ int mediaid_write_evolution(struct processor *p, const struct batch *b, struct d
 	array_param_binary(&text[0], ARRAY_UUID_OID);
 	array_param_binary(&text[1], ARRAY_UUID_OID);
 	array_param_binary(&text[3], ARRAY_UUID_OID);
+	array_param_binary(&text[6], ARRAY_TIMESTAMPTZ_OID);
 	reals = malloc(sizeof(float) * EVOLUTION_REAL_COLUMNS * (size_t)(b->n_entries + 1));
 	if (!reals)
 		goto oom;
@@ -320,7 +321,7 @@ int mediaid_write_evolution(struct processor *p, const struct batch *b, struct d
 		array_add_uuid(&text[3], t ? t->id : NULL);
 		array_add(&text[4], e->step.late ? "true" : "false");
 		array_add_quoted(&text[5], e->event_type);
-		array_add_quoted(&text[6], e->time_text);
+		array_add_timestamp(&text[6], e->time_us); /* exact: an entry without one never gets here */
 		/* Column c of row n at reals[c * stride + n]: each column contiguous, ready to encode. */
 		reals[n] = (float)e->step.base_alpha;
 		for (int d = 0; d < VEC_DOMAINS; d++) {

@@ -65,7 +65,6 @@ struct entry {
 	long long payload_bytes; /* size of the payload text on the server; 0 when NULL */
 	const char *systems_json; /* NULL when SQL NULL */
 	const char *correlation_column; /* treasury_correlation_id, NULL when absent */
-	const char *time_text;          /* the timestamp as the server prints it, NULL when NULL */
 	const char *ctid;               /* where the row is: stable while the claim's lock is held */
 	int attempts;
 	bool has_time;

@@ -133,7 +133,8 @@ char *uuid_array_literal(const char **ids, int n)
 }
 
 /*
- * The binary array format (array_recv): int32 dimensions (1; 0 for an empty array), int32 flags,
+ * The binary array format (array_recv): int32 dimensions (1; 0 for an empty array), int32 flags
+ * (1: has NULLs, as array_send writes it; array_recv reads the NULLs off the lengths),
  * element type OID, then per dimension int32 length and int32 lower bound (1), then per value an
  * int32 length (-1: NULL) and the value's bytes. All integers big-endian.
  */
@@ -155,6 +156,7 @@ static void binary_add(struct array_param *a, const unsigned char *value, size_t
 		unsigned char header[BINARY_ARRAY_HEADER] = {0}; /* written by array_finish */
 		strbuf_add(&a->text, (const char *)header, sizeof(header));
 	}
+	a->has_null |= null;
 	put_u32(size, null ? UINT32_MAX : (uint32_t)length); /* -1 for NULL */
 	strbuf_add(&a->text, (const char *)size, sizeof(size));
 	if (!null)
@@ -283,11 +285,29 @@ void array_add_tid(struct array_param *a, const char *ctid)
 	binary_add(a, bytes, sizeof(bytes), false);
 }
 
+/* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC). */
+#define POSTGRES_EPOCH_US INT64_C(946684800000000)
+
+void array_add_timestamp(struct array_param *a, int64_t unix_us)
+{
+	unsigned char bytes[8];
+	uint64_t v;
+
+	if (a->element_oid != ARRAY_TIMESTAMPTZ_OID || unix_us < INT64_MIN + POSTGRES_EPOCH_US) {
+		a->invalid = true;
+		return;
+	}
+	v = (uint64_t)(unix_us - POSTGRES_EPOCH_US);
+	put_u32(bytes, (uint32_t)(v >> 32));
+	put_u32(bytes + 4, (uint32_t)v);
+	binary_add(a, bytes, sizeof(bytes), false);
+}
+
 int array_finish(struct array_param *a)
 {
 	if (!a->element_oid) {
 		strbuf_add_str(&a->text, a->n ? "}" : "{}");
-		return a->text.failed ? -1 : 0;
+		return a->text.failed || a->invalid ? -1 : 0;
 	}
 	if (a->n == 0) {
 		unsigned char empty[12] = {0}; /* no dimensions, no flags, the element type */
@@ -296,7 +316,7 @@ int array_finish(struct array_param *a)
 	} else if (!a->text.failed) {
 		unsigned char *header = (unsigned char *)a->text.data;
 		put_u32(header, 1);
-		put_u32(header + 4, 0);
+		put_u32(header + 4, a->has_null ? 1 : 0);
 		put_u32(header + 8, a->element_oid);
 		put_u32(header + 12, (uint32_t)a->n);
 		put_u32(header + 16, 1);

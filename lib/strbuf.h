@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct strbuf {
 	char *data; /* NUL-terminated; NULL until the first add */
@@ -55,12 +56,14 @@ char *uuid_array_literal(const char **ids, int n);
  */
 #define ARRAY_UUID_OID 2950
 #define ARRAY_TID_OID 27
+#define ARRAY_TIMESTAMPTZ_OID 1184
 
 struct array_param {
 	struct strbuf text;
 	int n;                /* values added */
 	unsigned element_oid; /* 0: text; else the binary format, of this element type */
 	bool invalid;         /* a value was not a uuid / ctid (binary columns only) */
+	bool has_null;        /* binary columns: a NULL was added (the header's flag) */
 };
 
 void array_add(struct array_param *a, const char *value); /* NULL adds SQL NULL */
@@ -69,7 +72,9 @@ void array_add_number(struct array_param *a, double value);
 void array_add_uuid(struct array_param *a, const char *id); /* NULL or "" adds SQL NULL */
 /* A ctid as the server prints it, "(block,offset)". */
 void array_add_tid(struct array_param *a, const char *ctid);
-/* Make an empty column binary, of ARRAY_UUID_OID or ARRAY_TID_OID. */
+/* A timestamptz given as microseconds since the Unix epoch (binary timestamptz[] columns only). */
+void array_add_timestamp(struct array_param *a, int64_t unix_us);
+/* Make an empty column binary, of ARRAY_UUID_OID, ARRAY_TID_OID or ARRAY_TIMESTAMPTZ_OID. */
 void array_param_binary(struct array_param *a, unsigned element_oid);
 /*
  * Close the literal ("{}" when empty), or write the binary array's header. Returns 0, or -1 when

@@ -3,7 +3,8 @@
  * binary uuid[] / tid[] byte for byte as PostgreSQL's array_recv documents its format: int32
  * ndim, int32 flags, element type OID, int32 length and lower bound per dimension, then int32
  * length (-1 for NULL) and the value per element, all big-endian (uuid_recv: 16 bytes; tidrecv:
- * uint32 block, uint16 offset).
+ * uint32 block, uint16 offset; timestamptz_recv: int64 microseconds since 2000-01-01 UTC). The
+ * expected bytes are what the server's own array_send and timestamptz_send print.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ static void test_binary_uuid(void)
 {
 	static const unsigned char expected[] = {
 		0, 0, 0, 1,    /* one dimension */
-		0, 0, 0, 0,    /* flags */
+		0, 0, 0, 1,    /* flags: has NULLs */
 		0, 0, 0x0b, 0x86, /* uuid, OID 2950 */
 		0, 0, 0, 3,    /* three elements */
 		0, 0, 0, 1,    /* lower bound 1 */
@@ -80,6 +81,31 @@ static void test_binary_tid(void)
 	ASSERT_EQ_INT(array_finish(&a), 0);
 	assert_bytes(&a, expected, sizeof(expected));
 	strbuf_free(&a.text);
+}
+
+/* The bytes PostgreSQL's timestamptz_send gives for the same instants. */
+static void test_binary_timestamptz(void)
+{
+	static const unsigned char expected[] = {
+		0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x04, 0xa0, /* timestamptz, OID 1184 */
+		0, 0, 0, 3, 0, 0, 0, 1,
+		0, 0, 0, 8, 0x00, 0x02, 0xea, 0x47, 0x0a, 0xea, 0x42, 0x40, /* 2026-01-01 00:00:00.123456+00 */
+		0, 0, 0, 8, 0xff, 0xfc, 0xa2, 0xfe, 0xc4, 0xc8, 0x20, 0x00, /* 1970-01-01 00:00:00+00 */
+		0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0,                         /* 2000-01-01 00:00:00+00 */
+	};
+	struct array_param a = {0}, wrong = {0};
+
+	array_param_binary(&a, ARRAY_TIMESTAMPTZ_OID);
+	array_add_timestamp(&a, INT64_C(1767225600123456));
+	array_add_timestamp(&a, 0);
+	array_add_timestamp(&a, INT64_C(946684800000000));
+	ASSERT_EQ_INT(array_finish(&a), 0);
+	assert_bytes(&a, expected, sizeof(expected));
+	strbuf_free(&a.text);
+	/* Only a timestamptz column takes one: never text, never another element type. */
+	array_add_timestamp(&wrong, 0);
+	ASSERT_EQ_INT(array_finish(&wrong), -1);
+	strbuf_free(&wrong.text);
 }
 
 static void test_binary_empty(void)
@@ -130,6 +156,7 @@ int main(void)
 	test_text_literals();
 	test_binary_uuid();
 	test_binary_tid();
+	test_binary_timestamptz();
 	test_binary_empty();
 	test_binary_invalid();
 	TEST_PASS();
