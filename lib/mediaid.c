@@ -352,8 +352,8 @@ int mediaid_write_evolution(struct processor *p, const struct batch *b, struct d
 		formats[c] = array_param_format(&text[c]);
 	}
 	if (invalid) {
-		/* The ids come from the server or were validated: this is a bug here, not bad data. */
-		db_error_set(error, NULL, "mediaid: a uuid of a dna_evolution row is malformed");
+		/* Ids and times come from the server or were validated: this is a bug here, not bad data. */
+		db_error_set(error, NULL, "mediaid: a uuid or timestamp of a dna_evolution row is malformed");
 		goto done;
 	}
 	if (failed)

@@ -1,7 +1,7 @@
 /*
  * strbuf: the string builders of the data path: a growable string, PostgreSQL array parameters
- * (literals "{a,b,c}", or binary uuid[] and tid[]) for statement parameters, and UTF-8-safe
- * truncation.
+ * (literals "{a,b,c}", or binary uuid[], tid[] and timestamptz[]) for statement parameters, and
+ * UTF-8-safe truncation.
  *
  * Ownership: a strbuf owns its data until strbuf_free (or until the caller takes sb.data and
  * frees it with free). A failed allocation sets sb.failed and makes every later add a no-op, so
@@ -49,10 +49,11 @@ char *uuid_array_literal(const char **ids, int n);
  * data (event types, timestamps) goes through array_add_quoted. array_finish closes the
  * literal; the text then belongs to a.text (strbuf_free).
  *
- * A column of uuids or ctids can be sent in PostgreSQL's binary array format instead
- * (array_param_binary before the first value): the server then copies 16 or 6 bytes per value
- * where it would parse text (array_in and uuid_in were ~8 % of a drain's backend time). Its
- * bytes are in a.text too (not NUL-free: send them with array_param_length and format 1).
+ * A column of uuids, ctids or timestamps can be sent in PostgreSQL's binary array format instead
+ * (array_param_binary before the first value): the server then copies 16, 6 or 8 bytes per value
+ * where it would parse text (array_in and uuid_in were ~8 % of a drain's backend time), and a
+ * timestamp goes as its exact microseconds. Its bytes are in a.text too (not NUL-free: send them
+ * with array_param_length and array_param_format).
  */
 #define ARRAY_UUID_OID 2950
 #define ARRAY_TID_OID 27
@@ -62,7 +63,7 @@ struct array_param {
 	struct strbuf text;
 	int n;                /* values added */
 	unsigned element_oid; /* 0: text; else the binary format, of this element type */
-	bool invalid;         /* a value was not a uuid / ctid (binary columns only) */
+	bool invalid;         /* a value did not fit the column: not a uuid / ctid, or the wrong kind */
 	bool has_null;        /* binary columns: a NULL was added (the header's flag) */
 };
 

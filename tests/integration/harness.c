@@ -168,7 +168,7 @@ char *harness_read_file(const char *path)
 	return text;
 }
 
-static void exec_source_file(PGconn *conn, const char *relative)
+void harness_exec_source_file(PGconn *conn, const char *relative)
 {
 	const char *root = getenv("PASSPORT_SOURCE_ROOT");
 	char path[4096];
@@ -214,10 +214,10 @@ PGconn *harness_create_database(const char *name, const char *mel_layout, char *
 	server_dsn(dbname, dsn, dsnlen);
 	conn = harness_connect(dsn);
 	harness_exec(conn, "SET client_min_messages = warning");
-	exec_source_file(conn, "tests/sql/upstream.sql");
+	harness_exec_source_file(conn, "tests/sql/upstream.sql");
 	if (mel_layout) {
 		snprintf(path, sizeof path, "tests/sql/media_engagement_log_%s.sql", mel_layout);
-		exec_source_file(conn, path);
+		harness_exec_source_file(conn, path);
 	}
 	harness_exec(conn, "RESET client_min_messages");
 

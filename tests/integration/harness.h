@@ -44,6 +44,8 @@ long long harness_intf(PGconn *conn, const char *fmt, ...) __attribute__((format
 char *harness_textf(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *harness_vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
+/* Run a file of the source tree (a path relative to PASSPORT_SOURCE_ROOT), e.g. tests/sql/workload.sql. */
+void harness_exec_source_file(PGconn *conn, const char *relative);
 /* A whole file as a malloc'd string; fails the test when it cannot be read. */
 char *harness_read_file(const char *path);
 

@@ -25,16 +25,10 @@
 
 static PGconn *open_workload(const char *name, int users, int per_user, char *dsn)
 {
-	const char *root = getenv("PASSPORT_SOURCE_ROOT");
-	char path[1024];
 	PGconn *conn = harness_create_database(name, NULL, dsn, DSN_MAX);
-	char *sql;
 
-	snprintf(path, sizeof(path), "%s/tests/sql/workload.sql", root ? root : ".");
-	sql = harness_read_file(path);
 	harness_exec(conn, "SET client_min_messages = warning");
-	harness_exec(conn, sql);
-	free(sql);
+	harness_exec_source_file(conn, "tests/sql/workload.sql");
 	ASSERT_EQ_INT(harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user), users * per_user);
 	/* Every entry has a user: entries without one need no user lock and would mask the case. */
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE user_id IS NULL"), 0);

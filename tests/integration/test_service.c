@@ -170,28 +170,13 @@ static void make_dsn(char *dsn, size_t size, const char *host, const char *port,
 	append_quoted(dsn, size, "dbname", dbname);
 }
 
-static void exec_source_file(PGconn *conn, const char *relative)
-{
-	const char *root = getenv("PASSPORT_SOURCE_ROOT");
-	char path[4096], *sql;
-
-	if (!root || !*root)
-		FAIL("PASSPORT_SOURCE_ROOT is not set (run the tests through meson)");
-	snprintf(path, sizeof path, "%s/%s", root, relative);
-	sql = children_read_file(path);
-	if (!*sql)
-		FAIL("cannot read %s", path);
-	harness_exec(conn, sql);
-	free(sql);
-}
-
 /* A fresh database t_<name> with the upstream tables, the schema and the workload functions. */
 static PGconn *create_database(const char *name, char *dsn, size_t dsnlen)
 {
 	PGconn *conn = harness_create_database(name, NULL, dsn, dsnlen);
 
 	harness_exec(conn, "SET client_min_messages = warning");
-	exec_source_file(conn, "tests/sql/workload.sql");
+	harness_exec_source_file(conn, "tests/sql/workload.sql");
 	harness_exec(conn, "RESET client_min_messages");
 	return conn;
 }
@@ -786,14 +771,14 @@ static void case_restart(void)
 	harness_exec(conn, "ALTER SYSTEM SET synchronous_commit = on");
 	harness_exec(conn, "SELECT pg_reload_conf()");
 	harness_exec(conn, "SET client_min_messages = warning");
-	exec_source_file(conn, "tests/sql/upstream.sql");
+	harness_exec_source_file(conn, "tests/sql/upstream.sql");
 	{
 		const char *argv[] = {harness_migrate(), "schema", "--dsn", dsn, NULL};
 		if (harness_run(argv, NULL, &output) != 0)
 			FAIL("passport-migrate schema failed on the second server");
 		free(output);
 	}
-	exec_source_file(conn, "tests/sql/workload.sql");
+	harness_exec_source_file(conn, "tests/sql/workload.sql");
 
 	snprintf(notify_path, sizeof notify_path, "%s/restart-notify.sock", children_temp_dir());
 	snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", notify_path);

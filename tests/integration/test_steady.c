@@ -23,15 +23,8 @@
 
 static void load_workload(PGconn *conn)
 {
-	const char *root = getenv("PASSPORT_SOURCE_ROOT");
-	char path[1024];
-	char *sql;
-
-	snprintf(path, sizeof(path), "%s/tests/sql/workload.sql", root ? root : ".");
-	sql = harness_read_file(path);
 	harness_exec(conn, "SET client_min_messages = warning");
-	harness_exec(conn, sql);
-	free(sql);
+	harness_exec_source_file(conn, "tests/sql/workload.sql");
 }
 
 static void drain(const char *dsn, const char *batch_size)
