@@ -58,17 +58,19 @@ fi
 : >"$work/backfill"
 : >"$work/small"
 : >"$work/catalogue"
+# Drain a copy of base DB and append its milliseconds to FILE.
+timed_drain() {
+	local start end
+	bench_copy "$1" p5_run
+	start=$(bench_now_ns)
+	"$PASSPORTD" drain --dsn "$(bench_dsn p5_run)" --log-level warning "${drain_args[@]}" >"$work/out"
+	end=$(bench_now_ns)
+	echo "$(((end - start) / 1000000))" >>"$2"
+}
+
 for run in $(seq 1 "$RUNS"); do
-	bench_copy p5_small p5_run
-	start=$(bench_now_ns)
-	"$PASSPORTD" drain --dsn "$(bench_dsn p5_run)" --log-level warning "${drain_args[@]}" >"$work/out"
-	end=$(bench_now_ns)
-	echo "$(((end - start) / 1000000))" >>"$work/small"
-	bench_copy p5_catalogue p5_run
-	start=$(bench_now_ns)
-	"$PASSPORTD" drain --dsn "$(bench_dsn p5_run)" --log-level warning "${drain_args[@]}" >"$work/out"
-	end=$(bench_now_ns)
-	echo "$(((end - start) / 1000000))" >>"$work/catalogue"
+	timed_drain p5_small "$work/small"
+	timed_drain p5_catalogue "$work/catalogue"
 	bench_copy p5_drain p5_run
 	start=$(bench_now_ns)
 	bench_peak_rss "$work/rss" "$PASSPORTD" drain --dsn "$(bench_dsn p5_run)" --log-level warning "${drain_args[@]}" >"$work/out"

@@ -236,7 +236,6 @@ static char *set_aside_literal(struct processor *p)
 	for (int i = 0; i < p->n_set_aside; i++)
 		if (p->set_aside[i].until > now)
 			users[n++] = p->set_aside[i].user;
-	p->last_walk_left_out_users = n > 0;
 	return uuid_array_literal(users, n);
 }
 
@@ -347,6 +346,7 @@ static int claim_look(struct processor *p, struct batch *b, bool *look_again, st
 	PGresult *res, *lock_res = NULL;
 
 	aside = set_aside_literal(p);
+	p->last_walk_left_out_users = aside && strcmp(aside, "{}") != 0; /* this look's scan passes them over */
 	unrecordable = unrecordable_literal(p);
 	if (!aside || !unrecordable) {
 		free(aside);

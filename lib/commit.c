@@ -58,7 +58,6 @@ static int write_arrays(struct processor *p, const char *sql, struct array_param
 {
 	const char *values[16];
 	int lengths[16], formats[16];
-	bool failed = false, invalid = false;
 	int rc = 0;
 
 	if (n > (int)(sizeof(values) / sizeof(values[0]))) {
@@ -68,16 +67,10 @@ static int write_arrays(struct processor *p, const char *sql, struct array_param
 	}
 	if (columns[0].n == 0)
 		goto done; /* nothing to write */
-	for (int i = 0; i < n; i++) {
-		failed |= array_finish(&columns[i]) < 0;
-		invalid |= columns[i].invalid;
-		values[i] = columns[i].text.data;
-		lengths[i] = array_param_length(&columns[i]);
-		formats[i] = array_param_format(&columns[i]);
-	}
-	if (failed) {
+	rc = array_params_finish(columns, n, values, lengths, formats);
+	if (rc < 0) {
 		/* Ids and ctids come from the server or were validated: an invalid one is a bug here. */
-		db_error_set(error, NULL, invalid ? "write_arrays: a uuid or ctid is malformed" : "out of memory");
+		db_error_set(error, NULL, rc == -2 ? "write_arrays: a uuid or ctid is malformed" : "out of memory");
 		rc = -1;
 		goto done;
 	}

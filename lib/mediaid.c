@@ -298,7 +298,6 @@ int mediaid_write_evolution(struct processor *p, const struct batch *b, struct d
 	int lengths[EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS] = {0};
 	int formats[EVOLUTION_TEXT_COLUMNS + EVOLUTION_REAL_COLUMNS] = {0};
 	size_t n = 0, size;
-	bool failed = false, invalid = false;
 	int rc = -1;
 
 	array_param_binary(&text[0], ARRAY_UUID_OID);
@@ -344,20 +343,14 @@ int mediaid_write_evolution(struct processor *p, const struct batch *b, struct d
 		lengths[EVOLUTION_TEXT_COLUMNS + c] = (int)size;
 		formats[EVOLUTION_TEXT_COLUMNS + c] = 1;
 	}
-	for (int c = 0; c < EVOLUTION_TEXT_COLUMNS; c++) {
-		failed |= array_finish(&text[c]) < 0;
-		invalid |= text[c].invalid;
-		values[c] = text[c].text.data;
-		lengths[c] = array_param_length(&text[c]);
-		formats[c] = array_param_format(&text[c]);
-	}
-	if (invalid) {
+	switch (array_params_finish(text, EVOLUTION_TEXT_COLUMNS, values, lengths, formats)) {
+	case -2:
 		/* Ids and times come from the server or were validated: this is a bug here, not bad data. */
 		db_error_set(error, NULL, "mediaid: a uuid or timestamp of a dna_evolution row is malformed");
 		goto done;
-	}
-	if (failed)
+	case -1:
 		goto oom;
+	}
 	rc = db_send(p->conn,
 			     "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, target_type,"
 			     " target_id, alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial,"

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vec.h"
+
 void strbuf_add(struct strbuf *sb, const char *text, size_t n)
 {
 	if (sb->failed)
@@ -133,31 +135,22 @@ char *uuid_array_literal(const char **ids, int n)
 }
 
 /*
- * The binary array format (array_recv): int32 dimensions (1; 0 for an empty array), int32 flags
- * (1: has NULLs, as array_send writes it; array_recv reads the NULLs off the lengths),
- * element type OID, then per dimension int32 length and int32 lower bound (1), then per value an
- * int32 length (-1: NULL) and the value's bytes. All integers big-endian.
+ * The binary array format (array_recv; the header is vec.c's, shared with the vector arrays):
+ * int32 dimensions (1; 0 for an empty array), int32 flags (1: has NULLs, as array_send writes it;
+ * array_recv reads the NULLs off the lengths), element type OID, then per dimension int32 length
+ * and int32 lower bound (1), then per value an int32 length (-1: NULL) and the value's bytes. All
+ * integers big-endian.
  */
-#define BINARY_ARRAY_HEADER 20
-
-static void put_u32(unsigned char *out, uint32_t v)
-{
-	out[0] = (unsigned char)(v >> 24);
-	out[1] = (unsigned char)(v >> 16);
-	out[2] = (unsigned char)(v >> 8);
-	out[3] = (unsigned char)v;
-}
-
 static void binary_add(struct array_param *a, const unsigned char *value, size_t length, bool null)
 {
 	unsigned char size[4];
 
 	if (a->n++ == 0) {
-		unsigned char header[BINARY_ARRAY_HEADER] = {0}; /* written by array_finish */
+		unsigned char header[VEC_ARRAY_HEADER_SIZE] = {0}; /* written by array_finish */
 		strbuf_add(&a->text, (const char *)header, sizeof(header));
 	}
 	a->has_null |= null;
-	put_u32(size, null ? UINT32_MAX : (uint32_t)length); /* -1 for NULL */
+	vec_write_be32(size, null ? UINT32_MAX : (uint32_t)length); /* -1 for NULL */
 	strbuf_add(&a->text, (const char *)size, sizeof(size));
 	if (!null)
 		strbuf_add(&a->text, (const char *)value, length);
@@ -210,7 +203,7 @@ static int tid_bytes(const char *text, unsigned char out[6])
 		offset = offset * 10 + (unsigned)(*c - '0');
 	if (!digits || offset > UINT16_MAX || c[0] != ')' || c[1] != '\0')
 		return -1;
-	put_u32(out, (uint32_t)block);
+	vec_write_be32(out, (uint32_t)block);
 	out[4] = (unsigned char)(offset >> 8);
 	out[5] = (unsigned char)offset;
 	return 0;
@@ -298,8 +291,8 @@ void array_add_timestamp(struct array_param *a, int64_t unix_us)
 		return;
 	}
 	v = (uint64_t)(unix_us - POSTGRES_EPOCH_US);
-	put_u32(bytes, (uint32_t)(v >> 32));
-	put_u32(bytes + 4, (uint32_t)v);
+	vec_write_be32(bytes, (uint32_t)(v >> 32));
+	vec_write_be32(bytes + 4, (uint32_t)v);
 	binary_add(a, bytes, sizeof(bytes), false);
 }
 
@@ -311,17 +304,26 @@ int array_finish(struct array_param *a)
 	}
 	if (a->n == 0) {
 		unsigned char empty[12] = {0}; /* no dimensions, no flags, the element type */
-		put_u32(empty + 8, a->element_oid);
+		vec_write_be32(empty + 8, a->element_oid);
 		strbuf_add(&a->text, (const char *)empty, sizeof(empty));
 	} else if (!a->text.failed) {
-		unsigned char *header = (unsigned char *)a->text.data;
-		put_u32(header, 1);
-		put_u32(header + 4, a->has_null ? 1 : 0);
-		put_u32(header + 8, a->element_oid);
-		put_u32(header + 12, (uint32_t)a->n);
-		put_u32(header + 16, 1);
+		vec_write_array_header((unsigned char *)a->text.data, a->element_oid, a->n, a->has_null);
 	}
 	return a->text.failed || a->invalid ? -1 : 0;
+}
+
+int array_params_finish(struct array_param *columns, int n, const char **values, int *lengths, int *formats)
+{
+	bool failed = false, invalid = false;
+
+	for (int i = 0; i < n; i++) {
+		failed |= array_finish(&columns[i]) < 0;
+		invalid |= columns[i].invalid;
+		values[i] = columns[i].text.data;
+		lengths[i] = array_param_length(&columns[i]);
+		formats[i] = array_param_format(&columns[i]);
+	}
+	return invalid ? -2 : failed ? -1 : 0;
 }
 
 int array_param_length(const struct array_param *a)

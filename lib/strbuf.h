@@ -85,5 +85,10 @@ int array_finish(struct array_param *a);
 /* After array_finish: the parameter's length in bytes and its format (0 text, 1 binary). */
 int array_param_length(const struct array_param *a);
 int array_param_format(const struct array_param *a);
+/*
+ * array_finish each of n columns and point values, lengths and formats at them: the parameters of
+ * one statement. Returns 0; -1 when out of memory; -2 when a value did not fit its column.
+ */
+int array_params_finish(struct array_param *columns, int n, const char **values, int *lengths, int *formats);
 
 #endif

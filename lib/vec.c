@@ -436,14 +436,20 @@ long vec_encode_pgvector_text(const float *v, size_t dim, char *out, size_t outl
 	return (long)pos;
 }
 
-/* A one-dimensional array's binary header (no nulls, lower bound 1); returns its size. */
-static size_t write_array_header(unsigned char *out, uint32_t element_oid, int32_t length)
+_Static_assert(REAL_ARRAY_HEADER + REAL_ARRAY_DIMENSION == VEC_ARRAY_HEADER_SIZE, "one array header size");
+
+void vec_write_be32(unsigned char *out, uint32_t v)
 {
-	write_i32(out, 1);               /* ndim */
-	write_i32(out + 4, 0);           /* has-nulls flag */
-	write_u32(out + 8, element_oid); /* element type */
-	write_i32(out + 12, length);     /* length */
-	write_i32(out + 16, 1);          /* lower bound */
+	write_u32(out, v);
+}
+
+size_t vec_write_array_header(unsigned char *out, uint32_t element_oid, int32_t length, bool has_nulls)
+{
+	write_i32(out, 1);                     /* ndim */
+	write_i32(out + 4, has_nulls ? 1 : 0); /* has-nulls flag */
+	write_u32(out + 8, element_oid);       /* element type */
+	write_i32(out + 12, length);           /* length */
+	write_i32(out + 16, 1);                /* lower bound */
 	return REAL_ARRAY_HEADER + REAL_ARRAY_DIMENSION;
 }
 
@@ -464,7 +470,7 @@ long vec_encode_pgvector_array(const float *v, size_t dim, size_t count, uint32_
 	size = vec_pgvector_array_size(dim, count);
 	if (outlen < size || size > (size_t)INT32_MAX)
 		return -1;
-	pos = write_array_header(out, element_oid, (int32_t)count);
+	pos = vec_write_array_header(out, element_oid, (int32_t)count, false);
 	for (size_t i = 0; i < count; i++) {
 		write_i32(out + pos, (int32_t)element);
 		if (vec_encode_pgvector(v + i * dim, dim, out + pos + 4, element) != (long)element)
@@ -490,7 +496,7 @@ long vec_encode_real_array(const float *v, size_t dim, unsigned char *out, size_
 	size = vec_real_array_size(dim);
 	if (outlen < size)
 		return -1;
-	pos = write_array_header(out, VEC_FLOAT4_OID, (int32_t)dim);
+	pos = vec_write_array_header(out, VEC_FLOAT4_OID, (int32_t)dim, false);
 	for (size_t i = 0; i < dim; i++) {
 		write_i32(out + pos, 4);
 		write_f32(out + pos + 4, v[i]);

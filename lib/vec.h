@@ -2,6 +2,7 @@
 #ifndef PASSPORT_VEC_H
 #define PASSPORT_VEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,15 @@ size_t vec_pgvector_text_size(size_t dim);
 long vec_encode_pgvector_text(const float *v, size_t dim, char *out, size_t outlen);
 size_t vec_real_array_size(size_t dim);
 long vec_encode_real_array(const float *v, size_t dim, unsigned char *out, size_t outlen);
+
+/*
+ * PostgreSQL's binary array format, shared with strbuf's binary array parameters: the header of a
+ * one-dimensional array (ndim 1, the has-nulls flag, element type, length, lower bound 1), and a
+ * big-endian uint32. The header is VEC_ARRAY_HEADER_SIZE bytes; the function returns that size.
+ */
+#define VEC_ARRAY_HEADER_SIZE 20
+size_t vec_write_array_header(unsigned char *out, uint32_t element_oid, int32_t length, bool has_nulls);
+void vec_write_be32(unsigned char *out, uint32_t v);
 
 /*
  * A one-dimensional vector[] of count pgvector values (v holds them side by side, dim floats
