@@ -35,7 +35,7 @@ void coliseum_add_row(struct array_param columns[COLISEUM_COLUMNS], const struct
 {
 	double value;
 	const char *unit;
-	char id[UUID_TEXT_SIZE];
+	uint8_t id[UUID_BYTES];
 
 	coliseum_metric(e->event_type, &e->info, &value, &unit);
 	array_add_uuid(&columns[0], e->id);
@@ -49,8 +49,8 @@ void coliseum_add_row(struct array_param columns[COLISEUM_COLUMNS], const struct
 		array_add_number(&columns[7], e->info.dna_match_score);
 	else
 		array_add(&columns[7], NULL);
-	uuid_v7_generate(ids, id);
-	array_add_uuid(&columns[8], id);
+	uuid_v7_generate_bytes(ids, id);
+	array_add_uuid_bytes(&columns[8], id);
 }
 
 /*

@@ -156,34 +156,36 @@ static void binary_add(struct array_param *a, const unsigned char *value, size_t
 		strbuf_add(&a->text, (const char *)value, length);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+/* Each hex digit's value plus one; 0 for any other byte (one load per character). */
+static const unsigned char hex_value_plus_one[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
 
-/* The 16 bytes of a uuid in its 8-4-4-4-12 form. Returns 0, or -1 when text is not one. */
+/*
+ * A uuid's canonical text (8-4-4-4-12 hex digits, either case) as its 16 bytes. Returns 0, or -1
+ * for anything else. Reads in order and stops at the first byte out of place, so a short string
+ * (its NUL is neither a digit nor a hyphen) is never read past.
+ */
 static int uuid_bytes(const char *text, unsigned char out[16])
 {
-	int k = 0;
+	const unsigned char *c = (const unsigned char *)text;
 
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (text[i] != '-')
-				return -1;
-			continue;
-		}
-		int high = hex_digit(text[i]), low = high < 0 ? -1 : hex_digit(text[++i]);
+	for (int k = 0; k < 16; k++) {
+		int high, low;
+
+		if ((k == 4 || k == 6 || k == 8 || k == 10) && *c++ != '-')
+			return -1;
+		high = hex_value_plus_one[*c++] - 1;
+		if (high < 0)
+			return -1;
+		low = hex_value_plus_one[*c++] - 1;
 		if (low < 0)
 			return -1;
-		out[k++] = (unsigned char)(high << 4 | low);
+		out[k] = (unsigned char)(high << 4 | low);
 	}
-	return text[36] == '\0' ? 0 : -1;
+	return *c == '\0' ? 0 : -1;
 }
 
 /* "(block,offset)" as tid's 6 bytes (uint32 block, uint16 offset). Returns 0, or -1. */
@@ -263,6 +265,15 @@ void array_add_uuid(struct array_param *a, const char *id)
 	if (uuid_bytes(id, bytes) < 0)
 		a->invalid = true;
 	binary_add(a, bytes, sizeof(bytes), false);
+}
+
+void array_add_uuid_bytes(struct array_param *a, const unsigned char bytes[16])
+{
+	if (a->element_oid != ARRAY_UUID_OID) {
+		a->invalid = true; /* the text form is array_add_uuid's */
+		return;
+	}
+	binary_add(a, bytes, 16, false);
 }
 
 void array_add_tid(struct array_param *a, const char *ctid)

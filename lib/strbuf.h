@@ -71,6 +71,8 @@ void array_add(struct array_param *a, const char *value); /* NULL adds SQL NULL 
 void array_add_quoted(struct array_param *a, const char *value);
 void array_add_number(struct array_param *a, double value);
 void array_add_uuid(struct array_param *a, const char *id); /* NULL or "" adds SQL NULL */
+/* A uuid's 16 bytes into a binary uuid[] column (a text column is left invalid). */
+void array_add_uuid_bytes(struct array_param *a, const unsigned char bytes[16]);
 /* A ctid as the server prints it, "(block,offset)". */
 void array_add_tid(struct array_param *a, const char *ctid);
 /* A timestamptz given as microseconds since the Unix epoch (binary timestamptz[] columns only). */

@@ -1,7 +1,6 @@
 /* uuid_v7: time-ordered ids (the layout and the ordering rules are in uuid_v7.h). */
 #include "uuid_v7.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -9,9 +8,8 @@
 
 #define COUNTER_MAX 0xfffu
 
-void uuid_v7_next(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], char out[UUID_TEXT_SIZE])
+void uuid_v7_next_bytes(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], uint8_t out[UUID_BYTES])
 {
-	uint8_t b[16];
 	uint64_t ms;
 
 	if (now_ms > g->last_ms) {
@@ -25,14 +23,33 @@ void uuid_v7_next(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], c
 	}
 	ms = g->last_ms & 0xffffffffffffu;
 	for (int i = 0; i < 6; i++)
-		b[i] = (uint8_t)(ms >> (40 - 8 * i));
-	b[6] = (uint8_t)(0x70 | (g->counter >> 8));
-	b[7] = (uint8_t)(g->counter & 0xff);
-	memcpy(b + 8, random, 8);
-	b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
-	snprintf(out, UUID_TEXT_SIZE,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+		out[i] = (uint8_t)(ms >> (40 - 8 * i));
+	out[6] = (uint8_t)(0x70 | (g->counter >> 8));
+	out[7] = (uint8_t)(g->counter & 0xff);
+	memcpy(out + 8, random, 8);
+	out[8] = (uint8_t)(0x80 | (out[8] & 0x3f));
+}
+
+void uuid_format(const uint8_t bytes[UUID_BYTES], char out[UUID_TEXT_SIZE])
+{
+	static const char hex[] = "0123456789abcdef";
+	char *c = out;
+
+	for (int i = 0; i < UUID_BYTES; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*c++ = '-';
+		*c++ = hex[bytes[i] >> 4];
+		*c++ = hex[bytes[i] & 0xf];
+	}
+	*c = '\0';
+}
+
+void uuid_v7_next(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], char out[UUID_TEXT_SIZE])
+{
+	uint8_t b[UUID_BYTES];
+
+	uuid_v7_next_bytes(g, now_ms, random, b);
+	uuid_format(b, out);
 }
 
 /* splitmix64: 64 well-mixed bits per step from a 64-bit state. */
@@ -45,7 +62,7 @@ static uint64_t splitmix64(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-void uuid_v7_generate(struct uuid_v7 *g, char out[UUID_TEXT_SIZE])
+void uuid_v7_generate_bytes(struct uuid_v7 *g, uint8_t out[UUID_BYTES])
 {
 	struct timespec ts;
 	uint8_t random[8];
@@ -64,5 +81,13 @@ void uuid_v7_generate(struct uuid_v7 *g, char out[UUID_TEXT_SIZE])
 	bits = splitmix64(&g->random_state);
 	for (int i = 0; i < 8; i++)
 		random[i] = (uint8_t)(bits >> (8 * i));
-	uuid_v7_next(g, now_ms, random, out);
+	uuid_v7_next_bytes(g, now_ms, random, out);
+}
+
+void uuid_v7_generate(struct uuid_v7 *g, char out[UUID_TEXT_SIZE])
+{
+	uint8_t b[UUID_BYTES];
+
+	uuid_v7_generate_bytes(g, b);
+	uuid_format(b, out);
 }

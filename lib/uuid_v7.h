@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#define UUID_BYTES 16
 #define UUID_TEXT_SIZE 37 /* 36 characters and the NUL */
 
 /* A generator's state; zero-initialise it. Not thread-safe: one per worker. */
@@ -31,11 +32,17 @@ struct uuid_v7 {
  * Writes the id's text form (lower-case, with hyphens) into out.
  */
 void uuid_v7_next(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], char out[UUID_TEXT_SIZE]);
+/* The same id as its 16 bytes (network order, as uuid_send sends it). */
+void uuid_v7_next_bytes(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], uint8_t out[UUID_BYTES]);
 
 /*
  * The next id at the current time. Its random bits come from a generator (splitmix64) seeded once
  * from the kernel (getrandom), not a system call per row: a batch inserts up to a thousand.
  */
 void uuid_v7_generate(struct uuid_v7 *g, char out[UUID_TEXT_SIZE]);
+void uuid_v7_generate_bytes(struct uuid_v7 *g, uint8_t out[UUID_BYTES]);
+
+/* A uuid's 16 bytes in text form (lower-case, with hyphens). */
+void uuid_format(const uint8_t bytes[UUID_BYTES], char out[UUID_TEXT_SIZE]);
 
 #endif

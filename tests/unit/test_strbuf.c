@@ -65,6 +65,30 @@ static void test_binary_uuid(void)
 	strbuf_free(&a.text);
 }
 
+/* Ids the daemon makes itself go in as their bytes: the same array as from their text. */
+static void test_binary_uuid_bytes(void)
+{
+	static const unsigned char id[16] = {0x0b, 0x1e, 0x3a, 0x4c, 0x5d, 0x6e, 0x4f, 0x70,
+					     0x81, 0x92, 0xa3, 0xb4, 0xc5, 0xd6, 0xe7, 0xf8};
+	struct array_param from_text = {0}, from_bytes = {0}, text_column = {0};
+
+	array_param_binary(&from_text, ARRAY_UUID_OID);
+	array_param_binary(&from_bytes, ARRAY_UUID_OID);
+	array_add_uuid(&from_text, "0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7f8");
+	array_add_uuid(&from_text, "0B1E3A4C-5D6E-4F70-8192-A3B4C5D6E7F8");
+	array_add_uuid_bytes(&from_bytes, id);
+	array_add_uuid_bytes(&from_bytes, id);
+	ASSERT_EQ_INT(array_finish(&from_text), 0);
+	ASSERT_EQ_INT(array_finish(&from_bytes), 0);
+	assert_bytes(&from_bytes, (const unsigned char *)from_text.text.data, from_text.text.len);
+	/* A text column has no place for bytes: the column fails rather than send something else. */
+	array_add_uuid_bytes(&text_column, id);
+	ASSERT_EQ_INT(array_finish(&text_column), -1);
+	strbuf_free(&from_text.text);
+	strbuf_free(&from_bytes.text);
+	strbuf_free(&text_column.text);
+}
+
 static void test_binary_tid(void)
 {
 	static const unsigned char expected[] = {
@@ -128,6 +152,10 @@ static void test_binary_invalid(void)
 		"0b1e3a4c5d6e-4f70-8192-a3b4c5d6e7f8-",  /* hyphens misplaced */
 		"0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7g8",  /* not hex */
 		"{0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7f8}",
+		"0b1e3a4c",                              /* ends where a hyphen belongs */
+		"0b1e3a4c-5",                            /* ends inside a byte */
+		"0b1e3a4c-5d6e-4f70-8192-a3b4c5d6e7\xc3\xa9", /* a multibyte character */
+		"0b1e3a4c+5d6e-4f70-8192-a3b4c5d6e7f8",  /* another separator */
 	};
 	static const char *const bad_tids[] = {
 		"(4294967296,1)", "(1,65536)", "(1,2", "1,2)", "(,2)", "(1,)", "(1,2)x", "(-1,2)", "( 1,2)", "", NULL,
@@ -155,6 +183,7 @@ int main(void)
 {
 	test_text_literals();
 	test_binary_uuid();
+	test_binary_uuid_bytes();
 	test_binary_tid();
 	test_binary_timestamptz();
 	test_binary_empty();

@@ -19,6 +19,26 @@ static void test_layout(void)
 	ASSERT_STR_EQ(id, "019b76da-a800-7001-8000-000000000000");
 }
 
+/* The bytes are the text's, in order (uuid_send's layout), and carry the same counter. */
+static void test_bytes(void)
+{
+	static const uint8_t expected[UUID_BYTES] = {0x01, 0x9b, 0x76, 0xda, 0xa8, 0x00, 0x70, 0x01,
+						     0x80, 0, 0, 0, 0, 0, 0, 0};
+	struct uuid_v7 g = {0};
+	uint8_t bytes[UUID_BYTES];
+	char id[UUID_TEXT_SIZE];
+
+	uuid_v7_next_bytes(&g, 1767225600000ull, ones, bytes);
+	uuid_format(bytes, id);
+	ASSERT_STR_EQ(id, "019b76da-a800-7000-bfff-ffffffffffff");
+	uuid_v7_next_bytes(&g, 1767225600000ull, zeros, bytes);
+	ASSERT_TRUE(memcmp(bytes, expected, sizeof(expected)) == 0);
+	uuid_v7_generate_bytes(&g, bytes);
+	ASSERT_EQ_INT(bytes[6] >> 4, 7);
+	ASSERT_EQ_INT(bytes[8] >> 6, 2);
+	ASSERT_TRUE(memcmp(bytes, expected, sizeof(expected)) > 0);
+}
+
 /* Ids compare as PostgreSQL compares uuids: byte by byte, i.e. as their text. */
 static void test_increasing(void)
 {
@@ -71,6 +91,7 @@ static void test_generate(void)
 int main(void)
 {
 	test_layout();
+	test_bytes();
 	test_increasing();
 	test_generate();
 	TEST_PASS();

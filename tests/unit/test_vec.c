@@ -119,6 +119,25 @@ static void test_all_finite(void)
 	ASSERT_EQ_INT(vec_all_finite(v, 4), 0);
 	v[2] = NAN;
 	ASSERT_EQ_INT(vec_all_finite(v, 4), 0);
+	v[2] = -NAN;
+	ASSERT_EQ_INT(vec_all_finite(v, 4), 0);
+	/* A whole DNA's length, one bad element anywhere (the check runs in vector-wide steps). */
+	{
+		static float dna[VEC_DIM];
+
+		for (size_t i = 0; i < VEC_DIM; i++)
+			dna[i] = (i % 2 ? -1.0f : 1.0f) * (float)i * 1e30f;
+		ASSERT_EQ_INT(vec_all_finite(dna, VEC_DIM), 1);
+		for (size_t at = 0; at < VEC_DIM; at += 97) {
+			float kept = dna[at];
+			dna[at] = at % 2 ? NAN : -INFINITY;
+			ASSERT_EQ_INT(vec_all_finite(dna, VEC_DIM), 0);
+			dna[at] = kept;
+		}
+		dna[VEC_DIM - 1] = INFINITY;
+		ASSERT_EQ_INT(vec_all_finite(dna, VEC_DIM), 0);
+		ASSERT_EQ_INT(vec_all_finite(dna, VEC_DIM - 1), 1);
+	}
 }
 
 static void test_pgvector_layout(void)
