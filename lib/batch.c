@@ -125,6 +125,7 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 		goto fail;
 	}
 	dna_init_blas();
+	(void)db_prepare_enable(p->conn); /* a session of its own: statements prepared once */
 	return p;
 
 fail:
@@ -136,6 +137,7 @@ void processor_destroy(struct processor *p)
 {
 	if (!p)
 		return;
+	db_prepare_disable(p->conn);
 	claim_finish(p);
 	mediaid_finish(p);
 	coliseum_finish(p);

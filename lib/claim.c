@@ -459,7 +459,8 @@ error:
 	PQclear(lock_res);
 	batch_clear(b);
 	db_rollback(p->conn);
-	return BATCH_ERROR;
+	/* A prepared statement the server no longer has is forgotten now: the next look prepares it. */
+	return strcmp(error->sqlstate, DB_SQLSTATE_NO_SUCH_STATEMENT) == 0 ? BATCH_BUSY : BATCH_ERROR;
 }
 
 /*

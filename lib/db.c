@@ -1,5 +1,6 @@
 /* db: the one libpq layer: connections, statements, pipelines and struct db_error. */
 #include "db.h"
+#include "db_prepared.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -112,10 +113,12 @@ void db_error_set(struct db_error *error, const char *sqlstate, const char *fmt,
 	va_end(ap);
 }
 
+/* A failure that says the server lost what it prepared is reported here too (db_prepared.c). */
 void db_error_from_result(struct db_error *error, PGconn *conn, const PGresult *res)
 {
 	db_error_text(conn, res, error->message, sizeof(error->message));
 	snprintf(error->sqlstate, sizeof(error->sqlstate), "%s", db_sqlstate(res));
+	db_prepared_failed(conn, error->sqlstate);
 }
 
 void db_error_from_connection(struct db_error *error, PGconn *conn)
@@ -127,7 +130,8 @@ void db_error_from_connection(struct db_error *error, PGconn *conn)
 bool db_error_is_transient(const struct db_error *error)
 {
 	return strcmp(error->sqlstate, "40001") == 0 || strcmp(error->sqlstate, "40P01") == 0 ||
-	       strcmp(error->sqlstate, "57014") == 0;
+	       strcmp(error->sqlstate, "57014") == 0 ||
+	       strcmp(error->sqlstate, DB_SQLSTATE_NO_SUCH_STATEMENT) == 0;
 }
 
 PGconn *db_connect_params(const char *const *keywords, const char *const *values, const char *session_sql,
@@ -268,8 +272,27 @@ bool db_connection_lost(PGconn *conn)
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
 		   const int *formats, int result_format, struct db_error *error)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+	char name[DB_PREPARED_NAME_SIZE];
+	PGresult *res;
 
+	switch (db_prepared_name(conn, sql, nparams, name)) {
+	case DB_PREPARED_NEW:
+		res = PQprepare(conn, name, sql, nparams, NULL);
+		db_prepared_settle(conn, res && PQresultStatus(res) == PGRES_COMMAND_OK);
+		if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			db_error_from_result(error, conn, res);
+			PQclear(res);
+			return NULL;
+		}
+		PQclear(res);
+		/* fall through */
+	case DB_PREPARED_READY:
+		res = PQexecPrepared(conn, name, nparams, values, lengths, formats, result_format);
+		break;
+	default:
+		res = PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+		break;
+	}
 	if (!res || (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
 		db_error_from_result(error, conn, res);
 		PQclear(res);
@@ -324,29 +347,75 @@ void db_statement_clear(struct db_statement *statement)
 	memset(statement, 0, sizeof(*statement));
 }
 
+/*
+ * Queue one statement of a pipeline: unnamed, or (on a connection that prepares) its prepare the
+ * first time and then its named execution. *prepared_now tells the reader that a prepare's
+ * result comes first. Returns 0, or -1 when the connection cannot take it.
+ */
+static int pipeline_send(PGconn *conn, const char *sql, int nparams, const Oid *types, const char *const *values,
+			 const int *lengths, const int *formats, int result_format, bool unnamed, bool *prepared_now)
+{
+	char name[DB_PREPARED_NAME_SIZE];
+
+	*prepared_now = false;
+	switch (unnamed ? DB_PREPARED_NONE : db_prepared_name(conn, sql, nparams, name)) {
+	case DB_PREPARED_NEW:
+		if (!PQsendPrepare(conn, name, sql, nparams, types))
+			return -1;
+		*prepared_now = true;
+		/* fall through */
+	case DB_PREPARED_READY:
+		return PQsendQueryPrepared(conn, name, nparams, values, lengths, formats, result_format) ? 0 : -1;
+	default:
+		return PQsendQueryParams(conn, sql, nparams, types, values, lengths, formats, result_format) ? 0 : -1;
+	}
+}
+
+/* Read one command's results up to its NULL, keeping the first failure in error. */
+static void pipeline_skip_command(PGconn *conn, int *rc, struct db_error *error)
+{
+	PGresult *res;
+
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR && *rc == 0) {
+			db_error_from_result(error, conn, res);
+			*rc = -1;
+		}
+		PQclear(res);
+	}
+}
+
 int db_pipeline_run(PGconn *conn, struct db_statement *statements, int n, struct db_error *error)
 {
 	int rc = 0, sent = 0;
+	bool prepared_now[DB_PIPELINE_MAX_STATEMENTS] = {false};
 
 	for (int i = 0; i < n; i++)
 		sent += statements[i].sql != NULL;
 	if (sent == 0)
 		return 0;
+	if (n > DB_PIPELINE_MAX_STATEMENTS) {
+		db_error_set(error, NULL, "db_pipeline_run: %d statements, at most %d", n, DB_PIPELINE_MAX_STATEMENTS);
+		return -1;
+	}
 	if (!PQenterPipelineMode(conn))
 		goto lost;
 	for (int i = 0; i < n; i++) {
 		const struct db_statement *s = &statements[i];
-		if (s->sql && !PQsendQueryParams(conn, s->sql, s->nparams, s->types, s->values, NULL, NULL, s->result_format))
+		if (s->sql && pipeline_send(conn, s->sql, s->nparams, s->types, s->values, NULL, NULL, s->result_format,
+					    s->unnamed, &prepared_now[i]) < 0)
 			goto lost_in_pipeline;
 	}
 	if (!PQpipelineSync(conn))
 		goto lost_in_pipeline;
-	/* Each statement's results end with a NULL; then comes the sync. */
+	/* Each command's results end with a NULL; then comes the sync. */
 	for (int i = 0; i <= n; i++) {
 		PGresult *res;
 
 		if (i < n && !statements[i].sql)
 			continue;
+		if (i < n && prepared_now[i])
+			pipeline_skip_command(conn, &rc, error);
 		while ((res = PQgetResult(conn)) != NULL) {
 			ExecStatusType status = PQresultStatus(res);
 
@@ -368,6 +437,7 @@ int db_pipeline_run(PGconn *conn, struct db_statement *statements, int n, struct
 	}
 	if (!PQexitPipelineMode(conn))
 		goto lost;
+	db_prepared_settle(conn, rc == 0);
 	if (rc < 0)
 		for (int i = 0; i < n; i++) {
 			PQclear(statements[i].res);
@@ -377,6 +447,7 @@ int db_pipeline_run(PGconn *conn, struct db_statement *statements, int n, struct
 lost_in_pipeline:
 	(void)PQexitPipelineMode(conn);
 lost:
+	db_prepared_settle(conn, false);
 	if (rc == 0)
 		db_error_from_connection(error, conn);
 	for (int i = 0; i < n; i++) {
@@ -401,7 +472,9 @@ int db_send(PGconn *conn, const char *sql, int nparams, const char *const *value
 	PGresult *res;
 
 	if (PQpipelineStatus(conn) == PQ_PIPELINE_ON) {
-		if (!PQsendQueryParams(conn, sql, nparams, NULL, values, lengths, formats, 0)) {
+		bool prepared_now; /* db_pipeline_finish reads the prepare's result like any other */
+
+		if (pipeline_send(conn, sql, nparams, NULL, values, lengths, formats, 0, false, &prepared_now) < 0) {
 			db_error_from_connection(error, conn);
 			return -1;
 		}
@@ -419,6 +492,7 @@ int db_pipeline_finish(PGconn *conn, struct db_error *error)
 	int rc = 0, empty = 0;
 
 	if (!PQpipelineSync(conn)) {
+		db_prepared_settle(conn, false);
 		db_error_from_connection(error, conn);
 		(void)PQexitPipelineMode(conn);
 		return -1;
@@ -453,6 +527,7 @@ int db_pipeline_finish(PGconn *conn, struct db_error *error)
 		db_error_from_connection(error, conn);
 		rc = -1;
 	}
+	db_prepared_settle(conn, rc == 0); /* the prepares db_send queued */
 	return rc;
 }
 

@@ -16,6 +16,7 @@
 
 #define DB_ERROR_MESSAGE_MAX 1024
 #define DB_SQLSTATE_CONNECTION_FAILURE "08006"
+#define DB_SQLSTATE_NO_SUCH_STATEMENT "26000" /* a prepared statement the server does not have */
 
 /*
  * Why a database step failed: libpq's message on one line, and the SQLSTATE ("" when the server
@@ -40,8 +41,9 @@ void db_error_from_result(struct db_error *error, PGconn *conn, const PGresult *
 void db_error_from_connection(struct db_error *error, PGconn *conn);
 
 /*
- * Failures that say nothing about the data: a deadlock, a serialization failure or a cancelled
- * statement (e.g. when the daemon is stopping). The work is rolled back and tried again.
+ * Failures that say nothing about the data: a deadlock, a serialization failure, a cancelled
+ * statement (e.g. when the daemon is stopping) or a prepared statement the server no longer has.
+ * The work is rolled back and tried again.
  */
 bool db_error_is_transient(const struct db_error *error);
 
@@ -164,6 +166,14 @@ int db_check_dsn(const char *dsn, char *err, size_t errlen);
 /* True when the connection is gone (the caller should reconnect). */
 bool db_connection_lost(PGconn *conn);
 
+/*
+ * Prepare the statements run on conn through db_query, db_send and db_pipeline_run, each once
+ * (named, on first use), when conn is a session of its own: its server process id is the one
+ * the connection reported (a pooler reports one of its own). Returns true when turned on. Call
+ * db_prepare_disable before closing conn. See db_prepared.c.
+ */
+bool db_prepare_enable(PGconn *conn);
+void db_prepare_disable(PGconn *conn);
 /* Run a command that returns no rows (BEGIN, COMMIT, SET ...). Returns 0, or -1 with error set. */
 int db_command(PGconn *conn, const char *sql, struct db_error *error);
 
@@ -201,6 +211,7 @@ const char *db_sqlstate(const PGresult *res);
 /* ---- pipelines ------------------------------------------------------------------------------ */
 
 #define DB_STATEMENT_MAX_PARAMS 16
+#define DB_PIPELINE_MAX_STATEMENTS 16
 
 /*
  * One statement of a pipeline. sql NULL: skipped (nothing to ask). owned[] are parameter texts
@@ -212,6 +223,11 @@ struct db_statement {
 	const Oid *types; /* the parameters' types, or NULL: all inferred */
 	const char *values[DB_STATEMENT_MAX_PARAMS];
 	int result_format;
+	/*
+	 * Planned for its parameters every time, never prepared: for a statement whose best plan
+	 * depends on their size (a generic plan guesses an array's length).
+	 */
+	bool unnamed;
 	char *owned[2];
 	PGresult *res;
 };

@@ -154,6 +154,7 @@ int targets_fetch(struct batch *b, struct db_statement *f)
 		 " LEFT JOIN entity_dna artist ON artist.entity_type = 'artist' AND artist.entity_id = item.artist_id"
 		 " AND artist.embedding IS NOT NULL";
 	f->nparams = 2;
+	f->unnamed = true; /* a generic plan, sized for 100 targets, took 1.3x as long as one for the batch's */
 	f->values[0] = f->owned[0];
 	f->values[1] = f->owned[1];
 	return 0;

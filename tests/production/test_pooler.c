@@ -11,6 +11,7 @@
  *   - `status` and `reprocess` work through the pool;
  *   - `run --no-listen`'s statement timeout holds through the pool (it is set per transaction)
  *     and is not left on the pool's session;
+ *   - no statement is prepared through the pool (passportd prepares on direct sessions only);
  *   - `passport-migrate schema` and `backfill` refuse at once, naming the transaction pooler;
  *     `verify` and `entity-dna` work.
  */
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "fault.h"
 
 static struct fault_server server;
@@ -86,6 +88,8 @@ static void expect_server_defaults(const char *dbname, const char *user, const c
 		ASSERT_STR_EQ(value, defaults[i][1]);
 		free(value);
 	}
+	/* No statement of passportd's is left prepared on the pool's session (none is prepared there). */
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_prepared_statements"), 0);
 	PQfinish(conn);
 	printf("ok: another client of the pool sees the server's defaults %s\n", when);
 }
@@ -229,6 +233,15 @@ int main(void)
 	harness_exec(conn, "ALTER DATABASE t_pooler SET TimeZone = 'America/New_York'");
 	start_pool();
 	pool_dsn(daemon_pool_dsn, "t_pooler", "passportd");
+	{
+		/* Statements are prepared on a session of the daemon's own, never through the pool. */
+		PGconn *pooled = harness_connect(daemon_pool_dsn), *direct = harness_connect(dsn);
+		ASSERT_FALSE(db_prepare_enable(pooled));
+		ASSERT_TRUE(db_prepare_enable(direct));
+		db_prepare_disable(direct);
+		PQfinish(pooled);
+		PQfinish(direct);
+	}
 
 	check_passportd(conn, daemon_pool_dsn);
 	{
