@@ -14,6 +14,7 @@
  * heap with thousands of 6 KiB blocks between the batches' short-lived allocations.
  */
 #include "entity_cache.h"
+#include "strbuf.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -53,7 +54,12 @@ static uint64_t hash_key(const char *key)
 
 static void make_key(char key[KEY_MAX], const char *kind, const char *id)
 {
-	snprintf(key, KEY_MAX, "%s/%s", kind, id);
+	char *end = text_copy(key, KEY_MAX, kind);
+
+	if (end < key + KEY_MAX - 1) { /* "kind/id", cut to fit as snprintf would */
+		*end++ = '/';
+		text_copy(end, (size_t)(key + KEY_MAX - end), id);
+	}
 }
 
 struct entity_cache *entity_cache_create(size_t capacity)

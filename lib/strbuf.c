@@ -31,6 +31,15 @@ void strbuf_add(struct strbuf *sb, const char *text, size_t n)
 	sb->data[sb->len] = '\0';
 }
 
+char *text_copy(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return dst + n;
+}
+
 void strbuf_add_str(struct strbuf *sb, const char *text)
 {
 	strbuf_add(sb, text, strlen(text));

@@ -196,9 +196,9 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 		if (ord < 1 || ord > b->n_targets || PQgetisnull(sources_res, r, 1) || sources[ord - 1].kind[0])
 			continue; /* no vector: decay only */
 		src = &sources[ord - 1];
-		snprintf(src->kind, sizeof(src->kind), "%s", PQgetvalue(sources_res, r, 1));
-		snprintf(src->id, sizeof(src->id), "%s", PQgetvalue(sources_res, r, 2));
-		snprintf(src->version, sizeof(src->version), "%s", PQgetvalue(sources_res, r, 3));
+		text_copy(src->kind, sizeof(src->kind), PQgetvalue(sources_res, r, 1));
+		text_copy(src->id, sizeof(src->id), PQgetvalue(sources_res, r, 2));
+		text_copy(src->version, sizeof(src->version), PQgetvalue(sources_res, r, 3));
 		cv = entity_cache_get(p->entities, src->kind, src->id, src->version);
 		if (cv) {
 			target_take(b, (int)ord - 1, cv);

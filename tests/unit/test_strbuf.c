@@ -179,8 +179,29 @@ static void test_binary_invalid(void)
 	}
 }
 
+/* text_copy: snprintf's "%s" without the format: cut to fit, always terminated. */
+static void test_text_copy(void)
+{
+	char small[6], exact[4];
+	char *end;
+
+	end = text_copy(small, sizeof(small), "abc");
+	ASSERT_STR_EQ(small, "abc");
+	ASSERT_TRUE(end == small + 3);
+	end = text_copy(small, sizeof(small), "abcdefgh");
+	ASSERT_STR_EQ(small, "abcde");
+	ASSERT_TRUE(end == small + 5);
+	text_copy(exact, sizeof(exact), "xyz");
+	ASSERT_STR_EQ(exact, "xyz");
+	text_copy(exact, sizeof(exact), "");
+	ASSERT_STR_EQ(exact, "");
+	text_copy(exact, 1, "xyz");
+	ASSERT_STR_EQ(exact, "");
+}
+
 int main(void)
 {
+	test_text_copy();
 	test_text_literals();
 	test_binary_uuid();
 	test_binary_uuid_bytes();
