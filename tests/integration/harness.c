@@ -1,6 +1,10 @@
 /* harness: integration-test helpers: throwaway databases on the private server, SQL, child programs. */
 #include "harness.h"
 
+#include "batch.h"
+#include "config.h"
+#include "db.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -361,4 +365,24 @@ const char *harness_passportd(void)
 const char *harness_migrate(void)
 {
 	return program_from_env("PASSPORT_MIGRATE");
+}
+
+struct processor *harness_open_processor(const char *dsn, int batch_size, PGconn **conn)
+{
+	struct config config;
+	struct batch_config batch;
+	struct db_error error;
+	struct processor *p;
+
+	config_init(&config);
+	config_to_batch(&config, &batch);
+	config_finish(&config);
+	batch.batch_size = batch_size;
+	*conn = harness_connect(dsn);
+	p = processor_create(*conn, &batch, &error);
+	if (!p) {
+		fprintf(stderr, "processor_create: %s\n", error.message);
+		FAIL("the processor could not be created");
+	}
+	return p;
 }

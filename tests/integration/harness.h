@@ -31,6 +31,14 @@ void harness_allow_role_login(PGconn *conn);
 /* Connect to a connection string; fails the test on error. */
 PGconn *harness_connect(const char *dsn);
 
+struct processor;
+/*
+ * One processor (lib/batch.h) on a connection of its own, as one worker of a drain has it, with
+ * the default configuration and batches of batch_size. *conn receives the connection; the caller
+ * destroys the processor, then finishes the connection.
+ */
+struct processor *harness_open_processor(const char *dsn, int batch_size, PGconn **conn);
+
 /* Run SQL (several statements allowed); fail the test, printing the SQL and the error, on error. */
 void harness_exec(PGconn *conn, const char *sql);
 

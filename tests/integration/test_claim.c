@@ -13,7 +13,6 @@
 
 #include "batch.h"
 #include "claim.h"
-#include "config.h"
 #include "db.h"
 
 #define DSN_MAX 1024
@@ -33,27 +32,6 @@ static PGconn *open_workload(const char *name, int users, int per_user, char *ds
 	/* Every entry has a user: entries without one need no user lock and would mask the case. */
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE user_id IS NULL"), 0);
 	return conn;
-}
-
-/* One processor on its own connection, as one worker of a drain has it. */
-static struct processor *open_processor(const char *dsn, int batch_size, PGconn **conn)
-{
-	struct config config;
-	struct batch_config batch;
-	struct db_error error;
-	struct processor *p;
-
-	config_init(&config);
-	config_to_batch(&config, &batch);
-	config_finish(&config);
-	batch.batch_size = batch_size;
-	*conn = harness_connect(dsn);
-	p = processor_create(*conn, &batch, &error);
-	if (!p) {
-		fprintf(stderr, "processor_create: %s\n", error.message);
-		FAIL("the processor could not be created");
-	}
-	return p;
 }
 
 /* One batch, which must be claimed on this call. Returns the entries it processed. */
@@ -81,7 +59,7 @@ static void case_candidates_held(void)
 	PGconn *conn = open_workload("claim_held", 60, 5, dsn);
 	PGconn *holder = harness_connect(dsn);
 	PGconn *worker_conn;
-	struct processor *p = open_processor(dsn, 50, &worker_conn);
+	struct processor *p = harness_open_processor(dsn, 50, &worker_conn);
 	long processed;
 
 	printf("\n=== the oldest users held by another worker\n");
@@ -116,7 +94,7 @@ static void case_nothing_claimable(void)
 	PGconn *holder = harness_connect(dsn);
 	PGconn *worker_conn;
 	/* Batches of 8: the walk takes two users of 4 due entries each. */
-	struct processor *p = open_processor(dsn, 8, &worker_conn);
+	struct processor *p = harness_open_processor(dsn, 8, &worker_conn);
 	long processed;
 
 	printf("\n=== the first users' oldest entries locked by another session\n");

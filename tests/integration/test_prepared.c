@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "batch.h"
-#include "config.h"
 #include "db.h"
 
 #define DSN_MAX 1024
@@ -30,26 +29,6 @@ static PGconn *open_workload(const char *name, int users, int per_user, char *ds
 	harness_exec_source_file(conn, "tests/sql/workload.sql");
 	ASSERT_EQ_INT(harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user), users * per_user);
 	return conn;
-}
-
-static struct processor *open_processor(const char *dsn, int batch_size, PGconn **conn)
-{
-	struct config config;
-	struct batch_config batch;
-	struct db_error error;
-	struct processor *p;
-
-	config_init(&config);
-	config_to_batch(&config, &batch);
-	config_finish(&config);
-	batch.batch_size = batch_size;
-	*conn = harness_connect(dsn);
-	p = processor_create(*conn, &batch, &error);
-	if (!p) {
-		fprintf(stderr, "processor_create: %s\n", error.message);
-		FAIL("the processor could not be created");
-	}
-	return p;
 }
 
 static int run_batch(struct processor *p, long *processed)
@@ -103,7 +82,7 @@ static void case_prepared_once(void)
 	char dsn[DSN_MAX];
 	PGconn *conn = open_workload("prepared_once", 40, 6, dsn);
 	PGconn *worker;
-	struct processor *p = open_processor(dsn, 30, &worker);
+	struct processor *p = harness_open_processor(dsn, 30, &worker);
 	long processed = 0;
 	int after_first;
 	char *names_first, *names_last;
@@ -136,7 +115,7 @@ static void case_deallocated(void)
 	char dsn[DSN_MAX];
 	PGconn *conn = open_workload("prepared_lost", 30, 4, dsn);
 	PGconn *worker;
-	struct processor *p = open_processor(dsn, 20, &worker);
+	struct processor *p = harness_open_processor(dsn, 20, &worker);
 	long processed = 0, before;
 	char *names_before, *names_after;
 
@@ -173,7 +152,7 @@ static void case_keeps_losing_them(void)
 	char dsn[DSN_MAX];
 	PGconn *conn = open_workload("prepared_gone", 40, 2, dsn);
 	PGconn *worker;
-	struct processor *p = open_processor(dsn, 4, &worker);
+	struct processor *p = harness_open_processor(dsn, 4, &worker);
 	long processed = 0;
 	int busy = 0, status;
 
@@ -206,7 +185,7 @@ static void case_data_error_keeps_them(void)
 	char dsn[DSN_MAX];
 	PGconn *conn = open_workload("prepared_kept", 20, 3, dsn);
 	PGconn *worker;
-	struct processor *p = open_processor(dsn, 100, &worker);
+	struct processor *p = harness_open_processor(dsn, 100, &worker);
 	long processed = 0;
 	char *names_before, *names_after;
 	char *bad;
