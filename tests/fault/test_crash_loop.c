@@ -1,10 +1,11 @@
 /*
  * test_crash_loop: three `passportd run` daemons drain a workload while a driver SIGKILLs a
- * random one every 1 to 3 seconds and starts it again with another batch size. The end state
+ * random one every 0.5 to 1.5 seconds and starts it again with another batch size. The end state
  * must equal a clean single-process drain of the same entries (SPEC 3 and 5): every entry
  * processed exactly once, one dna_evolution row per applied entry, every embedding bit for bit.
  *
- * Default: 15,000 entries (300 users x 50) and 200 money entries linking ledger rows.
+ * Default: 20,000 entries (400 users x 50) and 200 money entries linking ledger rows: with small
+ * batches the loop lasts several seconds, so at least 2 kills (checked) land mid-drain.
  * PASSPORT_FAULT_HEAVY=1: 50,000 entries (500 users x 100) and 1,000 money entries.
  */
 #include <signal.h>
@@ -17,6 +18,9 @@
 
 #define DAEMONS 3
 #define STALL_SECONDS 90.0
+/* Between two kills; short enough that a fast drain still sees several (kills >= 2 is checked). */
+#define KILL_MIN_SECONDS 0.5
+#define KILL_MAX_SECONDS 1.5
 
 struct daemon {
 	pid_t pid;
@@ -73,13 +77,13 @@ int main(void)
 	fault_begin("crash_loop");
 	heavy = fault_heavy();
 	fault_seed();
-	users = heavy ? 500 : 300;
+	users = heavy ? 500 : 400;
 	per_user = heavy ? 100 : 50;
 	money = heavy ? 1000 : 200;
 	batch_sizes = heavy ? heavy_batch_sizes : default_batch_sizes;
 	n_batch_sizes = heavy ? (int)(sizeof heavy_batch_sizes / sizeof heavy_batch_sizes[0])
 			      : (int)(sizeof default_batch_sizes / sizeof default_batch_sizes[0]);
-	printf("crash loop: %d users x %d entries, %d daemons, SIGKILL every 1-3 s%s\n", users, per_user, DAEMONS,
+	printf("crash loop: %d users x %d entries, %d daemons, SIGKILL every 0.5-1.5 s%s\n", users, per_user, DAEMONS,
 	       heavy ? " (heavy)" : "");
 
 	conn = fault_create_database("fault_crash", dsn, daemon_dsn);
@@ -105,7 +109,7 @@ int main(void)
 		memset(&daemons[i], 0, sizeof daemons[i]);
 		start_daemon(&daemons[i], i, daemon_dsn);
 	}
-	next_kill = started + fault_random(1.0, 3.0);
+	next_kill = started + fault_random(KILL_MIN_SECONDS, KILL_MAX_SECONDS);
 	last_progress = started;
 	for (;;) {
 		double now;
@@ -138,7 +142,7 @@ int main(void)
 			       " restarted as pid %d with batch size %d\n",
 			       now - started, victim, (int)old, old_size, remaining, (int)daemons[victim].pid,
 			       daemons[victim].batch_size);
-			next_kill = fault_now() + fault_random(1.0, 3.0);
+			next_kill = fault_now() + fault_random(KILL_MIN_SECONDS, KILL_MAX_SECONDS);
 		}
 		fault_sleep(0.1);
 	}
