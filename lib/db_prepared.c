@@ -17,12 +17,12 @@
  * the connection (db_prepare_enable / db_prepare_disable, before PQfinish). A name counts as
  * prepared once the call that prepared it succeeded (db_prepared_settle); when that call failed,
  * the name is dropped and the next run prepares again under a new name (names are never reused,
- * so a statement the server did keep does not collide; after DB_PREPARED_MAX_DROPPED such names
+ * so a statement the server did keep does not collide; after PREPARED_MAX_DROPPED such names
  * the connection goes back to unnamed statements). A prepared statement survives the rollback
  * of its transaction, so an ordinary error leaves the others alone. Two errors mean the server
  * no longer has, or can no longer run, what it prepared: 26000 (no such statement: something
  * deallocated it) and 0A000 (a plan whose result type a schema change altered). Then all the
- * connection's names are forgotten; after DB_PREPARED_MAX_RESETS such resets, for good.
+ * connection's names are forgotten; after PREPARED_MAX_RESETS such resets, for good.
  */
 #include "db_prepared.h"
 #include "db.h"
@@ -38,8 +38,8 @@
 
 #define PREPARED_CONNECTIONS_MAX 64 /* processors of one process: workers, helpers */
 #define PREPARED_STATEMENTS_MAX 48  /* per connection; a batch has about a dozen */
-#define DB_PREPARED_MAX_RESETS 4
-#define DB_PREPARED_MAX_DROPPED 64
+#define PREPARED_MAX_RESETS 4
+#define PREPARED_MAX_DROPPED 64
 
 struct prepared_statement {
 	uint64_t hash;
@@ -227,7 +227,7 @@ void db_prepared_settle(PGconn *conn, bool succeeded)
 		}
 	}
 	c->n = kept;
-	if (c->dropped >= DB_PREPARED_MAX_DROPPED) {
+	if (c->dropped >= PREPARED_MAX_DROPPED) {
 		forget_statements(c);
 		c->enabled = false;
 	}
@@ -243,6 +243,6 @@ void db_prepared_failed(PGconn *conn, const char *sqlstate)
 	if (!c || c->n == 0)
 		return;
 	forget_statements(c);
-	if (++c->resets >= DB_PREPARED_MAX_RESETS)
+	if (++c->resets >= PREPARED_MAX_RESETS)
 		c->enabled = false;
 }

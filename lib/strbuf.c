@@ -33,7 +33,11 @@ void strbuf_add(struct strbuf *sb, const char *text, size_t n)
 
 char *text_copy(char *dst, size_t size, const char *src)
 {
-	size_t n = strnlen(src, size - 1);
+	size_t n;
+
+	if (size == 0)
+		return dst; /* no room even for the terminator */
+	n = strnlen(src, size - 1);
 
 	memcpy(dst, src, n);
 	dst[n] = '\0';

@@ -26,8 +26,8 @@ void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((forma
 void strbuf_free(struct strbuf *sb);
 
 /*
- * Copy the string src into dst of size bytes (size > 0), cut to fit as snprintf's "%s" would,
- * always terminated; returns dst + the bytes copied (the terminator's place). For the hot paths
+ * Copy the string src into dst of size bytes, cut to fit as snprintf's "%s" would, terminated
+ * (size 0: nothing written); returns dst + the bytes copied (the terminator's place). For the hot paths
  * where snprintf's format parsing showed in profiles.
  */
 char *text_copy(char *dst, size_t size, const char *src);

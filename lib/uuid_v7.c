@@ -44,14 +44,6 @@ void uuid_format(const uint8_t bytes[UUID_BYTES], char out[UUID_TEXT_SIZE])
 	*c = '\0';
 }
 
-void uuid_v7_next(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], char out[UUID_TEXT_SIZE])
-{
-	uint8_t b[UUID_BYTES];
-
-	uuid_v7_next_bytes(g, now_ms, random, b);
-	uuid_format(b, out);
-}
-
 /* splitmix64: 64 well-mixed bits per step from a 64-bit state. */
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -82,12 +74,4 @@ void uuid_v7_generate_bytes(struct uuid_v7 *g, uint8_t out[UUID_BYTES])
 	for (int i = 0; i < 8; i++)
 		random[i] = (uint8_t)(bits >> (8 * i));
 	uuid_v7_next_bytes(g, now_ms, random, out);
-}
-
-void uuid_v7_generate(struct uuid_v7 *g, char out[UUID_TEXT_SIZE])
-{
-	uint8_t b[UUID_BYTES];
-
-	uuid_v7_generate_bytes(g, b);
-	uuid_format(b, out);
 }

@@ -29,17 +29,14 @@ struct uuid_v7 {
 
 /*
  * The next id (pure): now_ms is the current Unix time in milliseconds, random 8 random bytes.
- * Writes the id's text form (lower-case, with hyphens) into out.
+ * Writes its 16 bytes into out (network order, as uuid_send sends it).
  */
-void uuid_v7_next(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], char out[UUID_TEXT_SIZE]);
-/* The same id as its 16 bytes (network order, as uuid_send sends it). */
 void uuid_v7_next_bytes(struct uuid_v7 *g, uint64_t now_ms, const uint8_t random[8], uint8_t out[UUID_BYTES]);
 
 /*
  * The next id at the current time. Its random bits come from a generator (splitmix64) seeded once
  * from the kernel (getrandom), not a system call per row: a batch inserts up to a thousand.
  */
-void uuid_v7_generate(struct uuid_v7 *g, char out[UUID_TEXT_SIZE]);
 void uuid_v7_generate_bytes(struct uuid_v7 *g, uint8_t out[UUID_BYTES]);
 
 /* A uuid's 16 bytes in text form (lower-case, with hyphens). */

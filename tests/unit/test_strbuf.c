@@ -197,6 +197,9 @@ static void test_text_copy(void)
 	ASSERT_STR_EQ(exact, "");
 	text_copy(exact, 1, "xyz");
 	ASSERT_STR_EQ(exact, "");
+	exact[0] = 'q';
+	ASSERT_TRUE(text_copy(exact, 0, "xyz") == exact);
+	ASSERT_EQ_INT(exact[0], 'q'); /* size 0: nothing written */
 }
 
 int main(void)
