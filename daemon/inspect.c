@@ -56,8 +56,8 @@ enum { ENTRY_ID, ENTRY_TIME, ENTRY_EVENT_TYPE, ENTRY_SYSTEMS, ENTRY_STATE, ENTRY
 	" v.delta_economic::text, v.delta_spatial::text"
 
 /*
- * The latest steps of each DNA row, on the index (mediaid_id, event_time), latest first. $1: the
- * rows' ids (uuid[]); $2: steps per row.
+ * The latest steps of each DNA row, on the key (mediaid_id, event_time, passport_entry_id), latest
+ * first. $1: the rows' ids (uuid[]); $2: steps per row.
  */
 static const char sql_latest_steps[] =
 	"SELECT v.mediaid_id::text, v.passport_entry_id::text, v.event_type, " ISO_UTC("v.event_time") ","

@@ -11,7 +11,7 @@
  * counts and the lists agree), takes no row or advisory locks (plain SELECTs: the daemon's claims,
  * DNA writes and user locks never wait for inspect), has a statement timeout, is bounded by a
  * LIMIT and walks the indexes passport_entries (user_id, timestamp) and dna_evolution
- * (mediaid_id, event_time). All input reaches SQL as parameters.
+ * (mediaid_id, event_time, passport_entry_id). All input reaches SQL as parameters.
  */
 #ifndef PASSPORTD_INSPECT_H
 #define PASSPORTD_INSPECT_H

@@ -319,18 +319,27 @@ static void test_objects(PGconn *conn)
 			"23514");
 	ASSERT_TRUE(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
 				      "WHERE table_name = 'dna_evolution'") >= 17);
-	harness_exec(conn, "INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, "
-			   "alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial, "
-			   "delta_cultural, delta_behavioral, delta_economic, delta_spatial, late) "
-			   "VALUES ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000002', "
-			   "'x', now(), 0.1, 1, 1, 1, 1, 0, 0, 0, 0, false)");
-	expect_sqlstate(conn,
-			"INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, "
-			"alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial, "
-			"delta_cultural, delta_behavioral, delta_economic, delta_spatial, late) "
-			"VALUES ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000002', "
-			"'x', now(), 0.1, 1, 1, 1, 1, 0, 0, 0, 0, false)",
-			"23505");
+	/*
+	 * One row per entry and DNA row: the key is (mediaid_id, event_time, passport_entry_id), the
+	 * entry's own time being the same each time it is applied (sql/100_evolution_key.sql). Two
+	 * entries of the same time on one row are both recorded; the same entry again is refused.
+	 */
+#define EVOLUTION_ROW(entry)                                                                          \
+	"INSERT INTO dna_evolution (mediaid_id, passport_entry_id, event_type, event_time, "              \
+	"alpha, decay_cultural, decay_behavioral, decay_economic, decay_spatial, "                        \
+	"delta_cultural, delta_behavioral, delta_economic, delta_spatial, late) "                         \
+	"VALUES ('00000000-0000-0000-0000-000000000001', '" entry "', "                                   \
+	"'x', '2026-01-02 03:04:05.678901+00', 0.1, 1, 1, 1, 1, 0, 0, 0, 0, false)"
+	harness_exec(conn, EVOLUTION_ROW("00000000-0000-0000-0000-000000000002"));
+	harness_exec(conn, EVOLUTION_ROW("00000000-0000-0000-0000-000000000003"));
+	expect_sqlstate(conn, EVOLUTION_ROW("00000000-0000-0000-0000-000000000002"), "23505");
+#undef EVOLUTION_ROW
+	/* Two btree indexes per written row: the id and that key, which inspect's walk also uses. */
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_index WHERE indrelid = 'dna_evolution'::regclass"), 2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+					       "WHERE i.indrelid = 'dna_evolution'::regclass AND i.indisunique AND i.indisvalid "
+					       "AND pg_get_indexdef(c.oid) LIKE '%(mediaid_id, event_time, passport_entry_id)'"),
+		      1);
 
 	/* coliseum_metrics.passport_entry_id is unique. */
 	harness_exec(conn, "INSERT INTO coliseum_metrics (metric_type, \"timestamp\", passport_entry_id) "
