@@ -315,6 +315,23 @@ static void test_objects(PGconn *conn)
 		free(type);
 	}
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM entity_dna"), 0);
+
+	/* ANALYZE skips the vectors (sql/101_vector_statistics.sql) and still sees the other columns. */
+	harness_exec(conn, "CREATE TEMP TABLE analyzed AS SELECT gen_random_uuid() AS id FROM generate_series(1, 20)");
+	harness_exec(conn, "INSERT INTO media_ids (id, user_uuid, role, profile_embedding) SELECT id, "
+			   "gen_random_uuid(), 'fan', array_fill(0.5::real, ARRAY[1536]) FROM analyzed");
+	harness_exec(conn, "ANALYZE media_ids");
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stats WHERE tablename = 'media_ids' "
+					      "AND attname = 'profile_embedding'"),
+		      0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_stats WHERE tablename = 'media_ids' "
+					      "AND attname = 'role'"),
+		      1);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM pg_attribute WHERE attstattarget = 0 AND "
+					      "((attrelid = 'media_ids'::regclass AND attname = 'profile_embedding') OR "
+					      "(attrelid = 'entity_dna'::regclass AND attname = 'embedding'))"),
+		      2);
+	harness_exec(conn, "DELETE FROM media_ids WHERE id IN (SELECT id FROM analyzed); DROP TABLE analyzed");
 	expect_sqlstate(conn, "INSERT INTO entity_dna (entity_type, entity_id) VALUES ('brand', gen_random_uuid())",
 			"23514");
 	ASSERT_TRUE(harness_query_int(conn, "SELECT count(*) FROM information_schema.columns "
