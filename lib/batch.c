@@ -147,7 +147,6 @@ void processor_destroy(struct processor *p)
 		entity_cache_destroy(p->entities);
 	if (p->owns_unrecordable)
 		aside_destroy(p->unrecordable);
-	free(p->target_buffer);
 	free(p->entry_buffer);
 	free(p);
 }
@@ -169,6 +168,16 @@ void batch_clear(struct batch *b)
 		vec_free(b->rows[i].v);
 	free(b->rows);
 	free(b->targets);
+	if (b->n_pins > 0) {
+		entity_cache_lock(b->pinned_in);
+		for (int i = 0; i < b->n_pins; i++)
+			entity_cache_unpin(b->pinned_in, b->pins[i]);
+		entity_cache_unlock(b->pinned_in);
+	}
+	free(b->pins);
+	for (int i = 0; i < b->n_copies; i++)
+		vec_free(b->copies[i]);
+	free(b->copies);
 	for (int i = 0; i < b->n_correlations; i++)
 		free(b->correlations[i]);
 	free(b->correlations);

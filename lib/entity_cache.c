@@ -6,7 +6,13 @@
  * used only while it is exactly what the table holds; the daemon's results are the same with or
  * without the cache. A chained hash table finds entries; a doubly linked list orders them by use.
  * Several processors (drain's workers) may share one cache: they hold its mutex while they look
- * up, insert and copy out values (entity_cache_lock).
+ * up, insert, pin and unpin values (entity_cache_lock).
+ *
+ * Pins: a batch uses its targets' vectors where the cache holds them, without a copy, so each
+ * one it uses is pinned until the batch ends. A pinned entry is out of the use list, so it is
+ * never the one dropped to make room; when a newer version of its row is put meanwhile, the
+ * entry leaves the table (nobody finds it any more) and its slot is freed at the last unpin.
+ * When every slot is pinned, put has no room and says so; the caller keeps its own copy.
  *
  * Memory: the entries and their vectors are allocated once, as two arrays of `capacity` slots
  * (the vector array is calloc'ed, so its pages cost memory only once a slot is used). A dropped
@@ -30,13 +36,15 @@ struct cache_entry {
 	char version[VERSION_MAX];
 	struct cached_vector value; /* value.x points at this slot's vector */
 	struct cache_entry *next_in_bucket; /* or the next free slot */
-	struct cache_entry *newer, *older;
+	struct cache_entry *newer, *older;  /* the use list: unpinned entries of the table only */
+	int pins;
+	bool detached; /* pinned, replaced by a newer version: freed at the last unpin */
 };
 
 struct entity_cache {
 	struct cache_entry **buckets;
 	size_t n_buckets;
-	size_t count, capacity;
+	size_t capacity;
 	struct cache_entry *slots;  /* capacity entries */
 	float *vectors;             /* capacity x VEC_DIM floats */
 	struct cache_entry *free_slots;
@@ -124,17 +132,51 @@ static struct cache_entry **find_slot(struct entity_cache *cache, const char *ke
 	return slot;
 }
 
+static void free_slot(struct entity_cache *cache, struct cache_entry *e)
+{
+	e->key[0] = '\0';
+	e->detached = false;
+	e->next_in_bucket = cache->free_slots;
+	cache->free_slots = e;
+}
+
+/* Take an entry out of the table: its slot is free now, or at its last unpin. */
 static void remove_entry(struct entity_cache *cache, struct cache_entry *e)
 {
 	struct cache_entry **slot = find_slot(cache, e->key);
 
 	if (*slot == e)
 		*slot = e->next_in_bucket;
+	if (e->pins > 0) {
+		e->detached = true;
+		e->next_in_bucket = NULL;
+		return;
+	}
 	unlink_use(cache, e);
-	e->key[0] = '\0';
-	e->next_in_bucket = cache->free_slots;
-	cache->free_slots = e;
-	cache->count--;
+	free_slot(cache, e);
+}
+
+static void pin(struct entity_cache *cache, struct cache_entry *e, struct entity_pin **pinned)
+{
+	if (!pinned)
+		return;
+	if (e->pins++ == 0)
+		unlink_use(cache, e);
+	*pinned = (struct entity_pin *)e;
+}
+
+void entity_cache_unpin(struct entity_cache *cache, struct entity_pin *pinned)
+{
+	struct cache_entry *e = (struct cache_entry *)pinned;
+
+	if (!e || e->pins <= 0)
+		return;
+	if (--e->pins > 0)
+		return;
+	if (e->detached)
+		free_slot(cache, e);
+	else
+		link_newest(cache, e);
 }
 
 void entity_cache_destroy(struct entity_cache *cache)
@@ -158,8 +200,8 @@ void entity_cache_unlock(struct entity_cache *cache)
 	pthread_mutex_unlock(&cache->mutex);
 }
 
-const struct cached_vector *entity_cache_get(struct entity_cache *cache, const char *kind, const char *id,
-					     const char *version)
+const struct cached_vector *entity_cache_get_pinned(struct entity_cache *cache, const char *kind, const char *id,
+						    const char *version, struct entity_pin **pinned)
 {
 	char key[KEY_MAX];
 	struct cache_entry *e;
@@ -168,8 +210,52 @@ const struct cached_vector *entity_cache_get(struct entity_cache *cache, const c
 	e = *find_slot(cache, key);
 	if (!e || strcmp(e->version, version) != 0)
 		return NULL;
-	unlink_use(cache, e);
+	if (e->pins == 0) {
+		unlink_use(cache, e);
+		link_newest(cache, e);
+	}
+	pin(cache, e, pinned);
+	return &e->value;
+}
+
+const struct cached_vector *entity_cache_get(struct entity_cache *cache, const char *kind, const char *id,
+					     const char *version)
+{
+	return entity_cache_get_pinned(cache, kind, id, version, NULL);
+}
+
+const struct cached_vector *entity_cache_put_pinned(struct entity_cache *cache, const char *kind, const char *id,
+						    const char *version, enum vec_format format,
+						    const unsigned char *value, size_t len, struct entity_pin **pinned)
+{
+	char key[KEY_MAX];
+	struct cache_entry *e;
+
+	make_key(key, kind, id);
+	e = *find_slot(cache, key);
+	if (e && strcmp(e->version, version) == 0) {
+		/* Another processor read the same version meanwhile: the same bytes, decoded already. */
+		pin(cache, e, pinned);
+		return &e->value;
+	}
+	if (e)
+		remove_entry(cache, e);
+	if (!cache->free_slots && cache->oldest)
+		remove_entry(cache, cache->oldest); /* unpinned: pinned entries are not in the use list */
+	e = cache->free_slots;
+	if (!e)
+		return NULL; /* every slot is pinned */
+	cache->free_slots = e->next_in_bucket;
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	snprintf(e->version, sizeof(e->version), "%s", version);
+	e->value.valid = vec_decode(format, value, len, e->value.x, VEC_DIM, e->value.invalid_reason,
+				    sizeof(e->value.invalid_reason)) == 0;
+	e->pins = 0;
+	e->detached = false;
+	e->next_in_bucket = NULL;
+	*find_slot(cache, key) = e;
 	link_newest(cache, e);
+	pin(cache, e, pinned);
 	return &e->value;
 }
 
@@ -177,26 +263,5 @@ const struct cached_vector *entity_cache_put(struct entity_cache *cache, const c
 					     const char *version, enum vec_format format,
 					     const unsigned char *value, size_t len)
 {
-	char key[KEY_MAX];
-	struct cache_entry *e;
-
-	make_key(key, kind, id);
-	e = *find_slot(cache, key);
-	if (e)
-		remove_entry(cache, e);
-	while (cache->count >= cache->capacity && cache->oldest)
-		remove_entry(cache, cache->oldest);
-	e = cache->free_slots;
-	if (!e)
-		return NULL; /* cannot happen: a slot was just freed */
-	cache->free_slots = e->next_in_bucket;
-	snprintf(e->key, sizeof(e->key), "%s", key);
-	snprintf(e->version, sizeof(e->version), "%s", version);
-	e->value.valid = vec_decode(format, value, len, e->value.x, VEC_DIM, e->value.invalid_reason,
-				    sizeof(e->value.invalid_reason)) == 0;
-	e->next_in_bucket = NULL;
-	*find_slot(cache, key) = e;
-	link_newest(cache, e);
-	cache->count++;
-	return &e->value;
+	return entity_cache_put_pinned(cache, kind, id, version, format, value, len, NULL);
 }

@@ -11,6 +11,7 @@
 #include "vec.h"
 
 struct entity_cache;
+struct entity_pin; /* a pinned entry (entity_cache_get_pinned, entity_cache_put_pinned) */
 
 /* A cached value: a decoded vector, or the reason it could not be decoded. Owned by the cache. */
 struct cached_vector {
@@ -39,10 +40,24 @@ const struct cached_vector *entity_cache_get(struct entity_cache *cache, const c
 
 /*
  * Decode a binary vector value (format of the column) and cache it for (kind, id, version),
- * replacing an older version. Returns the cached value, or NULL when out of memory.
+ * replacing an older version (the same version already cached is kept as it is). Returns the
+ * cached value, or NULL when there is no room: every slot is pinned.
  */
 const struct cached_vector *entity_cache_put(struct entity_cache *cache, const char *kind, const char *id,
 					     const char *version, enum vec_format format,
 					     const unsigned char *value, size_t len);
+
+/*
+ * get and put that also pin the value they return (*pinned, when they return one): it stays
+ * where it is, unchanged, until entity_cache_unpin, whatever is put meanwhile. A pinned value is
+ * never dropped to make room; a newer version put meanwhile is a new entry (the pinned one is no
+ * longer found). Each pin needs its own unpin, under the lock like the rest.
+ */
+const struct cached_vector *entity_cache_get_pinned(struct entity_cache *cache, const char *kind, const char *id,
+						    const char *version, struct entity_pin **pinned);
+const struct cached_vector *entity_cache_put_pinned(struct entity_cache *cache, const char *kind, const char *id,
+						    const char *version, enum vec_format format,
+						    const unsigned char *value, size_t len, struct entity_pin **pinned);
+void entity_cache_unpin(struct entity_cache *cache, struct entity_pin *pinned);
 
 #endif

@@ -10,7 +10,8 @@
  *
  * Ownership: a batch's entries point into its claim result (batch.claimed) and into the
  * processor's entry buffer, both valid until batch_clear; rows' vectors and the targets array
- * belong to the batch; target vectors live in the processor's target buffer (valid for the batch).
+ * belong to the batch; target vectors are the entity cache's, pinned until batch_clear (or the
+ * batch's own copies when the cache had no room).
  */
 #ifndef PASSPORT_PIPELINE_H
 #define PASSPORT_PIPELINE_H
@@ -112,7 +113,15 @@ struct batch {
 	int n_rows;
 	struct target *targets;
 	int n_targets;
-	float *target_vectors; /* n_targets x VEC_DIM: the targets' private copies (the processor's buffer) */
+	/*
+	 * The targets' vectors are the entity cache's, pinned until batch_clear (pins, n_pins);
+	 * when the cache had no room for one, the batch's own copy (copies, n_copies).
+	 */
+	struct entity_cache *pinned_in;
+	struct entity_pin **pins;
+	int n_pins, max_pins;
+	float **copies;
+	int n_copies;
 	char **correlations; /* ledger correlation ids that exist, sorted */
 	int n_correlations;
 };
@@ -150,12 +159,6 @@ struct processor {
 	int candidate_users;
 	struct entity_cache *entities;
 	bool owns_entities;
-	/*
-	 * The batch's private copies of its target vectors, kept between batches: a few MB that
-	 * would otherwise be mapped, faulted in and unmapped again for every batch.
-	 */
-	float *target_buffer;
-	size_t target_buffer_vectors;
 	struct entry *entry_buffer; /* likewise the batch's entries */
 	size_t entry_buffer_entries;
 	struct set_aside set_aside[SET_ASIDE_MAX];

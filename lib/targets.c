@@ -56,7 +56,7 @@ static int pending_lower_bound(const struct pending_target *pending, int n, cons
 	return lo;
 }
 
-/* Give target i the value of a cached vector (a private copy: the cache may drop it later). */
+/* Give target i a cached value; its vector stays the cache's (pinned) or the batch's copy. */
 static void target_take(struct batch *b, int i, const struct cached_vector *cv)
 {
 	struct target *t = &b->targets[i];
@@ -66,8 +66,23 @@ static void target_take(struct batch *b, int i, const struct cached_vector *cv)
 		snprintf(t->invalid_reason, sizeof(t->invalid_reason), "%s", cv->invalid_reason);
 		return;
 	}
-	t->x = b->target_vectors + (size_t)i * VEC_DIM;
-	memcpy(t->x, cv->x, sizeof(float) * VEC_DIM);
+	t->x = cv->x;
+}
+
+/*
+ * A vector the cache has no room for (every slot pinned by the batches in flight): decoded into
+ * the batch's own copy, freed with the batch. Returns -1 when out of memory.
+ */
+static int copy_take(struct processor *p, struct batch *b, const unsigned char *value, size_t len,
+		     struct cached_vector *copy)
+{
+	copy->x = vec_create(VEC_DIM);
+	if (!copy->x)
+		return -1;
+	b->copies[b->n_copies++] = copy->x;
+	copy->valid = vec_decode(p->format, value, len, copy->x, VEC_DIM, copy->invalid_reason,
+				 sizeof(copy->invalid_reason)) == 0;
+	return 0;
 }
 
 static uint64_t hash_target(enum target_type type, const char *id)
@@ -172,18 +187,14 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 
 	if (!sources_res || b->n_targets == 0)
 		return 0;
-	if (p->target_buffer_vectors < (size_t)b->n_targets) {
-		float *grown = malloc(sizeof(float) * VEC_DIM * (size_t)b->n_targets);
-		if (!grown)
-			goto oom;
-		free(p->target_buffer);
-		p->target_buffer = grown;
-		p->target_buffer_vectors = (size_t)b->n_targets;
-	}
-	b->target_vectors = p->target_buffer;
+	/* A pin for each target found cached and for each vector read: at most two per target. */
+	b->pinned_in = p->entities;
+	b->max_pins = 2 * b->n_targets;
+	b->pins = malloc(sizeof(*b->pins) * (size_t)b->max_pins);
+	b->copies = malloc(sizeof(*b->copies) * (size_t)b->n_targets);
 	sources = calloc((size_t)b->n_targets, sizeof(*sources));
 	pending = malloc(sizeof(*pending) * (size_t)b->n_targets);
-	if (!sources || !pending)
+	if (!b->pins || !b->copies || !sources || !pending)
 		goto oom;
 	strbuf_add_str(&kinds, "{");
 	strbuf_add_str(&ids, "{");
@@ -199,8 +210,9 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 		text_copy(src->kind, sizeof(src->kind), PQgetvalue(sources_res, r, 1));
 		text_copy(src->id, sizeof(src->id), PQgetvalue(sources_res, r, 2));
 		text_copy(src->version, sizeof(src->version), PQgetvalue(sources_res, r, 3));
-		cv = entity_cache_get(p->entities, src->kind, src->id, src->version);
+		cv = entity_cache_get_pinned(p->entities, src->kind, src->id, src->version, &b->pins[b->n_pins]);
 		if (cv) {
+			b->n_pins++;
 			target_take(b, (int)ord - 1, cv);
 			continue;
 		}
@@ -242,12 +254,19 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 
 			if (status == PGRES_SINGLE_TUPLE && !failed && !PQgetisnull(res, 0, 3)) {
 				const char *kind = PQgetvalue(res, 0, 0), *id = PQgetvalue(res, 0, 1);
-				const struct cached_vector *cv;
+				const unsigned char *value = (const unsigned char *)PQgetvalue(res, 0, 3);
+				size_t len = (size_t)PQgetlength(res, 0, 3);
+				const struct cached_vector *cv = NULL;
+				struct cached_vector copy;
 
 				entity_cache_lock(p->entities);
-				cv = entity_cache_put(p->entities, kind, id, PQgetvalue(res, 0, 2), p->format,
-						      (const unsigned char *)PQgetvalue(res, 0, 3),
-						      (size_t)PQgetlength(res, 0, 3));
+				if (b->n_pins < b->max_pins) /* always, as the server returns each source once */
+					cv = entity_cache_put_pinned(p->entities, kind, id, PQgetvalue(res, 0, 2),
+								     p->format, value, len, &b->pins[b->n_pins]);
+				if (cv)
+					b->n_pins++;
+				else if (b->n_copies < b->n_targets && copy_take(p, b, value, len, &copy) == 0)
+					cv = &copy;
 				for (int k = cv ? pending_lower_bound(pending, missing, kind, id) : missing;
 				     k < missing && compare_sources(pending[k].source->kind, pending[k].source->id, kind, id) == 0;
 				     k++) {

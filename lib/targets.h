@@ -17,9 +17,10 @@ struct db_error;
 int targets_fetch(struct batch *b, struct db_statement *f);
 
 /*
- * Give the targets their vectors (private copies in the processor's target buffer): from the
- * cache, else read now in single-row mode and cached. sources_res is the result of the
- * targets_fetch query (NULL: none asked). A target without a vector keeps x NULL (decay only).
+ * Give the targets their vectors: from the entity cache, else read now in single-row mode and
+ * cached. The vectors stay the cache's, pinned until batch_clear (the batch's own copy when the
+ * cache has no room). sources_res is the result of the targets_fetch query (NULL: none asked).
+ * A target without a vector keeps x NULL (decay only).
  */
 int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, struct db_error *error);
 
