@@ -89,6 +89,14 @@ struct processor *processor_create(PGconn *conn, const struct batch_config *conf
 		goto fail;
 	p->format = p->vector_type.format;
 
+	/* real[] target vectors with their send copies (sql/102_entity_dna_send.sql). */
+	if (p->format == VEC_FORMAT_REAL_ARRAY &&
+	    db_query_bool(p->conn,
+			  "SELECT count(*) = 2 FROM pg_attribute WHERE attrelid = to_regclass('entity_dna') AND NOT attisdropped"
+			  " AND ((attname = 'embedding_send' AND atttypid = 'bytea'::regtype)"
+			  " OR (attname = 'embedding_send_xid' AND atttypid = 'xid'::regtype))",
+			  &p->has_entity_send, error) < 0)
+		goto fail;
 	if (db_query_bool(p->conn, "SELECT to_regclass('ledger_entries') IS NOT NULL", &p->has_ledger, error) < 0)
 		goto fail;
 	if (db_query_bool(p->conn,

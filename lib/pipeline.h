@@ -143,6 +143,7 @@ struct processor {
 	struct vector_type vector_type; /* the vector columns' type (vector_type.h) */
 	bool has_ledger;
 	bool has_correlation_column;
+	bool has_entity_send; /* entity_dna.embedding_send(_xid): real[] vectors ready to send */
 	char *claim_users_sql; /* claim.c */
 	char *claim_id_sql;    /* claim.c */
 	char *update_dna_sql;  /* mediaid.c */

@@ -175,6 +175,21 @@ int targets_fetch(struct batch *b, struct db_statement *f)
 	return 0;
 }
 
+/* The vectors of the (kind, id) pairs $1, $2: entity_type, entity_id, xmin, the vector (binary). */
+#define READ_VECTORS_FROM                                                                          \
+	" FROM entity_dna e JOIN (SELECT DISTINCT kind, id FROM unnest($1::text[], $2::uuid[])"       \
+	" AS s(kind, id)) s ON e.entity_type = s.kind AND e.entity_id = s.id"
+#define READ_VECTORS "SELECT e.entity_type, e.entity_id::text, e.xmin::text, e.embedding" READ_VECTORS_FROM
+/*
+ * real[] vectors: the bytes array_send would give, as the trigger of sql/102_entity_dna_send.sql
+ * kept them, while the row is still the version it wrote (else sent now, as above). Decoded
+ * alike: a bytea in binary format is its bytes.
+ */
+#define READ_VECTORS_SENT                                                                          \
+	"SELECT e.entity_type, e.entity_id::text, e.xmin::text,"                                      \
+	" CASE WHEN e.embedding_send_xid = e.xmin AND e.embedding_send IS NOT NULL THEN e.embedding_send" \
+	" ELSE array_send(e.embedding) END" READ_VECTORS_FROM
+
 /* Give the targets their vectors: from the cache, else read (and cached) now. res may be NULL. */
 int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, struct db_error *error)
 {
@@ -240,11 +255,8 @@ int targets_take(struct processor *p, struct batch *b, PGresult *sources_res, st
 		 * One row at a time (single-row mode): each vector goes straight into the cache, so a
 		 * batch with hundreds of cache misses never holds all of them in one result.
 		 */
-		if (!PQsendQueryParams(p->conn,
-				       "SELECT e.entity_type, e.entity_id::text, e.xmin::text, e.embedding"
-				       " FROM entity_dna e JOIN (SELECT DISTINCT kind, id FROM unnest($1::text[], $2::uuid[])"
-				       " AS s(kind, id)) s ON e.entity_type = s.kind AND e.entity_id = s.id",
-				       2, NULL, values, NULL, NULL, 1) ||
+		if (!PQsendQueryParams(p->conn, p->has_entity_send ? READ_VECTORS_SENT : READ_VECTORS, 2, NULL, values,
+				       NULL, NULL, 1) ||
 		    !PQsetSingleRowMode(p->conn)) {
 			db_error_from_connection(error, p->conn);
 			goto fail;
