@@ -111,6 +111,11 @@ expect_eq "artist vector equals the artist row's DNA" \
 	          AND m.user_uuid = 'b0000000-0000-0000-0000-000000000001'
 	          WHERE e.entity_type = 'artist' AND e.entity_id = 'a0000000-0000-0000-0000-000000000001'
 	          AND e.embedding = m.profile_embedding AND vector_dims(e.embedding) = 1536")" "1"
+# sql/102_entity_dna_send.sql: with vector(1536) no trigger, and the copies stay NULL.
+expect_eq "entity_dna send trigger on vector(1536)" \
+	"$(query "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'entity_dna'::regclass AND tgname = 'passport_entity_dna_send'")" "0"
+expect_eq "entity_dna copies on vector(1536)" \
+	"$(query "SELECT count(*) FROM entity_dna WHERE embedding_send IS NOT NULL OR embedding_send_xid IS NOT NULL")" "0"
 expect_eq "artist without DNA has no vector" \
 	"$(query "SELECT count(*) FROM entity_dna WHERE entity_id = 'a0000000-0000-0000-0000-000000000002'")" "0"
 
