@@ -369,6 +369,22 @@ const char *harness_migrate(void)
 
 struct processor *harness_open_processor(const char *dsn, int batch_size, PGconn **conn)
 {
+	return harness_open_processor_sharing(dsn, batch_size, NULL, conn);
+}
+
+PGconn *harness_open_workload(const char *name, int users, int per_user, char *dsn, size_t dsnlen)
+{
+	PGconn *conn = harness_create_database(name, NULL, dsn, dsnlen);
+
+	harness_exec(conn, "SET client_min_messages = warning");
+	harness_exec_source_file(conn, "tests/sql/workload.sql");
+	ASSERT_EQ_INT(harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user), users * per_user);
+	return conn;
+}
+
+struct processor *harness_open_processor_sharing(const char *dsn, int batch_size, struct entity_cache *cache,
+						 PGconn **conn)
+{
 	struct config config;
 	struct batch_config batch;
 	struct db_error error;
@@ -378,6 +394,7 @@ struct processor *harness_open_processor(const char *dsn, int batch_size, PGconn
 	config_to_batch(&config, &batch);
 	config_finish(&config);
 	batch.batch_size = batch_size;
+	batch.shared_entities = cache;
 	*conn = harness_connect(dsn);
 	p = processor_create(*conn, &batch, &error);
 	if (!p) {

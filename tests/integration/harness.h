@@ -39,6 +39,17 @@ struct processor;
  */
 struct processor *harness_open_processor(const char *dsn, int batch_size, PGconn **conn);
 
+struct entity_cache;
+/* The same, with a target vector cache it shares (lib/entity_cache.h; NULL: a cache of its own). */
+struct processor *harness_open_processor_sharing(const char *dsn, int batch_size, struct entity_cache *cache,
+						 PGconn **conn);
+
+/*
+ * A fresh database (harness_create_database, no legacy table) holding tests/sql/workload.sql's
+ * deterministic workload of users x per_user entries; fails the test when it does not.
+ */
+PGconn *harness_open_workload(const char *name, int users, int per_user, char *dsn, size_t dsnlen);
+
 /* Run SQL (several statements allowed); fail the test, printing the SQL and the error, on error. */
 void harness_exec(PGconn *conn, const char *sql);
 

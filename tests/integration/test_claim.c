@@ -24,11 +24,8 @@
 
 static PGconn *open_workload(const char *name, int users, int per_user, char *dsn)
 {
-	PGconn *conn = harness_create_database(name, NULL, dsn, DSN_MAX);
+	PGconn *conn = harness_open_workload(name, users, per_user, dsn, DSN_MAX);
 
-	harness_exec(conn, "SET client_min_messages = warning");
-	harness_exec_source_file(conn, "tests/sql/workload.sql");
-	ASSERT_EQ_INT(harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user), users * per_user);
 	/* Every entry has a user: entries without one need no user lock and would mask the case. */
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE user_id IS NULL"), 0);
 	return conn;

@@ -28,12 +28,7 @@
 
 static PGconn *open_workload(const char *name, char *dsn)
 {
-	PGconn *conn = harness_create_database(name, NULL, dsn, DSN_MAX);
-
-	harness_exec(conn, "SET client_min_messages = warning");
-	harness_exec_source_file(conn, "tests/sql/workload.sql");
-	ASSERT_EQ_INT(harness_intf(conn, "SELECT passport_test_workload(%d, %d)", USERS, PER_USER), USERS * PER_USER);
-	return conn;
+	return harness_open_workload(name, USERS, PER_USER, dsn, DSN_MAX);
 }
 
 static void drain(const char *dsn)

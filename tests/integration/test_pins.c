@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "batch.h"
-#include "config.h"
 #include "db.h"
 #include "entity_cache.h"
 
@@ -36,32 +35,13 @@
 
 static PGconn *open_workload(const char *name, char *dsn)
 {
-	PGconn *conn = harness_create_database(name, NULL, dsn, DSN_MAX);
-
-	harness_exec(conn, "SET client_min_messages = warning");
-	harness_exec_source_file(conn, "tests/sql/workload.sql");
-	ASSERT_EQ_INT(harness_intf(conn, "SELECT passport_test_workload(%d, %d)", USERS, PER_USER), USERS * PER_USER);
-	return conn;
+	return harness_open_workload(name, USERS, PER_USER, dsn, DSN_MAX);
 }
 
 /* A processor with the default configuration, batches of BATCH, and the given cache (NULL: its own). */
 static struct processor *open_processor(const char *dsn, struct entity_cache *cache, PGconn **conn)
 {
-	struct config config;
-	struct batch_config batch;
-	struct db_error error;
-	struct processor *p;
-
-	config_init(&config);
-	config_to_batch(&config, &batch);
-	config_finish(&config);
-	batch.batch_size = BATCH;
-	batch.shared_entities = cache;
-	*conn = harness_connect(dsn);
-	p = processor_create(*conn, &batch, &error);
-	if (!p)
-		FAIL("processor_create: %s", error.message);
-	return p;
+	return harness_open_processor_sharing(dsn, BATCH, cache, conn);
 }
 
 /* Batches until none is left; the number of entries processed, or -1 on a batch error. */

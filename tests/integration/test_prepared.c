@@ -23,12 +23,7 @@
 
 static PGconn *open_workload(const char *name, int users, int per_user, char *dsn)
 {
-	PGconn *conn = harness_create_database(name, NULL, dsn, DSN_MAX);
-
-	harness_exec(conn, "SET client_min_messages = warning");
-	harness_exec_source_file(conn, "tests/sql/workload.sql");
-	ASSERT_EQ_INT(harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user), users * per_user);
-	return conn;
+	return harness_open_workload(name, users, per_user, dsn, DSN_MAX);
 }
 
 static int run_batch(struct processor *p, long *processed)
