@@ -250,9 +250,7 @@ const struct cached_vector *entity_cache_put_pinned(struct entity_cache *cache, 
 	snprintf(e->version, sizeof(e->version), "%s", version);
 	e->value.valid = vec_decode(format, value, len, e->value.x, VEC_DIM, e->value.invalid_reason,
 				    sizeof(e->value.invalid_reason)) == 0;
-	e->pins = 0;
-	e->detached = false;
-	e->next_in_bucket = NULL;
+	e->next_in_bucket = NULL; /* a free slot has no pins and is not detached (free_slot) */
 	*find_slot(cache, key) = e;
 	link_newest(cache, e);
 	pin(cache, e, pinned);
