@@ -13,8 +13,9 @@
 #   bench_tool_dsn ROLE DB      the same for a tool: as ROLE (passportd, passport_migrate) with
 #                               BENCH_SUPABASE=1, else as the superuser like bench_dsn
 #   bench_sql DB SQL            run SQL in DB, print unaligned tuples
-#   bench_pgbench_insert_script FILE EVENT_TYPE USERS TRACKS
-#                               a pgbench script inserting one entry of a random user and track
+#   bench_pgbench_insert_script FILE EVENT_TYPE USERS TRACKS [ROWS]
+#                               a pgbench script inserting ROWS (default 1) entries, each of a
+#                               random user and track, in one statement
 #   bench_now_ns                a monotonic clock in nanoseconds
 #   bench_server_cpu            CPU seconds the private server has used so far (all its processes)
 #   bench_median                median of the numbers on stdin, one a line
@@ -152,14 +153,19 @@ bench_tool_dsn() {
 # A pgbench script inserting one entry of EVENT_TYPE (e.g. player.track_played) for a random one
 # of USERS users, targeting a random one of TRACKS tracks (the workload's ids), written to FILE.
 bench_pgbench_insert_script() {
-	local file=$1 event_type=$2 users=$3 tracks=$4
-	cat >"$file" <<EOF
-\set u random(1, $users)
-\set t random(1, $tracks)
-INSERT INTO passport_entries (user_id, event_type, event_category, payload)
-VALUES (passport_test_uuid('user-' || :u), '$event_type', 'interaction',
-        jsonb_build_object('trackId', passport_test_uuid('track-' || :t)::text));
-EOF
+	local file=$1 event_type=$2 users=$3 tracks=$4 rows=${5:-1} i sep=''
+	{
+		for ((i = 1; i <= rows; i++)); do
+			printf '\\set u%d random(1, %d)\n\\set t%d random(1, %d)\n' "$i" "$users" "$i" "$tracks"
+		done
+		echo "INSERT INTO passport_entries (user_id, event_type, event_category, payload) VALUES"
+		for ((i = 1; i <= rows; i++)); do
+			printf "%s(passport_test_uuid('user-' || :u%d), '%s', 'interaction',\n jsonb_build_object('trackId', passport_test_uuid('track-' || :t%d)::text))" \
+				"$sep" "$i" "$event_type" "$i"
+			sep=$',\n'
+		done
+		echo ";"
+	} >"$file"
 }
 
 # Supabase's shape for the upstream tables of DB (BENCH_SUPABASE=1): row level security on, with
