@@ -437,9 +437,9 @@ int processor_run_entry(struct processor *p, const char *entry_id, struct batch_
 	return run_single(p, id, CLAIM_WITH_OLDER, totals, error);
 }
 
-int processor_count_due(struct processor *p, long long *due, struct db_error *error)
+int processor_count_due(struct processor *p, bool set_aside_only, long long *due, struct db_error *error)
 {
-	return claim_count_due(p, due, error);
+	return claim_count_due(p, set_aside_only, due, error);
 }
 
 bool processor_sets_users_aside(const struct processor *p)

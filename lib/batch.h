@@ -102,8 +102,12 @@ int processor_run_batch(struct processor *processor, struct batch_totals *totals
 int processor_run_entry(struct processor *processor, const char *entry_id, struct batch_totals *totals,
 			struct db_error *error);
 
-/* How many entries are due now (leaving out the ones this processor set aside). 0 or -1 with error. */
-int processor_count_due(struct processor *processor, long long *due, struct db_error *error);
+/*
+ * How many entries are due now (leaving out the ones this processor set aside as unrecordable);
+ * with set_aside_only, only those of the users it set aside for a moment (claim_count_due).
+ * 0 or -1 with error.
+ */
+int processor_count_due(struct processor *processor, bool set_aside_only, long long *due, struct db_error *error);
 /*
  * Whether the last batch's walk passed over users set aside for a moment (their next entry was
  * held by another session). When it did not, its BATCH_EMPTY saw every due entry there is: there

@@ -120,20 +120,33 @@ static char *unrecordable_literal(const struct processor *p)
 	return aside_literal(p->unrecordable);
 }
 
-int claim_count_due(struct processor *p, long long *due, struct db_error *error)
-{
-	char *aside = unrecordable_literal(p);
-	const char *values[1] = {aside};
-	PGresult *res;
+static char *set_aside_literal(struct processor *p, bool with_expired);
 
-	if (!aside) {
+/*
+ * Why a count of the users set aside: after a walk that passed over them found nothing, their
+ * entries are all that can still be due (besides new ones). Counting every due entry walks the
+ * due index through the index entries of every entry processed since the last vacuum: 57 ms at
+ * the end of P1's 200,000-entry drain, where this count is a few index probes.
+ */
+int claim_count_due(struct processor *p, bool set_aside_only, long long *due, struct db_error *error)
+{
+	char *unrecordable = unrecordable_literal(p);
+	char *users = set_aside_only ? set_aside_literal(p, true) : NULL;
+	const char *values[2] = {unrecordable, users};
+	PGresult *res = NULL;
+
+	if (!unrecordable || (set_aside_only && !users))
 		db_error_set(error, NULL, "out of memory");
-		return -1;
-	}
-	res = db_query(p->conn, "SELECT count(*) FROM passport_entries e WHERE " DUE_CONDITION
-			       " AND NOT e.id = ANY($1::uuid[])",
-		       1, values, NULL, NULL, 0, error);
-	free(aside);
+	else if (set_aside_only)
+		res = db_query(p->conn, "SELECT count(*) FROM passport_entries e WHERE e.user_id = ANY($2::uuid[]) AND "
+				       DUE_CONDITION " AND NOT e.id = ANY($1::uuid[])",
+			       2, values, NULL, NULL, 0, error);
+	else
+		res = db_query(p->conn, "SELECT count(*) FROM passport_entries e WHERE " DUE_CONDITION
+				       " AND NOT e.id = ANY($1::uuid[])",
+			       1, values, NULL, NULL, 0, error);
+	free(unrecordable);
+	free(users);
 	if (!res)
 		return -1;
 	*due = atoll(PQgetvalue(res, 0, 0));
@@ -226,15 +239,18 @@ bool claim_users_set_aside(const struct processor *p)
 	return p->last_walk_left_out_users;
 }
 
-/* "{...}" of the users set aside now (expired ones are dropped). NULL when out of memory. */
-static char *set_aside_literal(struct processor *p)
+/*
+ * "{...}" of the users set aside now (expired ones are left out unless with_expired). NULL when
+ * out of memory.
+ */
+static char *set_aside_literal(struct processor *p, bool with_expired)
 {
 	double now = monotonic_seconds();
 	const char *users[SET_ASIDE_MAX];
 	int n = 0;
 
 	for (int i = 0; i < p->n_set_aside; i++)
-		if (p->set_aside[i].until > now)
+		if (with_expired || p->set_aside[i].until > now)
 			users[n++] = p->set_aside[i].user;
 	return uuid_array_literal(users, n);
 }
@@ -345,7 +361,7 @@ static int claim_look(struct processor *p, struct batch *b, bool *look_again, st
 	char limit[16], scan[16], wanted_users[16], max_payload[24], budget[24];
 	PGresult *res, *lock_res = NULL;
 
-	aside = set_aside_literal(p);
+	aside = set_aside_literal(p, false);
 	p->last_walk_left_out_users = aside && strcmp(aside, "{}") != 0; /* this look's scan passes them over */
 	unrecordable = unrecordable_literal(p);
 	if (!aside || !unrecordable) {

@@ -76,8 +76,12 @@ enum claim_entry_mode {
 int claim_entry(struct processor *p, struct batch *b, const char *entry_id, enum claim_entry_mode mode,
 		struct db_error *error);
 
-/* Due entries now, leaving out those set aside as unrecordable. Returns 0 or -1 with error set. */
-int claim_count_due(struct processor *p, long long *due, struct db_error *error);
+/*
+ * Due entries now, leaving out those set aside as unrecordable; with set_aside_only, only those
+ * of the users set aside (any this processor still lists, expired or not). Returns 0 or -1 with
+ * error set.
+ */
+int claim_count_due(struct processor *p, bool set_aside_only, long long *due, struct db_error *error);
 
 /* Leave the user out of the candidates for SET_ASIDE_SECONDS: another session holds its next entry. */
 void claim_set_aside_user(struct processor *p, const char *user);

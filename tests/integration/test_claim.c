@@ -3,13 +3,15 @@
  * once instead of reporting BATCH_BUSY (which makes drain, `run` and the catch-up helpers pause).
  * Each case drives one processor (lib/batch.h) while another session holds what a second worker
  * would hold, and asks for one batch: it must be claimed and processed on that first call, and
- * must leave the held users' entries alone.
+ * must leave the held users' entries alone. The last case runs `passportd drain` while another
+ * session holds one user's oldest entry for a while: the drain must wait for it, not end early.
  */
 #include "integration/harness.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "claim.h"
@@ -116,10 +118,57 @@ static void case_nothing_claimable(void)
 	PQfinish(conn);
 }
 
+/*
+ * Another session holds the first user's oldest entry (SELECT ... FOR UPDATE) for 1.5 s while
+ * `passportd drain` runs. The drain sets the user aside, processes the others, then finds only
+ * the set-aside user's entries due (its count of them, claim_count_due) and waits: it ends with
+ * every entry processed. A count that missed them would end the drain with that user's 3 left.
+ */
+static void case_drain_waits_for_held_entry(void)
+{
+	char dsn[DSN_MAX];
+	PGconn *conn = open_workload("claim_drain_held", 6, 3, dsn);
+	PGconn *holder = harness_connect(dsn);
+	const char *argv[] = {harness_passportd(), "drain", "--dsn", dsn, "--workers", "1", NULL};
+	char *output = NULL, *first;
+	PGresult *res;
+	int status;
+
+	printf("\n=== drain while another session holds one user's oldest entry\n");
+	first = harness_textf(conn, "SELECT id FROM passport_entries WHERE user_id = (SELECT user_id FROM "
+				    USERS_IN_WALK_ORDER ") ORDER BY \"timestamp\", id LIMIT 1", 1);
+	{
+		char sql[256];
+		snprintf(sql, sizeof sql, "BEGIN; SELECT id FROM passport_entries WHERE id = '%s' FOR UPDATE;"
+					  " SELECT pg_sleep(1.5); COMMIT", first);
+		ASSERT_TRUE(PQsendQuery(holder, sql) == 1);
+	}
+	/* The lock is held once the holder sleeps. */
+	for (int i = 0; harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == 0;
+	     i++) {
+		ASSERT_TRUE(i < 500);
+		usleep(10 * 1000);
+	}
+	status = harness_run(argv, NULL, &output);
+	printf("%s", output ? output : "");
+	ASSERT_EQ_INT(status, 0);
+	ASSERT_TRUE(output && strstr(output, "drain: processed 18,") != NULL);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE NOT processed"), 0);
+	while ((res = PQgetResult(holder)) != NULL) {
+		ASSERT_TRUE(PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK);
+		PQclear(res);
+	}
+	free(output);
+	free(first);
+	PQfinish(holder);
+	PQfinish(conn);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	case_candidates_held();
 	case_nothing_claimable();
+	case_drain_waits_for_held_entry();
 	TEST_PASS();
 }
