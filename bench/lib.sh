@@ -19,6 +19,7 @@
 #   bench_now_ns                a monotonic clock in nanoseconds
 #   bench_server_cpu            CPU seconds the private server has used so far (all its processes)
 #   bench_median                median of the numbers on stdin, one a line
+#   bench_percentile P          the P-th percentile (nearest rank) of the numbers on stdin
 #   bench_ratio A B             A / B with 2 decimals
 #   bench_cleanup               stop the server and delete its directory (set as the EXIT trap)
 #
@@ -197,6 +198,8 @@ bench_sql() { bench_psql "$1" -At -c "$2"; }
 
 bench_now_ns() { date +%s%N; }
 
+# The P-th percentile (nearest rank) of the numbers on stdin, one a line.
+bench_percentile() { sort -g | awk -v p="$1" '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else { k = int((p * NR + 99) / 100); if (k < 1) k = 1; print v[k] } }'; }
 bench_median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "inf"; else printf "%.2f\n", a / b }'; }
