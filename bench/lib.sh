@@ -151,8 +151,9 @@ bench_tool_dsn() {
 	printf 'host=%s port=%s user=%s dbname=%s' "$PGHOST" "$PGPORT" "$role" "$2"
 }
 
-# A pgbench script inserting one entry of EVENT_TYPE (e.g. player.track_played) for a random one
-# of USERS users, targeting a random one of TRACKS tracks (the workload's ids), written to FILE.
+# A pgbench script inserting ROWS (default 1) entries of EVENT_TYPE (e.g. player.track_played) in
+# one statement, each for a random one of USERS users, targeting a random one of TRACKS tracks
+# (the workload's ids), written to FILE.
 bench_pgbench_insert_script() {
 	local file=$1 event_type=$2 users=$3 tracks=$4 rows=${5:-1} i sep=''
 	{

@@ -33,12 +33,12 @@
 #
 # Environment: P7_USERS (default 500, as P6), P7_HISTORY (default 40 processed entries per
 # user), P7_WAL_RATE (default 1000), P7_RATES (default "1000 1500 2000 3000 4000"), P7_SECONDS
-# (default 15 per step), P7_MAX_P99_MS (default 1000), P7_CLIENTS (default 16), P7_ROWS (default 1: entries per insert
-# statement and transaction, each of its own random user; rates stay in entries/s, pgbench runs
-# at rate / P7_ROWS transactions/s. On this 2-core machine the single-row writers' own commits
-# cap figure 2; an application that batches its inserts, e.g. P7_ROWS=10, leaves the cores to
-# the processing, so that figure 2 shows what the daemon sustains), BASELINE_PASSPORTD, P7_DAEMON_ARGS (extra
-# options for both daemons), P7_WALDUMP=1, BENCH_RUNS (default 3, for figure 1; figure 2 runs
+# (default 15 per step), P7_MAX_P99_MS (default 1000), P7_CLIENTS (default 16), P7_ROWS
+# (default 1: entries per insert statement and transaction, each of its own random user; rates
+# stay in entries/s, pgbench runs at rate / P7_ROWS transactions/s. On this 2-core machine the
+# single-row writers' own commits cap figure 2; an application that batches its inserts, e.g.
+# P7_ROWS=10, leaves the cores to the processing, so that figure 2 shows what the daemon
+# sustains), BASELINE_PASSPORTD, P7_DAEMON_ARGS (extra options for both daemons), P7_WALDUMP=1, BENCH_RUNS (default 3, for figure 1; figure 2 runs
 # once), plus bench/lib.sh's.
 set -euo pipefail
 # shellcheck source=bench/lib.sh

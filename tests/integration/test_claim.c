@@ -144,7 +144,8 @@ static void case_drain_waits_for_held_entry(void)
 		ASSERT_TRUE(PQsendQuery(holder, sql) == 1);
 	}
 	/* The lock is held once the holder sleeps. */
-	for (int i = 0; harness_query_int(conn, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == 0;
+	for (int i = 0; harness_intf(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND wait_event = 'PgSleep'",
+				     PQbackendPID(holder)) == 0;
 	     i++) {
 		ASSERT_TRUE(i < 500);
 		usleep(10 * 1000);
