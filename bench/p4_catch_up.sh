@@ -65,7 +65,7 @@ run_service() {
 		wait "$writers" || bench_die "pgbench failed: $(tail -n 5 "$work/pgbench.txt")"
 		until [[ "$(bench_psql p4c_run -At -c "$DRAINED_SQL")" == 1 ]]; do sleep 0.25; done
 		# Insert latency in ms, one a line (pgbench's log: the third field, in microseconds).
-		cat "$work"/pgbench_log.* | awk '{ printf "%.3f\n", $3 / 1000 }' >>"$work/insert_ms"
+		awk '{ printf "%.3f\n", $3 / 1000 }' "$work"/pgbench_log.* >>"$work/insert_ms"
 		bench_sql p4c_run "SELECT count(*) FILTER (WHERE processed) || ' ' || count(*) FROM passport_entries
 		                    WHERE created_at > '$since'" >>"$work/inserted"
 	fi

@@ -372,16 +372,6 @@ struct processor *harness_open_processor(const char *dsn, int batch_size, PGconn
 	return harness_open_processor_sharing(dsn, batch_size, NULL, conn);
 }
 
-PGconn *harness_open_workload(const char *name, int users, int per_user, char *dsn, size_t dsnlen)
-{
-	PGconn *conn = harness_create_database(name, NULL, dsn, dsnlen);
-
-	harness_exec(conn, "SET client_min_messages = warning");
-	harness_exec_source_file(conn, "tests/sql/workload.sql");
-	ASSERT_EQ_INT(harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user), users * per_user);
-	return conn;
-}
-
 struct processor *harness_open_processor_sharing(const char *dsn, int batch_size, struct entity_cache *cache,
 						 PGconn **conn)
 {
@@ -402,4 +392,14 @@ struct processor *harness_open_processor_sharing(const char *dsn, int batch_size
 		FAIL("the processor could not be created");
 	}
 	return p;
+}
+
+PGconn *harness_open_workload(const char *name, int users, int per_user, char *dsn, size_t dsnlen)
+{
+	PGconn *conn = harness_create_database(name, NULL, dsn, dsnlen);
+
+	harness_exec(conn, "SET client_min_messages = warning");
+	harness_exec_source_file(conn, "tests/sql/workload.sql");
+	ASSERT_EQ_INT(harness_intf(conn, "SELECT passport_test_workload(%d, %d)", users, per_user), users * per_user);
+	return conn;
 }
