@@ -10,6 +10,7 @@
 #include "build_config.h"
 #include "config.h"
 #include "db.h"
+#include "dna.h"
 #include "drain.h"
 #include "inspect.h"
 #include "log.h"
@@ -61,6 +62,7 @@ int main(int argc, char **argv)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	mallopt(M_ARENA_MAX, 1);
+	dna_init_blas(); /* first thing: OpenBLAS's idle threads spin from the moment it is loaded */
 	memset(&opt, 0, sizeof(opt));
 	config_init(&opt.config);
 	rc = options_parse(argc, argv, &opt);

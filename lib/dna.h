@@ -22,9 +22,10 @@ extern const double dna_half_life_days[VEC_DOMAINS];
 #define DNA_DEFAULT_LEARNING_RATE 0.1
 
 /*
- * Make BLAS single-threaded (OpenBLAS only; a no-op with other cblas libraries). Call once at
- * start-up, before any other thread exists. The vector sizes here are far too small for
- * threads to help, and a fixed configuration keeps the results reproducible.
+ * Make BLAS single-threaded and stop OpenBLAS's own idle threads (OpenBLAS only; a no-op with
+ * other cblas libraries). Only the first call does anything; call it at start-up, before BLAS is
+ * used. The vector sizes here are far too small for threads to help, and a fixed configuration
+ * keeps the results reproducible.
  */
 void dna_init_blas(void);
 

@@ -1,5 +1,7 @@
 /* test_dna: carbon decay and mirroring (SPEC section 3), checked against hand-computed values. */
+#include <cblas.h>
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -546,9 +548,40 @@ static void test_preferences_from_numbers(void)
 	ASSERT_STR_EQ(dna_preference_keys[4], "spatialMultiplier");
 }
 
+/* The threads of this process (the entries of /proc/self/task). */
+static int thread_count(void)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *d;
+	int n = 0;
+
+	ASSERT_TRUE(dir != NULL);
+	while ((d = readdir(dir)) != NULL)
+		n += d->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/*
+ * After dna_init_blas only this test's own thread is left: OpenBLAS's server threads (one per
+ * further core in its pthread build, spinning for a while once loaded) are stopped, and BLAS
+ * still computes in this thread.
+ */
+static void test_blas_threads_stopped(void)
+{
+	float v[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+
+	dna_init_blas();
+	dna_init_blas(); /* a second call does nothing */
+	ASSERT_EQ_INT(thread_count(), 1);
+	cblas_sscal(4, 0.5f, v, 1);
+	ASSERT_EQ_DBL(v[3], 2.0, 0);
+	ASSERT_EQ_INT(thread_count(), 1);
+}
+
 int main(void)
 {
-	dna_init_blas();
+	test_blas_threads_stopped();
 	test_infinite_clocks();
 	test_preferences_from_numbers();
 	test_defaults();
