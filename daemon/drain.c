@@ -44,6 +44,9 @@ static void sleep_seconds(double seconds)
 	nanosleep(&ts, NULL);
 }
 
+/* The longest wait for held entries before another look. */
+#define DRAIN_BUSY_PAUSE_SECONDS 0.05
+
 /* What drain's workers share. */
 struct drain_shared {
 	const struct config *config;
@@ -52,6 +55,13 @@ struct drain_shared {
 	struct aside *aside; /* entries set aside as unrecordable by any worker: left out by all, counted once */
 	pthread_mutex_t mutex;
 	int active; /* workers still running (under mutex) */
+	/*
+	 * Batches committed and workers stopped so far (under mutex), and the condition signalled at
+	 * each: a worker that waits for entries held by another one looks again as soon as that one
+	 * is done with them, not after a fixed pause.
+	 */
+	unsigned long progress;
+	pthread_cond_t progressed;
 };
 
 /* One drain worker: its own connection, its own users (held with advisory locks). */
@@ -135,6 +145,50 @@ static bool drain_leave_unless_last(struct drain_worker *w)
 	return leave;
 }
 
+/* What the workers have done so far (for drain_wait_for_progress). */
+static unsigned long drain_progress(struct drain_shared *shared)
+{
+	unsigned long progress;
+
+	pthread_mutex_lock(&shared->mutex);
+	progress = shared->progress;
+	pthread_mutex_unlock(&shared->mutex);
+	return progress;
+}
+
+/* A batch committed or a worker stopped: wake the workers waiting for held entries. */
+static void drain_progressed(struct drain_shared *shared)
+{
+	pthread_mutex_lock(&shared->mutex);
+	shared->progress++;
+	pthread_cond_broadcast(&shared->progressed);
+	pthread_mutex_unlock(&shared->mutex);
+}
+
+/*
+ * Wait until another worker has done something since `seen` (a batch committed, which may
+ * release the users this one found held, or a worker stopped), for at most
+ * DRAIN_BUSY_PAUSE_SECONDS: the entries may as well be held by another session, which signals
+ * nothing. At the end of a drain the last users are often held by the other worker, whose
+ * batch ends well before a fixed pause would.
+ */
+static void drain_wait_for_progress(struct drain_shared *shared, unsigned long seen)
+{
+	struct timespec until;
+	long ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	ns = until.tv_nsec + (long)(DRAIN_BUSY_PAUSE_SECONDS * 1e9);
+	until.tv_sec += ns / 1000000000L;
+	until.tv_nsec = ns % 1000000000L;
+	pthread_mutex_lock(&shared->mutex);
+	while (shared->progress == seen) {
+		if (pthread_cond_timedwait(&shared->progressed, &shared->mutex, &until) != 0)
+			break; /* the pause is over */
+	}
+	pthread_mutex_unlock(&shared->mutex);
+}
+
 /* Batches until nothing is due (or a stop signal, or an error it cannot get past). */
 static void *drain_work(void *arg)
 {
@@ -148,6 +202,8 @@ static void *drain_work(void *arg)
 		goto done;
 	}
 	while (!*w->shared->stop_requested) {
+		unsigned long seen = drain_progress(w->shared);
+
 		status = processor_run_batch(w->processor, &w->totals, &error);
 		if (status == BATCH_EMPTY) {
 			/*
@@ -187,7 +243,7 @@ static void *drain_work(void *arg)
 					w->left_due = -1;
 				break;
 			}
-			sleep_seconds(0.05);
+			drain_wait_for_progress(w->shared, seen);
 			continue;
 		}
 		busy_since = 0;
@@ -205,6 +261,7 @@ static void *drain_work(void *arg)
 			}
 			continue;
 		}
+		drain_progressed(w->shared);
 		log_debug("batch done: %ld processed so far", w->totals.processed);
 	}
 done:
@@ -212,6 +269,8 @@ done:
 	pthread_mutex_lock(&w->shared->mutex);
 	if (!w->counted_out)
 		w->shared->active--;
+	w->shared->progress++;
+	pthread_cond_broadcast(&w->shared->progressed);
 	pthread_mutex_unlock(&w->shared->mutex);
 	return NULL;
 }
@@ -237,6 +296,14 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 		return 1;
 	}
 	pthread_mutex_init(&shared.mutex, NULL);
+	{
+		pthread_condattr_t attr;
+
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* drain_wait_for_progress's clock */
+		pthread_cond_init(&shared.progressed, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	for (int i = 0; i < n; i++)
 		workers[i].shared = &shared;
 	/* The first connection in this thread: a server that cannot be reached is reported once. */
@@ -245,6 +312,7 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 		entity_cache_destroy(shared.entities);
 		aside_destroy(shared.aside);
 		pthread_mutex_destroy(&shared.mutex);
+		pthread_cond_destroy(&shared.progressed);
 		return 1;
 	}
 	log_info("draining with %d worker%s, batches of %d (%s columns)", n, n == 1 ? "" : "s", config->batch_size,
@@ -299,6 +367,7 @@ int command_drain(const struct config *config, volatile sig_atomic_t *stop_reque
 	entity_cache_destroy(shared.entities);
 	aside_destroy(shared.aside);
 	pthread_mutex_destroy(&shared.mutex);
+	pthread_cond_destroy(&shared.progressed);
 	if (failed)
 		return 1;
 	return (held_elsewhere && !*stop_requested) || totals.unrecordable > 0 ? DRAIN_EXIT_LEFT_BEHIND : 0;
