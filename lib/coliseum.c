@@ -38,7 +38,7 @@ void coliseum_add_row(struct array_param columns[COLISEUM_COLUMNS], const struct
 	uint8_t id[UUID_BYTES];
 
 	coliseum_metric(e->event_type, &e->info, &value, &unit);
-	array_add_uuid(&columns[0], e->id);
+	array_add_uuid_bytes(&columns[0], e->id_bytes);
 	array_add_uuid(&columns[1], e->info.artist_id);
 	array_add_uuid(&columns[2], e->info.event_id);
 	array_add_uuid(&columns[3], e->info.track_id);

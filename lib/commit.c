@@ -112,7 +112,7 @@ static int write_processed(struct processor *p, const struct batch *b, struct db
 
 		if (e->outcome != OUTCOME_OK)
 			continue;
-		array_add_tid(done, e->ctid);
+		array_add_tid_bytes(done, e->ctid);
 		if (e->systems & SYSTEM_COLISEUM)
 			coliseum_add_row(columns, e, &p->coliseum_ids);
 	}

@@ -315,7 +315,7 @@ int mediaid_write_evolution(struct processor *p, const struct batch *b, struct d
 		if (e->outcome != OUTCOME_OK || !(e->systems & SYSTEM_MEDIAID) || e->dna_row < 0)
 			continue;
 		array_add_uuid(&text[0], b->rows[e->dna_row].id);
-		array_add_uuid(&text[1], e->id);
+		array_add_uuid_bytes(&text[1], e->id_bytes);
 		array_add(&text[2], t ? target_type_name(t->type) : NULL);
 		array_add_uuid(&text[3], t ? t->id : NULL);
 		array_add(&text[4], e->step.late ? "true" : "false");

@@ -57,16 +57,20 @@ enum outcome {
 };
 
 struct entry {
-	const char *id;
-	const char *user_id;    /* "" when NULL */
-	const char *mediaid_id; /* "" when NULL */
+	const char *id;         /* id_text */
+	const char *user_id;    /* user_text; "" when NULL */
+	const char *mediaid_id; /* mediaid_text; "" when NULL */
 	const char *event_type;
 	const char *payload; /* NULL when SQL NULL or over the limit (payload_bytes says which) */
 	size_t payload_len;
 	long long payload_bytes; /* size of the payload text on the server; 0 when NULL */
 	const char *systems_json; /* NULL when SQL NULL */
 	const char *correlation_column; /* treasury_correlation_id, NULL when absent */
-	const char *ctid;               /* where the row is: stable while the claim's lock is held */
+	unsigned char ctid[6]; /* where the row is (block, offset): stable while the claim's lock is held */
+	uint8_t id_bytes[UUID_BYTES];
+	char id_text[UUID_TEXT_SIZE];
+	char user_text[UUID_TEXT_SIZE];
+	char mediaid_text[UUID_TEXT_SIZE];
 	int attempts;
 	bool has_time;
 	int64_t time_us;

@@ -302,8 +302,15 @@ void array_add_tid(struct array_param *a, const char *ctid)
 	binary_add(a, bytes, sizeof(bytes), false);
 }
 
-/* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC). */
-#define POSTGRES_EPOCH_US INT64_C(946684800000000)
+void array_add_tid_bytes(struct array_param *a, const unsigned char bytes[6])
+{
+	if (a->element_oid != ARRAY_TID_OID) {
+		a->invalid = true; /* the text form is array_add_tid's */
+		return;
+	}
+	binary_add(a, bytes, 6, false);
+}
+
 
 void array_add_timestamp(struct array_param *a, int64_t unix_us)
 {

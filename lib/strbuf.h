@@ -65,6 +65,8 @@ char *uuid_array_literal(const char **ids, int n);
 #define ARRAY_UUID_OID 2950
 #define ARRAY_TID_OID 27
 #define ARRAY_TIMESTAMPTZ_OID 1184
+/* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC): binary timestamps count from it. */
+#define POSTGRES_EPOCH_US INT64_C(946684800000000)
 
 struct array_param {
 	struct strbuf text;
@@ -82,6 +84,8 @@ void array_add_uuid(struct array_param *a, const char *id); /* NULL or "" adds S
 void array_add_uuid_bytes(struct array_param *a, const unsigned char bytes[16]);
 /* A ctid as the server prints it, "(block,offset)". */
 void array_add_tid(struct array_param *a, const char *ctid);
+/* A ctid's 6 bytes as tidsend sends them into a binary tid[] column (a text column is left invalid). */
+void array_add_tid_bytes(struct array_param *a, const unsigned char bytes[6]);
 /* A timestamptz given as microseconds since the Unix epoch (binary timestamptz[] columns only). */
 void array_add_timestamp(struct array_param *a, int64_t unix_us);
 /* Make an empty column binary, of ARRAY_UUID_OID, ARRAY_TID_OID or ARRAY_TIMESTAMPTZ_OID. */

@@ -16,6 +16,7 @@
 #include "batch.h"
 #include "claim.h"
 #include "db.h"
+#include "pipeline.h"
 
 #define DSN_MAX 1024
 /* The users in order of their oldest due entry: the order in which the walk takes them. */
@@ -165,11 +166,80 @@ static void case_drain_waits_for_held_entry(void)
 	PQfinish(conn);
 }
 
+/*
+ * The claim's result comes in binary format and take_claimed decodes it: every field of every
+ * claimed entry must equal what the server prints for the row. The oldest entries carry the
+ * edge cases: a time of -infinity (no time), times before 1970 with microseconds (negative Unix
+ * microseconds), a NULL mediaid_id, and attempts beyond an int in a bigint column (clamped).
+ */
+static void case_claimed_columns(void)
+{
+	char dsn[DSN_MAX];
+	PGconn *conn = open_workload("claim_columns", 3, 4, dsn);
+	PGconn *worker_conn;
+	struct processor *p;
+	struct batch b = {0};
+	struct db_error error;
+	int checked = 0, edge = 0;
+
+	printf("\n=== claimed columns, decoded from binary\n");
+	harness_exec(conn, "ALTER TABLE passport_entries ALTER processing_attempts TYPE bigint");
+	harness_exec(conn, "CREATE TABLE edge AS SELECT id, row_number() OVER (ORDER BY \"timestamp\", id) AS k"
+			   " FROM passport_entries ORDER BY \"timestamp\", id LIMIT 3");
+	harness_exec(conn, "UPDATE passport_entries e SET \"timestamp\" = '-infinity' FROM edge WHERE edge.id = e.id AND k = 1");
+	harness_exec(conn, "UPDATE passport_entries e SET \"timestamp\" = '1969-12-31 23:59:59.999999+00',"
+			   " processing_attempts = 5000000000 FROM edge WHERE edge.id = e.id AND k = 2");
+	harness_exec(conn, "UPDATE passport_entries e SET \"timestamp\" = '1900-01-01 00:00:00.000001+00', mediaid_id = NULL,"
+			   " processing_attempts = -5000000000 FROM edge WHERE edge.id = e.id AND k = 3");
+	p = harness_open_processor(dsn, 1000, &worker_conn);
+	ASSERT_EQ_INT(claim_batch(p, &b, &error), BATCH_DONE);
+	ASSERT_GT_INT(b.n_entries, 3);
+	for (int i = 0; i < b.n_entries; i++) {
+		const struct entry *e = &b.entries[i];
+		char decoded[512], *expected;
+
+		snprintf(decoded, sizeof(decoded), "%s|%s|%s|%s|%s|%d|(%u,%u)|%lld|%zu", e->id, e->user_id, e->mediaid_id,
+			 e->event_type, e->has_time ? "" : "none", e->attempts,
+			 (unsigned)e->ctid[0] << 24 | (unsigned)e->ctid[1] << 16 | (unsigned)e->ctid[2] << 8 | e->ctid[3],
+			 (unsigned)e->ctid[4] << 8 | e->ctid[5], e->payload_bytes, e->payload_len);
+		expected = harness_textf(conn,
+					 "SELECT id::text || '|' || coalesce(user_id::text, '') || '|' || coalesce(mediaid_id::text, '')"
+					 " || '|' || event_type || '|' || CASE WHEN isfinite(\"timestamp\") THEN '' ELSE 'none' END"
+					 " || '|' || greatest(least(processing_attempts, 2147483647), -2147483648) || '|' || ctid::text"
+					 " || '|' || coalesce(octet_length(payload::text), 0) || '|' || coalesce(octet_length(payload::text), 0)"
+					 " FROM passport_entries WHERE id = '%s'", e->id);
+		ASSERT_STR_EQ(decoded, expected);
+		free(expected);
+		if (e->has_time) {
+			expected = harness_textf(conn, "SELECT (extract(epoch FROM \"timestamp\") * 1000000)::bigint"
+						       " FROM passport_entries WHERE id = '%s'", e->id);
+			ASSERT_EQ_INT(e->time_us, atoll(expected));
+			free(expected);
+		}
+		edge += harness_intf(conn, "SELECT count(*) FROM edge WHERE id = '%s'", e->id) == 1;
+		checked++;
+	}
+	printf("%d claimed entries match the server's text of them, the 3 edge rows among them\n", checked);
+	ASSERT_EQ_INT(edge, 3);
+	/* In claim order: -infinity (no time), 1900 and 1969 with their exact microseconds. */
+	ASSERT_FALSE(b.entries[0].has_time);
+	ASSERT_TRUE(b.entries[1].has_time && b.entries[1].time_us == -2208988799999999LL);
+	ASSERT_EQ_INT(b.entries[1].attempts, -2147483647 - 1);
+	ASSERT_TRUE(b.entries[2].has_time && b.entries[2].time_us == -1);
+	ASSERT_EQ_INT(b.entries[2].attempts, 2147483647);
+	batch_clear(&b);
+	db_rollback(worker_conn);
+	processor_destroy(p);
+	PQfinish(worker_conn);
+	PQfinish(conn);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	case_candidates_held();
 	case_nothing_claimable();
 	case_drain_waits_for_held_entry();
+	case_claimed_columns();
 	TEST_PASS();
 }

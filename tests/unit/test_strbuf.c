@@ -107,6 +107,30 @@ static void test_binary_tid(void)
 	strbuf_free(&a.text);
 }
 
+/* A ctid's bytes as the claim reads them (tidsend) make the same column; a text column refuses them. */
+static void test_binary_tid_bytes(void)
+{
+	static const unsigned char first[6] = {0, 0, 0, 0, 0, 1}, last[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	static const unsigned char expected[] = {
+		0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 27,
+		0, 0, 0, 2, 0, 0, 0, 1,
+		0, 0, 0, 6, 0, 0, 0, 0, 0, 1,
+		0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	};
+	struct array_param a = {0}, text = {0};
+
+	array_param_binary(&a, ARRAY_TID_OID);
+	array_add_tid_bytes(&a, first);
+	array_add_tid_bytes(&a, last);
+	ASSERT_EQ_INT(array_finish(&a), 0);
+	assert_bytes(&a, expected, sizeof(expected));
+	strbuf_free(&a.text);
+	array_add_tid_bytes(&text, first);
+	ASSERT_TRUE(text.invalid);
+	ASSERT_EQ_INT(array_finish(&text), -1);
+	strbuf_free(&text.text);
+}
+
 /* The bytes PostgreSQL's timestamptz_send gives for the same instants. */
 static void test_binary_timestamptz(void)
 {
@@ -209,6 +233,7 @@ int main(void)
 	test_binary_uuid();
 	test_binary_uuid_bytes();
 	test_binary_tid();
+	test_binary_tid_bytes();
 	test_binary_timestamptz();
 	test_binary_empty();
 	test_binary_invalid();
