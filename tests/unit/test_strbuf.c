@@ -107,6 +107,33 @@ static void test_binary_tid(void)
 	strbuf_free(&a.text);
 }
 
+/* A number's text is what "%.17g" prints for it, whether it takes the integer path or printf's. */
+static void test_number_text(void)
+{
+	static const double values[] = {
+		0.0, 1.0, -1.0, 7.0, 100.0, 1234567.0, -987654321.0, 9007199254740991.0, 9007199254740992.0,
+		-9007199254740992.0, 9007199254740994.0, 1e17, 1e300, 0.5, -0.25, 0.1, 1.0 / 3.0, -0.0, 2.5e-8,
+	};
+	struct array_param a = {0};
+	struct strbuf expected = {0};
+
+	strbuf_add_str(&expected, "{");
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		char text[40];
+
+		array_add_number(&a, values[i]);
+		snprintf(text, sizeof(text), "%.17g", values[i]);
+		if (i > 0)
+			strbuf_add_str(&expected, ",");
+		strbuf_add_str(&expected, text);
+	}
+	strbuf_add_str(&expected, "}");
+	ASSERT_EQ_INT(array_finish(&a), 0);
+	ASSERT_STR_EQ(a.text.data, expected.data);
+	strbuf_free(&a.text);
+	strbuf_free(&expected);
+}
+
 /* A ctid's bytes as the claim reads them (tidsend) make the same column; a text column refuses them. */
 static void test_binary_tid_bytes(void)
 {
@@ -234,6 +261,7 @@ int main(void)
 	test_binary_uuid_bytes();
 	test_binary_tid();
 	test_binary_tid_bytes();
+	test_number_text();
 	test_binary_timestamptz();
 	test_binary_empty();
 	test_binary_invalid();
