@@ -261,9 +261,9 @@ void array_add_number(struct array_param *a, double value)
 	char text[40];
 
 	/*
-	 * An integer below 2^53 (a count, cents, the usual metric of 1) prints as its digits, the
-	 * text "%.17g" gives it, without the cost of printf's floating-point path (a coliseum row
-	 * has one or two numbers). -0 is left to printf ("-0").
+	 * An integer of at most 2^53 in magnitude (a count, cents, the usual metric of 1) prints as
+	 * its digits, the text "%.17g" gives it, without the cost of printf's floating-point path (a
+	 * coliseum row has one or two numbers). -0 is left to printf ("-0").
 	 */
 	if (value >= -9007199254740992.0 && value <= 9007199254740992.0 && value == (double)(long long)value &&
 	    !(value == 0.0 && signbit(value))) {
@@ -332,7 +332,6 @@ void array_add_tid_bytes(struct array_param *a, const unsigned char bytes[6])
 	}
 	binary_add(a, bytes, 6, false);
 }
-
 
 void array_add_timestamp(struct array_param *a, int64_t unix_us)
 {
