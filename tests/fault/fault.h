@@ -113,7 +113,8 @@ struct fault_server {
 /*
  * initdb and start a private server with scripts/lib/pg.sh (as the unprivileged server user when
  * run as root). hba_first, when not NULL, is put at the top of pg_hba.conf before the start.
- * Exits 77 (skipped) when PASSPORT_TEST_PGHOST is unset, like the integration tests.
+ * Exits 77 (skipped) when PASSPORT_TEST_PGHOST is unset, like the integration tests. server must
+ * have static storage: the exit hook stops and removes the servers after main has returned.
  */
 void fault_server_start(struct fault_server *server, const char *hba_first);
 /* pg_ctl stop with mode "fast" or "immediate". */

@@ -67,6 +67,9 @@ static void run_writer(const char *dsn, struct writer_stats *mine)
 	_exit(0);
 }
 
+/* Static: the exit hook stops the server after main has returned (a local's frame is gone then). */
+static struct fault_server server;
+
 /* The seed layout of passport_entries (sql/001's table and indexes) with rows rows, as production has it. */
 static void seed_entries(PGconn *conn, long rows)
 {
@@ -110,7 +113,6 @@ int main(void)
 	char dsn[FAULT_DSN_MAX], admin_dsn[FAULT_DSN_MAX], *out = NULL;
 	const char *rows_text = getenv("PASSPORT_ONLINE_ROWS");
 	long rows = rows_text ? atol(rows_text) : 100000;
-	struct fault_server server;
 	pid_t writers[WRITERS], schema;
 	PGconn *conn, *holder;
 	double started, took, max_wait = 0;
