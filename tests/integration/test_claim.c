@@ -3,8 +3,9 @@
  * once instead of reporting BATCH_BUSY (which makes drain, `run` and the catch-up helpers pause).
  * Each case drives one processor (lib/batch.h) while another session holds what a second worker
  * would hold, and asks for one batch: it must be claimed and processed on that first call, and
- * must leave the held users' entries alone. The last case runs `passportd drain` while another
+ * must leave the held users' entries alone. The third case runs `passportd drain` while another
  * session holds one user's oldest entry for a while: the drain must wait for it, not end early.
+ * The last one checks every field a claim decodes (its result comes in binary) against the row.
  */
 #include "integration/harness.h"
 
