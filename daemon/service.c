@@ -149,6 +149,7 @@ static void work_done(uv_work_t *work, int status)
 {
 	struct service *s = work->data;
 	const struct batch_totals *t = &s->pass_totals;
+	const char *state;
 
 	s->work_running = false;
 	batch_totals_add(&s->totals, t);
@@ -176,8 +177,13 @@ static void work_done(uv_work_t *work, int status)
 		s->database_up = true;
 		log_info("worker: connected to the database");
 	}
-	set_status(s, "connected; %s; %ld processed, %ld retrying, %ld dead since start",
-		   atomic_load(&s->all_paused) ? "paused (passportd resume)" : "idle", s->totals.processed,
+	/* The pass may end while catch-up helpers still work through a backlog: not idle then. */
+	state = "idle";
+	if (atomic_load(&s->all_paused))
+		state = "paused (passportd resume)";
+	else if (catch_up_running(s->catch_up))
+		state = "processing due entries (catch-up helpers)";
+	set_status(s, "connected; %s; %ld processed, %ld retrying, %ld dead since start", state, s->totals.processed,
 		   s->totals.retrying, s->totals.dead);
 	if (s->pass_status == BATCH_BUSY ||
 	    (s->pass_status == BATCH_EMPTY && catch_up_running(s->catch_up))) {
@@ -238,13 +244,23 @@ static void on_poll_timer(uv_timer_t *timer)
 	service_request_work(s);
 }
 
-/* Every second: STATUS= says what the worker is doing while a pass runs. */
+/*
+ * Every second: STATUS= says what the worker is doing while a pass runs, and that the backlog is
+ * being worked through while only catch-up helpers run (between the worker's passes, when the
+ * helpers hold the due users; s->catch_up is the worker thread's only while a pass runs).
+ */
 static void on_notify_tick(void *owner)
 {
 	struct service *s = owner;
 
-	if (s->stopping || !s->work_running)
+	if (s->stopping)
 		return;
+	if (!s->work_running) {
+		if (catch_up_running(s->catch_up))
+			set_status(s, "connected; processing due entries (catch-up helpers); %ld processed since start",
+				   atomic_load(&s->live_processed));
+		return;
+	}
 	switch ((enum notify_phase)atomic_load(&s->notify.phase)) {
 	case NOTIFY_CONNECTING:
 		set_status(s, "connecting to the database");
