@@ -17,13 +17,13 @@
  */
 #include "claim.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "claim_result.h"
 #include "db.h"
 #include "log.h"
 #include "pipeline.h"
@@ -34,7 +34,7 @@
  * correlation, payload_text and payload_bytes. The payload text travels only when it is within
  * the limit (parameter max): an oversized payload is refused by its size alone, without
  * transferring it (its size is the last column). The result comes in binary format
- * (take_claimed): the ids as their 16 bytes, the time as its exact microseconds, the ctid as its
+ * (claim_take_result, claim_result.c): the ids as their 16 bytes, the time as its exact microseconds, the ctid as its
  * 6 bytes; the server formats none of them as text (that was ~15 % of a claim: uuid_out three
  * times, the time's epoch through numeric arithmetic) and passportd parses none back.
  */
@@ -131,142 +131,6 @@ void claim_finish(struct processor *p)
 static char *unrecordable_literal(const struct processor *p)
 {
 	return aside_literal(p->unrecordable);
-}
-
-int parse_micros(const char *text, int64_t *out)
-{
-	char *end;
-	long long value;
-
-	if (!text || !*text)
-		return -1;
-	errno = 0;
-	value = strtoll(text, &end, 10);
-	if (errno || *end != '\0')
-		return -1;
-	*out = value;
-	return 0;
-}
-
-/* The columns of ENTRY_COLUMNS in binary format: each one's type and, when fixed, its length. */
-static const struct {
-	Oid type;
-	int length; /* 0: any */
-	const char *name;
-} entry_columns[] = {
-	{2950, 16, "id"},        {2950, 16, "user_id"},          {2950, 16, "mediaid_id"},
-	{25, 0, "event_type"},   {25, 0, "payload"},             {25, 0, "affects_systems"},
-	{23, 4, "attempts"},     {1184, 8, "timestamp"},         {25, 0, "correlation"},
-	{27, 6, "ctid"},         {20, 8, "payload size"},
-};
-#define ENTRY_COLUMN_COUNT ((int)(sizeof(entry_columns) / sizeof(entry_columns[0])))
-#define TIMESTAMP_OID 1114
-
-static uint64_t read_be(const char *value, int length)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < length; i++)
-		v = v << 8 | (unsigned char)value[i];
-	return v;
-}
-
-/*
- * Whether res has ENTRY_COLUMNS as take_claimed reads them: binary, of these types, every
- * fixed-size value of its size (NULL only where a NULL is allowed). A schema that differs (a
- * text id, a timestamp of another type) is refused whole, never read as something else.
- */
-static int check_claimed(const PGresult *res, struct db_error *error)
-{
-	if (PQnfields(res) != ENTRY_COLUMN_COUNT) {
-		db_error_set(error, NULL, "the claim returned %d columns, not %d", PQnfields(res), ENTRY_COLUMN_COUNT);
-		return -1;
-	}
-	for (int c = 0; c < ENTRY_COLUMN_COUNT; c++) {
-		Oid type = PQftype(res, c);
-
-		if (PQfformat(res, c) != 1 ||
-		    (type != entry_columns[c].type && !(c == 7 && type == TIMESTAMP_OID))) {
-			db_error_set(error, NULL,
-				     "passport_entries.%s has type oid %u where the claim reads %u (SPEC section 2.1)",
-				     entry_columns[c].name, (unsigned)type, (unsigned)entry_columns[c].type);
-			return -1;
-		}
-		if (entry_columns[c].length == 0)
-			continue;
-		for (int i = 0; i < PQntuples(res); i++) {
-			bool null_allowed = c == 1 || c == 2 || c == 7;
-
-			if (PQgetisnull(res, i, c) ? !null_allowed : PQgetlength(res, i, c) != entry_columns[c].length) {
-				db_error_set(error, NULL, "the claim returned a malformed %s", entry_columns[c].name);
-				return -1;
-			}
-		}
-	}
-	return 0;
-}
-
-/* The 16 bytes of a uuid column in text form, "" when NULL. */
-static const char *uuid_text_of(const PGresult *res, int row, int column, char out[UUID_TEXT_SIZE])
-{
-	out[0] = '\0';
-	if (!PQgetisnull(res, row, column))
-		uuid_format((const uint8_t *)PQgetvalue(res, row, column), out);
-	return out;
-}
-
-/*
- * Append the rows of a claim result (all with ENTRY_COLUMNS + correlation, binary) to the batch.
- * Returns 0, or -1 with error set (out of memory, or a result not as check_claimed expects).
- */
-static int take_claimed(struct processor *p, struct batch *b, PGresult *res, struct db_error *error)
-{
-	int n = PQntuples(res);
-	size_t wanted = (size_t)(n > 0 ? n : 1);
-
-	if (check_claimed(res, error) < 0) {
-		PQclear(res);
-		return -1;
-	}
-	b->claimed = res;
-	if (p->entry_buffer_entries < wanted) {
-		struct entry *grown = malloc(sizeof(*grown) * wanted);
-		if (!grown) {
-			db_error_set(error, NULL, "out of memory");
-			return -1;
-		}
-		free(p->entry_buffer);
-		p->entry_buffer = grown;
-		p->entry_buffer_entries = wanted;
-	}
-	b->entries = p->entry_buffer;
-	memset(b->entries, 0, sizeof(*b->entries) * wanted);
-	b->n_entries = n;
-	for (int i = 0; i < n; i++) {
-		struct entry *e = &b->entries[i];
-		int64_t micros;
-
-		memcpy(e->id_bytes, PQgetvalue(res, i, 0), sizeof(e->id_bytes));
-		uuid_format(e->id_bytes, e->id_text);
-		e->id = e->id_text;
-		e->user_id = uuid_text_of(res, i, 1, e->user_text);
-		e->mediaid_id = uuid_text_of(res, i, 2, e->mediaid_text);
-		e->event_type = PQgetvalue(res, i, 3);
-		e->payload = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
-		e->payload_bytes = (long long)read_be(PQgetvalue(res, i, 10), 8);
-		e->payload_len = e->payload ? (size_t)PQgetlength(res, i, 4) : 0;
-		e->systems_json = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
-		e->attempts = (int32_t)(uint32_t)read_be(PQgetvalue(res, i, 6), 4);
-		/* -infinity and infinity (INT64_MIN, INT64_MAX) and times past int64 Unix microseconds: no time. */
-		micros = (int64_t)read_be(PQgetvalue(res, i, 7), 8);
-		e->has_time = !PQgetisnull(res, i, 7) && micros != INT64_MIN && micros != INT64_MAX &&
-			      !__builtin_add_overflow(micros, POSTGRES_EPOCH_US, &e->time_us);
-		e->correlation_column = PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8);
-		memcpy(e->ctid, PQgetvalue(res, i, 9), sizeof(e->ctid));
-		e->dna_row = -1;
-		e->target = -1;
-	}
-	return 0;
 }
 
 static double monotonic_seconds(void)
@@ -534,7 +398,7 @@ static int claim_look(struct processor *p, struct batch *b, bool *look_again, st
 		if (!res)
 			goto error;
 	}
-	if (take_claimed(p, b, res, error) < 0)
+	if (claim_take_result(p, b, res, error) < 0)
 		goto error;
 	/* A locked user with nothing claimed has its next entry held by another session. */
 	for (int u = 0; u < PQntuples(lock_res); u++) {
@@ -619,7 +483,7 @@ int claim_entry(struct processor *p, struct batch *b, const char *entry_id, enum
 	free(unrecordable);
 	if (!res)
 		return -1;
-	if (take_claimed(p, b, res, error) < 0)
+	if (claim_take_result(p, b, res, error) < 0)
 		return -1;
 	return 0;
 }

@@ -9,6 +9,7 @@
  */
 #include "mediaid.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,25 @@ static int compare_rows(const void *a, const void *b)
 #define DNA_PREFERENCE_NUMBER(key)                                                                 \
 	" CASE WHEN jsonb_typeof(m.content_flags -> 'dna_preferences' -> '" key "') = 'number'"         \
 	" THEN (m.content_flags -> 'dna_preferences' ->> '" key "') END"
+
+/*
+ * A whole number of microseconds in text (floor(extract(epoch ...) * 1e6)). Returns 0, or -1 for
+ * NULL, "Infinity" or a value out of range.
+ */
+static int parse_micros(const char *text, int64_t *out)
+{
+	char *end;
+	long long value;
+
+	if (!text || !*text)
+		return -1;
+	errno = 0;
+	value = strtoll(text, &end, 10);
+	if (errno || *end != '\0')
+		return -1;
+	*out = value;
+	return 0;
+}
 
 /* The carbon clock as the query prints it: whole microseconds, or PostgreSQL's infinities. */
 static bool parse_clock(const char *text, int64_t *clock_us)

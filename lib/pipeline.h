@@ -197,10 +197,4 @@ void entry_fail(struct entry *entry, enum outcome outcome, const char *fmt, ...)
 /* Free what the batch owns and zero it (the processor's buffers stay). */
 void batch_clear(struct batch *b);
 
-/*
- * Parse the text of a whole number of microseconds (from floor(extract(epoch ...) * 1e6)).
- * Returns 0, or -1 for NULL, infinity or a value out of range.
- */
-int parse_micros(const char *text, int64_t *out);
-
 #endif

@@ -452,6 +452,11 @@ void vec_write_be32(unsigned char *out, uint32_t v)
 	write_u32(out, v);
 }
 
+uint32_t vec_read_be32(const unsigned char *in)
+{
+	return read_u32(in);
+}
+
 size_t vec_write_array_header(unsigned char *out, uint32_t element_oid, int32_t length, bool has_nulls)
 {
 	write_i32(out, 1);                     /* ndim */

@@ -80,6 +80,7 @@ long vec_encode_real_array(const float *v, size_t dim, unsigned char *out, size_
 #define VEC_ARRAY_HEADER_SIZE 20
 size_t vec_write_array_header(unsigned char *out, uint32_t element_oid, int32_t length, bool has_nulls);
 void vec_write_be32(unsigned char *out, uint32_t v);
+uint32_t vec_read_be32(const unsigned char *in);
 
 /*
  * A one-dimensional vector[] of count pgvector values (v holds them side by side, dim floats

@@ -171,7 +171,8 @@ static void case_drain_waits_for_held_entry(void)
  * The claim's result comes in binary format and take_claimed decodes it: every field of every
  * claimed entry must equal what the server prints for the row. The oldest entries carry the
  * edge cases: a time of -infinity (no time), times before 1970 with microseconds (negative Unix
- * microseconds), a NULL mediaid_id, and attempts beyond an int in a bigint column (clamped).
+ * microseconds), a NULL mediaid_id, attempts beyond an int in a bigint column (clamped), and a
+ * NULL time (no time).
  */
 static void case_claimed_columns(void)
 {
@@ -186,7 +187,8 @@ static void case_claimed_columns(void)
 	printf("\n=== claimed columns, decoded from binary\n");
 	harness_exec(conn, "ALTER TABLE passport_entries ALTER processing_attempts TYPE bigint");
 	harness_exec(conn, "CREATE TABLE edge AS SELECT id, row_number() OVER (ORDER BY \"timestamp\", id) AS k"
-			   " FROM passport_entries ORDER BY \"timestamp\", id LIMIT 3");
+			   " FROM passport_entries ORDER BY \"timestamp\", id LIMIT 4");
+	harness_exec(conn, "UPDATE passport_entries e SET \"timestamp\" = NULL FROM edge WHERE edge.id = e.id AND k = 4");
 	harness_exec(conn, "UPDATE passport_entries e SET \"timestamp\" = '-infinity' FROM edge WHERE edge.id = e.id AND k = 1");
 	harness_exec(conn, "UPDATE passport_entries e SET \"timestamp\" = '1969-12-31 23:59:59.999999+00',"
 			   " processing_attempts = 5000000000 FROM edge WHERE edge.id = e.id AND k = 2");
@@ -220,16 +222,47 @@ static void case_claimed_columns(void)
 		edge += harness_intf(conn, "SELECT count(*) FROM edge WHERE id = '%s'", e->id) == 1;
 		checked++;
 	}
-	printf("%d claimed entries match the server's text of them, the 3 edge rows among them\n", checked);
-	ASSERT_EQ_INT(edge, 3);
+	printf("%d claimed entries match the server's text of them, the 4 edge rows among them\n", checked);
+	ASSERT_EQ_INT(edge, 4);
 	/* In claim order: -infinity (no time), 1900 and 1969 with their exact microseconds. */
 	ASSERT_FALSE(b.entries[0].has_time);
 	ASSERT_TRUE(b.entries[1].has_time && b.entries[1].time_us == -2208988799999999LL);
 	ASSERT_EQ_INT(b.entries[1].attempts, -2147483647 - 1);
 	ASSERT_TRUE(b.entries[2].has_time && b.entries[2].time_us == -1);
 	ASSERT_EQ_INT(b.entries[2].attempts, 2147483647);
+	/* A NULL time sorts last and has no time. */
+	ASSERT_FALSE(b.entries[b.n_entries - 1].has_time);
+	ASSERT_EQ_INT(harness_intf(conn, "SELECT count(*) FROM edge WHERE k = 4 AND id = '%s'", b.entries[b.n_entries - 1].id), 1);
 	batch_clear(&b);
 	db_rollback(worker_conn);
+	processor_destroy(p);
+	PQfinish(worker_conn);
+	PQfinish(conn);
+}
+
+/*
+ * A passport_entries whose column is not of the type the claim reads (here a text "timestamp")
+ * is refused whole, with the column named: the batch fails and rolls back, every entry stays due
+ * and unlocked, nothing is read as something else.
+ */
+static void case_claimed_column_of_another_type(void)
+{
+	char dsn[DSN_MAX];
+	PGconn *conn = open_workload("claim_refused", 2, 3, dsn);
+	PGconn *worker_conn;
+	struct processor *p;
+	struct batch b = {0};
+	struct db_error error;
+
+	printf("\n=== a claimed column of another type\n");
+	harness_exec(conn, "ALTER TABLE passport_entries ALTER \"timestamp\" TYPE text");
+	p = harness_open_processor(dsn, 1000, &worker_conn);
+	ASSERT_EQ_INT(claim_batch(p, &b, &error), BATCH_ERROR);
+	printf("refused: %s\n", error.message);
+	ASSERT_NOT_NULL(strstr(error.message, "passport_entries.timestamp has type oid 25"));
+	ASSERT_EQ_INT(b.n_entries, 0);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_entries WHERE processed IS NOT TRUE"), 6);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM (SELECT id FROM passport_entries FOR UPDATE NOWAIT) l"), 6);
 	processor_destroy(p);
 	PQfinish(worker_conn);
 	PQfinish(conn);
@@ -242,5 +275,6 @@ int main(void)
 	case_nothing_claimable();
 	case_drain_waits_for_held_entry();
 	case_claimed_columns();
+	case_claimed_column_of_another_type();
 	TEST_PASS();
 }
