@@ -13,132 +13,204 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Copy one source, batch by batch, until its end, a failure or a stop request. */
-static void backfill_source(struct backfill_session *session, struct source_run *run,
-			    const struct backfill_options *options, const struct database_facts *facts,
-			    const char *routes, const char *window_key, const char *since, const char *until)
+/* Guards what the jobs share: the slice queue, and each run's counts, status and progress output. */
+static pthread_mutex_t runs_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+/* What the copying jobs share: the slices to copy, in order, and everything a batch needs. */
+struct copy_shared {
+	const struct migrate_globals *globals;
+	const struct backfill_options *options;
+	const char *routes, *window_key, *since, *until;
+	struct backfill_slice *queue[LEGACY_SOURCE_COUNT * BACKFILL_MAX_SLICES];
+	size_t queue_length;
+	size_t next; /* the first slice no job has taken */
+};
+
+/* One batch at most per second under a rate below the batch size: smoother than bursts. */
+static int batch_size_of(const struct backfill_options *options)
 {
-	const char *params[PARAM_COUNT];
-	char cursor[128] = "", limit[16], label[96];
-	struct progress_display progress;
-	struct db_error error;
-	int batch_size = options->batch_size;
-	double started = monotonic_seconds();
+	if (options->max_rate > 0 && options->max_rate < options->batch_size)
+		return options->max_rate >= 1 ? (int)options->max_rate : 1;
+	return options->batch_size;
+}
 
-	/* One batch per second at most under a rate below the batch size: smoother than bursts. */
-	if (options->max_rate > 0 && options->max_rate < batch_size)
-		batch_size = options->max_rate >= 1 ? (int)options->max_rate : 1;
-	snprintf(limit, sizeof limit, "%d", batch_size);
-
-	if (backfill_build_statements(run, options, facts) < 0) {
-		run->status = SOURCE_FAILED;
-		return;
-	}
-	if (!options->dry_run) {
-		int taken = backfill_session_lock(session, (int)run->source, &error);
-		if (taken != 1) {
-			snprintf(run->error, sizeof run->error, "%s", error.message);
-			run->status = SOURCE_FAILED;
-			return;
-		}
-		if (facts->has_progress_table && !options->restart &&
-		    backfill_find_resume_point(session->conn, run, window_key, cursor, sizeof cursor, &error) < 0) {
-			snprintf(run->error, sizeof run->error, "%s", error.message);
-			run->status = SOURCE_FAILED;
-			goto out;
-		}
-	}
-
-	params[PARAM_CURSOR] = cursor[0] ? cursor : NULL;
-	params[PARAM_FROM_START] = cursor[0] ? "false" : "true";
+/* The parameters every batch of run shares (the slice's own come from backfill_slice_params). */
+static void run_params(const char *params[PARAM_COUNT], const struct source_run *run,
+		       const struct copy_shared *shared, const char *limit)
+{
 	params[PARAM_LIMIT] = limit;
-	params[PARAM_SINCE] = since;
-	params[PARAM_UNTIL] = until;
+	params[PARAM_SINCE] = shared->since;
+	params[PARAM_UNTIL] = shared->until;
 	params[PARAM_TYPE_MAP] = run->type_map_json;
-	params[PARAM_ROUTES] = routes;
+	params[PARAM_ROUTES] = shared->routes;
 	params[PARAM_DEFAULT_CATEGORY] = route_for_event(NULL)->category;
 	params[PARAM_FALLBACK_PREFIX] = run->table.layout->fallback_prefix;
-	params[PARAM_MARK_PROCESSED] = options->mark_processed ? "true" : "false";
-	params[PARAM_WINDOW_KEY] = window_key;
+	params[PARAM_MARK_PROCESSED] = shared->options->mark_processed ? "true" : "false";
+	params[PARAM_WINDOW_KEY] = shared->window_key;
+	backfill_slice_params(&run->slices[0], params);
+}
 
-	if (options->dry_run && backfill_load_sample(session->conn, run, params, &error) < 0) {
-		snprintf(run->error, sizeof run->error, "%s", error.message);
-		run->status = SOURCE_FAILED;
-		goto out;
-	}
+/*
+ * Before any slice is copied, on the main session: the statements, the source's lock (kept to
+ * the end of the run), its slices (an interrupted run's, or a fresh run's cut in up to wanted),
+ * the dry run's sample, the row count and the opening lines. Returns 0, or -1 with run->error set.
+ */
+static int prepare_source(struct backfill_session *session, struct source_run *run, const struct copy_shared *shared,
+			  const struct database_facts *facts, int wanted)
+{
+	const struct backfill_options *options = shared->options;
+	const char *name = legacy_source_name(run->source);
+	const char *params[PARAM_COUNT];
+	char limit[16], resumed[512];
+	struct db_error error;
+
+	if (backfill_build_statements(run, options, facts) < 0)
+		return -1;
+	if (!options->dry_run && backfill_session_lock(session, (int)run->source, &error) != 1)
+		goto fail;
+	if (backfill_plan_slices(session->conn, run, options, facts, shared->window_key, wanted, &error) < 0)
+		goto fail;
+	snprintf(limit, sizeof limit, "%d", batch_size_of(options));
+	run_params(params, run, shared, limit);
+	if (options->dry_run && backfill_load_sample(session->conn, run, params, &error) < 0)
+		goto fail;
 	if (options->progress != PROGRESS_NEVER)
 		backfill_count_rows(session->conn, run, params);
 
-	snprintf(label, sizeof label, "%s", legacy_source_name(run->source));
 	/* Resuming is worth saying even without progress output: it explains the counts. */
-	if (run->resumed_after[0])
-		fprintf(stderr, MIGRATE_PROGRAM ": backfill: %s: resuming after id %s (%lld rows read by the "
-				"interrupted run)\n",
-			label, run->resumed_after, run->resumed_rows);
+	backfill_describe_resume(run, resumed, sizeof resumed);
+	if (resumed[0])
+		fprintf(stderr, MIGRATE_PROGRAM ": backfill: %s: resuming %s (%lld rows read by the interrupted run)\n",
+			name, resumed, run->resumed_rows);
 	if (options->progress != PROGRESS_NEVER) {
-		char total[32];
+		char total[32], slices[48] = "";
 
 		format_count(run->total, total, sizeof total);
-		fprintf(stderr, MIGRATE_PROGRAM ": backfill: %s (%s layout): %s%s rows %s%s\n", label,
-			legacy_table_layout_name(&run->table), run->total_estimated ? "about " : "", run->total >= 0 ? total : "?",
-			run->resumed_after[0] ? "left" : "to read", options->dry_run ? " (dry run)" : "");
+		if (run->slice_count > 1)
+			snprintf(slices, sizeof slices, ", in %d slices", run->slice_count);
+		fprintf(stderr, MIGRATE_PROGRAM ": backfill: %s (%s layout): %s%s rows %s%s%s\n", name,
+			legacy_table_layout_name(&run->table), run->total_estimated ? "about " : "",
+			run->total >= 0 ? total : "?", resumed[0] ? "left" : "to read", slices,
+			options->dry_run ? " (dry run)" : "");
 	}
-	progress_begin(&progress, options->progress, options->lines_only, label);
-	started = monotonic_seconds();
+	run->slices_left = run->slice_count;
+	return 0;
+fail:
+	snprintf(run->error, sizeof run->error, "%s", error.message);
+	return -1;
+}
+
+/* A slice has ended: count it, and when it was the run's last, show the run's final progress. */
+static void end_slice(struct backfill_slice *slice, enum source_status status)
+{
+	struct source_run *run = slice->run;
+
+	pthread_mutex_lock(&runs_mutex);
+	slice->status = status;
+	if (--run->slices_left == 0) {
+		run->elapsed = monotonic_seconds() - run->started;
+		progress_update(&run->progress, run, true);
+	}
+	pthread_mutex_unlock(&runs_mutex);
+}
+
+/* Add a batch's result to its run's counts and the slice's cursor; returns the rows it scanned. */
+static long long take_batch_result(struct backfill_slice *slice, PGresult *result)
+{
+	struct source_run *run = slice->run;
+	long long scanned = 0;
+
+	pthread_mutex_lock(&runs_mutex);
+	for (int row = 0; row < PQntuples(result); row++) {
+		if (strcmp(PQgetvalue(result, row, BATCH_KIND), "batch") == 0) {
+			scanned = atoll(PQgetvalue(result, row, BATCH_ROWS_SCANNED));
+			run->rows_scanned += scanned;
+			run->rows_read += atoll(PQgetvalue(result, row, BATCH_ROWS_READ));
+			run->written += atoll(PQgetvalue(result, row, BATCH_WRITTEN));
+			run->anonymous += atoll(PQgetvalue(result, row, BATCH_ANONYMOUS));
+			run->unknown_users += atoll(PQgetvalue(result, row, BATCH_UNKNOWN_USERS));
+			if (!PQgetisnull(result, row, BATCH_LAST_ID))
+				snprintf(slice->cursor, sizeof slice->cursor, "%s", PQgetvalue(result, row, BATCH_LAST_ID));
+		} else {
+			backfill_add_unmapped(run, PQgetvalue(result, row, BATCH_LEGACY_TYPE),
+					      PQgetvalue(result, row, BATCH_EVENT_TYPE),
+					      atoll(PQgetvalue(result, row, BATCH_ROWS_READ)));
+		}
+	}
+	run->elapsed = monotonic_seconds() - run->started;
+	progress_update(&run->progress, run, false);
+	pthread_mutex_unlock(&runs_mutex);
+	return scanned;
+}
+
+/* Seconds to wait before the next batch for the run to stay under --max-rate (its slices together). */
+static double rate_pause(const struct source_run *run, double max_rate)
+{
+	double pause;
+
+	if (max_rate <= 0)
+		return 0;
+	pthread_mutex_lock(&runs_mutex);
+	pause = (double)run->rows_scanned / max_rate - (monotonic_seconds() - run->started);
+	pthread_mutex_unlock(&runs_mutex);
+	return pause;
+}
+
+/* Copy one slice, batch by batch, until its end, a failure or a stop request. */
+static void copy_slice(struct backfill_session *session, struct backfill_slice *slice, const struct copy_shared *shared)
+{
+	struct source_run *run = slice->run;
+	const struct backfill_options *options = shared->options;
+	const char *params[PARAM_COUNT];
+	char limit[16];
+	struct db_error error;
+	bool on_conflict = false;
+	enum source_status status;
+
+	snprintf(limit, sizeof limit, "%d", batch_size_of(options));
+	run_params(params, run, shared, limit);
+	pthread_mutex_lock(&runs_mutex);
+	if (run->started == 0) {
+		run->started = monotonic_seconds();
+		run->progress.started = run->started;
+		run->progress.last_output = run->started;
+	}
+	pthread_mutex_unlock(&runs_mutex);
 
 	for (;;) {
-		PGresult *result = backfill_session_execute_batch(session, run, params, limit, sizeof limit, &error);
-		long long scanned_now = 0;
+		PGresult *result;
+		long long scanned;
 
+		backfill_slice_params(slice, params);
+		result = backfill_session_execute_batch(session, run, &on_conflict, params, limit, sizeof limit, &error);
 		if (!result) {
-			snprintf(run->error, sizeof run->error, "batch after id %s: %.900s",
-				 params[PARAM_CURSOR] ? params[PARAM_CURSOR] : "(start)", error.message);
-			run->status = SOURCE_FAILED;
+			pthread_mutex_lock(&runs_mutex);
+			if (!run->error[0])
+				snprintf(run->error, sizeof run->error, "batch after id %s: %.900s",
+					 params[PARAM_CURSOR] ? params[PARAM_CURSOR] : "(start)", error.message);
+			pthread_mutex_unlock(&runs_mutex);
+			migrate_error("backfill: %s: batch after id %s: %s", legacy_source_name(run->source),
+				      params[PARAM_CURSOR] ? params[PARAM_CURSOR] : "(start)", error.message);
+			status = SOURCE_FAILED;
 			break;
 		}
-		for (int row = 0; row < PQntuples(result); row++) {
-			if (strcmp(PQgetvalue(result, row, BATCH_KIND), "batch") == 0) {
-				scanned_now = atoll(PQgetvalue(result, row, BATCH_ROWS_SCANNED));
-				run->rows_scanned += scanned_now;
-				run->rows_read += atoll(PQgetvalue(result, row, BATCH_ROWS_READ));
-				run->written += atoll(PQgetvalue(result, row, BATCH_WRITTEN));
-				run->anonymous += atoll(PQgetvalue(result, row, BATCH_ANONYMOUS));
-				run->unknown_users += atoll(PQgetvalue(result, row, BATCH_UNKNOWN_USERS));
-				if (!PQgetisnull(result, row, BATCH_LAST_ID))
-					snprintf(cursor, sizeof cursor, "%s", PQgetvalue(result, row, BATCH_LAST_ID));
-			} else {
-				backfill_add_unmapped(run, PQgetvalue(result, row, BATCH_LEGACY_TYPE),
-						      PQgetvalue(result, row, BATCH_EVENT_TYPE),
-						      atoll(PQgetvalue(result, row, BATCH_ROWS_READ)));
-			}
-		}
+		scanned = take_batch_result(slice, result);
 		PQclear(result);
-		params[PARAM_CURSOR] = cursor[0] ? cursor : NULL;
-		params[PARAM_FROM_START] = cursor[0] ? "false" : "true";
-
-		run->elapsed = monotonic_seconds() - started;
-		progress_update(&progress, run, false);
-		if (scanned_now < atoll(limit)) {
-			run->status = SOURCE_COMPLETE;
+		if (scanned < atoll(limit)) {
+			status = SOURCE_COMPLETE;
 			break;
 		}
 		if (backfill_stop_requested()) {
-			run->status = SOURCE_INTERRUPTED;
+			status = SOURCE_INTERRUPTED;
 			break;
 		}
-		if (options->max_rate > 0)
-			backfill_pause((double)run->rows_scanned / options->max_rate - (monotonic_seconds() - started));
+		backfill_pause(rate_pause(run, options->max_rate));
 		if (backfill_stop_requested()) {
-			run->status = SOURCE_INTERRUPTED;
+			status = SOURCE_INTERRUPTED;
 			break;
 		}
 	}
-	run->elapsed = monotonic_seconds() - started;
-	progress_update(&progress, run, true);
-out:
-	if (!options->dry_run)
-		backfill_session_unlock(session);
-	backfill_sort_unmapped(run);
+	end_slice(slice, status);
 }
 
 static void source_run_finish(struct source_run *run)
@@ -157,48 +229,29 @@ static void source_run_finish(struct source_run *run)
 	cJSON_Delete(run->sample);
 }
 
-/* ---- sources side by side (--jobs) ------------------------------------------------------ */
+/* ---- slices side by side (--jobs) ---------------------------------------------------------- */
 
-/* What the copying threads share: the runs to do and everything a run needs. */
-struct copy_shared {
-	const struct migrate_globals *globals;
-	const struct backfill_options *options;
-	const struct database_facts *facts;
-	const char *routes, *window_key, *since, *until;
-	struct source_run *runs;
-	size_t run_count;
-	pthread_mutex_t mutex; /* guards the runs' SOURCE_PENDING -> running hand-out */
-};
-
-/* The next run nobody has taken yet, marked taken; NULL when none is left (or on a stop). */
-static struct source_run *take_pending_run(struct copy_shared *shared)
+/* The next slice nobody has taken yet, marked taken; NULL when none is left (or on a stop). */
+static struct backfill_slice *take_slice(struct copy_shared *shared)
 {
-	struct source_run *run = NULL;
+	struct backfill_slice *slice = NULL;
 
-	pthread_mutex_lock(&shared->mutex);
-	for (size_t i = 0; i < shared->run_count && !run && !backfill_stop_requested(); i++) {
-		if (shared->runs[i].status == SOURCE_PENDING) {
-			run = &shared->runs[i];
-			run->status = SOURCE_RUNNING;
-		}
+	pthread_mutex_lock(&runs_mutex);
+	if (shared->next < shared->queue_length && !backfill_stop_requested()) {
+		slice = shared->queue[shared->next++];
+		slice->status = SOURCE_RUNNING;
 	}
-	pthread_mutex_unlock(&shared->mutex);
-	return run;
+	pthread_mutex_unlock(&runs_mutex);
+	return slice;
 }
 
-/* Copy pending sources one after another on this session until none is left. */
-static void copy_sources(struct copy_shared *shared, struct backfill_session *session)
+/* Copy slices one after another on this session until none is left. */
+static void copy_slices(struct copy_shared *shared, struct backfill_session *session)
 {
-	struct source_run *run;
+	struct backfill_slice *slice;
 
-	while ((run = take_pending_run(shared)) != NULL) {
-		backfill_source(session, run, shared->options, shared->facts, shared->routes, shared->window_key,
-				shared->since, shared->until);
-		if (run->status == SOURCE_RUNNING)
-			run->status = SOURCE_FAILED;
-		if (run->status == SOURCE_FAILED)
-			migrate_error("backfill: %s: %s", legacy_source_name(run->source), run->error);
-	}
+	while ((slice = take_slice(shared)) != NULL)
+		copy_slice(session, slice, shared);
 }
 
 struct copy_job {
@@ -211,14 +264,14 @@ static void *copy_job_main(void *arg)
 {
 	struct copy_job *job = arg;
 
-	copy_sources(job->shared, &job->session);
+	copy_slices(job->shared, &job->session);
 	return NULL;
 }
 
 /*
- * Copy the pending sources with `jobs` sessions at once: the first is the main session, the
- * others are new connections with the same settings. A job that cannot connect leaves its
- * sources to the others.
+ * Copy the queued slices with `jobs` sessions at once: the first is the main session, the others
+ * are new connections with the same settings. A job that cannot connect leaves its slices to the
+ * others.
  */
 static void copy_in_parallel(struct copy_shared *shared, struct backfill_session *main_session, int jobs)
 {
@@ -226,7 +279,7 @@ static void copy_in_parallel(struct copy_shared *shared, struct backfill_session
 	int started = 0;
 
 	if (!job) {
-		copy_sources(shared, main_session);
+		copy_slices(shared, main_session);
 		return;
 	}
 	job[0].session = *main_session;
@@ -237,7 +290,7 @@ static void copy_in_parallel(struct copy_shared *shared, struct backfill_session
 		if (i > 0) {
 			job[i].session = *main_session;
 			job[i].session.conn = migrate_connect(shared->globals);
-			job[i].session.locked_source = -1;
+			job[i].session.locked_sources = 0;
 			if (!job[i].session.conn)
 				continue;
 			if (backfill_session_prepare(&job[i].session, &error) < 0) {
@@ -266,8 +319,32 @@ static void copy_in_parallel(struct copy_shared *shared, struct backfill_session
 	/* The main session may have been reset (a reconnect) by its job: keep the live handle. */
 	main_session->conn = job[0].session.conn;
 	if (!(started & 1))
-		copy_sources(shared, main_session); /* no thread ran it: finish here */
+		copy_slices(shared, main_session); /* no thread ran it: finish here */
 	free(job);
+}
+
+/*
+ * A prepared run's status once the jobs are done: failed if a slice failed; interrupted if one
+ * was stopped or never taken (a stop came first); otherwise complete. A run stopped with slices
+ * never taken shows its last progress line here.
+ */
+static enum source_status source_status_of_slices(struct source_run *run)
+{
+	enum source_status status = SOURCE_COMPLETE;
+
+	for (int i = 0; i < run->slice_count; i++) {
+		enum source_status slice = run->slices[i].status;
+
+		if (slice == SOURCE_FAILED)
+			return SOURCE_FAILED;
+		if (slice != SOURCE_COMPLETE)
+			status = SOURCE_INTERRUPTED;
+	}
+	if (run->slices_left > 0 && run->started > 0) {
+		run->elapsed = monotonic_seconds() - run->started;
+		progress_update(&run->progress, run, true);
+	}
+	return status;
 }
 
 int backfill_main(struct migrate_globals *globals, int argc, char **argv)
@@ -277,10 +354,10 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 		.batch_size = BACKFILL_DEFAULT_BATCH,
 		.lock_wait = BACKFILL_DEFAULT_LOCK_WAIT,
 		.progress = PROGRESS_AUTO,
-		/* One per online CPU, at most 4 (as drain's workers): both logs side by side on 2+ cores. */
+		/* One per online CPU, at most 4 (as drain's workers): the logs' slices side by side on 2+ cores. */
 		.jobs = config_machine_parallelism(CONFIG_AUTO_WORKERS_MAX),
 	};
-	struct backfill_session session = {.conn = NULL, .locked_source = -1};
+	struct backfill_session session = {.conn = NULL, .locked_sources = 0};
 	struct database_facts facts;
 	struct source_run runs[LEGACY_SOURCE_COUNT];
 	size_t run_count = 0;
@@ -323,8 +400,9 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 	if (!facts.has_progress_table && !options.dry_run)
 		migrate_error("backfill: warning: passport_backfill_progress is %s; an interrupted run will re-read "
 			      "from the start (still without duplicates)",
-			      facts.progress_table_exists ? "not writable by this role (grant SELECT, INSERT, UPDATE on it)"
-							  : "missing (run `" MIGRATE_PROGRAM " schema`)");
+			      !facts.progress_table_exists  ? "missing (run `" MIGRATE_PROGRAM " schema`)"
+			      : !facts.progress_table_sliced ? "older than this program (run `" MIGRATE_PROGRAM " schema`)"
+							     : "not writable by this role (grant SELECT, INSERT, UPDATE on it)");
 	if (facts.user_reference_relation[0] && !facts.user_reference_readable)
 		migrate_error("backfill: warning: passport_entries.user_id references %s, which this role cannot "
 			      "read: a legacy row whose user no longer exists will fail its batch (grant SELECT on "
@@ -370,25 +448,42 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 	}
 	{
 		struct copy_shared shared = {
-			.globals = globals, .options = &options, .facts = &facts, .routes = routes,
-			.window_key = window_key, .since = since[0] ? since : NULL, .until = until[0] ? until : NULL,
-			.runs = runs, .run_count = run_count, .mutex = PTHREAD_MUTEX_INITIALIZER,
+			.globals = globals, .options = &options, .routes = routes, .window_key = window_key,
+			.since = since[0] ? since : NULL, .until = until[0] ? until : NULL,
 		};
-		size_t pending = 0;
+		/* Slices only pay with jobs to share them; under --max-rate one source reads at one pace. */
+		int wanted = options.jobs > 1 && options.max_rate <= 0 && !options.dry_run ? options.jobs : 1;
+		int jobs;
 
+		for (size_t i = 0; i < run_count; i++) {
+			if (runs[i].status != SOURCE_PENDING || backfill_stop_requested())
+				continue;
+			if (prepare_source(&session, &runs[i], &shared, &facts, wanted) < 0) {
+				runs[i].status = SOURCE_FAILED;
+				migrate_error("backfill: %s: %s", legacy_source_name(runs[i].source), runs[i].error);
+			}
+		}
+		/* The queue takes the sources' first slices first, then their second ones, and so on. */
+		for (int slice = 0; slice < BACKFILL_MAX_SLICES; slice++)
+			for (size_t i = 0; i < run_count; i++)
+				if (runs[i].status == SOURCE_PENDING && slice < runs[i].slice_count)
+					shared.queue[shared.queue_length++] = &runs[i].slices[slice];
+		jobs = shared.queue_length < (size_t)options.jobs ? (int)shared.queue_length : options.jobs;
+		options.lines_only = jobs > 1; /* two bars cannot share one terminal line */
 		for (size_t i = 0; i < run_count; i++)
-			pending += runs[i].status == SOURCE_PENDING;
-		if (options.jobs > 1 && pending > 1) {
-			options.lines_only = true; /* two bars cannot share one terminal line */
-			copy_in_parallel(&shared, &session, pending < (size_t)options.jobs ? (int)pending : options.jobs);
-		} else
-			copy_sources(&shared, &session);
+			if (runs[i].status == SOURCE_PENDING)
+				progress_begin(&runs[i].progress, options.progress, options.lines_only,
+					       legacy_source_name(runs[i].source));
+		if (jobs > 1)
+			copy_in_parallel(&shared, &session, jobs);
+		else
+			copy_slices(&shared, &session);
 	}
 	for (size_t i = 0; i < run_count; i++) {
 		struct source_run *run = &runs[i];
 
 		if (run->status == SOURCE_PENDING)
-			run->status = SOURCE_INTERRUPTED; /* a stop came first */
+			run->status = source_status_of_slices(run);
 		if (run->status == SOURCE_INTERRUPTED)
 			interrupted = true;
 		if (run->status != SOURCE_COMPLETE && run->status != SOURCE_MISSING)
@@ -404,6 +499,7 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 		migrate_error("backfill: interrupted; run the same command again to resume");
 	exit_code = all_complete ? MIGRATE_EXIT_OK : MIGRATE_EXIT_FAILURE;
 out:
+	backfill_session_unlock(&session);
 	for (size_t i = 0; i < run_count; i++)
 		source_run_finish(&runs[i]);
 	free(routes);

@@ -6,7 +6,9 @@
  *   backfill_options.c   the command line: usage and options
  *   backfill_sql.c       the statements: the batch, the dry run's sample and count, start-up reads
  *   backfill_session.c   the session's resilience: settings, the advisory lock, retries, reconnects,
- *                        stop signals, the resume point of an interrupted run
+ *                        stop signals
+ *   backfill_slices.c    a source cut into slices of ids, copied side by side (--jobs), and where
+ *                        an interrupted run resumes
  *   backfill_progress.c  the progress bar and log lines, and the row count they show
  *   backfill_report.c    the unmapped types and the final summary (text or --json)
  *
@@ -21,11 +23,16 @@
  * so vacuum and the application's writers never wait for the backfill. The rows never leave the
  * server.
  *
- * Why kill -9 is harmless: a batch statement either commits whole (its entries and its progress
- * row together) or not at all. A re-run resumes after the recorded id; if the progress row is
- * missing or wrong, the unique index still makes every re-inserted row a no-op, so nothing is
- * duplicated, and since the scan is by id from where the last committed batch ended, nothing is
- * skipped. Rows the application adds to a legacy table behind the cursor while a run is
+ * Slices: with --jobs above 1, a large log is cut into up to that many ranges of ids (slices),
+ * and the jobs take slices, of every source, from one queue: all of them work to the end
+ * instead of the shorter log's job finishing first. A run's slices are recorded together, one
+ * progress row each, before its first batch, and each batch advances its own slice's row.
+ *
+ * Why kill -9 is harmless: a batch statement either commits whole (its entries and its slice's
+ * progress row together) or not at all. A re-run resumes every slice not completed after its
+ * recorded id; if the progress rows are missing or wrong, the unique index still makes every
+ * re-inserted row a no-op, so nothing is duplicated, and since each slice is scanned by id from
+ * where its last committed batch ended, nothing is skipped. Rows the application adds to a legacy table behind the cursor while a run is
  * interrupted are picked up by the next complete run (a completed run is never resumed) and
  * reported by `verify` until then.
  *
@@ -36,7 +43,9 @@
  * few times with a growing pause before the run gives up.
  *
  * An advisory lock per source keeps two backfills of the same source from racing each other
- * (class LOCK_CLASS_BACKFILL of lib/claim.h, key source + 1).
+ * (class LOCK_CLASS_BACKFILL of lib/claim.h, key source + 1). The run's first session takes the
+ * locks of all its sources before any slice is copied and keeps them to the end: the jobs copy
+ * slices of sources it holds.
  */
 #ifndef PASSPORT_MIGRATE_BACKFILL_H
 #define PASSPORT_MIGRATE_BACKFILL_H
@@ -59,6 +68,10 @@
 #define BACKFILL_MAX_UNMAPPED_TYPES 100
 #define BACKFILL_LOG_INTERVAL 5.0
 #define BACKFILL_BAR_INTERVAL 0.2
+/* At most one slice per job; a slice is cut only where it gets at least this many batches. */
+#define BACKFILL_MAX_SLICES 16
+#define BACKFILL_MIN_SLICE_BATCHES 10
+#define BACKFILL_ID_SIZE 64 /* a legacy id as text (a uuid: 36 characters) */
 
 /* ---- options (backfill_options.c) -------------------------------------------------------- */
 
@@ -81,7 +94,7 @@ struct backfill_options {
 	bool restart;
 	double lock_wait;
 	enum progress_mode progress;
-	int jobs; /* sources copied at once, each on its own connection */
+	int jobs; /* slices copied at once, each on its own connection */
 	bool lines_only; /* several sources at once: log lines, never a bar */
 };
 
@@ -100,7 +113,8 @@ int backfill_parse_options(int argc, char **argv, struct migrate_globals *global
 /* Database facts read once before the first batch. */
 struct database_facts {
 	bool progress_table_exists;
-	bool has_progress_table; /* it exists and this role may read and write it */
+	bool progress_table_sliced; /* it has slice_start and slice_end (sql/103_backfill_slices.sql) */
+	bool has_progress_table; /* it exists, has slices, and this role may read and write it */
 	bool has_media_ids;
 	bool media_ids_has_role;
 	/* A foreign key from passport_entries.user_id (production: auth.users), quoted, or "". */
@@ -124,6 +138,31 @@ enum source_status {
 	SOURCE_FAILED,
 };
 
+struct source_run;
+
+/* What a source's run shows while it copies (backfill_progress.c). */
+struct progress_display {
+	bool bar;
+	bool log_lines;
+	bool terminal;
+	const char *label;
+	double started;
+	double last_output;
+	bool drawn;
+};
+
+/*
+ * A range of a source's ids, copied by one job at a time: the ids after start ("" for the first
+ * id) up to end, inclusive ("" to the table's end), from after cursor ("" for the slice's start).
+ */
+struct backfill_slice {
+	struct source_run *run;
+	char start[BACKFILL_ID_SIZE];
+	char end[BACKFILL_ID_SIZE];
+	char cursor[BACKFILL_ID_SIZE];
+	enum source_status status; /* PENDING until a job takes it */
+};
+
 /* One source's run: what was found, what was done, and the SQL that does it. */
 struct source_run {
 	enum legacy_source source;
@@ -137,8 +176,14 @@ struct source_run {
 	char *count_sql;  /* rows left to read, for the progress display */
 	char *type_map_json;
 
-	char resumed_after[128]; /* the recorded id a resumed run started after, or "" */
+	struct backfill_slice slices[BACKFILL_MAX_SLICES]; /* those left to copy, in id order */
+	int slice_count;
+	int slices_left; /* not yet ended (complete, interrupted or failed) */
+	int resumed_slices; /* slices taken over from an interrupted run, 0 for a fresh run */
+	char resumed_after[BACKFILL_ID_SIZE]; /* the first resumed slice's recorded id, or "" */
 	long long resumed_rows;  /* rows the interrupted runs had read */
+	struct progress_display progress;
+	double started; /* when its first slice started, or 0 */
 	long long total;         /* rows to scan in this run, -1 when unknown */
 	bool total_estimated;
 
@@ -170,6 +215,8 @@ enum batch_param {
 	PARAM_FALLBACK_PREFIX,  /* $9 text: prefix of unmapped legacy types */
 	PARAM_MARK_PROCESSED, /* $10 bool */
 	PARAM_WINDOW_KEY,     /* $11 text: passport_backfill_progress.window_key */
+	PARAM_SLICE_END,      /* $12 text: the slice's last id, NULL for the table's end */
+	PARAM_SLICE_START,    /* $13 text: passport_backfill_progress.slice_start */
 	PARAM_COUNT
 };
 
@@ -229,7 +276,7 @@ struct backfill_session {
 	PGconn *conn;
 	bool read_only;
 	const char *dsn;   /* the connection string in use, to mask its password in messages */
-	int locked_source; /* the source whose advisory lock this session holds, or -1 */
+	unsigned locked_sources; /* bitmask of 1 << source: the advisory locks this session holds */
 	double lock_wait;  /* seconds to wait for the lock (--lock-wait) */
 };
 
@@ -252,38 +299,39 @@ int backfill_session_prepare(struct backfill_session *session, struct db_error *
  */
 int backfill_session_lock(struct backfill_session *session, int source, struct db_error *error);
 
-/* Release the lock the session holds, if any. */
+/* Release the locks the session holds, if any. */
 void backfill_session_unlock(struct backfill_session *session);
 
 /*
- * Run run->batch_sql with params, with up to BACKFILL_MAX_ATTEMPTS attempts, reconnecting when
- * the connection was lost. A statement timeout halves limit_text (the next attempt reads fewer
- * rows); a unique violation switches run to its ON CONFLICT statement. Returns the result (the
- * caller PQclears it) or NULL with error set (its message on one line).
+ * Run run->batch_sql (run->conflict_sql once *on_conflict) with params, with up to
+ * BACKFILL_MAX_ATTEMPTS attempts, reconnecting when the connection was lost. A statement timeout
+ * halves limit_text (the next attempt reads fewer rows); a unique violation sets *on_conflict
+ * (the caller's, for the rest of its slice) and runs the ON CONFLICT statement. Returns the
+ * result (the caller PQclears it) or NULL with error set (its message on one line).
  */
-PGresult *backfill_session_execute_batch(struct backfill_session *session, struct source_run *run,
-					 const char *const params[PARAM_COUNT], char *limit_text, size_t limit_size,
-					 struct db_error *error);
+PGresult *backfill_session_execute_batch(struct backfill_session *session, const struct source_run *run,
+					 bool *on_conflict, const char *const params[PARAM_COUNT], char *limit_text,
+					 size_t limit_size, struct db_error *error);
+
+/* ---- slices (backfill_slices.c) ------------------------------------------------------------ */
 
 /*
- * Where to start: after the recorded last id of an interrupted run of this source and window,
- * else from the first id. Fills cursor ("" for the start) and run->resumed_*. Returns 0 or -1
- * with error set.
+ * The slices run copies, into run->slices: those of an interrupted run of this source and window
+ * (run->resumed_*), unless options->restart; otherwise a fresh run's, at most wanted of them, cut
+ * at ids that share the table's rows evenly (by the planner's row estimate), and recorded (the
+ * rows of any earlier run of the window closed) when the progress table can be written. Returns
+ * 0 or -1 with error set.
  */
-int backfill_find_resume_point(PGconn *conn, struct source_run *run, const char *window_key, char *cursor,
-			       size_t cursor_size, struct db_error *error);
+int backfill_plan_slices(PGconn *conn, struct source_run *run, const struct backfill_options *options,
+			 const struct database_facts *facts, const char *window_key, int wanted, struct db_error *error);
+
+/* A slice's parameters of the batch statements: where it goes on from, where it ends, its row. */
+void backfill_slice_params(const struct backfill_slice *slice, const char *params[PARAM_COUNT]);
+
+/* "after id X", or "2 slices, after ids X, Y": what a resumed run takes over, for messages. */
+void backfill_describe_resume(const struct source_run *run, char *out, size_t size);
 
 /* ---- progress (backfill_progress.c) ---------------------------------------------------------- */
-
-struct progress_display {
-	bool bar;
-	bool log_lines;
-	bool terminal;
-	const char *label;
-	double started;
-	double last_output;
-	bool drawn;
-};
 
 /* Start showing the progress of the source named label (which must outlive the display). */
 void progress_begin(struct progress_display *progress, enum progress_mode mode, bool lines_only, const char *label);
@@ -295,9 +343,9 @@ void progress_begin(struct progress_display *progress, enum progress_mode mode, 
 void progress_update(struct progress_display *progress, const struct source_run *run, bool final);
 
 /*
- * The number of rows this run will read, into run->total: exact, unless counting takes longer
- * than 30 s, then the planner's estimate of the whole table (run->total_estimated); -1 when
- * neither could be had.
+ * The number of rows this run will read (in all its slices), into run->total: exact, unless
+ * counting takes longer than 30 s, then the planner's estimate of the whole table
+ * (run->total_estimated); -1 when neither could be had.
  */
 void backfill_count_rows(PGconn *conn, struct source_run *run, const char *const params[PARAM_COUNT]);
 

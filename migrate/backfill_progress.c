@@ -96,13 +96,16 @@ void progress_update(struct progress_display *progress, const struct source_run 
  * timeout is. A count that times out is not an error (the estimate is shown instead); a failure
  * to begin, set or commit is printed, as every command of the tool is.
  */
-void backfill_count_rows(PGconn *conn, struct source_run *run, const char *const params[PARAM_COUNT])
+void backfill_count_rows(PGconn *conn, struct source_run *run, const char *const template_params[PARAM_COUNT])
 {
 	const char *relation[1] = {run->table.relation};
+	const char *params[PARAM_COUNT];
 	struct db_error error;
 	PGresult *result;
+	long long total = 0;
 
 	run->total = -1;
+	memcpy(params, template_params, sizeof params);
 	if (db_command(conn, "BEGIN", &error) < 0) {
 		migrate_error("count: %s", error.message);
 		return;
@@ -111,14 +114,18 @@ void backfill_count_rows(PGconn *conn, struct source_run *run, const char *const
 		migrate_error("count: %s", error.message);
 		goto rollback;
 	}
-	result = db_query_typed(conn, run->count_sql, PARAM_COUNT, batch_param_types, params, &error);
-	if (result) {
-		run->total = atoll(PQgetvalue(result, 0, 0));
+	for (int i = 0; i < run->slice_count; i++) {
+		backfill_slice_params(&run->slices[i], params);
+		result = db_query_typed(conn, run->count_sql, PARAM_COUNT, batch_param_types, params, &error);
+		if (!result)
+			goto rollback;
+		total += atoll(PQgetvalue(result, 0, 0));
 		PQclear(result);
-		if (db_command(conn, "COMMIT", &error) < 0)
-			migrate_error("count: %s", error.message);
-		return;
 	}
+	run->total = total;
+	if (db_command(conn, "COMMIT", &error) < 0)
+		migrate_error("count: %s", error.message);
+	return;
 rollback:
 	db_rollback(conn);
 	result = db_query(conn, "SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass", 1, relation, NULL,

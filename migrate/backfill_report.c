@@ -102,9 +102,13 @@ void backfill_print_summary_text(const struct source_run *runs, size_t count, co
 		anonymous += run->anonymous;
 		unmapped += run->unmapped_total;
 		printf("  %s (%s layout): %s\n", name, legacy_table_layout_name(&run->table), status_names[run->status]);
-		if (run->resumed_after[0])
-			printf("    resumed after id %s (%s rows read by the interrupted run)\n", run->resumed_after,
+		if (run->resumed_slices > 0) {
+			char resumed[512];
+
+			backfill_describe_resume(run, resumed, sizeof resumed);
+			printf("    resumed %s (%s rows read by the interrupted run)\n", resumed,
 			       format_count(run->resumed_rows, a, sizeof a));
+		}
 		if (run->rows_scanned != run->rows_read)
 			printf("    rows read        %s in the window (of %s scanned)\n", format_count(run->rows_read, a, sizeof a),
 			       format_count(run->rows_scanned, b, sizeof b));
@@ -188,6 +192,8 @@ void backfill_print_summary_json(const struct source_run *runs, size_t count, co
 			cJSON_AddStringToObject(item, "resumed_after", run->resumed_after);
 		else
 			cJSON_AddNullToObject(item, "resumed_after");
+		cJSON_AddNumberToObject(item, "slices", run->slice_count);
+		cJSON_AddNumberToObject(item, "resumed_slices", run->resumed_slices);
 		cJSON_AddNumberToObject(item, "rows_scanned", (double)run->rows_scanned);
 		cJSON_AddNumberToObject(item, "rows_read", (double)run->rows_read);
 		cJSON_AddNumberToObject(item, "inserted", options->dry_run ? 0 : (double)run->written);

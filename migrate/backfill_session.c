@@ -163,7 +163,7 @@ int backfill_session_lock(struct backfill_session *session, int source, struct d
 			return -1;
 		}
 		if (taken) {
-			session->locked_source = source;
+			session->locked_sources |= 1u << source;
 			return 1;
 		}
 		if (monotonic_seconds() >= deadline || stop_requested)
@@ -183,24 +183,26 @@ int backfill_session_lock(struct backfill_session *session, int source, struct d
 
 void backfill_session_unlock(struct backfill_session *session)
 {
-	struct db_error ignored; /* a lost connection released the lock already */
-	char sql[128];
+	struct db_error ignored; /* a lost connection released the locks already */
 
-	if (session->locked_source < 0)
-		return;
-	snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(" LOCK_CLASS_BACKFILL ", %d)",
-		 session->locked_source + 1);
-	(void)db_command(session->conn, sql, &ignored);
-	session->locked_source = -1;
+	for (int source = 0; source < LEGACY_SOURCE_COUNT; source++) {
+		char sql[128];
+
+		if (!(session->locked_sources & (1u << source)))
+			continue;
+		snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(" LOCK_CLASS_BACKFILL ", %d)", source + 1);
+		(void)db_command(session->conn, sql, &ignored);
+	}
+	session->locked_sources = 0;
 }
 
 /*
  * After a lost connection: reconnect with the same parameters, restore the settings and the
- * advisory lock. Another run may have taken the lock meanwhile; then this one stops.
+ * advisory locks. Another run may have taken a lock meanwhile; then this one stops.
  */
 static int session_reconnect(struct backfill_session *session, struct db_error *error)
 {
-	int locked = session->locked_source;
+	unsigned locked = session->locked_sources;
 
 	PQreset(session->conn);
 	if (PQstatus(session->conn) != CONNECTION_OK) {
@@ -211,28 +213,28 @@ static int session_reconnect(struct backfill_session *session, struct db_error *
 	}
 	if (backfill_session_prepare(session, error) < 0)
 		return -1;
-	session->locked_source = -1;
-	if (locked >= 0 && backfill_session_lock(session, locked, error) != 1)
-		return -1;
+	session->locked_sources = 0;
+	for (int source = 0; source < LEGACY_SOURCE_COUNT; source++)
+		if ((locked & (1u << source)) && backfill_session_lock(session, source, error) != 1)
+			return -1;
 	return 0;
 }
 
-PGresult *backfill_session_execute_batch(struct backfill_session *session, struct source_run *run,
-					 const char *const params[PARAM_COUNT], char *limit_text, size_t limit_size,
-					 struct db_error *error)
+PGresult *backfill_session_execute_batch(struct backfill_session *session, const struct source_run *run,
+					 bool *on_conflict, const char *const params[PARAM_COUNT], char *limit_text,
+					 size_t limit_size, struct db_error *error)
 {
 	for (int attempt = 1;; attempt++) {
-		PGresult *result = run_batch_transaction(session, run->batch_sql, params, error);
+		PGresult *result = run_batch_transaction(session, *on_conflict ? run->conflict_sql : run->batch_sql,
+							 params, error);
 		struct db_error reconnect_error;
 		bool transient;
 
 		if (result)
 			return result;
 		/* Someone else inserted one of the keys meanwhile: from now on, let the index skip them. */
-		if (strcmp(error->sqlstate, "23505") == 0 && run->conflict_sql) { /* unique_violation */
-			free(run->batch_sql);
-			run->batch_sql = run->conflict_sql;
-			run->conflict_sql = NULL;
+		if (strcmp(error->sqlstate, "23505") == 0 && !*on_conflict && run->conflict_sql) { /* unique_violation */
+			*on_conflict = true;
 			attempt--;
 			continue;
 		}
@@ -255,30 +257,4 @@ PGresult *backfill_session_execute_batch(struct backfill_session *session, struc
 			migrate_error("backfill: %s", reconnect_error.message);
 		}
 	}
-}
-
-/* ---- resuming ------------------------------------------------------------------------------- */
-
-int backfill_find_resume_point(PGconn *conn, struct source_run *run, const char *window_key, char *cursor,
-			       size_t cursor_size, struct db_error *error)
-{
-	const char *params[2] = {legacy_source_name(run->source), window_key};
-	PGresult *result = db_query(conn,
-				    "SELECT last_id, rows_seen FROM passport_backfill_progress"
-				    " WHERE legacy_source = $1 AND window_key = $2"
-				    "   AND completed_at IS NULL AND last_id IS NOT NULL",
-				    2, params, NULL, NULL, 0, error);
-
-	cursor[0] = '\0';
-	if (!result) {
-		db_error_prefix(error, "reading passport_backfill_progress");
-		return -1;
-	}
-	if (PQntuples(result) == 1) {
-		snprintf(cursor, cursor_size, "%s", PQgetvalue(result, 0, 0));
-		snprintf(run->resumed_after, sizeof run->resumed_after, "%s", cursor);
-		run->resumed_rows = atoll(PQgetvalue(result, 0, 1));
-	}
-	PQclear(result);
-	return 0;
 }

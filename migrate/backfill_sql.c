@@ -25,13 +25,16 @@ const Oid batch_param_types[PARAM_COUNT] = {
 	[PARAM_FALLBACK_PREFIX] = TEXT_OID,
 	[PARAM_MARK_PROCESSED] = BOOL_OID,
 	[PARAM_WINDOW_KEY] = TEXT_OID,
+	[PARAM_SLICE_END] = TEXT_OID,
+	[PARAM_SLICE_START] = TEXT_OID,
 };
 
 /*
  * The rows of the next batch. "scanned" is the next batch_size legacy rows in id order after the
- * cursor: the keyset condition "$2 OR id > $1" is planned with the values bound (libpq's unnamed
- * statements get a custom plan each time), so it is a plain range scan of the primary key, and
- * every batch costs the same however far the run is. "batch" is the part of it inside the
+ * cursor, up to the slice's end ($12, NULL for the table's end): the keyset condition
+ * "($2 OR id > $1) AND ($12 IS NULL OR id <= $12)" is planned with the values bound (libpq's
+ * unnamed statements get a custom plan each time), so it is a plain range scan of the primary
+ * key, and every batch costs the same however far the run is. "batch" is the part of it inside the
  * --since/--until window.
  *
  * Why the window is applied after the LIMIT rather than before: filtered first, a narrow window
@@ -54,9 +57,9 @@ static void append_batch_rows(struct strbuf *sql, const struct legacy_table *t, 
 			   "           %s AS session_id,\n"
 			   "           %s AS base_payload\n"
 			   "      FROM %s AS legacy\n"
-			   "     WHERE ($2 OR legacy.id > $1::%s)\n",
+			   "     WHERE ($2 OR legacy.id > $1::%s) AND ($12 IS NULL OR legacy.id <= $12::%s)\n",
 			   t->user_expr, t->time_expr, t->type_expr, t->session_expr, t->payload_expr,
-			   t->relation, t->id_type);
+			   t->relation, t->id_type, t->id_type);
 	if (filter_first)
 		strbuf_printf(sql,
 				   "       AND ($4 IS NULL OR %s >= $4) AND ($5 IS NULL OR %s < $5)\n",
@@ -104,7 +107,7 @@ static void append_missing_rows(struct strbuf *sql, const struct legacy_table *t
 		strbuf_add_str(sql, "           true AS in_window\n");
 	strbuf_printf(sql,
 			   "      FROM %s AS legacy\n"
-			   "     WHERE ($2 OR legacy.id > $1::%s)\n"
+			   "     WHERE ($2 OR legacy.id > $1::%s) AND ($12 IS NULL OR legacy.id <= $12::%s)\n"
 			   "     ORDER BY legacy.id\n"
 			   "     LIMIT $3\n"
 			   "),\n"
@@ -129,7 +132,7 @@ static void append_missing_rows(struct strbuf *sql, const struct legacy_table *t
 			   "        OFFSET 0\n"
 			   "     ) AS r\n"
 			   ")",
-			   t->relation, t->id_type, source, t->user_expr, t->time_expr, t->type_expr, t->session_expr,
+			   t->relation, t->id_type, t->id_type, source, t->user_expr, t->time_expr, t->type_expr, t->session_expr,
 			   t->payload_expr, t->relation);
 }
 
@@ -217,9 +220,10 @@ static void append_entries(struct strbuf *sql, const struct database_facts *fact
 }
 
 /*
- * The write statement: insert, record progress, report. The progress row is written in the same
- * statement, hence the same transaction, as the entries it describes. "$2" (a fresh run) resets
- * the row; a batch shorter than the limit means the scan reached the end, and completes it.
+ * The write statement: insert, record progress, report. The slice's progress row is written in
+ * the same statement, hence the same transaction, as the entries it describes (the run's rows
+ * were written before its first batch: backfill_plan_slices); a batch shorter than the limit
+ * means the scan reached the slice's end, and completes it.
  *
  * The INSERT is a plain one: "missing" already left out every row that has an entry, and ON
  * CONFLICT's speculative insertion costs about 15 % more per row (an extra heap WAL record and
@@ -253,17 +257,15 @@ static char *build_write_sql(const struct legacy_table *t, const struct database
 		strbuf_printf(&sql,
 				   ",\nprogress AS (\n"
 				   "    INSERT INTO passport_backfill_progress AS p\n"
-				   "           (legacy_source, window_key, last_id, rows_seen, started_at, updated_at, completed_at)\n"
-				   "    VALUES ('%s', $11,\n"
+				   "           (legacy_source, window_key, slice_start, slice_end, last_id, rows_seen, started_at,\n"
+				   "            updated_at, completed_at)\n"
+				   "    VALUES ('%s', $11, $13, $12,\n"
 				   "            (SELECT s.legacy_key FROM scanned AS s ORDER BY s.legacy_key DESC LIMIT 1)::text,\n"
 				   "            (SELECT count(*) FROM scanned), now(), now(),\n"
 				   "            CASE WHEN (SELECT count(*) FROM scanned) < $3 THEN now() END)\n"
-				   "    ON CONFLICT (legacy_source, window_key) DO UPDATE\n"
-				   "       SET last_id = CASE WHEN $2 THEN EXCLUDED.last_id\n"
-				   "                          ELSE coalesce(EXCLUDED.last_id, p.last_id) END,\n"
-				   "           rows_seen = CASE WHEN $2 THEN EXCLUDED.rows_seen\n"
-				   "                            ELSE p.rows_seen + EXCLUDED.rows_seen END,\n"
-				   "           started_at = CASE WHEN $2 THEN now() ELSE p.started_at END,\n"
+				   "    ON CONFLICT (legacy_source, window_key, slice_start) DO UPDATE\n"
+				   "       SET last_id = coalesce(EXCLUDED.last_id, p.last_id),\n"
+				   "           rows_seen = p.rows_seen + EXCLUDED.rows_seen,\n"
 				   "           updated_at = now(),\n"
 				   "           completed_at = EXCLUDED.completed_at\n"
 				   "    RETURNING 1\n"
@@ -330,13 +332,15 @@ static char *build_sample_sql(const struct legacy_table *t, const struct databas
 	return strbuf_take(&sql);
 }
 
-/* Rows left to scan from the cursor on (the window does not change how many rows are scanned). */
+/* A slice's rows left to scan from the cursor on (the window does not change how many rows are scanned). */
 static char *build_total_sql(const struct legacy_table *t)
 {
 	struct strbuf sql = {0};
 
-	strbuf_printf(&sql, "SELECT count(*) FROM %s AS legacy WHERE ($2 OR legacy.id > $1::%s)", t->relation,
-			   t->id_type);
+	strbuf_printf(&sql,
+			   "SELECT count(*) FROM %s AS legacy"
+			   " WHERE ($2 OR legacy.id > $1::%s) AND ($12 IS NULL OR legacy.id <= $12::%s)",
+			   t->relation, t->id_type, t->id_type);
 	return strbuf_take(&sql);
 }
 
@@ -461,6 +465,9 @@ int backfill_read_database_facts(PGconn *conn, struct database_facts *facts)
 				  "         WHERE attrelid = to_regclass('passport_entries') AND NOT attisdropped\n"
 				  "           AND attname IN ('legacy_source', 'legacy_id')) = 2,\n"
 				  "       to_regclass('passport_backfill_progress') IS NOT NULL,\n"
+				  "       (SELECT count(*) FROM pg_attribute\n"
+				  "         WHERE attrelid = to_regclass('passport_backfill_progress') AND NOT attisdropped\n"
+				  "           AND attname IN ('slice_start', 'slice_end')) = 2,\n"
 				  "       to_regclass('passport_backfill_progress') IS NOT NULL\n"
 				  "         AND has_table_privilege('passport_backfill_progress', 'SELECT')\n"
 				  "         AND has_table_privilege('passport_backfill_progress', 'INSERT')\n"
@@ -481,9 +488,10 @@ int backfill_read_database_facts(PGconn *conn, struct database_facts *facts)
 		return -1;
 	}
 	facts->progress_table_exists = strcmp(PQgetvalue(result, 0, 2), "t") == 0;
-	facts->has_progress_table = strcmp(PQgetvalue(result, 0, 3), "t") == 0;
-	facts->has_media_ids = strcmp(PQgetvalue(result, 0, 4), "t") == 0;
-	facts->media_ids_has_role = strcmp(PQgetvalue(result, 0, 5), "t") == 0;
+	facts->progress_table_sliced = strcmp(PQgetvalue(result, 0, 3), "t") == 0;
+	facts->has_progress_table = facts->progress_table_sliced && strcmp(PQgetvalue(result, 0, 4), "t") == 0;
+	facts->has_media_ids = strcmp(PQgetvalue(result, 0, 5), "t") == 0;
+	facts->media_ids_has_role = strcmp(PQgetvalue(result, 0, 6), "t") == 0;
 	PQclear(result);
 
 	/* A single-column foreign key on passport_entries.user_id, as production has to auth.users. */

@@ -107,18 +107,6 @@ static long long unmapped_count(cJSON *source, const char *legacy_type, const ch
 	return 0;
 }
 
-static long long query_int(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static long long query_int(PGconn *conn, const char *fmt, ...)
-{
-	char sql[4096];
-	va_list args;
-
-	va_start(args, fmt);
-	vsnprintf(sql, sizeof sql, fmt, args);
-	va_end(args);
-	return harness_query_int(conn, sql);
-}
-
 static char *query_text(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *query_text(PGconn *conn, const char *fmt, ...)
 {
@@ -804,20 +792,35 @@ static long long kill_when(PGconn *conn, pid_t pid, long long rows)
 }
 
 /*
- * A 100,000-row listening_history: kill -9 twice mid-run, resume from the recorded position,
- * then (with the position deleted) from the start: every row exactly once. A re-run of the
- * completed table inserts nothing.
+ * Each slice's progress row of a killed run claims exactly what was committed: its last_id is the
+ * highest id copied inside the slice, and its rows_seen the number of entries inside it. Returns
+ * how many rows say so.
+ */
+static const char slices_committed_sql[] =
+	"SELECT count(*) FROM passport_backfill_progress AS p"
+	" CROSS JOIN LATERAL (SELECT array_agg(pe.legacy_id ORDER BY pe.legacy_id::uuid DESC) AS ids"
+	"                       FROM passport_entries AS pe"
+	"                      WHERE (p.slice_start = '' OR pe.legacy_id::uuid > p.slice_start::uuid)"
+	"                        AND (p.slice_end IS NULL OR pe.legacy_id::uuid <= p.slice_end::uuid)) AS copied"
+	" WHERE p.legacy_source = 'listening_history' AND p.completed_at IS NULL"
+	"   AND p.last_id = copied.ids[1] AND p.rows_seen = cardinality(copied.ids)";
+
+/*
+ * A 100,000-row listening_history, copied by two jobs in two slices: kill -9 twice mid-run,
+ * resume both slices from their recorded positions, then (with the positions deleted) from the
+ * start: every row exactly once. A re-run of the completed table inserts nothing.
  */
 static void test_kill_and_resume_100k(void)
 {
 	static const char *const args_template[] = {"backfill", "--dsn", NULL, "--source", "listening_history",
-						    "--batch-size", "1000", "--progress", "never", "--json", NULL};
+						    "--batch-size", "1000", "--jobs", "2", "--progress", "never",
+						    "--json", NULL};
 	const char *args[sizeof args_template / sizeof args_template[0]];
 	char dsn[1024], log_path[] = "/tmp/passport-backfill-XXXXXX";
 	char *out = NULL;
 	PGconn *conn = harness_create_database("backfill_resume", "canonical", dsn, sizeof dsn);
 	cJSON *summary, *source;
-	long long first, second;
+	long long first, second, first_slice;
 	double started;
 	int fd;
 	pid_t pid;
@@ -836,23 +839,40 @@ static void test_kill_and_resume_100k(void)
 	printf("killed the first run at %lld entries\n", first);
 	ASSERT_TRUE(first > 0 && first < 100000);
 	ASSERT_EQ_INT(first % 1000, 0); /* whole batches only */
-	/* The progress row was committed with the entries it describes. */
-	ASSERT_EQ_INT(query_int(conn, "SELECT count(*) FROM passport_backfill_progress WHERE legacy_source = 'listening_history'"
-				     " AND rows_seen = %lld AND completed_at IS NULL AND last_id ="
-				     " (SELECT legacy_id FROM passport_entries ORDER BY legacy_id::uuid DESC LIMIT 1)",
-				first),
+	/*
+	 * Two slices, recorded together, each copied by its own job (both hold entries), each row
+	 * committed with the entries it describes.
+	 */
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_backfill_progress"
+					      " WHERE legacy_source = 'listening_history' AND completed_at IS NULL"),
+		      2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(DISTINCT started_at) FROM passport_backfill_progress"), 1);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_backfill_progress"
+					      " WHERE slice_start = '' AND slice_end IS NOT NULL"),
 		      1);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_backfill_progress AS p"
+					      " WHERE slice_start <> '' AND slice_end IS NULL AND slice_start ="
+					      " (SELECT q.slice_end FROM passport_backfill_progress AS q WHERE q.slice_start = '')"),
+		      1);
+	ASSERT_EQ_INT(harness_query_int(conn, slices_committed_sql), 2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT sum(rows_seen) FROM passport_backfill_progress"), first);
+	/* The cut shares the rows evenly (by the planner's estimate): 50,000 each, give or take. */
+	first_slice = harness_query_int(conn, "SELECT count(*) FROM listening_history WHERE id <="
+					      " (SELECT slice_end::uuid FROM passport_backfill_progress WHERE slice_start = '')");
+	printf("the first slice holds %lld of the 100,000 rows\n", first_slice);
+	ASSERT_TRUE(first_slice > 45000 && first_slice < 55000);
 
 	pid = spawn_migrate(log_path, args);
 	second = kill_when(conn, pid, first + 20000);
 	printf("killed the resumed run at %lld entries\n", second);
 	ASSERT_TRUE(second > first && second < 100000);
 	ASSERT_EQ_INT(second % 1000, 0);
-	/* It resumed: the progress row counts both runs' rows, which it would not after a restart. */
-	ASSERT_EQ_INT(query_int(conn, "SELECT rows_seen FROM passport_backfill_progress WHERE legacy_source = 'listening_history'"),
-		      second);
+	/* It resumed both slices: their rows count both runs' rows, which they would not after a restart. */
+	ASSERT_EQ_INT(harness_query_int(conn, slices_committed_sql), 2);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT sum(rows_seen) FROM passport_backfill_progress"), second);
+	ASSERT_EQ_INT(harness_query_int(conn, "SELECT count(*) FROM passport_backfill_progress"), 2);
 	out = harness_read_file(log_path);
-	ASSERT_STR_CONTAINS(out, "resuming after id");
+	ASSERT_STR_CONTAINS(out, "resuming 2 slices, after ids");
 	free(out);
 	unlink(log_path);
 
@@ -1016,8 +1036,43 @@ static void test_jobs(void)
 	ASSERT_TRUE(strcmp(string_of(source_of(summary, "media_engagement_log"), "status"), "complete") == 0);
 	cJSON_Delete(summary);
 	free(out);
+	/* Each log was cut in two slices (20,000 rows, batches of 500), all four completed. */
 	ASSERT_EQ_INT(harness_query_int(two, "SELECT count(*) FROM passport_backfill_progress WHERE completed_at IS NOT NULL"),
-		      2);
+		      4);
+	ASSERT_EQ_INT(harness_query_int(two, "SELECT count(*) FROM passport_backfill_progress"), 4);
+
+	/*
+	 * --restart sets an interrupted run aside: with a slice left open (as a killed run leaves
+	 * it), the run reads every row again in one slice (one job) and closes the open row, so the
+	 * next run does not resume it either.
+	 */
+	harness_exec(two, "UPDATE passport_backfill_progress SET completed_at = NULL"
+			  " WHERE legacy_source = 'media_engagement_log' AND slice_start <> ''");
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn_two, "--restart", "--jobs", "1", "--progress", "never",
+			      "--json", NULL),
+		      0);
+	summary = parse_json_output(out, "backfill");
+	ASSERT_EQ_INT(number_of(summary, "inserted"), 0);
+	ASSERT_EQ_INT(number_of(source_of(summary, "media_engagement_log"), "rows_read"), 20000);
+	ASSERT_EQ_INT(number_of(source_of(summary, "media_engagement_log"), "resumed_slices"), 0);
+	ASSERT_EQ_INT(number_of(source_of(summary, "media_engagement_log"), "slices"), 1);
+	cJSON_Delete(summary);
+	free(out);
+	ASSERT_EQ_INT(harness_query_int(two, "SELECT count(*) FROM passport_backfill_progress WHERE completed_at IS NULL"),
+		      0);
+	/* Without --restart, an open slice is resumed: only its rows are read. */
+	harness_exec(two, "UPDATE passport_backfill_progress SET completed_at = NULL, last_id = NULL, rows_seen = 0,"
+			  " slice_end = (SELECT id::text FROM listening_history ORDER BY id LIMIT 1)"
+			  " WHERE legacy_source = 'listening_history' AND slice_start = ''");
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn_two, "--source", "listening_history", "--progress", "never",
+			      "--json", NULL),
+		      0);
+	summary = parse_json_output(out, "backfill");
+	ASSERT_EQ_INT(number_of(summary, "inserted"), 0);
+	ASSERT_EQ_INT(number_of(source_of(summary, "listening_history"), "rows_read"), 1);
+	ASSERT_EQ_INT(number_of(source_of(summary, "listening_history"), "resumed_slices"), 1);
+	cJSON_Delete(summary);
+	free(out);
 
 	digest_one = harness_query_text(one, entries_digest_sql);
 	digest_two = harness_query_text(two, entries_digest_sql);
