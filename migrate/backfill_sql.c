@@ -81,20 +81,36 @@ static void append_batch_rows(struct strbuf *sql, const struct legacy_table *t, 
  * an index-only scan of the primary key (the heap is not read); with --since/--until the time
  * column is read too ("in_window", applied after the LIMIT for the reason given above).
  *
- * "missing": the scanned ids in the window that have no entry yet, by the unique
- * (legacy_source, legacy_id) index. A re-run with nothing new stops here: no legacy row is read,
- * nothing is mapped. (Backfilled entries were inserted in id order, so these probes walk the
- * index and its heap pages in order.) OFFSET 0 keeps the NOT EXISTS a probe per id: as an anti
- * join the planner may hash all of the source's entries instead, once per batch, which grows
- * with every batch.
+ * "missing": the scanned ids in the window that have no entry yet. The entries of the batch's
+ * key range (the least to the greatest of the scanned ids' texts, in the column's collation) are
+ * read in one walk of the unique (legacy_source, legacy_id) index into a hash (a hashed NOT IN:
+ * one index descent per batch, not one per id), and each scanned id is looked up in it. A re-run
+ * with nothing new stops here: no legacy row is read, nothing is mapped. The walk reads at most
+ * batch_size entries (LIMIT $3, which also keeps the planner's estimate small enough to hash).
+ * The LIMIT could only cut a range crowded with entries whose legacy rows are gone, and what it
+ * cuts off makes an id look missing, never the reverse: that id's insert meets the unique index,
+ * and the batch is retried with ON CONFLICT DO NOTHING (see build_write_sql). Nothing is
+ * duplicated either way.
  *
- * "batch": the legacy rows of the missing ids, each fetched by its primary key (the LATERAL
- * subquery with OFFSET 0 keeps that a per-id index lookup, never a scan of the legacy table).
- * Only these are mapped and inserted.
+ * "batch": the legacy rows of the missing ids; only these are mapped and inserted. When every
+ * scanned id is missing (a fresh run: nearly every batch), they are the scanned range itself,
+ * read again in one walk of the primary key with the rows (the first branch: its count
+ * condition is a one-time filter, so the other branch is not run at all). Otherwise each
+ * missing row is fetched by its primary key (the LATERAL subquery with OFFSET 0 keeps that a
+ * per-id index lookup, never a scan of the legacy table). The range costs one index descent
+ * per batch instead of one per row; the statement's snapshot makes it the same ids as scanned.
  */
 static void append_missing_rows(struct strbuf *sql, const struct legacy_table *t, bool windowed)
 {
 	const char *source = legacy_source_name(t->source);
+	char *columns = sql_printf("legacy.id AS legacy_key, %s AS raw_user_id, %s AS event_time, %s AS legacy_type,"
+				   " %s AS session_id, %s AS base_payload",
+				   t->user_expr, t->time_expr, t->type_expr, t->session_expr, t->payload_expr);
+
+	if (!columns) {
+		sql->failed = true;
+		return;
+	}
 
 	strbuf_add_str(sql, "WITH scanned AS MATERIALIZED (\n"
 				"    SELECT legacy.id AS legacy_key,\n");
@@ -114,26 +130,33 @@ static void append_missing_rows(struct strbuf *sql, const struct legacy_table *t
 			   "missing AS MATERIALIZED (\n"
 			   "    SELECT s.legacy_key FROM scanned AS s\n"
 			   "     WHERE s.in_window\n"
-			   "       AND NOT EXISTS (SELECT 1 FROM passport_entries AS pe\n"
-			   "                        WHERE pe.legacy_source = '%s' AND pe.legacy_id = s.legacy_key::text\n"
-			   "                       OFFSET 0)\n"
+			   "       AND s.legacy_key::text NOT IN (\n"
+			   "           SELECT pe.legacy_id FROM passport_entries AS pe\n"
+			   "            WHERE pe.legacy_source = '%s'\n"
+			   "              AND pe.legacy_id >= (SELECT min(f.legacy_key::text) FROM scanned AS f)\n"
+			   "              AND pe.legacy_id <= (SELECT max(l.legacy_key::text) FROM scanned AS l)\n"
+			   "            LIMIT $3)\n"
 			   "),\n"
 			   "batch AS MATERIALIZED (\n"
+			   "    (SELECT %s\n"
+			   "       FROM %s AS legacy\n"
+			   "      WHERE (SELECT count(*) FROM missing) = (SELECT count(*) FROM scanned)\n"
+			   "        AND ($2 OR legacy.id > $1::%s) AND ($12 IS NULL OR legacy.id <= $12::%s)\n"
+			   "      ORDER BY legacy.id\n"
+			   "      LIMIT $3)\n"
+			   "    UNION ALL\n"
 			   "    SELECT r.* FROM missing AS m\n"
 			   "     CROSS JOIN LATERAL (\n"
-			   "        SELECT legacy.id AS legacy_key,\n"
-			   "               %s AS raw_user_id,\n"
-			   "               %s AS event_time,\n"
-			   "               %s AS legacy_type,\n"
-			   "               %s AS session_id,\n"
-			   "               %s AS base_payload\n"
+			   "        SELECT %s\n"
 			   "          FROM %s AS legacy\n"
 			   "         WHERE legacy.id = m.legacy_key\n"
 			   "        OFFSET 0\n"
 			   "     ) AS r\n"
+			   "     WHERE (SELECT count(*) FROM missing) <> (SELECT count(*) FROM scanned)\n"
 			   ")",
-			   t->relation, t->id_type, t->id_type, source, t->user_expr, t->time_expr, t->type_expr, t->session_expr,
-			   t->payload_expr, t->relation);
+			   t->relation, t->id_type, t->id_type, source, columns, t->relation, t->id_type, t->id_type, columns,
+			   t->relation);
+	free(columns);
 }
 
 /*
