@@ -107,6 +107,18 @@ static long long unmapped_count(cJSON *source, const char *legacy_type, const ch
 	return 0;
 }
 
+static long long query_int(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static long long query_int(PGconn *conn, const char *fmt, ...)
+{
+	char sql[4096];
+	va_list args;
+
+	va_start(args, fmt);
+	vsnprintf(sql, sizeof sql, fmt, args);
+	va_end(args);
+	return harness_query_int(conn, sql);
+}
+
 static char *query_text(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *query_text(PGconn *conn, const char *fmt, ...)
 {
@@ -1112,16 +1124,29 @@ static void test_partial_batches(void)
 	char *out = NULL, *digest, *again;
 	PGconn *conn = harness_create_database("backfill_partial", "canonical", dsn, sizeof dsn);
 	cJSON *summary;
-	long long deleted, before;
+	long long deleted, before, started_ms, ended_ms;
 
 	load_legacy_generator(conn);
 	ASSERT_EQ_INT(harness_query_int(conn, "SELECT passport_test_legacy(40, 3000, 1000)"), 4000);
+	started_ms = harness_query_int(conn, "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint");
 	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--jobs", "1", "--batch-size", "500", "--progress",
 			      "never", NULL),
 		      0);
 	free(out);
+	ended_ms = harness_query_int(conn, "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint");
 	digest = harness_query_text(conn, legacy_entries_digest_sql);
 	ASSERT_TRUE(strncmp(digest, "4000:", 5) == 0);
+	/*
+	 * The entries' ids are time-ordered (UUIDv7: the batch's milliseconds since 1970 in the first
+	 * 48 bits, version 7, RFC 4122 variant), so the primary key grows at its right edge.
+	 */
+	ASSERT_EQ_INT(query_int(conn,
+				"SELECT count(*) FROM passport_entries"
+				" WHERE substr(id::text, 15, 1) = '7' AND substr(id::text, 20, 1) IN ('8', '9', 'a', 'b')"
+				"   AND ('x' || translate(substr(id::text, 1, 13), '-', ''))::bit(48)::bigint"
+				"       BETWEEN %lld AND %lld",
+				started_ms, ended_ms),
+		      4000);
 
 	deleted = harness_query_int(conn, "WITH d AS (DELETE FROM passport_entries WHERE abs(hashtext(legacy_id)) % 3 = 0"
 					  " RETURNING 1) SELECT count(*) FROM d");
