@@ -1,6 +1,6 @@
 /*
  * test_crash_loop: three `passportd run` daemons drain a workload while a driver SIGKILLs a
- * random one every 0.5 to 1.5 seconds and starts it again with another batch size. The end state
+ * random one every 0.3 to 1.0 seconds and starts it again with another batch size. The end state
  * must equal a clean single-process drain of the same entries (SPEC 3 and 5): every entry
  * processed exactly once, one dna_evolution row per applied entry, every embedding bit for bit.
  *
@@ -19,8 +19,8 @@
 #define DAEMONS 3
 #define STALL_SECONDS 90.0
 /* Between two kills; short enough that a fast drain still sees several (kills >= 2 is checked). */
-#define KILL_MIN_SECONDS 0.5
-#define KILL_MAX_SECONDS 1.5
+#define KILL_MIN_SECONDS 0.3
+#define KILL_MAX_SECONDS 1.0
 
 struct daemon {
 	pid_t pid;
@@ -83,7 +83,7 @@ int main(void)
 	batch_sizes = heavy ? heavy_batch_sizes : default_batch_sizes;
 	n_batch_sizes = heavy ? (int)(sizeof heavy_batch_sizes / sizeof heavy_batch_sizes[0])
 			      : (int)(sizeof default_batch_sizes / sizeof default_batch_sizes[0]);
-	printf("crash loop: %d users x %d entries, %d daemons, SIGKILL every 0.5-1.5 s%s\n", users, per_user, DAEMONS,
+	printf("crash loop: %d users x %d entries, %d daemons, SIGKILL every 0.3-1.0 s%s\n", users, per_user, DAEMONS,
 	       heavy ? " (heavy)" : "");
 
 	conn = fault_create_database("fault_crash", dsn, daemon_dsn);

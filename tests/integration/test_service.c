@@ -1295,7 +1295,9 @@ static void case_ready(void)
 	char dsn[1024], path[600], socket_env[700], status[512];
 	const char *env[] = {socket_env, NULL};
 	const char *down[] = {"run", "--dsn", "host=/nonexistent port=1 user=u", "--poll-interval", "30", NULL};
-	const char *backlog[] = {"run", "--dsn", dsn, "--batch-size", "50", "--poll-interval", "30", NULL};
+	/* One worker and batches of 10: 2,000 batches, seconds of work even on a fast machine. */
+	const char *backlog[] = {"run",       "--dsn",     dsn, "--batch-size", "10", "--workers", "1",
+				 "--poll-interval", "30", NULL};
 	PGconn *conn;
 	struct child *d;
 	double took = 0;
