@@ -316,21 +316,22 @@ static void copy_in_parallel(struct copy_shared *shared, struct backfill_session
 		if (i > 0)
 			PQfinish(job[i].session.conn);
 	}
-	/* The main session may have been reset (a reconnect) by its job: keep the live handle. */
+	/* The main session may have been reset (a reconnect) by its job: keep the live handle and its locks. */
 	main_session->conn = job[0].session.conn;
+	main_session->locked_sources = job[0].session.locked_sources;
 	if (!(started & 1))
 		copy_slices(shared, main_session); /* no thread ran it: finish here */
 	free(job);
 }
 
 /*
- * A prepared run's status once the jobs are done: failed if a slice failed; interrupted if one
- * was stopped or never taken (a stop came first); otherwise complete. A run stopped with slices
- * never taken shows its last progress line here.
+ * A pending run's status once the jobs are done: failed if a slice failed; interrupted if one
+ * was stopped or never taken, or the run was never prepared (a stop came first); otherwise
+ * complete. A run stopped with slices never taken shows its last progress line here.
  */
 static enum source_status source_status_of_slices(struct source_run *run)
 {
-	enum source_status status = SOURCE_COMPLETE;
+	enum source_status status = run->slice_count > 0 ? SOURCE_COMPLETE : SOURCE_INTERRUPTED;
 
 	for (int i = 0; i < run->slice_count; i++) {
 		enum source_status slice = run->slices[i].status;
@@ -484,6 +485,7 @@ int backfill_main(struct migrate_globals *globals, int argc, char **argv)
 
 		if (run->status == SOURCE_PENDING)
 			run->status = source_status_of_slices(run);
+		backfill_sort_unmapped(run);
 		if (run->status == SOURCE_INTERRUPTED)
 			interrupted = true;
 		if (run->status != SOURCE_COMPLETE && run->status != SOURCE_MISSING)
