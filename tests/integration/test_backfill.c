@@ -1110,6 +1110,22 @@ static long long rollbacks(PGconn *conn)
 	return harness_query_int(conn, "SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()");
 }
 
+/* One job, batches of 500: the run must insert exactly inserted rows and find present ones. */
+static void backfill_expecting(const char *dsn, long long inserted, long long present)
+{
+	char *out = NULL;
+	cJSON *summary;
+
+	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--jobs", "1", "--batch-size", "500", "--progress",
+			      "never", "--json", NULL),
+		      0);
+	summary = parse_json_output(out, "backfill");
+	ASSERT_EQ_INT(number_of(summary, "inserted"), inserted);
+	ASSERT_EQ_INT(number_of(summary, "already_present"), present);
+	cJSON_Delete(summary);
+	free(out);
+}
+
 /*
  * Batches where some ids have their entry and some do not (entries deleted after a complete
  * run) copy exactly the missing ones, the same entries as before. Then a key range crowded with
@@ -1123,7 +1139,6 @@ static void test_partial_batches(void)
 	char dsn[1024];
 	char *out = NULL, *digest, *again;
 	PGconn *conn = harness_create_database("backfill_partial", "canonical", dsn, sizeof dsn);
-	cJSON *summary;
 	long long deleted, before, started_ms, ended_ms;
 
 	load_legacy_generator(conn);
@@ -1152,14 +1167,7 @@ static void test_partial_batches(void)
 					  " RETURNING 1) SELECT count(*) FROM d");
 	printf("deleted %lld of 4,000 entries\n", deleted);
 	ASSERT_TRUE(deleted > 1000 && deleted < 1700);
-	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--jobs", "1", "--batch-size", "500", "--progress",
-			      "never", "--json", NULL),
-		      0);
-	summary = parse_json_output(out, "backfill");
-	ASSERT_EQ_INT(number_of(summary, "inserted"), deleted);
-	ASSERT_EQ_INT(number_of(summary, "already_present"), 4000 - deleted);
-	cJSON_Delete(summary);
-	free(out);
+	backfill_expecting(dsn, deleted, 4000 - deleted);
 	again = harness_query_text(conn, legacy_entries_digest_sql);
 	if (strcmp(digest, again) != 0)
 		FAIL("re-copied entries differ: %s vs %s", again, digest);
@@ -1174,14 +1182,7 @@ static void test_partial_batches(void)
 					  "                   SELECT id::text FROM media_engagement_log)"
 					  " RETURNING 1) SELECT count(*) FROM d");
 	before = rollbacks(conn);
-	ASSERT_EQ_INT(migrate(&out, "backfill", "--dsn", dsn, "--jobs", "1", "--batch-size", "500", "--progress",
-			      "never", "--json", NULL),
-		      0);
-	summary = parse_json_output(out, "backfill");
-	ASSERT_EQ_INT(number_of(summary, "inserted"), deleted);
-	ASSERT_EQ_INT(number_of(summary, "already_present"), 4000 - deleted);
-	cJSON_Delete(summary);
-	free(out);
+	backfill_expecting(dsn, deleted, 4000 - deleted);
 	/* The walk did stop short: batches met the unique index and were retried (counted once the server flushes its statistics). */
 	for (int waited = 0; rollbacks(conn) <= before; waited += 50) {
 		if (waited > 10000)
