@@ -240,9 +240,13 @@ static const struct legacy_layout *detect_layout(enum legacy_source source, cons
 	return NULL;
 }
 
-/* "jsonb_build_object(...)" of the layout's payload keys (and client-info keys when asked for). */
+/*
+ * "jsonb_build_object(...)" of the layout's payload keys (and client-info keys when asked for),
+ * then legacy_event_type: the original type (type_expr). One call builds the whole payload; a
+ * second object joined with || would cost a copy of every payload.
+ */
 static char *payload_expression(const struct legacy_layout *layout, const struct column_list *columns,
-				bool include_client_info)
+				bool include_client_info, const char *type_expr)
 {
 	struct strbuf payload = {0};
 	bool first = true;
@@ -262,7 +266,7 @@ static char *payload_expression(const struct legacy_layout *layout, const struct
 			first = false;
 		}
 	}
-	strbuf_add_str(&payload, ")");
+	strbuf_printf(&payload, "%s'legacy_event_type', %s)", first ? "" : ", ", type_expr);
 	return strbuf_take(&payload);
 }
 
@@ -314,7 +318,8 @@ static int describe_columns(struct legacy_table *table, const struct column_list
 	}
 	table->layout = layout;
 	table->time_expr = event_time_expression(columns, layout->time_columns);
-	table->payload_expr = payload_expression(layout, columns, include_client_info);
+	table->payload_expr = table->type_expr ? payload_expression(layout, columns, include_client_info, table->type_expr)
+					       : NULL;
 
 	if (!table->time_expr) {
 		snprintf(table->problem, sizeof table->problem, "it has no usable time column (%s)",

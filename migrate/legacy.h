@@ -99,7 +99,7 @@ struct legacy_table {
 	char *time_expr;      /* timestamptz; naive timestamps read as UTC */
 	char *type_expr;      /* text: the legacy event type */
 	char *session_expr;   /* text, NULL when there is no session_id */
-	char *payload_expr;   /* jsonb: the layout's payload keys (without legacy_event_type) */
+	char *payload_expr;   /* jsonb: the layout's payload keys and legacy_event_type (type_expr) */
 };
 
 /* The name of the table's layout, or "none" when no layout was decided (missing or unreadable). */
