@@ -1,8 +1,8 @@
 /*
  * backfill: `passport-migrate backfill` copies the legacy logs into passport_entries, batch by
- * batch. This file is the driver: start-up checks, one source's batch loop, and the sources side
- * by side (--jobs). backfill.h says how the run stays safe on a live database, and which file
- * holds each of its other parts.
+ * batch. This file is the driver: start-up checks, each source's preparation (lock, slices,
+ * counts), one slice's batch loop, and the slices side by side (--jobs). backfill.h says how the
+ * run stays safe on a live database, and which file holds each of its other parts.
  */
 #include "backfill.h"
 #include "config.h"

@@ -2,9 +2,10 @@
  * backfill: the rooms of `passport-migrate backfill` and what they share. The command copies the
  * legacy logs into passport_entries, batch by batch; its files, in the order a reader meets them:
  *
- *   backfill.c           the driver: start-up, one source's batch loop, sources side by side (--jobs)
+ *   backfill.c           the driver: start-up, one slice's batch loop, slices side by side (--jobs)
  *   backfill_options.c   the command line: usage and options
- *   backfill_sql.c       the statements: the batch, the dry run's sample and count, start-up reads
+ *   backfill_sql.c       the statements: the batch, the dry run's sample and count
+ *   backfill_startup.c   the start-up reads: catalog facts, the window, running daemons
  *   backfill_session.c   the session's resilience: settings, the advisory lock, retries, reconnects,
  *                        stop signals
  *   backfill_slices.c    a source cut into slices of ids, copied side by side (--jobs), and where
@@ -254,6 +255,8 @@ char *backfill_routes_json(void);
 /* The dry run's sample: the first BACKFILL_SAMPLE_ROWS rows of the window as they would be inserted, into run->sample. */
 int backfill_load_sample(PGconn *conn, struct source_run *run, const char *const params[PARAM_COUNT],
 			 struct db_error *error);
+
+/* ---- start-up reads (backfill_startup.c) ---------------------------------------------------- */
 
 /* Read the facts; on failure prints why (and a hint) and returns -1. */
 int backfill_read_database_facts(PGconn *conn, struct database_facts *facts);
